@@ -1,0 +1,60 @@
+// Flag parsing for the octet subcommands.
+#include "cli/args.h"
+
+#include <charconv>
+
+#include "common/error.h"
+
+namespace octet {
+
+Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& valued,
+           const std::set<std::string>& switches) {
+    for (size_t i = 0; i < argv.size(); ++i) {
+        const std::string& a = argv[i];
+        if (a.rfind("--", 0) != 0) throw Error("unexpected argument '" + a + "'");
+        const size_t eq = a.find('=');
+        const std::string flag = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+        if (switches.count(flag)) {
+            if (eq != std::string::npos) throw Error("--" + flag + " takes no value");
+            switches_.insert(flag);
+        } else if (valued.count(flag)) {
+            if (eq != std::string::npos) {
+                values_[flag] = a.substr(eq + 1);
+            } else {
+                if (i + 1 >= argv.size()) throw Error("--" + flag + " needs a value");
+                values_[flag] = argv[++i];
+            }
+        } else {
+            throw Error("unknown flag '--" + flag + "' (see --help)");
+        }
+    }
+}
+
+bool Args::has(const std::string& flag) const {
+    return switches_.count(flag) || values_.count(flag);
+}
+
+std::optional<std::string> Args::get(const std::string& flag) const {
+    auto it = values_.find(flag);
+    if (it == values_.end()) return std::nullopt;
+    return it->second;
+}
+
+std::string Args::require(const std::string& flag) const {
+    auto v = get(flag);
+    if (!v) throw Error("missing required flag --" + flag + " (see --help)");
+    return *v;
+}
+
+int64_t Args::get_int(const std::string& flag, int64_t fallback, int64_t min, int64_t max) const {
+    auto v = get(flag);
+    if (!v) return fallback;
+    int64_t out = 0;
+    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+    if (ec != std::errc() || end != v->data() + v->size() || out < min || out > max)
+        throw Error("--" + flag + "=" + *v + " is invalid (expected an integer in [" +
+                    std::to_string(min) + ", " + std::to_string(max) + "])");
+    return out;
+}
+
+} // namespace octet

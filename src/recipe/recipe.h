@@ -1,0 +1,63 @@
+// The recipe interface: a high-precision tensor in, a QuantizedTensor out (dequantize() takes it
+// back). A Recipe makes one Quantizer per tensor, because some recipes keep state per tensor:
+// te-delayed keeps an amax history, moss keeps the predicted weight bound.
+//
+// Recipes, by the names used everywhere (CLI, configs, docs/recipes.md):
+//   te-current  per-tensor current scaling                    (TE Float8CurrentScaling)
+//   te-delayed  per-tensor delayed scaling from amax history  (TE DelayedScaling)
+//   rowwise     one scale per row                             (torchao "rowwise")
+//   blockwise   1×128 activations/gradients, 128×128 weights  (DeepSeek-V3, TE Float8BlockScaling)
+//   mxfp8       1×32 blocks, E8M0 scales                      (OCP MX v1.0, emulated on Hopper)
+//   moss        two-level microscaling + predicted weight scales (MOSS, arXiv 2511.05811)
+// A spec may carry options: "blockwise:pow2=true", "moss:group=128,resync=1000".
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "numerics/quantized_tensor.h"
+
+namespace octet {
+
+// What a tensor is to a GEMM: recipes scale and format each role differently.
+enum class TensorRole { activation, weight, gradient };
+
+const char* role_name(TensorRole role);
+TensorRole parse_role(std::string_view name); // throws Error naming the bad value
+
+// What an optimizer step tells the quantizer of the weight it updated. MOSS predicts the weight's
+// amax from these instead of measuring it.
+struct OptimizerStep {
+    double lr = 0.0;
+    double weight_decay = 0.0;
+    double beta1 = 0.9;
+    double beta2 = 0.95;
+    int64_t step = 0; // 1-based index of the AdamW step just taken
+};
+
+class Quantizer {
+  public:
+    virtual ~Quantizer() = default;
+    virtual QuantizedTensor quantize(MatrixView x) = 0;
+    // Called after each optimizer step of the tensor (weights only); most recipes ignore it.
+    virtual void on_optimizer_step(const OptimizerStep&) {}
+};
+
+class Recipe {
+  public:
+    virtual ~Recipe() = default;
+    virtual std::string name() const = 0;
+    // One-line description with the resolved options, for tables and logs.
+    virtual std::string describe() const = 0;
+    virtual std::unique_ptr<Quantizer> make_quantizer(TensorRole role) const = 0;
+};
+
+// "name" or "name:key=value,key=value". Unknown names, keys or bad values throw Error.
+std::unique_ptr<Recipe> make_recipe(std::string_view spec);
+
+// The recipe names, in the order tables list them.
+const std::vector<std::string>& recipe_names();
+
+} // namespace octet

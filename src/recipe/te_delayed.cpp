@@ -1,0 +1,79 @@
+// te-delayed: per-tensor delayed scaling (TE DelayedScaling, TE's default on Hopper).
+// The tensor of step t is cast with a scale computed from the amax history of steps before t;
+// then this step's amax joins the history. As in TE: the first step uses scale 1 (nothing is known
+// yet), and when the history's amax is 0 or not finite the previous scale is kept.
+// Options: history (1024; Megatron uses 1), algo = max | most_recent (max), margin (0),
+// format = hybrid | e4m3 (hybrid).
+#include <algorithm>
+#include <deque>
+#include <string>
+
+#include "recipe/recipes.h"
+
+namespace octet {
+namespace {
+
+struct TeDelayedOptions {
+    int64_t history;
+    bool most_recent;
+    int margin;
+    bool hybrid;
+};
+
+class TeDelayedQuantizer final : public Quantizer {
+  public:
+    TeDelayedQuantizer(TeDelayedOptions o, Format f) : o_(o), format_(f) {}
+
+    QuantizedTensor quantize(MatrixView x) override {
+        QuantizedTensor q =
+            quantize_with_scales(x, format_, whole_tensor(x), ScaleEncoding::fp32, {current_});
+        record_amax(tensor_amax(x));
+        return q;
+    }
+
+  private:
+    void record_amax(float amax) {
+        history_.push_back(amax);
+        if (int64_t(history_.size()) > o_.history) history_.pop_front();
+        const float reduced =
+            o_.most_recent ? history_.back() : *std::max_element(history_.begin(), history_.end());
+        if (usable_amax(reduced))
+            current_ = scale_from_amax(reduced, format_max(format_), o_.margin, false);
+    }
+
+    TeDelayedOptions o_;
+    Format format_;
+    std::deque<float> history_;
+    BlockScale current_ = unit_scale();
+};
+
+class TeDelayedRecipe final : public Recipe {
+  public:
+    explicit TeDelayedRecipe(TeDelayedOptions o) : o_(o) {}
+    std::string name() const override { return "te-delayed"; }
+    std::string describe() const override {
+        return "te-delayed: per-tensor delayed scaling, history=" + std::to_string(o_.history) +
+               ", algo=" + (o_.most_recent ? "most_recent" : "max") +
+               ", margin=" + std::to_string(o_.margin) + ", " +
+               (o_.hybrid ? "hybrid (E5M2 gradients)" : "E4M3");
+    }
+    std::unique_ptr<Quantizer> make_quantizer(TensorRole role) const override {
+        return std::make_unique<TeDelayedQuantizer>(o_, hybrid_format(o_.hybrid, role));
+    }
+
+  private:
+    TeDelayedOptions o_;
+};
+
+} // namespace
+
+std::unique_ptr<Recipe> make_te_delayed(RecipeOptions& options) {
+    TeDelayedOptions o;
+    o.history = options.get_int("history", 1024, 1, 1 << 20);
+    o.most_recent = options.get_choice("algo", "max", {"max", "most_recent"}) == "most_recent";
+    o.margin = int(options.get_int("margin", 0, 0, 32));
+    o.hybrid = read_hybrid_format(options);
+    return std::make_unique<TeDelayedRecipe>(o);
+}
+
+} // namespace octet

@@ -1,0 +1,76 @@
+// Naive and scaling-aware FP8 transposes (see transpose.h).
+#include "recipe/transpose.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "common/error.h"
+#include "numerics/scaling.h"
+
+namespace octet {
+
+static std::vector<float> transposed(const std::vector<float>& x, int64_t rows, int64_t cols) {
+    std::vector<float> t(x.size());
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) t[size_t(c * rows + r)] = x[size_t(r * cols + c)];
+    return t;
+}
+
+QuantizedTensor transpose_naive(const QuantizedTensor& q, Quantizer& requantizer) {
+    const std::vector<float> xt = transposed(dequantize(q), q.rows, q.cols);
+    return requantizer.quantize({xt.data(), q.cols, q.rows});
+}
+
+QuantizedTensor transpose_scaling_aware(const QuantizedTensor& q) {
+    if (q.scales.size() != 1 || q.scales[0].block_rows != 1)
+        throw Error("scaling-aware transpose needs one level of 1xG group scales");
+    const ScaleGrid& in = q.scales[0];
+    if (!in.all_powers_of_two())
+        throw Error("scaling-aware transpose needs power-of-two scales (e.g. blockwise:pow2=true)");
+    const int64_t g = in.block_cols;
+    const int64_t tile_rows = (q.rows + g - 1) / g;
+
+    // t per tile (row block × column group): the largest scale of a group holding a non-zero.
+    std::vector<float> tile_scale(size_t(tile_rows * in.grid_cols), 0.0f);
+    for (int64_t r = 0; r < q.rows; ++r) {
+        for (int64_t cg = 0; cg < in.grid_cols; ++cg) {
+            const int64_t c1 = std::min(q.cols, (cg + 1) * g);
+            bool nonzero = false;
+            for (int64_t c = cg * g; c < c1 && !nonzero; ++c)
+                nonzero = (q.codes[size_t(r * q.cols + c)] & 0x7F) != 0;
+            float& t = tile_scale[size_t((r / g) * in.grid_cols + cg)];
+            if (nonzero) t = std::max(t, in.scale_inv[size_t(r * in.grid_cols + cg)]);
+        }
+    }
+    for (float& t : tile_scale)
+        if (t == 0.0f) t = 1.0f;
+
+    QuantizedTensor out;
+    out.format = q.format;
+    out.rows = q.cols;
+    out.cols = q.rows;
+    out.codes.resize(q.codes.size());
+    ScaleGrid grid = make_scale_grid(out.rows, out.cols, 1, g, in.encoding);
+    for (int64_t j = 0; j < out.rows; ++j)
+        for (int64_t rb = 0; rb < grid.grid_cols; ++rb)
+            grid.scale_inv[size_t(j * grid.grid_cols + rb)] =
+                tile_scale[size_t(rb * in.grid_cols + j / g)];
+
+    for (int64_t r = 0; r < q.rows; ++r) {
+        for (int64_t c = 0; c < q.cols; ++c) {
+            const float t = tile_scale[size_t((r / g) * in.grid_cols + c / g)];
+            // ≥ 0 except in all-zero groups; beyond 40 every FP8 value (< 2^16) rounds to zero.
+            const int shift = std::min(floor_log2(t) - floor_log2(in.at(r, c)), 40);
+            const uint8_t code = q.codes[size_t(r * q.cols + c)];
+            // decode is exact and so is the product by 2^-shift (FP8 values are far from float's
+            // subnormals), so encode rounds the exact shifted value once: correct subnormals.
+            // Nothing grows, so the overflow mode only keeps E5M2's ±Inf as it was.
+            const float shifted = decode(code, q.format) * exp2i(-shift);
+            out.codes[size_t(c * q.rows + r)] = uint8_t(encode(shifted, q.format, Overflow::ieee));
+        }
+    }
+    out.scales.push_back(std::move(grid));
+    return out;
+}
+
+} // namespace octet
