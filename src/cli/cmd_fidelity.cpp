@@ -90,18 +90,18 @@ int cmd_fidelity(const std::vector<std::string>& argv, std::ostream& out) {
     out << "fidelity of " << source << " (" << x.rows << " x " << x.cols << "), role "
         << role_name(role) << "\n\n";
     char line[256];
-    std::snprintf(line, sizeof line, "%-24s %8s %10s %10s %10s\n", "recipe", "SNR dB", "rel err",
-                  "flushed %", "satur. %");
-    out << line << std::string(66, '-') << "\n";
+    std::snprintf(line, sizeof line, "%-24s %8s %12s %10s %10s %10s\n", "recipe", "SNR dB",
+                  "row SNR dB", "rel err", "flushed %", "satur. %");
+    out << line << std::string(79, '-') << "\n";
     for (const std::string& spec : specs) {
         const std::unique_ptr<Recipe> recipe = make_recipe(spec);
         const std::unique_ptr<Quantizer> quantizer = recipe->make_quantizer(role);
         if (recipe->name() == "te-delayed") quantizer->quantize(x.view()); // prime the history
         const QuantizedTensor q = quantizer->quantize(x.view());
         const FidelityMetrics m = measure_fidelity(x.view(), q);
-        std::snprintf(line, sizeof line, "%-24s %8s %10.3e %10.4f %10.4f\n", spec.c_str(),
-                      format_db(m.snr_db).c_str(), m.rel_error, 100 * m.flushed_fraction,
-                      100 * m.saturated_fraction);
+        std::snprintf(line, sizeof line, "%-24s %8s %12s %10.3e %10.4f %10.4f\n", spec.c_str(),
+                      format_db(m.snr_db).c_str(), format_db(m.snr_rows_db).c_str(), m.rel_error,
+                      100 * m.flushed_fraction, 100 * m.saturated_fraction);
         out << line;
         if (m.nonfinite) out << "    (" << m.nonfinite << " NaN/Inf elements excluded)\n";
     }

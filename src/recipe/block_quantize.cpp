@@ -57,6 +57,13 @@ QuantizedTensor quantize_with_scales(MatrixView x, Format format, BlockShape blo
     return q;
 }
 
+QuantizedTensor quantize_per_tensor(MatrixView x, Format format, BlockScale scale) {
+    const BlockShape whole{x.rows > 0 ? x.rows : 1, x.cols > 0 ? x.cols : 1};
+    const size_t blocks = x.rows > 0 && x.cols > 0 ? 1 : 0;
+    return quantize_with_scales(x, format, whole, ScaleEncoding::fp32,
+                                std::vector<BlockScale>(blocks, scale));
+}
+
 QuantizedTensor quantize_blocks(MatrixView x, Format format, BlockShape block,
                                 ScaleEncoding encoding,
                                 const std::function<BlockScale(float amax)>& rule) {

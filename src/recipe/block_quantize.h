@@ -25,6 +25,9 @@ float tensor_amax(MatrixView x);
 QuantizedTensor quantize_with_scales(MatrixView x, Format format, BlockShape block,
                                      ScaleEncoding encoding, const std::vector<BlockScale>& scales);
 
+// Quantize the whole tensor with one given scale (no scale at all for an empty tensor).
+QuantizedTensor quantize_per_tensor(MatrixView x, Format format, BlockScale scale);
+
 // Quantize with the scale of each block computed from its amax by `rule`.
 QuantizedTensor quantize_blocks(MatrixView x, Format format, BlockShape block,
                                 ScaleEncoding encoding,

@@ -31,8 +31,9 @@ QuantizedTensor quantize_two_level(MatrixView x, const TwoLevelOptions& o) {
     ScaleGrid global = make_scale_grid(x.rows, x.cols, coarse_rows, std::max<int64_t>(x.cols, 1),
                                        ScaleEncoding::fp32);
     const int64_t groups_per_row = local.grid_cols;
+    if (x.rows == 0 || x.cols == 0) global.scale_inv.clear(); // no elements, no scales
 
-    for (int64_t cb = 0; cb < global.grid_rows; ++cb) {
+    for (int64_t cb = 0; cb < int64_t(global.scale_inv.size()); ++cb) {
         const int64_t r0 = cb * coarse_rows, r1 = std::min(x.rows, r0 + coarse_rows);
         float s = 0.0f;
         for (int64_t i = r0 * groups_per_row; i < r1 * groups_per_row; ++i)
@@ -84,7 +85,7 @@ class MossWeightQuantizer final : public Quantizer {
         const float safe_bound =
             double(bound) < predictor_.bound() ? std::nextafter(bound, 3.4028235e38f) : bound;
         const BlockScale scale = scale_from_amax(safe_bound, format_max(Format::e4m3), 0, false);
-        return quantize_with_scales(x, Format::e4m3, whole_tensor(x), ScaleEncoding::fp32, {scale});
+        return quantize_per_tensor(x, Format::e4m3, scale);
     }
     void on_optimizer_step(const OptimizerStep& step) override { predictor_.advance(step); }
 

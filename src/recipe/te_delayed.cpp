@@ -25,8 +25,7 @@ class TeDelayedQuantizer final : public Quantizer {
     TeDelayedQuantizer(TeDelayedOptions o, Format f) : o_(o), format_(f) {}
 
     QuantizedTensor quantize(MatrixView x) override {
-        QuantizedTensor q =
-            quantize_with_scales(x, format_, whole_tensor(x), ScaleEncoding::fp32, {current_});
+        QuantizedTensor q = quantize_per_tensor(x, format_, current_);
         record_amax(tensor_amax(x));
         return q;
     }
