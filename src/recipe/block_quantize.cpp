@@ -1,19 +1,24 @@
 // Block amax, per-block scaling and the cast shared by the single-level recipes.
 #include "recipe/block_quantize.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/error.h"
 
 namespace octet {
 
-static void check_shape(MatrixView x, BlockShape block) {
+// Replaces 0 ("whole extent") by the tensor's dimension, at least 1 so an empty tensor has an
+// empty grid rather than a division by zero.
+static BlockShape resolve(MatrixView x, BlockShape block) {
     if (x.rows < 0 || x.cols < 0) throw Error("tensor shape has a negative dimension");
-    if (block.rows <= 0 || block.cols <= 0) throw Error("scale block shape must be positive");
+    if (block.rows < 0 || block.cols < 0) throw Error("scale block shape must not be negative");
+    return {block.rows ? block.rows : std::max<int64_t>(x.rows, 1),
+            block.cols ? block.cols : std::max<int64_t>(x.cols, 1)};
 }
 
 std::vector<float> block_amax(MatrixView x, BlockShape block) {
-    check_shape(x, block);
+    block = resolve(x, block);
     const ScaleGrid g =
         make_scale_grid(x.rows, x.cols, block.rows, block.cols, ScaleEncoding::fp32);
     std::vector<float> amax(size_t(g.grid_rows * g.grid_cols), 0.0f);
@@ -30,13 +35,13 @@ std::vector<float> block_amax(MatrixView x, BlockShape block) {
 
 float tensor_amax(MatrixView x) {
     if (x.rows == 0 || x.cols == 0) return 0.0f;
-    return block_amax(x, {x.rows, x.cols})[0];
+    return block_amax(x, {0, 0})[0];
 }
 
 QuantizedTensor quantize_with_scales(MatrixView x, Format format, BlockShape block,
                                      ScaleEncoding encoding,
                                      const std::vector<BlockScale>& scales) {
-    check_shape(x, block);
+    block = resolve(x, block);
     QuantizedTensor q;
     q.format = format;
     q.rows = x.rows;
@@ -58,9 +63,8 @@ QuantizedTensor quantize_with_scales(MatrixView x, Format format, BlockShape blo
 }
 
 QuantizedTensor quantize_per_tensor(MatrixView x, Format format, BlockScale scale) {
-    const BlockShape whole{x.rows > 0 ? x.rows : 1, x.cols > 0 ? x.cols : 1};
     const size_t blocks = x.rows > 0 && x.cols > 0 ? 1 : 0;
-    return quantize_with_scales(x, format, whole, ScaleEncoding::fp32,
+    return quantize_with_scales(x, format, {0, 0}, ScaleEncoding::fp32,
                                 std::vector<BlockScale>(blocks, scale));
 }
 

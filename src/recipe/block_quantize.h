@@ -10,6 +10,8 @@
 
 namespace octet {
 
+// The block one scale covers. A dimension of 0 spans the tensor's whole extent: {0, 0} is one
+// scale per tensor, {1, 0} one per row.
 struct BlockShape {
     int64_t rows;
     int64_t cols;

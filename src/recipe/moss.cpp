@@ -93,27 +93,6 @@ class MossWeightQuantizer final : public Quantizer {
     MossWeightScalePredictor predictor_;
 };
 
-class MossRecipe final : public Recipe {
-  public:
-    explicit MossRecipe(MossOptions o) : o_(o) {}
-    std::string name() const override { return "moss"; }
-    std::string describe() const override {
-        return "moss: two-level microscaling G=" + std::to_string(o_.group) +
-               " (E8M0 local x FP32 global " +
-               (o_.global_rows ? "per " + std::to_string(o_.global_rows) + " rows" : "per tensor") +
-               "), predicted weight scales re-synced every " + std::to_string(o_.resync) +
-               " steps, E4M3";
-    }
-    std::unique_ptr<Quantizer> make_quantizer(TensorRole role) const override {
-        if (role == TensorRole::weight) return std::make_unique<MossWeightQuantizer>(o_.resync);
-        return std::make_unique<MossActivationQuantizer>(
-            TwoLevelOptions{o_.group, o_.global_rows, Format::e4m3});
-    }
-
-  private:
-    MossOptions o_;
-};
-
 } // namespace
 
 std::unique_ptr<Recipe> make_moss(RecipeOptions& options) {
@@ -121,7 +100,18 @@ std::unique_ptr<Recipe> make_moss(RecipeOptions& options) {
     o.group = options.get_int("group", 32, 1, 1 << 20);
     o.global_rows = options.get_int("global_rows", 0, 0, int64_t(1) << 40);
     o.resync = options.get_int("resync", 500, 1, int64_t(1) << 40);
-    return std::make_unique<MossRecipe>(o);
+    return make_fixed_recipe(
+        "moss",
+        "moss: two-level microscaling G=" + std::to_string(o.group) +
+            " (E8M0 local x FP32 global " +
+            (o.global_rows ? "per " + std::to_string(o.global_rows) + " rows" : "per tensor") +
+            "), predicted weight scales re-synced every " + std::to_string(o.resync) +
+            " steps, E4M3",
+        [=](TensorRole role) -> std::unique_ptr<Quantizer> {
+            if (role == TensorRole::weight) return std::make_unique<MossWeightQuantizer>(o.resync);
+            return std::make_unique<MossActivationQuantizer>(
+                TwoLevelOptions{o.group, o.global_rows, Format::e4m3});
+        });
 }
 
 } // namespace octet

@@ -35,6 +35,41 @@ Format hybrid_format(bool hybrid, TensorRole role) {
     return hybrid && role == TensorRole::gradient ? Format::e5m2 : Format::e4m3;
 }
 
+std::string hybrid_description(bool hybrid) {
+    return hybrid ? "hybrid (E4M3 forward, E5M2 gradients)" : "E4M3";
+}
+
+BlockQuantizer::Rule amax_rule(Format format, int margin, bool power_of_two) {
+    const float fmt_max = format_max(format);
+    return [=](float amax) { return scale_from_amax(amax, fmt_max, margin, power_of_two); };
+}
+
+namespace {
+
+class FixedRecipe final : public Recipe {
+  public:
+    FixedRecipe(std::string name, std::string description, QuantizerMaker make)
+        : name_(std::move(name)), description_(std::move(description)), make_(std::move(make)) {}
+    std::string name() const override { return name_; }
+    std::string describe() const override { return description_; }
+    std::unique_ptr<Quantizer> make_quantizer(TensorRole role) const override {
+        return make_(role);
+    }
+
+  private:
+    std::string name_;
+    std::string description_;
+    QuantizerMaker make_;
+};
+
+} // namespace
+
+std::unique_ptr<Recipe> make_fixed_recipe(std::string name, std::string description,
+                                          QuantizerMaker make_quantizer) {
+    return std::make_unique<FixedRecipe>(std::move(name), std::move(description),
+                                         std::move(make_quantizer));
+}
+
 using RecipeFactory = std::function<std::unique_ptr<Recipe>(RecipeOptions&)>;
 
 static const std::vector<std::pair<std::string, RecipeFactory>>& registry() {

@@ -46,24 +46,6 @@ class TeDelayedQuantizer final : public Quantizer {
     BlockScale current_ = unit_scale();
 };
 
-class TeDelayedRecipe final : public Recipe {
-  public:
-    explicit TeDelayedRecipe(TeDelayedOptions o) : o_(o) {}
-    std::string name() const override { return "te-delayed"; }
-    std::string describe() const override {
-        return "te-delayed: per-tensor delayed scaling, history=" + std::to_string(o_.history) +
-               ", algo=" + (o_.most_recent ? "most_recent" : "max") +
-               ", margin=" + std::to_string(o_.margin) + ", " +
-               (o_.hybrid ? "hybrid (E5M2 gradients)" : "E4M3");
-    }
-    std::unique_ptr<Quantizer> make_quantizer(TensorRole role) const override {
-        return std::make_unique<TeDelayedQuantizer>(o_, hybrid_format(o_.hybrid, role));
-    }
-
-  private:
-    TeDelayedOptions o_;
-};
-
 } // namespace
 
 std::unique_ptr<Recipe> make_te_delayed(RecipeOptions& options) {
@@ -72,7 +54,14 @@ std::unique_ptr<Recipe> make_te_delayed(RecipeOptions& options) {
     o.most_recent = options.get_choice("algo", "max", {"max", "most_recent"}) == "most_recent";
     o.margin = int(options.get_int("margin", 0, 0, 32));
     o.hybrid = read_hybrid_format(options);
-    return std::make_unique<TeDelayedRecipe>(o);
+    return make_fixed_recipe(
+        "te-delayed",
+        "te-delayed: per-tensor delayed scaling, history=" + std::to_string(o.history) +
+            ", algo=" + (o.most_recent ? "most_recent" : "max") +
+            ", margin=" + std::to_string(o.margin) + ", " + hybrid_description(o.hybrid),
+        [=](TensorRole role) {
+            return std::make_unique<TeDelayedQuantizer>(o, hybrid_format(o.hybrid, role));
+        });
 }
 
 } // namespace octet
