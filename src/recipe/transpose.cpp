@@ -21,6 +21,38 @@ QuantizedTensor transpose_naive(const QuantizedTensor& q, Quantizer& requantizer
     return requantizer.quantize({xt.data(), q.cols, q.rows});
 }
 
+// Codes and scale grid both transposed: exact whenever the blocks map onto blocks.
+static QuantizedTensor transpose_exact(const QuantizedTensor& q) {
+    const ScaleGrid& in = q.scales[0];
+    QuantizedTensor out;
+    out.format = q.format;
+    out.rows = q.cols;
+    out.cols = q.rows;
+    out.codes.resize(q.codes.size());
+    for (int64_t r = 0; r < q.rows; ++r)
+        for (int64_t c = 0; c < q.cols; ++c)
+            out.codes[size_t(c * q.rows + r)] = q.codes[size_t(r * q.cols + c)];
+    ScaleGrid grid = in;
+    std::swap(grid.block_rows, grid.block_cols);
+    std::swap(grid.grid_rows, grid.grid_cols);
+    for (int64_t i = 0; i < in.grid_rows; ++i)
+        for (int64_t j = 0; j < in.grid_cols; ++j)
+            grid.scale_inv[size_t(j * in.grid_rows + i)] =
+                in.scale_inv[size_t(i * in.grid_cols + j)];
+    out.scales.push_back(std::move(grid));
+    return out;
+}
+
+QuantizedTensor transpose_for_gemm(const QuantizedTensor& q, Quantizer& requantizer) {
+    if (q.scales.size() == 1) {
+        const ScaleGrid& g = q.scales[0];
+        const bool whole = g.grid_rows <= 1 && g.grid_cols <= 1;
+        if (whole || g.block_rows == g.block_cols) return transpose_exact(q);
+        if (g.block_rows == 1 && g.all_powers_of_two()) return transpose_scaling_aware(q);
+    }
+    return transpose_naive(q, requantizer);
+}
+
 QuantizedTensor transpose_scaling_aware(const QuantizedTensor& q) {
     if (q.scales.size() != 1 || q.scales[0].block_rows != 1)
         throw Error("scaling-aware transpose needs one level of 1xG group scales");

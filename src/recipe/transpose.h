@@ -20,4 +20,11 @@ QuantizedTensor transpose_naive(const QuantizedTensor& q, Quantizer& requantizer
 // (the published kernel truncates them). Output groups are 1×G with the tile's t repeated.
 QuantizedTensor transpose_scaling_aware(const QuantizedTensor& q);
 
+// The transposed operand a backward GEMM needs, the way the recipe's layout allows:
+// - one level whose blocks are square or cover the tensor (per-tensor, 128×128 weights): the codes
+//   move and the scale grid transposes, exactly;
+// - one level of 1×G power-of-two groups: scaling-aware;
+// - anything else: naive, requantized by `requantizer`.
+QuantizedTensor transpose_for_gemm(const QuantizedTensor& q, Quantizer& requantizer);
+
 } // namespace octet

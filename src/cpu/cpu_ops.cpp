@@ -1,0 +1,97 @@
+// CpuOps: the ops interface over the CPU kernels (cpu/kernels.h).
+#include "cpu/cpu_ops.h"
+
+#include "cpu/kernels.h"
+
+namespace octet {
+
+template <typename T>
+void CpuOps<T>::embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe,
+                                  int64_t batch, int64_t seq, int64_t c) {
+    cpu::embedding_forward(out, tokens, wte, wpe, batch, seq, c);
+}
+template <typename T>
+void CpuOps<T>::embedding_backward(T* d_wte, T* d_wpe, const T* d_out, const int32_t* tokens,
+                                   int64_t batch, int64_t seq, int64_t c) {
+    cpu::embedding_backward(d_wte, d_wpe, d_out, tokens, batch, seq, c);
+}
+template <typename T>
+void CpuOps<T>::layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b,
+                                  int64_t n, int64_t c, double eps) {
+    cpu::layernorm_forward(out, mean, rstd, x, w, b, n, c, eps);
+}
+template <typename T>
+void CpuOps<T>::layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
+                                   const T* mean, const T* rstd, int64_t n, int64_t c) {
+    cpu::layernorm_backward(d_x, d_w, d_b, d_out, x, w, mean, rstd, n, c);
+}
+template <typename T>
+void CpuOps<T>::rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c,
+                                double eps) {
+    cpu::rmsnorm_forward(out, rstd, x, w, n, c, eps);
+}
+template <typename T>
+void CpuOps<T>::rmsnorm_backward(T* d_x, T* d_w, const T* d_out, const T* x, const T* w,
+                                 const T* rstd, int64_t n, int64_t c) {
+    cpu::rmsnorm_backward(d_x, d_w, d_out, x, w, rstd, n, c);
+}
+template <typename T>
+void CpuOps<T>::linear_forward(const LinearForwardArgs<T>& a) {
+    cpu::linear_forward(a);
+}
+template <typename T>
+void CpuOps<T>::linear_backward(const LinearBackwardArgs<T>& a) {
+    cpu::linear_backward(a);
+}
+template <typename T>
+void CpuOps<T>::attention_forward(T* out, T* att, const T* qkv, const AttentionShape& a) {
+    cpu::attention_forward(out, att, qkv, a);
+}
+template <typename T>
+void CpuOps<T>::attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* att,
+                                   const AttentionShape& a) {
+    cpu::attention_backward(d_qkv, d_out, qkv, att, a);
+}
+template <typename T>
+void CpuOps<T>::rope_forward(T* out, const T* qkv, const AttentionShape& a, double base) {
+    cpu::rope_forward(out, qkv, a, base);
+}
+template <typename T>
+void CpuOps<T>::rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base) {
+    cpu::rope_backward(d_qkv, d_out, a, base);
+}
+template <typename T>
+void CpuOps<T>::gelu_forward(T* out, const T* x, int64_t n) {
+    cpu::gelu_forward(out, x, n);
+}
+template <typename T>
+void CpuOps<T>::gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n) {
+    cpu::gelu_backward(d_x, d_out, x, n);
+}
+template <typename T>
+void CpuOps<T>::swiglu_forward(T* out, const T* x, int64_t n, int64_t h) {
+    cpu::swiglu_forward(out, x, n, h);
+}
+template <typename T>
+void CpuOps<T>::swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h) {
+    cpu::swiglu_backward(d_x, d_out, x, n, h);
+}
+template <typename T>
+void CpuOps<T>::add_forward(T* out, const T* a, const T* b, int64_t n) {
+    cpu::add_forward(out, a, b, n);
+}
+template <typename T>
+void CpuOps<T>::softmax_xent_forward(T* losses, T* probs, const T* logits, const int32_t* targets,
+                                     int64_t n, int64_t v) {
+    cpu::softmax_xent_forward(losses, probs, logits, targets, n, v);
+}
+template <typename T>
+void CpuOps<T>::softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets, T d_loss,
+                                      int64_t n, int64_t v) {
+    cpu::softmax_xent_backward(d_logits, probs, targets, d_loss, n, v);
+}
+
+template class CpuOps<float>;
+template class CpuOps<double>;
+
+} // namespace octet

@@ -1,0 +1,45 @@
+// The CPU backend of the ops interface: the numerical oracle for every CUDA kernel, and the
+// engine behind training on machines without a GPU.
+#pragma once
+
+#include "ops/ops.h"
+
+namespace octet {
+
+template <typename T>
+class CpuOps final : public Ops<T> {
+  public:
+    void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int64_t batch,
+                           int64_t seq, int64_t c) override;
+    void embedding_backward(T* d_wte, T* d_wpe, const T* d_out, const int32_t* tokens,
+                            int64_t batch, int64_t seq, int64_t c) override;
+    void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t n,
+                           int64_t c, double eps) override;
+    void layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
+                            const T* mean, const T* rstd, int64_t n, int64_t c) override;
+    void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c,
+                         double eps) override;
+    void rmsnorm_backward(T* d_x, T* d_w, const T* d_out, const T* x, const T* w, const T* rstd,
+                          int64_t n, int64_t c) override;
+    void linear_forward(const LinearForwardArgs<T>& a) override;
+    void linear_backward(const LinearBackwardArgs<T>& a) override;
+    void attention_forward(T* out, T* att, const T* qkv, const AttentionShape& a) override;
+    void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* att,
+                            const AttentionShape& a) override;
+    void rope_forward(T* out, const T* qkv, const AttentionShape& a, double base) override;
+    void rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base) override;
+    void gelu_forward(T* out, const T* x, int64_t n) override;
+    void gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n) override;
+    void swiglu_forward(T* out, const T* x, int64_t n, int64_t h) override;
+    void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h) override;
+    void add_forward(T* out, const T* a, const T* b, int64_t n) override;
+    void softmax_xent_forward(T* losses, T* probs, const T* logits, const int32_t* targets,
+                              int64_t n, int64_t v) override;
+    void softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets, T d_loss,
+                               int64_t n, int64_t v) override;
+};
+
+extern template class CpuOps<float>;
+extern template class CpuOps<double>;
+
+} // namespace octet

@@ -1,0 +1,95 @@
+// Operand preparation for linear layers under each precision (see linear_precision.h).
+#include "ops/linear_precision.h"
+
+#include "common/error.h"
+#include "recipe/transpose.h"
+
+namespace octet {
+
+std::unique_ptr<LinearPrecision> LinearPrecision::exact() {
+    return std::unique_ptr<LinearPrecision>(new LinearPrecision(Kind::exact));
+}
+
+std::unique_ptr<LinearPrecision> LinearPrecision::bf16() {
+    return std::unique_ptr<LinearPrecision>(new LinearPrecision(Kind::bf16));
+}
+
+std::unique_ptr<LinearPrecision> LinearPrecision::fp8(const Recipe& recipe) {
+    std::unique_ptr<LinearPrecision> p(new LinearPrecision(Kind::fp8));
+    p->input_ = recipe.make_quantizer(TensorRole::activation);
+    p->weight_ = recipe.make_quantizer(TensorRole::weight);
+    p->grad_ = recipe.make_quantizer(TensorRole::gradient);
+    p->input_t_ = recipe.make_quantizer(TensorRole::activation);
+    p->weight_t_ = recipe.make_quantizer(TensorRole::weight);
+    p->grad_t_ = recipe.make_quantizer(TensorRole::gradient);
+    return p;
+}
+
+static std::vector<float> transposed(const float* x, int64_t rows, int64_t cols) {
+    std::vector<float> t(size_t(rows * cols));
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) t[size_t(c * rows + r)] = x[r * cols + c];
+    return t;
+}
+
+static std::vector<float> rounded_bf16(const float* x, int64_t n) {
+    std::vector<float> out(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i)
+        out[size_t(i)] = round_to_format(x[i], Format::bf16, Overflow::ieee);
+    return out;
+}
+
+static Error exact_has_no_operands() {
+    return Error(
+        "LinearPrecision: exact GEMMs use their inputs as they are; no operands to prepare");
+}
+
+void LinearPrecision::forward_operands(const float* x, int64_t n, int64_t k, const float* w,
+                                       int64_t m, std::vector<float>& xq, std::vector<float>& wq) {
+    n_ = n;
+    k_ = k;
+    m_ = m;
+    if (kind_ == Kind::exact) throw exact_has_no_operands();
+    if (kind_ == Kind::bf16) {
+        xq = rounded_bf16(x, n * k);
+        wq = rounded_bf16(w, m * k);
+        x_bf16_ = xq;
+        w_bf16_ = wq;
+        return;
+    }
+    x_q_ = input_->quantize({x, n, k});
+    w_q_ = weight_->quantize({w, m, k});
+    xq = dequantize(x_q_);
+    wq = dequantize(w_q_);
+}
+
+void LinearPrecision::dgrad_operands(const float* dy, std::vector<float>& dyq,
+                                     std::vector<float>& wtq) {
+    if (kind_ == Kind::exact) throw exact_has_no_operands();
+    if (kind_ == Kind::bf16) {
+        dyq = rounded_bf16(dy, n_ * m_);
+        dy_bf16_ = dyq;
+        wtq = transposed(w_bf16_.data(), m_, k_);
+        return;
+    }
+    dy_q_ = grad_->quantize({dy, n_, m_});
+    dyq = dequantize(dy_q_);
+    wtq = dequantize(transpose_for_gemm(w_q_, *weight_t_));
+}
+
+void LinearPrecision::wgrad_operands(std::vector<float>& dytq, std::vector<float>& xtq) {
+    if (kind_ == Kind::exact) throw exact_has_no_operands();
+    if (kind_ == Kind::bf16) {
+        dytq = transposed(dy_bf16_.data(), n_, m_);
+        xtq = transposed(x_bf16_.data(), n_, k_);
+        return;
+    }
+    dytq = dequantize(transpose_for_gemm(dy_q_, *grad_t_));
+    xtq = dequantize(transpose_for_gemm(x_q_, *input_t_));
+}
+
+void LinearPrecision::on_optimizer_step(const OptimizerStep& step) {
+    if (weight_) weight_->on_optimizer_step(step);
+}
+
+} // namespace octet

@@ -1,0 +1,59 @@
+// How a linear layer's GEMM operands are represented, per the precision policy:
+//   exact  FP32 operands (the float64 checks and the `fp32` policy)
+//   bf16   operands rounded to BF16, FP32 accumulation (BF16 autocast)
+//   fp8    operands quantized by a recipe, exactly as the GPU will quantize them:
+//            fprop  y  = x · Wᵀ        x: activation, W: weight        (groups along K)
+//            dgrad  dx = dy · W        dy: gradient (groups along M),  Wᵀ: transposed weight
+//            wgrad  dW = dyᵀ · x       dyᵀ and xᵀ: transposed, groups along tokens
+//          The transposed operands come from the FP8 tensors of the forward/dgrad through
+//          transpose_for_gemm (exact, scaling-aware or naive, as the recipe's layout allows).
+// One object per linear layer: it holds the recipe's per-tensor quantizer state (delayed amax
+// histories, the MOSS weight predictor) and the FP8 tensors a step reuses (x from the forward
+// for wgrad, W for dgrad, dy from dgrad for wgrad).
+//
+// The CPU backend multiplies the dequantized operands with FP32 accumulation: the same products
+// the FP8 tensor cores form, summed in another order.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "numerics/quantized_tensor.h"
+#include "recipe/recipe.h"
+
+namespace octet {
+
+class LinearPrecision {
+  public:
+    enum class Kind { exact, bf16, fp8 };
+
+    static std::unique_ptr<LinearPrecision> exact();
+    static std::unique_ptr<LinearPrecision> bf16();
+    static std::unique_ptr<LinearPrecision> fp8(const Recipe& recipe);
+
+    Kind kind() const { return kind_; }
+
+    // Operands as the GEMM sees them, rounded or dequantized to float (bf16 and fp8 only: exact
+    // GEMMs take their inputs as they are). Call in this order within a step: forward, dgrad,
+    // wgrad; the backward reuses what the forward quantized (x and W) and dgrad quantized (dy).
+    void forward_operands(const float* x, int64_t n, int64_t k, const float* w, int64_t m,
+                          std::vector<float>& xq, std::vector<float>& wq);
+    // dyq [n, m]; wtq = Wᵀ [k, m], with n, k, m of the last forward.
+    void dgrad_operands(const float* dy, std::vector<float>& dyq, std::vector<float>& wtq);
+    // dytq = dyᵀ [m, n]; xtq = xᵀ [k, n].
+    void wgrad_operands(std::vector<float>& dytq, std::vector<float>& xtq);
+
+    // The weight's optimizer step, for recipes that predict weight scales (moss).
+    void on_optimizer_step(const OptimizerStep& step);
+
+  private:
+    explicit LinearPrecision(Kind kind) : kind_(kind) {}
+    Kind kind_;
+    std::unique_ptr<Quantizer> input_, weight_, grad_;
+    std::unique_ptr<Quantizer> input_t_, weight_t_, grad_t_; // requantizers for naive transposes
+    QuantizedTensor x_q_, w_q_, dy_q_;
+    std::vector<float> x_bf16_, w_bf16_, dy_bf16_; // bf16: rounded operands, reused backward
+    int64_t n_ = 0, k_ = 0, m_ = 0;
+};
+
+} // namespace octet

@@ -1,0 +1,100 @@
+// The ops interface: every operation the model runs, forward and backward, implemented by each
+// backend (cpu/ now, cuda/ next). Pointers are the backend's memory. Shapes: B batch, T sequence,
+// C channels, NH heads, HS = C / NH head size, V vocabulary, N = B·T tokens; row-major, the last
+// dimension contiguous.
+//
+// Conventions:
+// - Backward functions ACCUMULATE (+=) into every gradient they produce, inputs and parameters
+//   alike, so residual branches and tied weights need no extra adds. Callers zero gradients.
+// - `T` is the storage and arithmetic type: float for training, double for the float64
+//   finite-difference checks (CPU only).
+// - Softmax, normalization statistics and the loss are computed in at least float.
+#pragma once
+
+#include <cstdint>
+
+namespace octet {
+
+class LinearPrecision;
+
+template <typename T>
+struct LinearForwardArgs {
+    T* out;          // [N, M]
+    const T* in;     // [N, K]
+    const T* weight; // [M, K]
+    const T* bias;   // [M] or nullptr
+    int64_t n, k, m;
+    LinearPrecision* precision; // how the GEMM operands are represented; nullptr = exact
+};
+
+template <typename T>
+struct LinearBackwardArgs {
+    T* d_in;         // [N, K], accumulated; nullptr to skip dgrad
+    T* d_weight;     // [M, K], accumulated
+    T* d_bias;       // [M] or nullptr, accumulated
+    const T* d_out;  // [N, M]
+    const T* in;     // [N, K] (the forward input)
+    const T* weight; // [M, K]
+    int64_t n, k, m;
+    LinearPrecision* precision;
+};
+
+struct AttentionShape {
+    int64_t batch, seq, heads, head_size;
+};
+
+template <typename T>
+class Ops {
+  public:
+    virtual ~Ops() = default;
+
+    // out[b,t,:] = wte[tokens[b,t],:] + (wpe ? wpe[t,:] : 0)
+    virtual void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe,
+                                   int64_t batch, int64_t seq, int64_t c) = 0;
+    virtual void embedding_backward(T* d_wte, T* d_wpe, const T* d_out, const int32_t* tokens,
+                                    int64_t batch, int64_t seq, int64_t c) = 0;
+
+    // LayerNorm over the last dim; mean and rstd [N] are saved for the backward.
+    virtual void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b,
+                                   int64_t n, int64_t c, double eps) = 0;
+    virtual void layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
+                                    const T* mean, const T* rstd, int64_t n, int64_t c) = 0;
+    // RMSNorm: out = x · rstd · w, rstd = 1 / sqrt(mean(x²) + eps) saved.
+    virtual void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c,
+                                 double eps) = 0;
+    virtual void rmsnorm_backward(T* d_x, T* d_w, const T* d_out, const T* x, const T* w,
+                                  const T* rstd, int64_t n, int64_t c) = 0;
+
+    virtual void linear_forward(const LinearForwardArgs<T>& a) = 0;
+    virtual void linear_backward(const LinearBackwardArgs<T>& a) = 0;
+
+    // Causal multi-head attention on packed qkv [N, 3C] (q | k | v); att [B, NH, T, T] keeps the
+    // softmax probabilities for the backward.
+    virtual void attention_forward(T* out, T* att, const T* qkv, const AttentionShape& a) = 0;
+    virtual void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* att,
+                                    const AttentionShape& a) = 0;
+
+    // Rotary embeddings (rotate-half pairing, GPT-NeoX/Llama) applied to q and k of packed qkv:
+    // out = rope(in) with v copied; the backward rotates the gradient back.
+    virtual void rope_forward(T* out, const T* qkv, const AttentionShape& a, double base) = 0;
+    virtual void rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base) = 0;
+
+    // GELU, tanh approximation (GPT-2).
+    virtual void gelu_forward(T* out, const T* x, int64_t n) = 0;
+    virtual void gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n) = 0;
+    // SwiGLU on [N, 2H] = (gate | up): out [N, H] = silu(gate) · up.
+    virtual void swiglu_forward(T* out, const T* x, int64_t n, int64_t h) = 0;
+    virtual void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h) = 0;
+
+    // out = a + b (the residual stream).
+    virtual void add_forward(T* out, const T* a, const T* b, int64_t n) = 0;
+
+    // Softmax cross-entropy over [N, V] logits, fused: probs [N, V] and losses [N] saved.
+    // Backward: d_logits += (probs − onehot(target)) · d_loss[n] (d_loss = 1/N for a mean loss).
+    virtual void softmax_xent_forward(T* losses, T* probs, const T* logits, const int32_t* targets,
+                                      int64_t n, int64_t v) = 0;
+    virtual void softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets,
+                                       T d_loss, int64_t n, int64_t v) = 0;
+};
+
+} // namespace octet
