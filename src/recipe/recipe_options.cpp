@@ -97,6 +97,18 @@ Format RecipeOptions::get_fp8_format(const std::string& key, Format fallback) {
     return s == "e4m3" ? Format::e4m3 : Format::e5m2;
 }
 
+std::string RecipeOptions::unused() const {
+    std::string out;
+    for (const auto& [key, value] : values_) {
+        if (used_.count(key)) continue;
+        if (!out.empty()) out += ',';
+        out += key;
+        out += '=';
+        out += value;
+    }
+    return out;
+}
+
 void RecipeOptions::finish() const {
     std::string unknown;
     for (const auto& [key, value] : values_)

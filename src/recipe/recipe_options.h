@@ -29,6 +29,8 @@ class RecipeOptions {
 
     // Throws Error naming every key no getter asked for.
     void finish() const;
+    // The keys no getter asked for, as "key=value,key=value": options meant for another reader.
+    std::string unused() const;
 
   private:
     const std::string* find(const std::string& key);

@@ -1,0 +1,110 @@
+// Dense feed-forward layers: GELU MLP (GPT-2) and SwiGLU (Llama).
+#include "model/feed_forward.h"
+
+#include <vector>
+
+#include "recipe/recipe.h"
+
+namespace octet {
+
+std::unique_ptr<LinearPrecision> make_linear_precision(const PrecisionPolicy& policy,
+                                                       bool lm_head) {
+    const PrecisionPolicy::Gemm gemm = lm_head ? policy.lm_head : policy.gemm;
+    switch (gemm) {
+    case PrecisionPolicy::Gemm::fp32:
+        return LinearPrecision::exact();
+    case PrecisionPolicy::Gemm::bf16:
+        return LinearPrecision::bf16();
+    default:
+        return LinearPrecision::fp8(*make_recipe(policy.gemm_recipe));
+    }
+}
+
+namespace {
+
+template <typename T>
+class DenseFeedForward final : public FeedForward<T> {
+  public:
+    DenseFeedForward(const ModelConfig& c, int64_t layer, ParameterSet<T>& params, Ops<T>& ops,
+                     const PrecisionPolicy& policy)
+        : params_(params), ops_(ops), swiglu_(c.flavor == Flavor::llama), d_model_(c.d_model),
+          hidden_(c.ffn_size()), up_precision_(make_linear_precision(policy, false)),
+          down_precision_(make_linear_precision(policy, false)) {
+        const std::string prefix = "h." + std::to_string(layer) + ".mlp.";
+        const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
+        up_w_ = params.add(prefix + (swiglu_ ? "gate_up.weight" : "fc.weight"), {up_rows, d_model_},
+                           true);
+        down_w_ = params.add(prefix + (swiglu_ ? "down.weight" : "proj.weight"),
+                             {d_model_, hidden_}, true);
+        if (!swiglu_) {
+            up_b_ = params.add(prefix + "fc.bias", {up_rows}, false);
+            down_b_ = params.add(prefix + "proj.bias", {d_model_}, false);
+        }
+    }
+
+    void forward(T* out, const T* in, int64_t n) override {
+        const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
+        up_.resize(size_t(n * up_rows));
+        act_.resize(size_t(n * hidden_));
+        ops_.linear_forward({up_.data(), in, params_.value(up_w_), bias(up_b_), n, d_model_,
+                             up_rows, up_precision_.get()});
+        if (swiglu_)
+            ops_.swiglu_forward(act_.data(), up_.data(), n, hidden_);
+        else
+            ops_.gelu_forward(act_.data(), up_.data(), n * hidden_);
+        ops_.linear_forward({out, act_.data(), params_.value(down_w_), bias(down_b_), n, hidden_,
+                             d_model_, down_precision_.get()});
+    }
+
+    void backward(T* d_in, const T* d_out, const T* in, int64_t n) override {
+        const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
+        std::vector<T> d_act(size_t(n * hidden_), T(0)), d_up(size_t(n * up_rows), T(0));
+        ops_.linear_backward({d_act.data(), params_.grad(down_w_), grad(down_b_), d_out,
+                              act_.data(), params_.value(down_w_), n, hidden_, d_model_,
+                              down_precision_.get()});
+        if (swiglu_)
+            ops_.swiglu_backward(d_up.data(), d_act.data(), up_.data(), n, hidden_);
+        else
+            ops_.gelu_backward(d_up.data(), d_act.data(), up_.data(), n * hidden_);
+        ops_.linear_backward({d_in, params_.grad(up_w_), grad(up_b_), d_up.data(), in,
+                              params_.value(up_w_), n, d_model_, up_rows, up_precision_.get()});
+    }
+
+    void on_optimizer_step(const OptimizerStep& step) override {
+        up_precision_->on_optimizer_step(step);
+        down_precision_->on_optimizer_step(step);
+    }
+
+  private:
+    static constexpr size_t none = size_t(-1);
+    T* bias(size_t i) { return i == none ? nullptr : params_.value(i); }
+    T* grad(size_t i) { return i == none ? nullptr : params_.grad(i); }
+
+    ParameterSet<T>& params_;
+    Ops<T>& ops_;
+    bool swiglu_;
+    int64_t d_model_, hidden_;
+    size_t up_w_ = none, up_b_ = none, down_w_ = none, down_b_ = none;
+    std::unique_ptr<LinearPrecision> up_precision_, down_precision_;
+    std::vector<T> up_, act_;
+};
+
+} // namespace
+
+template <typename T>
+std::unique_ptr<FeedForward<T>> make_dense_feed_forward(const ModelConfig& config, int64_t layer,
+                                                        ParameterSet<T>& params, Ops<T>& ops,
+                                                        const PrecisionPolicy& policy) {
+    return std::make_unique<DenseFeedForward<T>>(config, layer, params, ops, policy);
+}
+
+template std::unique_ptr<FeedForward<float>> make_dense_feed_forward(const ModelConfig&, int64_t,
+                                                                     ParameterSet<float>&,
+                                                                     Ops<float>&,
+                                                                     const PrecisionPolicy&);
+template std::unique_ptr<FeedForward<double>> make_dense_feed_forward(const ModelConfig&, int64_t,
+                                                                      ParameterSet<double>&,
+                                                                      Ops<double>&,
+                                                                      const PrecisionPolicy&);
+
+} // namespace octet

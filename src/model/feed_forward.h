@@ -1,0 +1,37 @@
+// The feed-forward half of a transformer block, behind an interface so that a Mixture-of-Experts
+// layer can take the dense one's place. Dense flavours: GELU MLP (GPT-2, with biases) and SwiGLU
+// (Llama, without).
+#pragma once
+
+#include <memory>
+
+#include "model/config.h"
+#include "model/parameters.h"
+#include "ops/linear_precision.h"
+#include "ops/ops.h"
+#include "recipe/policy.h"
+
+namespace octet {
+
+template <typename T>
+class FeedForward {
+  public:
+    virtual ~FeedForward() = default;
+    // out [n, C] from in [n, C]; keeps what the backward needs.
+    virtual void forward(T* out, const T* in, int64_t n) = 0;
+    // Accumulates d_in [n, C] and the parameter gradients.
+    virtual void backward(T* d_in, const T* d_out, const T* in, int64_t n) = 0;
+    // Forwards an optimizer step to the quantizers of its weights (MOSS weight scaling).
+    virtual void on_optimizer_step(const OptimizerStep& step) = 0;
+};
+
+// The dense feed-forward of layer `layer`, its parameters registered in `params`.
+template <typename T>
+std::unique_ptr<FeedForward<T>> make_dense_feed_forward(const ModelConfig& config, int64_t layer,
+                                                        ParameterSet<T>& params, Ops<T>& ops,
+                                                        const PrecisionPolicy& policy);
+
+// The LinearPrecision a policy gives its linear layers (or its LM head).
+std::unique_ptr<LinearPrecision> make_linear_precision(const PrecisionPolicy& policy, bool lm_head);
+
+} // namespace octet

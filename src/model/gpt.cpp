@@ -1,0 +1,246 @@
+// GPT forward and backward (see gpt.h). The backward walks the blocks in reverse, accumulating
+// gradients through the residual stream as llm.c does.
+#include "model/gpt.h"
+
+#include <cmath>
+
+#include "common/error.h"
+#include "common/rng.h"
+
+namespace octet {
+
+template <typename T>
+struct Gpt<T>::Layer {
+    static constexpr size_t none = size_t(-1);
+    size_t ln1_w, ln1_b = none, qkv_w, qkv_b = none, proj_w, proj_b = none, ln2_w, ln2_b = none;
+    std::unique_ptr<LinearPrecision> qkv_precision, proj_precision;
+    std::unique_ptr<FeedForward<T>> ffn;
+    // Activations of the last forward.
+    std::vector<T> ln1_out, ln1_mean, ln1_rstd, qkv, qkv_rope, att, attn_out, after_attn;
+    std::vector<T> ln2_out, ln2_mean, ln2_rstd;
+};
+
+template <typename T>
+Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& policy, uint64_t seed)
+    : config_(config), ops_(ops) {
+    config_.validate();
+    const ModelConfig& c = config_;
+    const bool gpt2 = c.flavor == Flavor::gpt2;
+    wte_ = params_.add("wte", {c.vocab_size, c.d_model}, true);
+    if (gpt2) wpe_ = params_.add("wpe", {c.seq_len, c.d_model}, true);
+    for (int64_t l = 0; l < c.n_layer; ++l) {
+        auto layer = std::make_unique<Layer>();
+        const std::string p = "h." + std::to_string(l) + ".";
+        layer->ln1_w = params_.add(p + "ln_1.weight", {c.d_model}, false);
+        if (gpt2) layer->ln1_b = params_.add(p + "ln_1.bias", {c.d_model}, false);
+        layer->qkv_w = params_.add(p + "attn.qkv.weight", {3 * c.d_model, c.d_model}, true);
+        if (gpt2) layer->qkv_b = params_.add(p + "attn.qkv.bias", {3 * c.d_model}, false);
+        layer->proj_w = params_.add(p + "attn.proj.weight", {c.d_model, c.d_model}, true);
+        if (gpt2) layer->proj_b = params_.add(p + "attn.proj.bias", {c.d_model}, false);
+        layer->ln2_w = params_.add(p + "ln_2.weight", {c.d_model}, false);
+        if (gpt2) layer->ln2_b = params_.add(p + "ln_2.bias", {c.d_model}, false);
+        layer->ffn = make_dense_feed_forward<T>(c, l, params_, ops_, policy);
+        layer->qkv_precision = make_linear_precision(policy, false);
+        layer->proj_precision = make_linear_precision(policy, false);
+        layers_.push_back(std::move(layer));
+    }
+    lnf_w_ = params_.add("ln_f.weight", {c.d_model}, false);
+    if (gpt2) lnf_b_ = params_.add("ln_f.bias", {c.d_model}, false);
+    lm_head_ = gpt2 ? wte_ : params_.add("lm_head.weight", {c.vocab_size, c.d_model}, true);
+    head_precision_ = make_linear_precision(policy, true);
+    params_.allocate();
+
+    // Initialisation, in registration order so a seed names the same model everywhere.
+    Rng rng(seed);
+    const double residual_std = 0.02 / std::sqrt(2.0 * double(c.n_layer));
+    for (const ParamTensor& t : params_.tensors()) {
+        T* v = params_.values() + t.offset;
+        const bool norm_weight =
+            t.name.find("ln_") != std::string::npos && t.name.ends_with(".weight");
+        const bool bias = t.name.ends_with(".bias");
+        const bool residual = t.name.ends_with("attn.proj.weight") ||
+                              t.name.ends_with("mlp.proj.weight") ||
+                              t.name.ends_with("mlp.down.weight");
+        for (int64_t i = 0; i < t.numel; ++i)
+            v[i] = norm_weight ? T(1)
+                   : bias      ? T(0)
+                               : T(rng.normal() * (residual ? residual_std : 0.02));
+    }
+}
+
+template <typename T>
+Gpt<T>::~Gpt() = default;
+
+template <typename T>
+T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, int64_t seq) {
+    const ModelConfig& c = config_;
+    if (batch <= 0 || seq <= 0 || seq > c.seq_len)
+        throw Error("forward: batch " + std::to_string(batch) + " x sequence " +
+                    std::to_string(seq) + " does not fit the model (sequence length at most " +
+                    std::to_string(c.seq_len) + ")");
+    const int64_t n = batch * seq, C = c.d_model;
+    for (int64_t i = 0; i < n; ++i)
+        if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
+            throw Error("forward: token " + std::to_string(tokens[i]) + " at position " +
+                        std::to_string(i) + " is outside the vocabulary of " +
+                        std::to_string(c.vocab_size));
+    batch_ = batch;
+    seq_ = seq;
+    tokens_.assign(tokens, tokens + n);
+    if (targets)
+        targets_.assign(targets, targets + n);
+    else
+        targets_.clear();
+
+    const AttentionShape shape{batch, seq, c.n_head, c.head_size()};
+    residual_out_.assign(size_t((c.n_layer + 1) * n * C), T(0));
+    ops_.embedding_forward(residual_out_.data(), tokens, value(wte_),
+                           wpe_ == Layer::none ? nullptr : value(wpe_), batch, seq, C);
+    for (int64_t l = 0; l < c.n_layer; ++l) {
+        Layer& L = *layers_[size_t(l)];
+        const T* x = residual_out_.data() + l * n * C;
+        T* out = residual_out_.data() + (l + 1) * n * C;
+        L.ln1_out.resize(size_t(n * C));
+        L.ln1_mean.resize(size_t(n));
+        L.ln1_rstd.resize(size_t(n));
+        L.qkv.resize(size_t(n * 3 * C));
+        L.att.resize(size_t(batch * c.n_head * seq * seq));
+        L.attn_out.resize(size_t(n * C));
+        L.after_attn.resize(size_t(n * C));
+        L.ln2_out.resize(size_t(n * C));
+        L.ln2_mean.resize(size_t(n));
+        L.ln2_rstd.resize(size_t(n));
+        std::vector<T> branch(size_t(n * C));
+
+        if (c.flavor == Flavor::gpt2)
+            ops_.layernorm_forward(L.ln1_out.data(), L.ln1_mean.data(), L.ln1_rstd.data(), x,
+                                   value(L.ln1_w), value(L.ln1_b), n, C, c.norm_eps);
+        else
+            ops_.rmsnorm_forward(L.ln1_out.data(), L.ln1_rstd.data(), x, value(L.ln1_w), n, C,
+                                 c.norm_eps);
+        ops_.linear_forward({L.qkv.data(), L.ln1_out.data(), value(L.qkv_w),
+                             L.qkv_b == Layer::none ? nullptr : value(L.qkv_b), n, C, 3 * C,
+                             L.qkv_precision.get()});
+        const T* attn_in = L.qkv.data();
+        if (c.flavor == Flavor::llama) {
+            L.qkv_rope.resize(L.qkv.size());
+            ops_.rope_forward(L.qkv_rope.data(), L.qkv.data(), shape, c.rope_base);
+            attn_in = L.qkv_rope.data();
+        }
+        ops_.attention_forward(L.attn_out.data(), L.att.data(), attn_in, shape);
+        ops_.linear_forward({branch.data(), L.attn_out.data(), value(L.proj_w),
+                             L.proj_b == Layer::none ? nullptr : value(L.proj_b), n, C, C,
+                             L.proj_precision.get()});
+        ops_.add_forward(L.after_attn.data(), x, branch.data(), n * C);
+
+        if (c.flavor == Flavor::gpt2)
+            ops_.layernorm_forward(L.ln2_out.data(), L.ln2_mean.data(), L.ln2_rstd.data(),
+                                   L.after_attn.data(), value(L.ln2_w), value(L.ln2_b), n, C,
+                                   c.norm_eps);
+        else
+            ops_.rmsnorm_forward(L.ln2_out.data(), L.ln2_rstd.data(), L.after_attn.data(),
+                                 value(L.ln2_w), n, C, c.norm_eps);
+        L.ffn->forward(branch.data(), L.ln2_out.data(), n);
+        ops_.add_forward(out, L.after_attn.data(), branch.data(), n * C);
+    }
+
+    const T* x = residual_out_.data() + c.n_layer * n * C;
+    lnf_out_.resize(size_t(n * C));
+    lnf_mean_.resize(size_t(n));
+    lnf_rstd_.resize(size_t(n));
+    if (c.flavor == Flavor::gpt2)
+        ops_.layernorm_forward(lnf_out_.data(), lnf_mean_.data(), lnf_rstd_.data(), x,
+                               value(lnf_w_), value(lnf_b_), n, C, c.norm_eps);
+    else
+        ops_.rmsnorm_forward(lnf_out_.data(), lnf_rstd_.data(), x, value(lnf_w_), n, C, c.norm_eps);
+    logits_.resize(size_t(n * c.vocab_size));
+    ops_.linear_forward({logits_.data(), lnf_out_.data(), head_weight(), nullptr, n, C,
+                         c.vocab_size, head_precision_.get()});
+    if (!targets) return T(0);
+    probs_.resize(logits_.size());
+    losses_.resize(size_t(n));
+    ops_.softmax_xent_forward(losses_.data(), probs_.data(), logits_.data(), targets, n,
+                              c.vocab_size);
+    double sum = 0;
+    for (T l : losses_) sum += double(l);
+    return T(sum / double(n));
+}
+
+template <typename T>
+void Gpt<T>::backward() {
+    if (targets_.empty()) throw Error("backward: the last forward had no targets");
+    const ModelConfig& c = config_;
+    const int64_t n = batch_ * seq_, C = c.d_model;
+    const AttentionShape shape{batch_, seq_, c.n_head, c.head_size()};
+
+    std::vector<T> d_logits(size_t(n * c.vocab_size), T(0)), d_lnf(size_t(n * C), T(0));
+    ops_.softmax_xent_backward(d_logits.data(), probs_.data(), targets_.data(), T(1.0 / double(n)),
+                               n, c.vocab_size);
+    ops_.linear_backward({d_lnf.data(), grad(lm_head_), nullptr, d_logits.data(), lnf_out_.data(),
+                          head_weight(), n, C, c.vocab_size, head_precision_.get()});
+    std::vector<T> d_x(size_t(n * C), T(0)); // gradient of the stream leaving the current layer
+    const T* x_last = residual_out_.data() + c.n_layer * n * C;
+    if (c.flavor == Flavor::gpt2)
+        ops_.layernorm_backward(d_x.data(), grad(lnf_w_), grad(lnf_b_), d_lnf.data(), x_last,
+                                value(lnf_w_), lnf_mean_.data(), lnf_rstd_.data(), n, C);
+    else
+        ops_.rmsnorm_backward(d_x.data(), grad(lnf_w_), d_lnf.data(), x_last, value(lnf_w_),
+                              lnf_rstd_.data(), n, C);
+
+    for (int64_t l = c.n_layer - 1; l >= 0; --l) {
+        Layer& L = *layers_[size_t(l)];
+        const T* x = residual_out_.data() + l * n * C;
+        // out = after_attn + ffn(norm2(after_attn)): d_after_attn = d_x + through the ffn.
+        std::vector<T> d_after(d_x), d_ln2(size_t(n * C), T(0));
+        L.ffn->backward(d_ln2.data(), d_x.data(), L.ln2_out.data(), n);
+        if (c.flavor == Flavor::gpt2)
+            ops_.layernorm_backward(d_after.data(), grad(L.ln2_w), grad(L.ln2_b), d_ln2.data(),
+                                    L.after_attn.data(), value(L.ln2_w), L.ln2_mean.data(),
+                                    L.ln2_rstd.data(), n, C);
+        else
+            ops_.rmsnorm_backward(d_after.data(), grad(L.ln2_w), d_ln2.data(), L.after_attn.data(),
+                                  value(L.ln2_w), L.ln2_rstd.data(), n, C);
+
+        // after_attn = x + proj(attn(norm1(x))): d_x_in = d_after + through the attention.
+        std::vector<T> d_attn(size_t(n * C), T(0)), d_qkv(size_t(n * 3 * C), T(0)),
+            d_ln1(size_t(n * C), T(0));
+        ops_.linear_backward({d_attn.data(), grad(L.proj_w),
+                              L.proj_b == Layer::none ? nullptr : grad(L.proj_b), d_after.data(),
+                              L.attn_out.data(), value(L.proj_w), n, C, C, L.proj_precision.get()});
+        if (c.flavor == Flavor::llama) {
+            std::vector<T> d_rope(d_qkv.size(), T(0));
+            ops_.attention_backward(d_rope.data(), d_attn.data(), L.qkv_rope.data(), L.att.data(),
+                                    shape);
+            ops_.rope_backward(d_qkv.data(), d_rope.data(), shape, c.rope_base);
+        } else {
+            ops_.attention_backward(d_qkv.data(), d_attn.data(), L.qkv.data(), L.att.data(), shape);
+        }
+        ops_.linear_backward(
+            {d_ln1.data(), grad(L.qkv_w), L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b),
+             d_qkv.data(), L.ln1_out.data(), value(L.qkv_w), n, C, 3 * C, L.qkv_precision.get()});
+        if (c.flavor == Flavor::gpt2)
+            ops_.layernorm_backward(d_after.data(), grad(L.ln1_w), grad(L.ln1_b), d_ln1.data(), x,
+                                    value(L.ln1_w), L.ln1_mean.data(), L.ln1_rstd.data(), n, C);
+        else
+            ops_.rmsnorm_backward(d_after.data(), grad(L.ln1_w), d_ln1.data(), x, value(L.ln1_w),
+                                  L.ln1_rstd.data(), n, C);
+        d_x.swap(d_after);
+    }
+    ops_.embedding_backward(grad(wte_), wpe_ == Layer::none ? nullptr : grad(wpe_), d_x.data(),
+                            tokens_.data(), batch_, seq_, C);
+}
+
+template <typename T>
+void Gpt<T>::on_optimizer_step(const OptimizerStep& step) {
+    for (auto& L : layers_) {
+        L->qkv_precision->on_optimizer_step(step);
+        L->proj_precision->on_optimizer_step(step);
+        L->ffn->on_optimizer_step(step);
+    }
+    head_precision_->on_optimizer_step(step);
+}
+
+template class Gpt<float>;
+template class Gpt<double>;
+
+} // namespace octet

@@ -1,0 +1,71 @@
+// A GPT language model, GPT-2 or Llama-style (model/config.h), forward and backward on the ops
+// interface. Each block: x + attn(norm(x)), then + ffn(norm(·)); the feed-forward is a
+// FeedForward, so a MoE layer can replace it. The linear layers run under the precision
+// policy; embeddings, norms, attention and the loss stay in high precision.
+//
+// Usage per step: zero_grads(); loss = forward(tokens, targets, B, T); backward(); then the
+// optimizer updates params() and calls on_optimizer_step().
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "model/config.h"
+#include "model/feed_forward.h"
+#include "model/parameters.h"
+#include "ops/ops.h"
+#include "recipe/policy.h"
+
+namespace octet {
+
+template <typename T>
+class Gpt {
+  public:
+    // Parameters initialised as in GPT-2 / nanoGPT from `seed`: N(0, 0.02) for matrices and
+    // embeddings, N(0, 0.02/√(2L)) for the projections into the residual stream, zero biases,
+    // unit norm weights.
+    Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& policy, uint64_t seed);
+    ~Gpt();
+    Gpt(const Gpt&) = delete;
+    Gpt& operator=(const Gpt&) = delete;
+
+    const ModelConfig& config() const { return config_; }
+    ParameterSet<T>& params() { return params_; }
+
+    // Mean cross-entropy of next-token prediction over B × T positions (T ≤ seq_len); targets
+    // may be nullptr to compute logits only.
+    T forward(const int32_t* tokens, const int32_t* targets, int64_t batch, int64_t seq);
+    // Accumulates d(mean loss)/d(parameters) into params().grads(), for the last forward.
+    void backward();
+    void zero_grads() { params_.zero_grads(); }
+    // [B·T, V] logits of the last forward.
+    const T* logits() const { return logits_.data(); }
+
+    // Tells every linear layer's quantizers that the optimizer took a step (MOSS predicts weight
+    // scales from it). `step` carries lr, betas and index; weight decay is the caller's value.
+    void on_optimizer_step(const OptimizerStep& step);
+
+  private:
+    struct Layer;
+    T* value(size_t i) { return params_.value(i); }
+    T* grad(size_t i) { return params_.grad(i); }
+    T* head_weight() { return value(lm_head_); }
+
+    ModelConfig config_;
+    Ops<T>& ops_;
+    ParameterSet<T> params_;
+    size_t wte_, wpe_ = size_t(-1), lnf_w_, lnf_b_ = size_t(-1), lm_head_;
+    std::vector<std::unique_ptr<Layer>> layers_;
+    std::unique_ptr<LinearPrecision> head_precision_;
+
+    // The last forward's inputs and activations.
+    int64_t batch_ = 0, seq_ = 0;
+    std::vector<int32_t> tokens_, targets_;
+    std::vector<T> residual_out_; // [L + 1][N, C]: the stream entering each layer, and leaving
+    std::vector<T> lnf_out_, lnf_mean_, lnf_rstd_, logits_, probs_, losses_;
+};
+
+extern template class Gpt<float>;
+extern template class Gpt<double>;
+
+} // namespace octet
