@@ -3,7 +3,7 @@
 # when all are present). CUDA is optional: with nvcc on PATH (CUDA 13 under /usr/local/cuda) the
 # CUDA backend is built too.
 set -euo pipefail
-packages=(cmake ninja-build g++ libgtest-dev clang-format libopenblas-dev)
+packages=(cmake ninja-build g++ libgtest-dev clang-format libopenblas-openmp-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

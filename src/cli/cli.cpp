@@ -17,6 +17,7 @@ commands:
   quant      quantize a .npy tensor with one recipe, write codes and scales to .npz
   fidelity   table of SNR / error / flush / saturation of every recipe on a tensor
              (a built-in heavy-tailed activation sample when no --in is given)
+  bench      training throughput: octet bench train [--model M] [--recipes R1,R2]
 
   octet <command> --help   flags of one command
   octet --version
@@ -47,6 +48,7 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
     try {
         if (command == "quant") return cmd_quant(rest, out);
         if (command == "fidelity") return cmd_fidelity(rest, out);
+        if (command == "bench") return cmd_bench(rest, out);
         err << "octet: unknown command '" << command << "'\n\n" << usage;
         return 2;
     } catch (const Error& e) {

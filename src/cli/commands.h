@@ -15,6 +15,7 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
 
 int cmd_quant(const std::vector<std::string>& args, std::ostream& out);
 int cmd_fidelity(const std::vector<std::string>& args, std::ostream& out);
+int cmd_bench(const std::vector<std::string>& args, std::ostream& out);
 
 // A tensor read from a .npy file and viewed as a matrix [product of leading dims, last dim]
 // (a 0-d or 1-d array is one row).

@@ -134,6 +134,12 @@ OCTET_HD uint32_t encode(float x, Format f, Overflow overflow) {
     if (a > 0x7F800000u) return nan_code(f);
     if (a == 0x7F800000u) return sign | overflow_code;
     if (a == 0) return sign;
+    if (f == Format::bf16) {
+        // BF16 shares float's exponent range: rounding drops 16 mantissa bits (ties to even),
+        // subnormals included; a carry into the exponent field is the correct result.
+        const uint32_t r = (a + 0x7FFFu + ((a >> 16) & 1u)) >> 16;
+        return sign | (r > s.max_finite_code ? overflow_code : r);
+    }
 
     // |x| = sig * 2^(e - 23)
     const int field = int(a >> 23);

@@ -1,6 +1,8 @@
 // Scale grids and dequantization of a QuantizedTensor (layout documented in the header).
 #include "numerics/quantized_tensor.h"
 
+#include <algorithm>
+
 #include "numerics/e8m0.h"
 
 namespace octet {
@@ -41,11 +43,25 @@ float QuantizedTensor::scale_inv_at(int64_t row, int64_t col) const {
 }
 
 std::vector<float> dequantize(const QuantizedTensor& q) {
+    // Decoded values of all 256 codes, then one combined scale per column of the row: no
+    // division per element.
+    float table[256];
+    for (uint32_t c = 0; c < 256; ++c) table[c] = decode(c, q.format);
     std::vector<float> x(size_t(q.numel()));
-    for (int64_t r = 0; r < q.rows; ++r)
-        for (int64_t c = 0; c < q.cols; ++c)
-            x[size_t(r * q.cols + c)] =
-                decode(q.codes[size_t(r * q.cols + c)], q.format) * q.scale_inv_at(r, c);
+    std::vector<float> row_scale(size_t(q.cols));
+    for (int64_t r = 0; r < q.rows; ++r) {
+        std::fill(row_scale.begin(), row_scale.end(), 1.0f);
+        for (const ScaleGrid& g : q.scales) {
+            const float* s = g.scale_inv.data() + (r / g.block_rows) * g.grid_cols;
+            for (int64_t cb = 0; cb < g.grid_cols; ++cb) {
+                const int64_t c1 = std::min(q.cols, (cb + 1) * g.block_cols);
+                for (int64_t c = cb * g.block_cols; c < c1; ++c) row_scale[size_t(c)] *= s[cb];
+            }
+        }
+        const uint8_t* codes = q.codes.data() + r * q.cols;
+        float* out = x.data() + r * q.cols;
+        for (int64_t c = 0; c < q.cols; ++c) out[c] = table[codes[c]] * row_scale[size_t(c)];
+    }
     return x;
 }
 

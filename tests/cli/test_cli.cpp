@@ -122,6 +122,10 @@ TEST_F(CliTest, BadInputExitsWithStatusTwoAndNamesTheProblem) {
         {{"fidelity", "--tokens", "-3"}, "--tokens=-3"},
         {{"fidelity", "--in", path("x.npy"), "--seed", "3"}, "built-in sample"},
         {{"frobnicate"}, "unknown command 'frobnicate'"},
+        {{"bench", "train", "--model", "gpt5"}, "unknown model 'gpt5'"},
+        {{"bench", "train", "--recipes", "bf16,fp4"}, "unknown recipe 'fp4'"},
+        {{"bench", "train", "--device", "cuda"}, "only cpu"},
+        {{"bench", "infer"}, "octet bench train"},
     };
     for (const Case& c : cases) {
         const CliRun r = run(c.args);
@@ -130,6 +134,14 @@ TEST_F(CliTest, BadInputExitsWithStatusTwoAndNamesTheProblem) {
             << "wanted '" << c.message << "' in: " << r.err;
     }
     EXPECT_FALSE(fs::exists(path("q.npz"))); // nothing half-written
+}
+
+TEST_F(CliTest, BenchTrainPrintsThroughputPerRecipe) {
+    const CliRun r =
+        run({"bench", "train", "--recipes", "bf16,moss", "--steps", "1", "--batch", "1"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("tokens/s"), std::string::npos);
+    EXPECT_NE(r.out.find("moss"), std::string::npos) << r.out;
 }
 
 TEST_F(CliTest, HelpAndVersion) {

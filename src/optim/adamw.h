@@ -1,0 +1,59 @@
+// AdamW with decoupled weight decay and global-norm gradient clipping, in the storage the
+// precision policy names (optim/scaled_storage.h):
+//   FP32 master, m, v (16 bytes per parameter with the FP32 gradient), or
+//   FP8-LM's precision-decoupled storage: FP16 scaled master, E4M3 scaled m, FP16 scaled v and
+//   E4M3 weight gradients (6 bytes per parameter; O1 keeps m and v in FP32: 11 bytes).
+// The update runs in FP32 on the decoded values (PyTorch's order): w ← w·(1 − lr·wd), then
+// w ← w − lr · m̂ / (√v̂ + ε). Parameters without `decay` (norms, biases) are not decayed.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "model/parameters.h"
+#include "optim/scaled_storage.h"
+#include "recipe/policy.h"
+#include "recipe/recipe.h"
+
+namespace octet {
+
+struct AdamWConfig {
+    double beta1 = 0.9;
+    double beta2 = 0.95;
+    double eps = 1e-8;
+    double weight_decay = 0.1;
+    double grad_clip = 1.0; // max global gradient norm; 0 disables clipping
+};
+
+class AdamW {
+  public:
+    // `params` are the model's initial weights; with a non-FP32 master they are replaced by the
+    // master's representable values, so the model starts from what the optimizer holds.
+    AdamW(const std::vector<ParamTensor>& tensors, float* params, const PrecisionPolicy& policy,
+          AdamWConfig config);
+
+    // One update with learning rate lr. Rounds the gradients to the policy's weight-gradient
+    // format first (in place), then clips. Returns the global gradient norm before clipping.
+    double step(float* params, float* grads, double lr);
+
+    int64_t steps() const { return t_; }
+    // What the last step tells weight quantizers (MOSS): lr, betas, weight decay, index.
+    OptimizerStep last_step() const { return last_; }
+    // Bytes the optimizer side holds per parameter: master + gradient + m + v.
+    double bytes_per_parameter() const;
+
+  private:
+    struct State {
+        ParamTensor tensor;
+        std::unique_ptr<ScaledStorage> master; // nullptr: the FP32 parameters are the master
+        ScaledStorage m, v;
+    };
+    std::vector<State> states_;
+    PrecisionPolicy policy_;
+    AdamWConfig config_;
+    int64_t t_ = 0;
+    int64_t total_ = 0;
+    OptimizerStep last_;
+};
+
+} // namespace octet
