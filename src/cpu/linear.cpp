@@ -1,7 +1,9 @@
-// Linear layers on the CPU: OpenBLAS GEMMs. Exact operands use the inputs in place; BF16 and FP8
-// precisions multiply the operands that LinearPrecision prepared (rounded or dequantized, with the
-// transposed FP8 copies for the backward) with FP32 accumulation.
+// Linear layers on the CPU: OpenBLAS GEMMs. Exact operands use the inputs in place; BF16 operands
+// are the rounded copies LinearPrecision prepared; FP8 operands are multiplied as a Hopper FP8
+// kernel multiplies them (scaled_gemm_nt below).
 #include <cblas.h>
+
+#include <algorithm>
 
 #include <type_traits>
 #include <vector>
@@ -28,6 +30,60 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const dou
                 int(ldb), beta, c, int(ldc));
 }
 
+int64_t gcd(int64_t a, int64_t b) {
+    return b == 0 ? a : gcd(b, a % b);
+}
+
+// Product of every scale level at (row, k) of an operand.
+float scale_at(const QuantizedTensor& q, int64_t row, int64_t k) {
+    float s = 1.0f;
+    for (const ScaleGrid& g : q.scales)
+        s *= g.scale_inv[size_t((row / g.block_rows) * g.grid_cols + k / g.block_cols)];
+    return s;
+}
+
+// out[n, m] (+)= a[n, K] · b[m, K]ᵀ for FP8 operands with groups along K. K is cut into chunks
+// that no scale block straddles (the gcd of the block widths narrower than K): per chunk, the FP8
+// values are multiplied and summed in FP32 (the tensor cores' work), then the partial sums are
+// promoted and scaled by a's and b's scales of that chunk — every 128 of K for 1×128/128×128
+// block scales, every 32 for MX and MOSS local scales, once for per-tensor scales.
+void scaled_gemm_nt(const QuantizedTensor& a, const QuantizedTensor& b, float* out,
+                    bool accumulate) {
+    const int64_t n = a.rows, m = b.rows, k = a.cols;
+    if (b.cols != k) throw Error("scaled GEMM: operands disagree on K");
+    int64_t step = 0;
+    for (const QuantizedTensor* q : {&a, &b})
+        for (const ScaleGrid& g : q->scales)
+            if (g.block_cols < k) step = gcd(step, g.block_cols);
+    if (step == 0) step = k;
+    float table_a[256], table_b[256];
+    for (uint32_t c = 0; c < 256; ++c) {
+        table_a[c] = decode(c, a.format);
+        table_b[c] = decode(c, b.format);
+    }
+    if (!accumulate) std::fill(out, out + n * m, 0.0f);
+    std::vector<float> va(size_t(n * step)), vb(size_t(m * step)), partial(size_t(n * m)),
+        sa(static_cast<size_t>(n)), sb(static_cast<size_t>(m));
+    for (int64_t k0 = 0; k0 < k; k0 += step) {
+        const int64_t w = std::min(step, k - k0);
+        for (int64_t i = 0; i < n; ++i) {
+            for (int64_t j = 0; j < w; ++j)
+                va[size_t(i * w + j)] = table_a[a.codes[size_t(i * k + k0 + j)]];
+            sa[size_t(i)] = scale_at(a, i, k0);
+        }
+        for (int64_t i = 0; i < m; ++i) {
+            for (int64_t j = 0; j < w; ++j)
+                vb[size_t(i * w + j)] = table_b[b.codes[size_t(i * k + k0 + j)]];
+            sb[size_t(i)] = scale_at(b, i, k0);
+        }
+        gemm(false, true, n, m, w, va.data(), w, vb.data(), w, 0.0f, partial.data(), m);
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < m; ++j)
+                out[i * m + j] += partial[size_t(i * m + j)] * (sa[size_t(i)] * sb[size_t(j)]);
+    }
+}
+
 template <typename T>
 bool exact(const LinearPrecision* p) {
     if (!p || p->kind() == LinearPrecision::Kind::exact) return true;
@@ -44,9 +100,14 @@ void linear_forward(const LinearForwardArgs<T>& a) {
     if (exact<T>(a.precision)) {
         gemm(false, true, a.n, a.m, a.k, a.in, a.k, a.weight, a.k, T(0), a.out, a.m);
     } else if constexpr (std::is_same_v<T, float>) {
-        std::vector<float> xq, wq;
-        a.precision->forward_operands(a.in, a.n, a.k, a.weight, a.m, xq, wq);
-        gemm(false, true, a.n, a.m, a.k, xq.data(), a.k, wq.data(), a.k, 0.0f, a.out, a.m);
+        if (a.precision->kind() == LinearPrecision::Kind::fp8) {
+            const auto op = a.precision->forward_fp8(a.in, a.n, a.k, a.weight, a.m);
+            scaled_gemm_nt(op.a, op.b, a.out, false);
+        } else {
+            std::vector<float> xq, wq;
+            a.precision->forward_operands(a.in, a.n, a.k, a.weight, a.m, xq, wq);
+            gemm(false, true, a.n, a.m, a.k, xq.data(), a.k, wq.data(), a.k, 0.0f, a.out, a.m);
+        }
     }
     if (a.bias) {
 #pragma omp parallel for schedule(static)
@@ -64,13 +125,22 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
             gemm(false, false, a.n, a.k, a.m, a.d_out, a.m, a.weight, a.k, T(1), a.d_in, a.k);
         gemm(true, false, a.m, a.k, a.n, a.d_out, a.m, a.in, a.k, T(1), a.d_weight, a.k);
     } else if constexpr (std::is_same_v<T, float>) {
-        // The TN GEMMs of the GPU: dx += dyq · (Wᵀ)ᵀ with Wᵀ [k, m]; dW += dyᵀ · (xᵀ)ᵀ.
-        std::vector<float> dyq, wtq, dytq, xtq;
-        a.precision->dgrad_operands(a.d_out, dyq, wtq);
-        a.precision->wgrad_operands(dytq, xtq);
-        if (a.d_in)
-            gemm(false, true, a.n, a.k, a.m, dyq.data(), a.m, wtq.data(), a.m, 1.0f, a.d_in, a.k);
-        gemm(false, true, a.m, a.k, a.n, dytq.data(), a.n, xtq.data(), a.n, 1.0f, a.d_weight, a.k);
+        // The TN GEMMs of the GPU: dx += dy · (Wᵀ)ᵀ with Wᵀ [k, m]; dW += dyᵀ · (xᵀ)ᵀ.
+        if (a.precision->kind() == LinearPrecision::Kind::fp8) {
+            const auto dgrad = a.precision->dgrad_fp8(a.d_out);
+            if (a.d_in) scaled_gemm_nt(dgrad.a, dgrad.b, a.d_in, true);
+            const auto wgrad = a.precision->wgrad_fp8();
+            scaled_gemm_nt(wgrad.a, wgrad.b, a.d_weight, true);
+        } else {
+            std::vector<float> dyq, wtq, dytq, xtq;
+            a.precision->dgrad_operands(a.d_out, dyq, wtq);
+            a.precision->wgrad_operands(dytq, xtq);
+            if (a.d_in)
+                gemm(false, true, a.n, a.k, a.m, dyq.data(), a.m, wtq.data(), a.m, 1.0f, a.d_in,
+                     a.k);
+            gemm(false, true, a.m, a.k, a.n, dytq.data(), a.n, xtq.data(), a.n, 1.0f, a.d_weight,
+                 a.k);
+        }
     }
     if (a.d_bias) {
         // The bias gradient comes from the high-precision dy, as in TransformerEngine.

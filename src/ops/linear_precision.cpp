@@ -39,53 +39,60 @@ static std::vector<float> rounded_bf16(const float* x, int64_t n) {
     return out;
 }
 
-static Error exact_has_no_operands() {
-    return Error(
-        "LinearPrecision: exact GEMMs use their inputs as they are; no operands to prepare");
+static Error wrong_kind(const char* what) {
+    return Error(std::string("LinearPrecision: ") + what +
+                 " operands asked of a layer of another precision");
 }
 
 void LinearPrecision::forward_operands(const float* x, int64_t n, int64_t k, const float* w,
                                        int64_t m, std::vector<float>& xq, std::vector<float>& wq) {
+    if (kind_ != Kind::bf16) throw wrong_kind("BF16");
     n_ = n;
     k_ = k;
     m_ = m;
-    if (kind_ == Kind::exact) throw exact_has_no_operands();
-    if (kind_ == Kind::bf16) {
-        xq = rounded_bf16(x, n * k);
-        wq = rounded_bf16(w, m * k);
-        x_bf16_ = xq;
-        w_bf16_ = wq;
-        return;
-    }
-    x_q_ = input_->quantize({x, n, k});
-    w_q_ = weight_->quantize({w, m, k});
-    xq = dequantize(x_q_);
-    wq = dequantize(w_q_);
+    xq = rounded_bf16(x, n * k);
+    wq = rounded_bf16(w, m * k);
+    x_bf16_ = xq;
+    w_bf16_ = wq;
 }
 
 void LinearPrecision::dgrad_operands(const float* dy, std::vector<float>& dyq,
                                      std::vector<float>& wtq) {
-    if (kind_ == Kind::exact) throw exact_has_no_operands();
-    if (kind_ == Kind::bf16) {
-        dyq = rounded_bf16(dy, n_ * m_);
-        dy_bf16_ = dyq;
-        wtq = transposed(w_bf16_.data(), m_, k_);
-        return;
-    }
-    dy_q_ = grad_->quantize({dy, n_, m_});
-    dyq = dequantize(dy_q_);
-    wtq = dequantize(transpose_for_gemm(w_q_, *weight_t_));
+    if (kind_ != Kind::bf16) throw wrong_kind("BF16");
+    dyq = rounded_bf16(dy, n_ * m_);
+    dy_bf16_ = dyq;
+    wtq = transposed(w_bf16_.data(), m_, k_);
 }
 
 void LinearPrecision::wgrad_operands(std::vector<float>& dytq, std::vector<float>& xtq) {
-    if (kind_ == Kind::exact) throw exact_has_no_operands();
-    if (kind_ == Kind::bf16) {
-        dytq = transposed(dy_bf16_.data(), n_, m_);
-        xtq = transposed(x_bf16_.data(), n_, k_);
-        return;
-    }
-    dytq = dequantize(transpose_for_gemm(dy_q_, *grad_t_));
-    xtq = dequantize(transpose_for_gemm(x_q_, *input_t_));
+    if (kind_ != Kind::bf16) throw wrong_kind("BF16");
+    dytq = transposed(dy_bf16_.data(), n_, m_);
+    xtq = transposed(x_bf16_.data(), n_, k_);
+}
+
+LinearPrecision::Fp8Operands LinearPrecision::forward_fp8(const float* x, int64_t n, int64_t k,
+                                                          const float* w, int64_t m) {
+    if (kind_ != Kind::fp8) throw wrong_kind("FP8");
+    n_ = n;
+    k_ = k;
+    m_ = m;
+    x_q_ = input_->quantize({x, n, k});
+    w_q_ = weight_->quantize({w, m, k});
+    return {x_q_, w_q_};
+}
+
+LinearPrecision::Fp8Operands LinearPrecision::dgrad_fp8(const float* dy) {
+    if (kind_ != Kind::fp8) throw wrong_kind("FP8");
+    dy_q_ = grad_->quantize({dy, n_, m_});
+    w_t_ = transpose_for_gemm(w_q_, *weight_t_);
+    return {dy_q_, w_t_};
+}
+
+LinearPrecision::Fp8Operands LinearPrecision::wgrad_fp8() {
+    if (kind_ != Kind::fp8) throw wrong_kind("FP8");
+    dy_t_ = transpose_for_gemm(dy_q_, *grad_t_);
+    x_t_ = transpose_for_gemm(x_q_, *input_t_);
+    return {dy_t_, x_t_};
 }
 
 void LinearPrecision::on_optimizer_step(const OptimizerStep& step) {

@@ -11,8 +11,10 @@
 // histories, the MOSS weight predictor) and the FP8 tensors a step reuses (x from the forward
 // for wgrad, W for dgrad, dy from dgrad for wgrad).
 //
-// The CPU backend multiplies the dequantized operands with FP32 accumulation: the same products
-// the FP8 tensor cores form, summed in another order.
+// The CPU backend multiplies FP8 operands as a Hopper kernel does (cpu/linear.cpp): partial sums
+// of the raw FP8 values over each K-block in FP32, promoted and multiplied by the A and B scales
+// of that block (every 128 of K for block-wise, 32 for MX and MOSS local scales), per-tensor
+// scales once in the epilogue.
 #pragma once
 
 #include <memory>
@@ -33,15 +35,23 @@ class LinearPrecision {
 
     Kind kind() const { return kind_; }
 
-    // Operands as the GEMM sees them, rounded or dequantized to float (bf16 and fp8 only: exact
-    // GEMMs take their inputs as they are). Call in this order within a step: forward, dgrad,
-    // wgrad; the backward reuses what the forward quantized (x and W) and dgrad quantized (dy).
+    // BF16: the operands rounded to BF16. Call in this order within a step: forward, dgrad,
+    // wgrad; the backward reuses what the forward rounded (x and W) and dgrad rounded (dy).
     void forward_operands(const float* x, int64_t n, int64_t k, const float* w, int64_t m,
                           std::vector<float>& xq, std::vector<float>& wq);
     // dyq [n, m]; wtq = Wᵀ [k, m], with n, k, m of the last forward.
     void dgrad_operands(const float* dy, std::vector<float>& dyq, std::vector<float>& wtq);
     // dytq = dyᵀ [m, n]; xtq = xᵀ [k, n].
     void wgrad_operands(std::vector<float>& dytq, std::vector<float>& xtq);
+
+    // FP8: the quantized operands (a, b) of out = a · bᵀ, both with groups along K; same order.
+    struct Fp8Operands {
+        const QuantizedTensor& a;
+        const QuantizedTensor& b;
+    };
+    Fp8Operands forward_fp8(const float* x, int64_t n, int64_t k, const float* w, int64_t m);
+    Fp8Operands dgrad_fp8(const float* dy); // a = dy [n, m], b = Wᵀ [k, m]
+    Fp8Operands wgrad_fp8();                // a = dyᵀ [m, n], b = xᵀ [k, n]
 
     // The weight's optimizer step, for recipes that predict weight scales (moss).
     void on_optimizer_step(const OptimizerStep& step);
@@ -51,7 +61,7 @@ class LinearPrecision {
     Kind kind_;
     std::unique_ptr<Quantizer> input_, weight_, grad_;
     std::unique_ptr<Quantizer> input_t_, weight_t_, grad_t_; // requantizers for naive transposes
-    QuantizedTensor x_q_, w_q_, dy_q_;
+    QuantizedTensor x_q_, w_q_, dy_q_, w_t_, dy_t_, x_t_;
     std::vector<float> x_bf16_, w_bf16_, dy_bf16_; // bf16: rounded operands, reused backward
     int64_t n_ = 0, k_ = 0, m_ = 0;
 };
