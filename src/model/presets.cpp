@@ -2,6 +2,7 @@
 #include "model/presets.h"
 
 #include "common/error.h"
+#include "common/strings.h"
 
 namespace octet {
 
@@ -40,9 +41,7 @@ const std::vector<Preset>& presets() {
 ModelConfig model_preset(const std::string& name) {
     for (const Preset& p : presets())
         if (p.name == name) return p.config;
-    std::string list;
-    for (const std::string& n : model_preset_names()) list += (list.empty() ? "" : ", ") + n;
-    throw Error("unknown model '" + name + "' (known: " + list + ")");
+    throw Error("unknown model '" + name + "' (known: " + join(model_preset_names()) + ")");
 }
 
 const std::vector<std::string>& model_preset_names() {

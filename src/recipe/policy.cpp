@@ -2,6 +2,7 @@
 #include "recipe/policy.h"
 
 #include "common/error.h"
+#include "common/strings.h"
 #include "recipe/recipe.h"
 #include "recipe/recipe_options.h"
 
@@ -58,9 +59,7 @@ PrecisionPolicy make_policy(std::string_view spec) {
     bool known = false;
     for (const std::string& n : policy_names()) known |= n == p.name;
     if (!known) {
-        std::string list;
-        for (const std::string& n : policy_names()) list += (list.empty() ? "" : ", ") + n;
-        throw Error("unknown recipe '" + p.name + "' (known: " + list + ")");
+        throw Error("unknown recipe '" + p.name + "' (known: " + join(policy_names()) + ")");
     }
     if (p.name == "fp32") {
         p.gemm = p.lm_head = PrecisionPolicy::Gemm::fp32;

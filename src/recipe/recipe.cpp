@@ -5,6 +5,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/strings.h"
 #include "recipe/recipes.h"
 
 namespace octet {
@@ -97,9 +98,7 @@ std::unique_ptr<Recipe> make_recipe(std::string_view spec) {
         options.finish();
         return recipe;
     }
-    std::string known;
-    for (const std::string& n : recipe_names()) known += (known.empty() ? "" : ", ") + n;
-    throw Error("unknown recipe '" + options.name() + "' (known: " + known + ")");
+    throw Error("unknown recipe '" + options.name() + "' (known: " + join(recipe_names()) + ")");
 }
 
 } // namespace octet

@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "common/error.h"
+#include "common/strings.h"
 
 namespace octet {
 
@@ -110,13 +111,12 @@ std::string RecipeOptions::unused() const {
 }
 
 void RecipeOptions::finish() const {
-    std::string unknown;
+    std::vector<std::string> unknown;
     for (const auto& [key, value] : values_)
-        if (!used_.count(key)) unknown += (unknown.empty() ? "" : ", ") + key;
+        if (!used_.count(key)) unknown.push_back(key);
     if (unknown.empty()) return;
-    std::string known;
-    for (const std::string& k : used_) known += (known.empty() ? "" : ", ") + k;
-    throw Error("recipe '" + name_ + "': unknown option(s) " + unknown + " (known: " + known + ")");
+    throw Error("recipe '" + name_ + "': unknown option(s) " + join(unknown) +
+                " (known: " + join({used_.begin(), used_.end()}) + ")");
 }
 
 } // namespace octet
