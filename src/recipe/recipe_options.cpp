@@ -87,9 +87,7 @@ std::string RecipeOptions::get_choice(const std::string& key, const std::string&
     if (!v) return fallback;
     for (const std::string& a : allowed)
         if (*v == a) return a;
-    std::string list;
-    for (const std::string& a : allowed) list += (list.empty() ? "" : " | ") + a;
-    throw bad_value(name_, key, *v, list);
+    throw bad_value(name_, key, *v, join(allowed, " | "));
 }
 
 Format RecipeOptions::get_fp8_format(const std::string& key, Format fallback) {
