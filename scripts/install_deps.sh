@@ -3,7 +3,9 @@
 # when all are present). CUDA is optional: with nvcc on PATH (CUDA 13 under /usr/local/cuda) the
 # CUDA backend is built too.
 set -euo pipefail
-packages=(cmake ninja-build g++ libgtest-dev clang-format libopenblas-openmp-dev)
+# bible-kjv: the default dataset's text; gnuplot-nox: `octet plot`; libcpptoml-dev: configs.
+packages=(cmake ninja-build g++ libgtest-dev clang-format libopenblas-openmp-dev libcpptoml-dev
+          gnuplot-nox bible-kjv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

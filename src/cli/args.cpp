@@ -19,10 +19,10 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& va
             switches_.insert(flag);
         } else if (valued.count(flag)) {
             if (eq != std::string::npos) {
-                values_[flag] = a.substr(eq + 1);
+                values_[flag].push_back(a.substr(eq + 1));
             } else {
                 if (i + 1 >= argv.size()) throw Error("--" + flag + " needs a value");
-                values_[flag] = argv[++i];
+                values_[flag].push_back(argv[++i]);
             }
         } else {
             throw Error("unknown flag '--" + flag + "' (see --help)");
@@ -37,7 +37,12 @@ bool Args::has(const std::string& flag) const {
 std::optional<std::string> Args::get(const std::string& flag) const {
     auto it = values_.find(flag);
     if (it == values_.end()) return std::nullopt;
-    return it->second;
+    return it->second.back();
+}
+
+std::vector<std::string> Args::all(const std::string& flag) const {
+    auto it = values_.find(flag);
+    return it == values_.end() ? std::vector<std::string>() : it->second;
 }
 
 std::string Args::require(const std::string& flag) const {

@@ -18,12 +18,13 @@ class Args {
          const std::set<std::string>& switches);
 
     bool has(const std::string& flag) const;
-    std::optional<std::string> get(const std::string& flag) const;
-    std::string require(const std::string& flag) const; // throws Error naming the flag
+    std::optional<std::string> get(const std::string& flag) const; // the last one given
+    std::vector<std::string> all(const std::string& flag) const;   // every one, in order
+    std::string require(const std::string& flag) const;            // throws Error naming the flag
     int64_t get_int(const std::string& flag, int64_t fallback, int64_t min, int64_t max) const;
 
   private:
-    std::map<std::string, std::string> values_;
+    std::map<std::string, std::vector<std::string>> values_;
     std::set<std::string> switches_;
 };
 

@@ -14,6 +14,13 @@ static const char* usage = R"(octet — FP8 training engine for GPT-style transf
 usage: octet <command> [flags]
 
 commands:
+  train      train a GPT (no arguments: the tiny model on the default data, moss recipe)
+  sample     generate text from a checkpoint
+  compare    train one config under several recipes; curves, table of final losses
+  plot       loss curves of runs (metrics .jsonl) in one PNG
+  export     a checkpoint as a Hugging Face GPT-2 folder
+  data       prepare a dataset from raw text (tokenizer + token shards)
+  tokenize   train / encode / decode with Octet's byte-level BPE
   quant      quantize a .npy tensor with one recipe, write codes and scales to .npz
   fidelity   table of SNR / error / flush / saturation of every recipe on a tensor
              (a built-in heavy-tailed activation sample when no --in is given)
@@ -35,9 +42,10 @@ LoadedTensor load_tensor(const std::string& npy_path) {
 }
 
 int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
-    if (argv.empty() || argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help") {
-        (argv.empty() ? err : out) << usage;
-        return argv.empty() ? 2 : 0;
+    if (argv.empty()) return run_cli({"train"}, out, err); // the main job
+    if (argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help") {
+        out << usage;
+        return 0;
     }
     if (argv[0] == "--version") {
         out << "octet " << OCTET_VERSION << "\n";
@@ -49,6 +57,13 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
         if (command == "quant") return cmd_quant(rest, out);
         if (command == "fidelity") return cmd_fidelity(rest, out);
         if (command == "bench") return cmd_bench(rest, out);
+        if (command == "train") return cmd_train(rest, out);
+        if (command == "sample") return cmd_sample(rest, out);
+        if (command == "compare") return cmd_compare(rest, out);
+        if (command == "plot") return cmd_plot(rest, out);
+        if (command == "data") return cmd_data(rest, out);
+        if (command == "tokenize") return cmd_tokenize(rest, out);
+        if (command == "export") return cmd_export(rest, out);
         err << "octet: unknown command '" << command << "'\n\n" << usage;
         return 2;
     } catch (const Error& e) {

@@ -16,6 +16,13 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
 int cmd_quant(const std::vector<std::string>& args, std::ostream& out);
 int cmd_fidelity(const std::vector<std::string>& args, std::ostream& out);
 int cmd_bench(const std::vector<std::string>& args, std::ostream& out);
+int cmd_train(const std::vector<std::string>& args, std::ostream& out);
+int cmd_sample(const std::vector<std::string>& args, std::ostream& out);
+int cmd_compare(const std::vector<std::string>& args, std::ostream& out);
+int cmd_plot(const std::vector<std::string>& args, std::ostream& out);
+int cmd_data(const std::vector<std::string>& args, std::ostream& out);
+int cmd_tokenize(const std::vector<std::string>& args, std::ostream& out);
+int cmd_export(const std::vector<std::string>& args, std::ostream& out);
 
 // A tensor read from a .npy file and viewed as a matrix [product of leading dims, last dim]
 // (a 0-d or 1-d array is one row).

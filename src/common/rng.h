@@ -9,7 +9,9 @@ namespace octet {
 
 class Rng {
   public:
+    // A seed, or a state() saved earlier: Rng(r.state()) continues r's sequence exactly.
     explicit Rng(uint64_t seed) : state_(seed) {}
+    uint64_t state() const { return state_; }
 
     uint64_t next_u64() {
         uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);

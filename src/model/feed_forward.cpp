@@ -74,6 +74,14 @@ class DenseFeedForward final : public FeedForward<T> {
         up_precision_->on_optimizer_step(step);
         down_precision_->on_optimizer_step(step);
     }
+    void save_state(std::vector<double>& out) const override {
+        up_precision_->save_state(out);
+        down_precision_->save_state(out);
+    }
+    void restore_state(const std::vector<double>& in, size_t& at) override {
+        up_precision_->restore_state(in, at);
+        down_precision_->restore_state(in, at);
+    }
 
   private:
     static constexpr size_t none = size_t(-1);

@@ -23,6 +23,9 @@ class FeedForward {
     virtual void backward(T* d_in, const T* d_out, const T* in, int64_t n) = 0;
     // Forwards an optimizer step to the quantizers of its weights (MOSS weight scaling).
     virtual void on_optimizer_step(const OptimizerStep& step) = 0;
+    // Recipe state of its linear layers (LinearPrecision::save_state / restore_state).
+    virtual void save_state(std::vector<double>& out) const = 0;
+    virtual void restore_state(const std::vector<double>& in, size_t& at) = 0;
 };
 
 // The dense feed-forward of layer `layer`, its parameters registered in `params`.

@@ -240,6 +240,30 @@ void Gpt<T>::on_optimizer_step(const OptimizerStep& step) {
     head_precision_->on_optimizer_step(step);
 }
 
+template <typename T>
+std::vector<double> Gpt<T>::recipe_state() const {
+    std::vector<double> out;
+    for (const auto& L : layers_) {
+        L->qkv_precision->save_state(out);
+        L->proj_precision->save_state(out);
+        L->ffn->save_state(out);
+    }
+    head_precision_->save_state(out);
+    return out;
+}
+
+template <typename T>
+void Gpt<T>::set_recipe_state(const std::vector<double>& state) {
+    size_t at = 0;
+    for (auto& L : layers_) {
+        L->qkv_precision->restore_state(state, at);
+        L->proj_precision->restore_state(state, at);
+        L->ffn->restore_state(state, at);
+    }
+    head_precision_->restore_state(state, at);
+    if (at != state.size()) throw Error("checkpoint: recipe state is longer than the model needs");
+}
+
 template class Gpt<float>;
 template class Gpt<double>;
 

@@ -45,6 +45,10 @@ class Gpt {
     // scales from it). `step` carries lr, betas and index; weight decay is the caller's value.
     void on_optimizer_step(const OptimizerStep& step);
 
+    // The recipe state of every linear layer, for checkpoints (throws Error on a mismatch).
+    std::vector<double> recipe_state() const;
+    void set_recipe_state(const std::vector<double>& state);
+
   private:
     struct Layer;
     T* value(size_t i) { return params_.value(i); }

@@ -95,6 +95,29 @@ LinearPrecision::Fp8Operands LinearPrecision::wgrad_fp8() {
     return {dy_t_, x_t_};
 }
 
+void LinearPrecision::save_state(std::vector<double>& out) const {
+    for (const auto* q : {&input_, &weight_, &grad_, &input_t_, &weight_t_, &grad_t_}) {
+        const std::vector<double> s = *q ? (*q)->state() : std::vector<double>();
+        out.push_back(double(s.size()));
+        out.insert(out.end(), s.begin(), s.end());
+    }
+}
+
+void LinearPrecision::restore_state(const std::vector<double>& in, size_t& at) {
+    for (auto* q : {&input_, &weight_, &grad_, &input_t_, &weight_t_, &grad_t_}) {
+        if (at >= in.size())
+            throw Error("checkpoint: recipe state is shorter than the model needs");
+        const size_t n = size_t(in[at++]);
+        if (at + n > in.size()) throw Error("checkpoint: recipe state is truncated");
+        const std::vector<double> s(in.begin() + long(at), in.begin() + long(at + n));
+        at += n;
+        if (*q)
+            (*q)->set_state(s);
+        else if (n)
+            throw Error("checkpoint: recipe state given to a layer without an FP8 recipe");
+    }
+}
+
 void LinearPrecision::on_optimizer_step(const OptimizerStep& step) {
     if (weight_) weight_->on_optimizer_step(step);
 }

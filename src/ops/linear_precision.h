@@ -56,6 +56,11 @@ class LinearPrecision {
     // The weight's optimizer step, for recipes that predict weight scales (moss).
     void on_optimizer_step(const OptimizerStep& step);
 
+    // The quantizers' states, appended to `out` as [count, values…] per quantizer; restore()
+    // consumes the same from `in` starting at `at` (advanced).
+    void save_state(std::vector<double>& out) const;
+    void restore_state(const std::vector<double>& in, size_t& at);
+
   private:
     explicit LinearPrecision(Kind kind) : kind_(kind) {}
     Kind kind_;

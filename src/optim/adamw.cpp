@@ -72,6 +72,27 @@ double AdamW::step(float* params, float* grads, double lr) {
     return norm;
 }
 
+AdamW::Moments AdamW::export_state() const {
+    Moments out{std::vector<float>(size_t(total_)), std::vector<float>(size_t(total_)), t_};
+    for (const State& s : states_) {
+        s.m.load(out.m.data() + s.tensor.offset);
+        s.v.load(out.v.data() + s.tensor.offset);
+    }
+    return out;
+}
+
+void AdamW::import_state(const Moments& state, const float* params) {
+    if (int64_t(state.m.size()) != total_ || int64_t(state.v.size()) != total_ || state.step < 0)
+        throw Error("checkpoint: optimizer state does not match the model's " +
+                    std::to_string(total_) + " parameters");
+    for (State& s : states_) {
+        s.m.store(state.m.data() + s.tensor.offset);
+        s.v.store(state.v.data() + s.tensor.offset);
+        if (s.master) s.master->store(params + s.tensor.offset);
+    }
+    t_ = state.step;
+}
+
 double AdamW::bytes_per_parameter() const {
     size_t bytes = 0;
     for (const State& s : states_)

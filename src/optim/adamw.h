@@ -42,6 +42,17 @@ class AdamW {
     // Bytes the optimizer side holds per parameter: master + gradient + m + v.
     double bytes_per_parameter() const;
 
+    // The moments (decoded to FP32) and the step count, for checkpoints; the master weights are
+    // the parameters themselves. import_state() re-encodes them in the policy's storage, which
+    // gives back the same values.
+    struct Moments {
+        std::vector<float> m, v; // in the parameters' layout
+        int64_t step = 0;
+    };
+    Moments export_state() const;
+    // `params` are the restored weights: a non-FP32 master is re-stored from them.
+    void import_state(const Moments& state, const float* params);
+
   private:
     struct State {
         ParamTensor tensor;

@@ -88,6 +88,8 @@ class MossWeightQuantizer final : public Quantizer {
         return quantize_per_tensor(x, Format::e4m3, scale);
     }
     void on_optimizer_step(const OptimizerStep& step) override { predictor_.advance(step); }
+    std::vector<double> state() const override { return predictor_.state(); }
+    void set_state(const std::vector<double>& s) override { predictor_.set_state(s); }
 
   private:
     MossWeightScalePredictor predictor_;

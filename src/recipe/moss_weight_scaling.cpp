@@ -14,6 +14,13 @@ MossWeightScalePredictor::MossWeightScalePredictor(int64_t resync_every)
     if (resync_every < 1) throw Error("moss: resync interval must be at least 1 step");
 }
 
+void MossWeightScalePredictor::set_state(const std::vector<double>& s) {
+    if (s.size() != 3) throw Error("checkpoint: moss weight-scale state must hold 3 values");
+    bound_ = s[0];
+    steps_since_sync_ = int64_t(s[1]);
+    synced_ = s[2] != 0.0;
+}
+
 bool MossWeightScalePredictor::needs_sync() const {
     return !synced_ || steps_since_sync_ >= resync_every_;
 }

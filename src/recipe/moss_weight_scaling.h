@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "recipe/recipe.h"
 
@@ -29,6 +30,11 @@ class MossWeightScalePredictor {
     void advance(const OptimizerStep& step);
 
     double bound() const { return bound_; }
+    // [bound, steps since sync, synced] for checkpoints.
+    std::vector<double> state() const {
+        return {bound_, double(steps_since_sync_), synced_ ? 1.0 : 0.0};
+    }
+    void set_state(const std::vector<double>& s);
     int64_t steps_since_sync() const { return steps_since_sync_; }
 
     // C_t above: the largest |m̂_t / √v̂_t| any gradient sequence can produce at step t.

@@ -10,6 +10,10 @@
 
 namespace octet {
 
+void Quantizer::set_state(const std::vector<double>& s) {
+    if (!s.empty()) throw Error("checkpoint: recipe state given to a stateless quantizer");
+}
+
 const char* role_name(TensorRole role) {
     switch (role) {
     case TensorRole::activation:

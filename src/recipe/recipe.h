@@ -43,6 +43,10 @@ class Quantizer {
     virtual QuantizedTensor quantize(MatrixView x) = 0;
     // Called after each optimizer step of the tensor (weights only); most recipes ignore it.
     virtual void on_optimizer_step(const OptimizerStep&) {}
+    // The quantizer's state across steps (amax history, predicted bound), for checkpoints; empty
+    // for stateless recipes. set_state() takes what state() gave, or throws Error.
+    virtual std::vector<double> state() const { return {}; }
+    virtual void set_state(const std::vector<double>& s);
 };
 
 class Recipe {

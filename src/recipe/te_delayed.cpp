@@ -8,6 +8,7 @@
 #include <deque>
 #include <string>
 
+#include "common/error.h"
 #include "recipe/recipes.h"
 
 namespace octet {
@@ -28,6 +29,19 @@ class TeDelayedQuantizer final : public Quantizer {
         QuantizedTensor q = quantize_per_tensor(x, format_, current_);
         record_amax(tensor_amax(x));
         return q;
+    }
+
+    // [scale, scale_inv, history…]
+    std::vector<double> state() const override {
+        std::vector<double> s = {current_.scale, current_.scale_inv};
+        s.insert(s.end(), history_.begin(), history_.end());
+        return s;
+    }
+    void set_state(const std::vector<double>& s) override {
+        if (s.size() < 2 || int64_t(s.size()) - 2 > o_.history)
+            throw Error("checkpoint: te-delayed state does not match the recipe's history length");
+        current_ = {float(s[0]), float(s[1])};
+        history_.assign(s.begin() + 2, s.end());
     }
 
   private:

@@ -12,34 +12,18 @@
 #include "common/error.h"
 #include "io/atomic_file.h"
 #include "io/npy.h"
+#include "tests/harness/temp_dir.h"
 
 namespace octet {
 namespace {
 
 namespace fs = std::filesystem;
 
-class NpyTest : public ::testing::Test {
+class NpyTest : public testing::TempDirTest {
   protected:
-    void SetUp() override {
-        dir_ = fs::temp_directory_path() /
-               ("octet-npy-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-                "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::create_directories(dir_);
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-    std::string path(const std::string& name) const { return (dir_ / name).string(); }
     void write_raw(const std::string& name, const std::string& bytes) const {
         std::ofstream(path(name), std::ios::binary) << bytes;
     }
-    std::string error_of(const std::function<void()>& f) const {
-        try {
-            f();
-        } catch (const Error& e) {
-            return e.what();
-        }
-        return "no error";
-    }
-    fs::path dir_;
 };
 
 // The bytes np.save writes for np.array([[1, 2, 3], [4, 5, 6]], dtype='<f4') (format 1.0).
@@ -76,8 +60,9 @@ TEST_F(NpyTest, ConvertsOtherDtypes) {
     EXPECT_EQ(npy_to_float(h, "h"), (std::vector<float>{1.0f}));
     NpyArray i{"<i2", {1}, {0xFE, 0xFF}}; // -2
     EXPECT_EQ(npy_to_float(i, "i"), (std::vector<float>{-2.0f}));
-    EXPECT_NE(error_of([&] { npy_to_float(npy_from_string("x"), "s"); }).find("numeric"),
-              std::string::npos);
+    EXPECT_NE(
+        testing::error_message([&] { npy_to_float(npy_from_string("x"), "s"); }).find("numeric"),
+        std::string::npos);
 }
 
 TEST_F(NpyTest, NpzRoundTripsEveryEntry) {
@@ -102,35 +87,40 @@ TEST_F(NpyTest, NpzRoundTripsEveryEntry) {
 }
 
 TEST_F(NpyTest, MalformedFilesAreRefusedWithClearMessages) {
-    EXPECT_NE(error_of([&] { read_npy(path("missing.npy")); }).find("cannot open"),
+    EXPECT_NE(testing::error_message([&] { read_npy(path("missing.npy")); }).find("cannot open"),
               std::string::npos);
     write_raw("bad.npy", "hello world, not numpy");
-    EXPECT_NE(error_of([&] { read_npy(path("bad.npy")); }).find("bad magic"), std::string::npos);
+    EXPECT_NE(testing::error_message([&] { read_npy(path("bad.npy")); }).find("bad magic"),
+              std::string::npos);
     std::string f = numpy_f4_2x3();
     write_raw("truncated.npy", f.substr(0, f.size() - 5));
-    EXPECT_NE(error_of([&] { read_npy(path("truncated.npy")); }).find("truncated"),
+    EXPECT_NE(testing::error_message([&] { read_npy(path("truncated.npy")); }).find("truncated"),
               std::string::npos);
     std::string fortran = f;
     fortran.replace(fortran.find("False"), 5, "True ");
     write_raw("fortran.npy", fortran);
-    EXPECT_NE(error_of([&] { read_npy(path("fortran.npy")); }).find("Fortran"), std::string::npos);
+    EXPECT_NE(testing::error_message([&] { read_npy(path("fortran.npy")); }).find("Fortran"),
+              std::string::npos);
     std::string big = f;
     big.replace(big.find("<f4"), 3, ">f4");
     write_raw("big.npy", big);
-    EXPECT_NE(error_of([&] { read_npy(path("big.npy")); }).find("big-endian"), std::string::npos);
+    EXPECT_NE(testing::error_message([&] { read_npy(path("big.npy")); }).find("big-endian"),
+              std::string::npos);
     std::string obj = f;
     obj.replace(obj.find("<f4"), 3, "|O8");
     write_raw("obj.npy", obj);
-    EXPECT_NE(error_of([&] { read_npy(path("obj.npy")); }).find("unsupported dtype"),
+    EXPECT_NE(testing::error_message([&] { read_npy(path("obj.npy")); }).find("unsupported dtype"),
               std::string::npos);
 
     write_npz(path("ok.npz"), {{"a", npy_from_float({3}, {1, 2, 3})}});
     std::vector<uint8_t> zip = read_file(path("ok.npz"));
     zip[zip.size() / 2] ^= 0xFF; // corrupt one byte of the data
     write_file_atomic(path("corrupt.npz"), zip);
-    EXPECT_NE(error_of([&] { read_npz(path("corrupt.npz")); }).find("npz"), std::string::npos);
+    EXPECT_NE(testing::error_message([&] { read_npz(path("corrupt.npz")); }).find("npz"),
+              std::string::npos);
     write_raw("empty.npz", "");
-    EXPECT_NE(error_of([&] { read_npz(path("empty.npz")); }).find("not a .npz"), std::string::npos);
+    EXPECT_NE(testing::error_message([&] { read_npz(path("empty.npz")); }).find("not a .npz"),
+              std::string::npos);
 }
 
 TEST_F(NpyTest, AtomicWriteReplacesAndNeverLeavesHalfAFile) {

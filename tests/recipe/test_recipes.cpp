@@ -10,6 +10,7 @@
 #include "numerics/scaling.h"
 #include "recipe/recipe.h"
 #include "tests/harness/fresh_seed.h"
+#include "tests/harness/temp_dir.h"
 
 namespace octet {
 namespace {
@@ -275,12 +276,7 @@ TEST(Recipes, QuantizationIsDeterministic) {
 
 TEST(Recipes, BadSpecsAreRejectedWithMessagesNamingTheProblem) {
     auto message = [](const std::string& spec) {
-        try {
-            make_recipe(spec);
-        } catch (const Error& e) {
-            return std::string(e.what());
-        }
-        return std::string("no error");
+        return testing::error_message([&] { make_recipe(spec); });
     };
     EXPECT_NE(message("fp4").find("unknown recipe 'fp4'"), std::string::npos);
     EXPECT_NE(message("fp4").find("moss"), std::string::npos); // lists the known ones
