@@ -156,13 +156,12 @@ TrainSummary train(const TrainConfig& config_in, const TrainOptions& options, st
         const double elapsed =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const double eta = elapsed / double(summary.losses.size()) * double(c.steps - state.step);
-        char line[200];
+        char eval_text[16] = "  -   ", line[200];
+        if (!std::isnan(last_eval)) std::snprintf(eval_text, sizeof eval_text, "%.4f", last_eval);
         std::snprintf(line, sizeof line,
                       "step %5lld/%lld | loss %.4f | eval %s | lr %.2e | %6.0f tok/s | ETA %s",
                       static_cast<long long>(state.step), static_cast<long long>(c.steps), loss,
-                      std::isnan(last_eval) ? "  -   "
-                                            : std::to_string(last_eval).substr(0, 6).c_str(),
-                      lr, tps, format_duration(eta).c_str());
+                      eval_text, lr, tps, format_duration(eta).c_str());
         if (options.progress_line)
             log << "\r" << line << std::flush;
         else if (eval_now || state.step % 10 == 0 || state.step == 1)
