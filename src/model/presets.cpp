@@ -27,8 +27,8 @@ struct Preset {
 
 const std::vector<Preset>& presets() {
     static const std::vector<Preset> all = {
-        {"tiny", make(Flavor::gpt2, 4, 128, 4, 256, 128)},
-        {"tiny-llama", make(Flavor::llama, 4, 128, 4, 256, 128)},
+        {"tiny", make(Flavor::gpt2, 4, 128, 4, 1024, 128)}, // configs/tiny.toml
+        {"tiny-llama", make(Flavor::llama, 4, 128, 4, 1024, 128)},
         {"gpt2-124m", make(Flavor::gpt2, 12, 768, 12, 50304, 1024)},
         {"gpt2-350m", make(Flavor::gpt2, 24, 1024, 16, 50304, 1024)},
         {"gpt2-1.3b", make(Flavor::gpt2, 24, 2048, 16, 50304, 1024)},

@@ -1,0 +1,111 @@
+// `octet bench gemm`: TFLOPS of the GPU GEMMs at the training shapes of issue 6 (M = 16384 tokens
+// by the GPT-2 124M, 1.3B and 7B projections, and 8192³): cuBLASLt BF16, FP8 per-tensor (fast
+// accumulation) and FP8 block-wise (1×128 · 128×128). Median of 20 timed runs after 5 warm-ups,
+// CUDA events, uniformly random operands (cuda/random_fill.h); needs a build with CUDA and a GPU.
+#include <algorithm>
+#include <cstdio>
+#include <ostream>
+#include <vector>
+
+#include "cli/commands.h"
+#include "common/error.h"
+
+#if defined(OCTET_WITH_CUDA)
+#include <cuda_runtime.h>
+
+#include "cuda/check.h"
+#include "cuda/gemm.h"
+#include "cuda/random_fill.h"
+#endif
+
+namespace octet {
+
+int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
+    if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
+        out << "usage: octet bench gemm\n\nTFLOPS of cuBLASLt BF16, FP8 per-tensor and FP8 "
+               "block-wise GEMMs at\n"
+               "M = 16384 and the GPT-2 124M, 1.3B and 7B projection shapes, plus 8192^3.\n";
+        return 0;
+    }
+    if (!argv.empty()) throw Error("octet bench gemm takes no arguments (got '" + argv[0] + "')");
+#if !defined(OCTET_WITH_CUDA)
+    throw Error(
+        "octet bench gemm needs a build with CUDA (nvcc was not found when this was built)");
+#else
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0)
+        throw Error("octet bench gemm: no GPU");
+    cudaDeviceProp prop{};
+    OCTET_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    struct Shape {
+        const char* name;
+        int64_t m, n, k;
+    };
+    const Shape shapes[] = {
+        {"124M qkv", 16384, 2304, 768},   {"124M fc", 16384, 3072, 768},
+        {"124M fc2", 16384, 768, 3072},   {"1.3B qkv", 16384, 6144, 2048},
+        {"1.3B proj", 16384, 2048, 2048}, {"1.3B fc", 16384, 8192, 2048},
+        {"1.3B fc2", 16384, 2048, 8192},  {"7B qkv", 16384, 12288, 4096},
+        {"7B proj", 16384, 4096, 4096},   {"7B fc", 16384, 11008, 4096},
+        {"7B fc2", 16384, 4096, 11008},   {"8192^3", 8192, 8192, 8192},
+    };
+    int64_t max_elems = 0;
+    for (const Shape& s : shapes)
+        max_elems = std::max({max_elems, s.m * s.k, s.n * s.k, s.m * s.n});
+    void *a = nullptr, *b = nullptr, *out_buf = nullptr;
+    float *sa = nullptr, *sb = nullptr;
+    OCTET_CUDA_CHECK(cudaMalloc(&a, size_t(max_elems) * 2));
+    OCTET_CUDA_CHECK(cudaMalloc(&b, size_t(max_elems) * 2));
+    OCTET_CUDA_CHECK(cudaMalloc(&out_buf, size_t(max_elems) * 2));
+    OCTET_CUDA_CHECK(cudaMalloc(&sa, size_t(max_elems / 128 + 1) * 4));
+    OCTET_CUDA_CHECK(cudaMalloc(&sb, size_t(max_elems / 128 + 1) * 4));
+    std::vector<float> ones(size_t(max_elems / 128 + 1), 1.0f);
+    OCTET_CUDA_CHECK(cudaMemcpy(sa, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
+    OCTET_CUDA_CHECK(cudaMemcpy(sb, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
+    cuda::CublasLtGemm gemm;
+    cudaEvent_t e0, e1;
+    OCTET_CUDA_CHECK(cudaEventCreate(&e0));
+    OCTET_CUDA_CHECK(cudaEventCreate(&e1));
+    auto tflops = [&](const Shape& s, cuda::GemmScaling scaling) {
+        const Format f = scaling == cuda::GemmScaling::bf16 ? Format::bf16 : Format::e4m3;
+        // Fresh random operands of the GEMM's format: constant data would flatter the clocks.
+        cuda::fill_random(a, s.m * s.k, f, f == Format::bf16 ? 1.0f : 448.0f, 1, nullptr);
+        cuda::fill_random(b, s.n * s.k, f, f == Format::bf16 ? 1.0f : 448.0f, 2, nullptr);
+        const cuda::GemmArgs args{a,   b,   f,       f,
+                                  sa,  sb,  scaling, static_cast<__nv_bfloat16*>(out_buf),
+                                  s.m, s.n, s.k,     scaling == cuda::GemmScaling::per_tensor};
+        std::vector<float> ms;
+        for (int i = 0; i < 25; ++i) {
+            OCTET_CUDA_CHECK(cudaEventRecord(e0));
+            gemm.run(args, nullptr);
+            OCTET_CUDA_CHECK(cudaEventRecord(e1));
+            OCTET_CUDA_CHECK(cudaEventSynchronize(e1));
+            float t = 0;
+            OCTET_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+            if (i >= 5) ms.push_back(t);
+        }
+        std::sort(ms.begin(), ms.end());
+        return 2.0 * double(s.m) * double(s.n) * double(s.k) / (double(ms[ms.size() / 2]) * 1e-3) /
+               1e12;
+    };
+    char line[200];
+    out << "device " << prop.name << ", cuBLASLt " << cublasLtGetVersion()
+        << ", TFLOPS (median of 20), BF16 output\n";
+    std::snprintf(line, sizeof line, "%-10s %6s %6s %6s %8s %10s %10s %10s\n", "shape", "M", "N",
+                  "K", "BF16", "FP8 tensor", "FP8 block", "block/BF16");
+    out << line << std::string(76, '-') << "\n";
+    for (const Shape& s : shapes) {
+        const double bf = tflops(s, cuda::GemmScaling::bf16),
+                     pt = tflops(s, cuda::GemmScaling::per_tensor),
+                     bw = tflops(s, cuda::GemmScaling::blockwise);
+        std::snprintf(line, sizeof line, "%-10s %6lld %6lld %6lld %8.0f %10.0f %10.0f %10.2f\n",
+                      s.name, static_cast<long long>(s.m), static_cast<long long>(s.n),
+                      static_cast<long long>(s.k), bf, pt, bw, bw / bf);
+        out << line << std::flush;
+    }
+    for (void* p : {a, b, out_buf, (void*)sa, (void*)sb}) cudaFree(p);
+    return 0;
+#endif
+}
+
+} // namespace octet

@@ -1,0 +1,62 @@
+// GEMMs through cuBLASLt in the TN layout (both operands K-contiguous, the only FP8 layout
+// Hopper's tensor cores take): out[m, n] = a[m, k] · b[n, k]ᵀ, BF16 output.
+//   bf16        BF16 operands
+//   per_tensor  FP8 operands, one FP32 scale_inv each (TE per-tensor recipes)
+//   blockwise   FP8, a with 1×128 scales along K (activations, gradients), b with 128×128 block
+//               scales (weights): DeepSeek-V3 / TE Float8BlockScaling
+// Scale layouts cuBLASLt 13.1 expects (found by probing on an H100; tests/cuda/test_gemm.cu
+// holds them): a's 1×128 scales as [ceil(k/128)][m] (m fastest); b's 128×128 scales as
+// [ceil(n/128)][ceil(k/128) rounded up to a multiple of 4] (k-blocks fastest, rows padded to 16
+// bytes). blockwise_scale_layout() converts from QuantizedTensor grids. Block-wise GEMMs with m
+// not a multiple of 4 are refused: their layout is unverified.
+// The algorithm cuBLASLt's heuristic picks is cached per (shape, formats, scaling).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+
+#include "numerics/quantized_tensor.h"
+
+namespace octet::cuda {
+
+enum class GemmScaling { bf16, per_tensor, blockwise };
+
+struct GemmArgs {
+    const void* a;             // [m, k]: FP8 codes or BF16
+    const void* b;             // [n, k]
+    Format a_format, b_format; // e4m3 / e5m2 (FP8 scalings) or bf16
+    const float* a_scale_inv;  // device; per_tensor: 1 value; blockwise: [k/128][m]
+    const float* b_scale_inv;  // device; per_tensor: 1 value; blockwise: [n/128][k/128]
+    GemmScaling scaling;
+    __nv_bfloat16* out; // [m, n]
+    int64_t m, n, k;
+    bool fast_accum; // per-tensor only: no split accumulation (TE uses it for fprop)
+};
+
+class CublasLtGemm {
+  public:
+    CublasLtGemm();
+    ~CublasLtGemm();
+    CublasLtGemm(const CublasLtGemm&) = delete;
+    CublasLtGemm& operator=(const CublasLtGemm&) = delete;
+    // Throws Error naming the problem (unsupported shape or format, no algorithm).
+    void run(const GemmArgs& args, cudaStream_t stream);
+
+  private:
+    using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, bool>;
+    cublasLtHandle_t handle_ = nullptr;
+    void* workspace_ = nullptr;
+    size_t workspace_bytes_ = size_t(32) << 20;
+    std::map<Key, cublasLtMatmulAlgo_t> algos_;
+};
+
+// The scale_inv of a single-level QuantizedTensor in the layout cuBLASLt's block-scaled GEMM
+// expects (host vector): 1×128 groups → [k/128][rows]; 128×128 blocks → [rows/128][k/128].
+std::vector<float> blockwise_scale_layout(const QuantizedTensor& q);
+
+} // namespace octet::cuda
