@@ -33,12 +33,14 @@ steps, then the median of N timed steps, on random tokens.
 int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
     if (!argv.empty() && argv[0] == "gemm")
         return cmd_bench_gemm({argv.begin() + 1, argv.end()}, out);
+    if (!argv.empty() && argv[0] == "quant")
+        return cmd_bench_quant({argv.begin() + 1, argv.end()}, out);
     if (argv.empty() || argv[0] != "train") {
         if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
             out << bench_help;
             return 0;
         }
-        throw Error("expected 'octet bench train' or 'octet bench gemm' (see octet bench --help)");
+        throw Error("expected 'octet bench train', 'octet bench gemm' or 'octet bench quant'");
     }
     const Args args(std::vector<std::string>(argv.begin() + 1, argv.end()),
                     {"model", "recipes", "batch", "steps", "device"}, {"help"});

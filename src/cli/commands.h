@@ -17,6 +17,7 @@ int cmd_quant(const std::vector<std::string>& args, std::ostream& out);
 int cmd_fidelity(const std::vector<std::string>& args, std::ostream& out);
 int cmd_bench(const std::vector<std::string>& args, std::ostream& out);
 int cmd_bench_gemm(const std::vector<std::string>& args, std::ostream& out);
+int cmd_bench_quant(const std::vector<std::string>& args, std::ostream& out);
 int cmd_train(const std::vector<std::string>& args, std::ostream& out);
 int cmd_sample(const std::vector<std::string>& args, std::ostream& out);
 int cmd_compare(const std::vector<std::string>& args, std::ostream& out);

@@ -1,10 +1,12 @@
-// `octet bench gemm`: TFLOPS of the GPU GEMMs at the training shapes of issue 6 (M = 16384 tokens
-// by the GPT-2 124M, 1.3B and 7B projections, and 8192³): cuBLASLt BF16, FP8 per-tensor (fast
-// accumulation) and FP8 block-wise (1×128 · 128×128). Median of 20 timed runs after 5 warm-ups,
-// CUDA events, uniformly random operands (cuda/random_fill.h); needs a build with CUDA and a GPU.
+// GPU benchmarks. `octet bench gemm`: TFLOPS of the GPU GEMMs at the training shapes of issue 6 (M
+// = 16384 tokens by the GPT-2 124M, 1.3B and 7B projections, and 8192³): cuBLASLt BF16, FP8
+// per-tensor (fast accumulation) and FP8 block-wise (1×128 · 128×128). Median of 20 timed runs
+// after 5 warm-ups, CUDA events, uniformly random operands (cuda/random_fill.h); needs a build with
+// CUDA and a GPU.
 #include <algorithm>
 #include <cstdio>
 #include <ostream>
+#include <tuple>
 #include <vector>
 
 #include "cli/commands.h"
@@ -15,6 +17,7 @@
 
 #include "cuda/check.h"
 #include "cuda/gemm.h"
+#include "cuda/quantize.h"
 #include "cuda/random_fill.h"
 #endif
 
@@ -104,6 +107,84 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
         out << line << std::flush;
     }
     for (void* p : {a, b, out_buf, (void*)sa, (void*)sb}) cudaFree(p);
+    return 0;
+#endif
+}
+
+// `octet bench quant`: bandwidth of the quantization kernels at 16384 × 4096 BF16, against a
+// device-to-device copy of the same tensor (the bandwidth a one-pass kernel can hope for).
+int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
+    if (!argv.empty()) throw Error("octet bench quant takes no arguments (got '" + argv[0] + "')");
+#if !defined(OCTET_WITH_CUDA)
+    throw Error(
+        "octet bench quant needs a build with CUDA (nvcc was not found when this was built)");
+#else
+    const int64_t rows = 16384, cols = 4096, n = rows * cols;
+    void *x = nullptr, *copy = nullptr;
+    uint8_t* codes = nullptr;
+    float *scales = nullptr, *work = nullptr, *global = nullptr;
+    OCTET_CUDA_CHECK(cudaMalloc(&x, size_t(n) * 2));
+    OCTET_CUDA_CHECK(cudaMalloc(&copy, size_t(n) * 2));
+    OCTET_CUDA_CHECK(cudaMalloc(&codes, size_t(n)));
+    OCTET_CUDA_CHECK(cudaMalloc(&scales, size_t(n / 32) * 4));
+    OCTET_CUDA_CHECK(cudaMalloc(&work, size_t(n / 32) * 4));
+    OCTET_CUDA_CHECK(cudaMalloc(&global, 4));
+    cuda::fill_random(x, n, Format::bf16, 8.0f, 3, nullptr);
+    cudaEvent_t e0, e1;
+    OCTET_CUDA_CHECK(cudaEventCreate(&e0));
+    OCTET_CUDA_CHECK(cudaEventCreate(&e1));
+    auto median_ms = [&](const auto& f) {
+        std::vector<float> ms;
+        for (int i = 0; i < 25; ++i) {
+            OCTET_CUDA_CHECK(cudaEventRecord(e0));
+            f();
+            OCTET_CUDA_CHECK(cudaEventRecord(e1));
+            OCTET_CUDA_CHECK(cudaEventSynchronize(e1));
+            float t = 0;
+            OCTET_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+            if (i >= 5) ms.push_back(t);
+        }
+        std::sort(ms.begin(), ms.end());
+        return double(ms[ms.size() / 2]);
+    };
+    const double copy_ms = median_ms([&] {
+        OCTET_CUDA_CHECK(cudaMemcpyAsync(copy, x, size_t(n) * 2, cudaMemcpyDeviceToDevice));
+    });
+    const double copy_gbs = 2.0 * double(n) * 2 / (copy_ms * 1e-3) / 1e9;
+    char line[160];
+    std::snprintf(line, sizeof line, "%-34s %9s %9s %12s\n", "kernel (16384 x 4096 BF16 in)", "ms",
+                  "GB/s", "of copy BW");
+    out << line << std::string(68, '-') << "\n";
+    std::snprintf(line, sizeof line, "%-34s %9.3f %9.0f %12s\n", "device copy (read + write BF16)",
+                  copy_ms, copy_gbs, "100%");
+    out << line;
+    auto report = [&](const char* name, double ms, double bytes) {
+        const double gbs = bytes / (ms * 1e-3) / 1e9;
+        std::snprintf(line, sizeof line, "%-34s %9.3f %9.0f %11.0f%%\n", name, ms, gbs,
+                      100 * gbs / copy_gbs);
+        out << line << std::flush;
+    };
+    for (auto [name, group, pow2] : {std::tuple{"block-wise 1x128 (FP32 scales)", 128, false},
+                                     {"block-wise 1x128 (pow2 scales)", 128, true},
+                                     {"per-group 1x32", 32, false}}) {
+        const double ms = median_ms([&] {
+            cuda::quantize_groups({static_cast<const __nv_bfloat16*>(x), rows, cols, group,
+                                   Format::e4m3, pow2, codes, scales},
+                                  nullptr);
+        });
+        report(name, ms, double(n) * 3 + double(n / group) * 4);
+    }
+    for (int64_t group : {32, 128}) {
+        const double ms = median_ms([&] {
+            cuda::quantize_two_level({static_cast<const __nv_bfloat16*>(x), rows, cols, group,
+                                      codes, scales, global, work},
+                                     nullptr);
+        });
+        // Two passes: BF16 read twice, codes written once, group scales written and read.
+        report(group == 32 ? "MOSS two-level G=32 (2 passes)" : "MOSS two-level G=128 (2 passes)",
+               ms, double(n) * 5 + double(n / group) * 12);
+    }
+    for (void* p : {x, copy, (void*)codes, (void*)scales, (void*)work, (void*)global}) cudaFree(p);
     return 0;
 #endif
 }

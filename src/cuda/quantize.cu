@@ -1,0 +1,233 @@
+// Quantization kernels (see quantize.h): kernels first, then launchers.
+// Fast path (rows of a multiple of 8 elements): each thread owns 8 consecutive elements — one
+// 16-byte load, one 8-byte store — and a group of G is G/8 neighbouring threads that reduce the
+// amax with shuffles. 256 threads per block.
+// Fallback (any shape): one warp per group, lane l handles elements l, l + 32, … .
+#include "cuda/check.h"
+#include "cuda/quantize.h"
+#include "numerics/scaling.h"
+
+namespace octet::cuda {
+namespace {
+
+constexpr int warps_per_block = 8;
+
+__device__ float warp_max(float v) {
+    for (int offset = 16; offset > 0; offset /= 2)
+        v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, offset));
+    return v;
+}
+
+// amax of the finite elements of one group (every lane gets it).
+__device__ float group_amax(const __nv_bfloat16* row, int64_t c0, int64_t c1, int lane) {
+    float m = 0.0f;
+    for (int64_t c = c0 + lane; c < c1; c += 32) {
+        const float a = fabsf(__bfloat162float(row[c]));
+        if (a <= 3.4028235e38f && a > m) m = a; // NaN and Inf do not count (numerics/scaling.h)
+    }
+    return warp_max(m);
+}
+
+__global__ void quantize_groups_kernel(GroupQuantizeArgs a) {
+    const int64_t groups_per_row = (a.cols + a.group - 1) / a.group;
+    const int64_t g = int64_t(blockIdx.x) * warps_per_block + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (g >= a.rows * groups_per_row) return;
+    const int64_t r = g / groups_per_row, c0 = (g % groups_per_row) * a.group;
+    const int64_t c1 = min(a.cols, c0 + a.group);
+    const __nv_bfloat16* row = a.x + r * a.cols;
+    const BlockScale s =
+        scale_from_amax(group_amax(row, c0, c1, lane), format_max(a.format), 0, a.pow2);
+    for (int64_t c = c0 + lane; c < c1; c += 32)
+        a.codes[r * a.cols + c] = cast_scaled(__bfloat162float(row[c]), s.scale, a.format);
+    if (lane == 0) a.scale_inv[g] = s.scale_inv;
+}
+
+// Pass 1: s_i = amax_i / 448 per group; the maximum over the tensor by an atomic max on the bits
+// (non-negative floats order like their bit patterns).
+__global__ void group_s_kernel(TwoLevelQuantizeArgs a) {
+    const int64_t groups_per_row = (a.cols + a.group - 1) / a.group;
+    const int64_t g = int64_t(blockIdx.x) * warps_per_block + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (g >= a.rows * groups_per_row) return;
+    const int64_t r = g / groups_per_row, c0 = (g % groups_per_row) * a.group;
+    const float s = group_amax(a.x + r * a.cols, c0, min(a.cols, c0 + a.group), lane) /
+                    format_max(Format::e4m3);
+    if (lane == 0) {
+        a.group_s[g] = s;
+        atomicMax(reinterpret_cast<unsigned*>(a.global_scale_inv), __float_as_uint(s));
+    }
+}
+
+// Pass 2: local exponents and codes, exactly as quantize_two_level on the CPU.
+__global__ void two_level_codes_kernel(TwoLevelQuantizeArgs a) {
+    const int64_t groups_per_row = (a.cols + a.group - 1) / a.group;
+    const int64_t g = int64_t(blockIdx.x) * warps_per_block + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (g >= a.rows * groups_per_row) return;
+    float s = *a.global_scale_inv;
+    if (!(s > 0.0f)) s = 1.0f; // an all-zero tensor: any scale is exact
+    const float inv_s = fminf(1.0f / s, 3.4028235e38f);
+    const int k = moss_local_exponent(a.group_s[g], s);
+    const float scale = fminf(inv_s * exp2i(-k), 3.4028235e38f);
+    const int64_t r = g / groups_per_row, c0 = (g % groups_per_row) * a.group;
+    const int64_t c1 = min(a.cols, c0 + a.group);
+    for (int64_t c = c0 + lane; c < c1; c += 32)
+        a.codes[r * a.cols + c] =
+            cast_scaled(__bfloat162float(a.x[r * a.cols + c]), scale, Format::e4m3);
+    if (lane == 0) a.local_scale_inv[g] = exp2i(k);
+}
+
+constexpr int vec_threads_per_block = 256;
+
+template <int TPG> // threads per group: G / 8
+__device__ float subgroup_max(float v) {
+    for (int offset = TPG / 2; offset > 0; offset /= 2)
+        v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, offset));
+    return v;
+}
+
+// One thread's 8 elements and their amax (finite only); in = false past the row's end.
+struct Chunk {
+    float v[8];
+    float amax = 0.0f;
+    bool in = false;
+    int64_t at = 0; // element offset of v[0]
+};
+
+template <int TPG>
+__device__ Chunk load_chunk(const __nv_bfloat16* x, int64_t rows, int64_t cols, int64_t group,
+                            int64_t g, int sub) {
+    Chunk ch;
+    const int64_t groups_per_row = (cols + group - 1) / group;
+    if (g >= rows * groups_per_row) return ch;
+    const int64_t r = g / groups_per_row, c = (g % groups_per_row) * group + int64_t(sub) * 8;
+    if (c >= cols) return ch;
+    ch.in = true;
+    ch.at = r * cols + c;
+    const uint4 raw = *reinterpret_cast<const uint4*>(x + ch.at);
+    const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
+    for (int i = 0; i < 4; ++i) {
+        const float2 f = __bfloat1622float2(pairs[i]);
+        ch.v[2 * i] = f.x;
+        ch.v[2 * i + 1] = f.y;
+    }
+    for (float v : ch.v) {
+        const float a = fabsf(v);
+        if (a <= 3.4028235e38f && a > ch.amax) ch.amax = a;
+    }
+    return ch;
+}
+
+__device__ void store_chunk(uint8_t* codes, const Chunk& ch, float scale, Format format) {
+    uint64_t packed = 0;
+    for (int i = 0; i < 8; ++i) packed |= uint64_t(cast_scaled(ch.v[i], scale, format)) << (8 * i);
+    *reinterpret_cast<uint64_t*>(codes + ch.at) = packed;
+}
+
+template <int TPG>
+__global__ void quantize_groups_vec_kernel(GroupQuantizeArgs a) {
+    const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int64_t g = t / TPG;
+    const int sub = int(t % TPG);
+    const Chunk ch = load_chunk<TPG>(a.x, a.rows, a.cols, a.group, g, sub);
+    const float amax = subgroup_max<TPG>(ch.amax); // every lane takes part in the shuffles
+    if (g >= a.rows * ((a.cols + a.group - 1) / a.group)) return;
+    const BlockScale s = scale_from_amax(amax, format_max(a.format), 0, a.pow2);
+    if (ch.in) store_chunk(a.codes, ch, s.scale, a.format);
+    if (sub == 0) a.scale_inv[g] = s.scale_inv;
+}
+
+template <int TPG>
+__global__ void group_s_vec_kernel(TwoLevelQuantizeArgs a) {
+    __shared__ unsigned block_max;
+    if (threadIdx.x == 0) block_max = 0;
+    __syncthreads();
+    const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int64_t g = t / TPG;
+    const int sub = int(t % TPG);
+    const Chunk ch = load_chunk<TPG>(a.x, a.rows, a.cols, a.group, g, sub);
+    const float s = subgroup_max<TPG>(ch.amax) / format_max(Format::e4m3);
+    if (sub == 0 && g < a.rows * ((a.cols + a.group - 1) / a.group)) {
+        a.group_s[g] = s;
+        atomicMax(&block_max, __float_as_uint(s));
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) atomicMax(reinterpret_cast<unsigned*>(a.global_scale_inv), block_max);
+}
+
+template <int TPG>
+__global__ void two_level_codes_vec_kernel(TwoLevelQuantizeArgs a) {
+    const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int64_t g = t / TPG;
+    const int sub = int(t % TPG);
+    const Chunk ch = load_chunk<TPG>(a.x, a.rows, a.cols, a.group, g, sub);
+    if (g >= a.rows * ((a.cols + a.group - 1) / a.group)) return;
+    float s = *a.global_scale_inv;
+    if (!(s > 0.0f)) s = 1.0f;
+    const float inv_s = fminf(1.0f / s, 3.4028235e38f);
+    const int k = moss_local_exponent(a.group_s[g], s);
+    if (ch.in) store_chunk(a.codes, ch, fminf(inv_s * exp2i(-k), 3.4028235e38f), Format::e4m3);
+    if (sub == 0) a.local_scale_inv[g] = exp2i(k);
+}
+
+// The fast path needs rows of whole 16-byte chunks and a group of 32 or 128.
+bool vectorizable(int64_t cols, int64_t group, const void* x) {
+    return cols % 8 == 0 && (group == 32 || group == 128) &&
+           reinterpret_cast<uintptr_t>(x) % 16 == 0;
+}
+
+unsigned vec_blocks(int64_t groups, int64_t group) {
+    const int64_t threads = groups * (group / 8);
+    return unsigned((threads + vec_threads_per_block - 1) / vec_threads_per_block);
+}
+
+__global__ void finish_global_kernel(float* global) {
+    if (!(*global > 0.0f)) *global = 1.0f;
+}
+
+unsigned blocks_for(int64_t groups) {
+    return unsigned((groups + warps_per_block - 1) / warps_per_block);
+}
+
+} // namespace
+
+void quantize_groups(const GroupQuantizeArgs& a, cudaStream_t stream) {
+    const int64_t groups = a.rows * ((a.cols + a.group - 1) / a.group);
+    if (groups == 0) return;
+    if (!vectorizable(a.cols, a.group, a.x))
+        quantize_groups_kernel<<<blocks_for(groups), 32 * warps_per_block, 0, stream>>>(a);
+    else if (a.group == 128)
+        quantize_groups_vec_kernel<16>
+            <<<vec_blocks(groups, 128), vec_threads_per_block, 0, stream>>>(a);
+    else
+        quantize_groups_vec_kernel<4>
+            <<<vec_blocks(groups, 32), vec_threads_per_block, 0, stream>>>(a);
+    OCTET_CUDA_CHECK(cudaGetLastError());
+}
+
+void quantize_two_level(const TwoLevelQuantizeArgs& a, cudaStream_t stream) {
+    const int64_t groups = a.rows * ((a.cols + a.group - 1) / a.group);
+    if (groups == 0) return;
+    OCTET_CUDA_CHECK(cudaMemsetAsync(a.global_scale_inv, 0, sizeof(float), stream));
+    if (!vectorizable(a.cols, a.group, a.x)) {
+        group_s_kernel<<<blocks_for(groups), 32 * warps_per_block, 0, stream>>>(a);
+        OCTET_CUDA_CHECK(cudaGetLastError());
+        two_level_codes_kernel<<<blocks_for(groups), 32 * warps_per_block, 0, stream>>>(a);
+    } else if (a.group == 128) {
+        group_s_vec_kernel<16><<<vec_blocks(groups, 128), vec_threads_per_block, 0, stream>>>(a);
+        OCTET_CUDA_CHECK(cudaGetLastError());
+        two_level_codes_vec_kernel<16>
+            <<<vec_blocks(groups, 128), vec_threads_per_block, 0, stream>>>(a);
+    } else {
+        group_s_vec_kernel<4><<<vec_blocks(groups, 32), vec_threads_per_block, 0, stream>>>(a);
+        OCTET_CUDA_CHECK(cudaGetLastError());
+        two_level_codes_vec_kernel<4>
+            <<<vec_blocks(groups, 32), vec_threads_per_block, 0, stream>>>(a);
+    }
+    OCTET_CUDA_CHECK(cudaGetLastError());
+    finish_global_kernel<<<1, 1, 0, stream>>>(a.global_scale_inv);
+    OCTET_CUDA_CHECK(cudaGetLastError());
+}
+
+} // namespace octet::cuda
