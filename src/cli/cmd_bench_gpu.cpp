@@ -19,6 +19,7 @@
 #include "cuda/gemm.h"
 #include "cuda/quantize.h"
 #include "cuda/random_fill.h"
+#include "cuda/transpose.h"
 #endif
 
 namespace octet {
@@ -183,6 +184,19 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
         // Two passes: BF16 read twice, codes written once, group scales written and read.
         report(group == 32 ? "MOSS two-level G=32 (2 passes)" : "MOSS two-level G=128 (2 passes)",
                ms, double(n) * 5 + double(n / group) * 12);
+    }
+    {
+        // The scaling-aware transpose of the block-wise (power-of-two) tensor just quantized.
+        cuda::quantize_groups({static_cast<const __nv_bfloat16*>(x), rows, cols, 128, Format::e4m3,
+                               true, codes, scales},
+                              nullptr);
+        uint8_t* t_codes = static_cast<uint8_t*>(copy); // the copy buffer is large enough
+        float* t_scales = work;
+        const double ms = median_ms([&] {
+            cuda::transpose_scaling_aware(
+                {codes, scales, rows, cols, Format::e4m3, t_codes, t_scales}, nullptr);
+        });
+        report("scaling-aware transpose (FP8->FP8)", ms, double(n) * 2 + double(n / 128) * 8);
     }
     for (void* p : {x, copy, (void*)codes, (void*)scales, (void*)work, (void*)global}) cudaFree(p);
     return 0;
