@@ -24,6 +24,34 @@
 
 namespace octet {
 
+#if defined(OCTET_WITH_CUDA)
+namespace {
+
+// Median time of 20 runs of f after 5 warm-ups, in milliseconds, by CUDA events.
+template <typename F>
+double median_event_ms(const F& f) {
+    cudaEvent_t e0, e1;
+    OCTET_CUDA_CHECK(cudaEventCreate(&e0));
+    OCTET_CUDA_CHECK(cudaEventCreate(&e1));
+    std::vector<float> ms;
+    for (int i = 0; i < 25; ++i) {
+        OCTET_CUDA_CHECK(cudaEventRecord(e0));
+        f();
+        OCTET_CUDA_CHECK(cudaEventRecord(e1));
+        OCTET_CUDA_CHECK(cudaEventSynchronize(e1));
+        float t = 0;
+        OCTET_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+        if (i >= 5) ms.push_back(t);
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    std::sort(ms.begin(), ms.end());
+    return double(ms[ms.size() / 2]);
+}
+
+} // namespace
+#endif
+
 int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
     if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
         out << "usage: octet bench gemm\n\nTFLOPS of cuBLASLt BF16, FP8 per-tensor and FP8 "
@@ -67,9 +95,6 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
     OCTET_CUDA_CHECK(cudaMemcpy(sa, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
     OCTET_CUDA_CHECK(cudaMemcpy(sb, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
     cuda::CublasLtGemm gemm;
-    cudaEvent_t e0, e1;
-    OCTET_CUDA_CHECK(cudaEventCreate(&e0));
-    OCTET_CUDA_CHECK(cudaEventCreate(&e1));
     auto tflops = [&](const Shape& s, cuda::GemmScaling scaling) {
         const Format f = scaling == cuda::GemmScaling::bf16 ? Format::bf16 : Format::e4m3;
         // Fresh random operands of the GEMM's format: constant data would flatter the clocks.
@@ -78,19 +103,8 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
         const cuda::GemmArgs args{a,   b,   f,       f,
                                   sa,  sb,  scaling, static_cast<__nv_bfloat16*>(out_buf),
                                   s.m, s.n, s.k,     scaling == cuda::GemmScaling::per_tensor};
-        std::vector<float> ms;
-        for (int i = 0; i < 25; ++i) {
-            OCTET_CUDA_CHECK(cudaEventRecord(e0));
-            gemm.run(args, nullptr);
-            OCTET_CUDA_CHECK(cudaEventRecord(e1));
-            OCTET_CUDA_CHECK(cudaEventSynchronize(e1));
-            float t = 0;
-            OCTET_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-            if (i >= 5) ms.push_back(t);
-        }
-        std::sort(ms.begin(), ms.end());
-        return 2.0 * double(s.m) * double(s.n) * double(s.k) / (double(ms[ms.size() / 2]) * 1e-3) /
-               1e12;
+        const double ms = median_event_ms([&] { gemm.run(args, nullptr); });
+        return 2.0 * double(s.m) * double(s.n) * double(s.k) / (ms * 1e-3) / 1e12;
     };
     char line[200];
     out << "device " << prop.name << ", cuBLASLt " << cublasLtGetVersion()
@@ -131,24 +145,7 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
     OCTET_CUDA_CHECK(cudaMalloc(&work, size_t(n / 32) * 4));
     OCTET_CUDA_CHECK(cudaMalloc(&global, 4));
     cuda::fill_random(x, n, Format::bf16, 8.0f, 3, nullptr);
-    cudaEvent_t e0, e1;
-    OCTET_CUDA_CHECK(cudaEventCreate(&e0));
-    OCTET_CUDA_CHECK(cudaEventCreate(&e1));
-    auto median_ms = [&](const auto& f) {
-        std::vector<float> ms;
-        for (int i = 0; i < 25; ++i) {
-            OCTET_CUDA_CHECK(cudaEventRecord(e0));
-            f();
-            OCTET_CUDA_CHECK(cudaEventRecord(e1));
-            OCTET_CUDA_CHECK(cudaEventSynchronize(e1));
-            float t = 0;
-            OCTET_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-            if (i >= 5) ms.push_back(t);
-        }
-        std::sort(ms.begin(), ms.end());
-        return double(ms[ms.size() / 2]);
-    };
-    const double copy_ms = median_ms([&] {
+    const double copy_ms = median_event_ms([&] {
         OCTET_CUDA_CHECK(cudaMemcpyAsync(copy, x, size_t(n) * 2, cudaMemcpyDeviceToDevice));
     });
     const double copy_gbs = 2.0 * double(n) * 2 / (copy_ms * 1e-3) / 1e9;
@@ -168,7 +165,7 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
     for (auto [name, group, pow2] : {std::tuple{"block-wise 1x128 (FP32 scales)", 128, false},
                                      {"block-wise 1x128 (pow2 scales)", 128, true},
                                      {"per-group 1x32", 32, false}}) {
-        const double ms = median_ms([&] {
+        const double ms = median_event_ms([&] {
             cuda::quantize_groups({static_cast<const __nv_bfloat16*>(x), rows, cols, group,
                                    Format::e4m3, pow2, codes, scales},
                                   nullptr);
@@ -176,7 +173,7 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
         report(name, ms, double(n) * 3 + double(n / group) * 4);
     }
     for (int64_t group : {32, 128}) {
-        const double ms = median_ms([&] {
+        const double ms = median_event_ms([&] {
             cuda::quantize_two_level({static_cast<const __nv_bfloat16*>(x), rows, cols, group,
                                       codes, scales, global, work},
                                      nullptr);
@@ -192,7 +189,7 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
                               nullptr);
         uint8_t* t_codes = static_cast<uint8_t*>(copy); // the copy buffer is large enough
         float* t_scales = work;
-        const double ms = median_ms([&] {
+        const double ms = median_event_ms([&] {
             cuda::transpose_scaling_aware(
                 {codes, scales, rows, cols, Format::e4m3, t_codes, t_scales}, nullptr);
         });

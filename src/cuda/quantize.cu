@@ -28,13 +28,30 @@ __device__ float group_amax(const __nv_bfloat16* row, int64_t c0, int64_t c1, in
     return warp_max(m);
 }
 
+// The group this warp handles in the fallback kernels: row r, columns [c0, c1).
+struct WarpGroup {
+    int64_t g, r, c0, c1;
+    int lane;
+    bool valid;
+};
+
+__device__ WarpGroup warp_group(int64_t rows, int64_t cols, int64_t group) {
+    const int64_t groups_per_row = (cols + group - 1) / group;
+    WarpGroup w;
+    w.g = int64_t(blockIdx.x) * warps_per_block + threadIdx.x / 32;
+    w.lane = threadIdx.x % 32;
+    w.valid = w.g < rows * groups_per_row;
+    w.r = w.g / groups_per_row;
+    w.c0 = (w.g % groups_per_row) * group;
+    w.c1 = min(cols, w.c0 + group);
+    return w;
+}
+
 __global__ void quantize_groups_kernel(GroupQuantizeArgs a) {
-    const int64_t groups_per_row = (a.cols + a.group - 1) / a.group;
-    const int64_t g = int64_t(blockIdx.x) * warps_per_block + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
-    if (g >= a.rows * groups_per_row) return;
-    const int64_t r = g / groups_per_row, c0 = (g % groups_per_row) * a.group;
-    const int64_t c1 = min(a.cols, c0 + a.group);
+    const WarpGroup w = warp_group(a.rows, a.cols, a.group);
+    if (!w.valid) return;
+    const int64_t r = w.r, c0 = w.c0, c1 = w.c1, g = w.g;
+    const int lane = w.lane;
     const __nv_bfloat16* row = a.x + r * a.cols;
     const BlockScale s =
         scale_from_amax(group_amax(row, c0, c1, lane), format_max(a.format), 0, a.pow2);
@@ -46,36 +63,25 @@ __global__ void quantize_groups_kernel(GroupQuantizeArgs a) {
 // Pass 1: s_i = amax_i / 448 per group; the maximum over the tensor by an atomic max on the bits
 // (non-negative floats order like their bit patterns).
 __global__ void group_s_kernel(TwoLevelQuantizeArgs a) {
-    const int64_t groups_per_row = (a.cols + a.group - 1) / a.group;
-    const int64_t g = int64_t(blockIdx.x) * warps_per_block + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
-    if (g >= a.rows * groups_per_row) return;
-    const int64_t r = g / groups_per_row, c0 = (g % groups_per_row) * a.group;
-    const float s = group_amax(a.x + r * a.cols, c0, min(a.cols, c0 + a.group), lane) /
-                    format_max(Format::e4m3);
-    if (lane == 0) {
-        a.group_s[g] = s;
+    const WarpGroup w = warp_group(a.rows, a.cols, a.group);
+    if (!w.valid) return;
+    const float s = group_amax(a.x + w.r * a.cols, w.c0, w.c1, w.lane) / format_max(Format::e4m3);
+    if (w.lane == 0) {
+        a.group_s[w.g] = s;
         atomicMax(reinterpret_cast<unsigned*>(a.global_scale_inv), __float_as_uint(s));
     }
 }
 
 // Pass 2: local exponents and codes, exactly as quantize_two_level on the CPU.
 __global__ void two_level_codes_kernel(TwoLevelQuantizeArgs a) {
-    const int64_t groups_per_row = (a.cols + a.group - 1) / a.group;
-    const int64_t g = int64_t(blockIdx.x) * warps_per_block + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
-    if (g >= a.rows * groups_per_row) return;
-    float s = *a.global_scale_inv;
-    if (!(s > 0.0f)) s = 1.0f; // an all-zero tensor: any scale is exact
-    const float inv_s = fminf(1.0f / s, 3.4028235e38f);
-    const int k = moss_local_exponent(a.group_s[g], s);
-    const float scale = fminf(inv_s * exp2i(-k), 3.4028235e38f);
-    const int64_t r = g / groups_per_row, c0 = (g % groups_per_row) * a.group;
-    const int64_t c1 = min(a.cols, c0 + a.group);
-    for (int64_t c = c0 + lane; c < c1; c += 32)
-        a.codes[r * a.cols + c] =
-            cast_scaled(__bfloat162float(a.x[r * a.cols + c]), scale, Format::e4m3);
-    if (lane == 0) a.local_scale_inv[g] = exp2i(k);
+    const WarpGroup w = warp_group(a.rows, a.cols, a.group);
+    if (!w.valid) return;
+    const TwoLevelScale ts =
+        moss_group_scale(a.group_s[w.g], moss_global_scale(*a.global_scale_inv));
+    for (int64_t c = w.c0 + w.lane; c < w.c1; c += 32)
+        a.codes[w.r * a.cols + c] =
+            cast_scaled(__bfloat162float(a.x[w.r * a.cols + c]), ts.scale, Format::e4m3);
+    if (w.lane == 0) a.local_scale_inv[w.g] = ts.local_scale_inv;
 }
 
 constexpr int vec_threads_per_block = 256;
@@ -163,12 +169,9 @@ __global__ void two_level_codes_vec_kernel(TwoLevelQuantizeArgs a) {
     const int sub = int(t % TPG);
     const Chunk ch = load_chunk<TPG>(a.x, a.rows, a.cols, a.group, g, sub);
     if (g >= a.rows * ((a.cols + a.group - 1) / a.group)) return;
-    float s = *a.global_scale_inv;
-    if (!(s > 0.0f)) s = 1.0f;
-    const float inv_s = fminf(1.0f / s, 3.4028235e38f);
-    const int k = moss_local_exponent(a.group_s[g], s);
-    if (ch.in) store_chunk(a.codes, ch, fminf(inv_s * exp2i(-k), 3.4028235e38f), Format::e4m3);
-    if (sub == 0) a.local_scale_inv[g] = exp2i(k);
+    const TwoLevelScale ts = moss_group_scale(a.group_s[g], moss_global_scale(*a.global_scale_inv));
+    if (ch.in) store_chunk(a.codes, ch, ts.scale, Format::e4m3);
+    if (sub == 0) a.local_scale_inv[g] = ts.local_scale_inv;
 }
 
 // The fast path needs rows of whole 16-byte chunks and a group of 32 or 128.
@@ -183,7 +186,7 @@ unsigned vec_blocks(int64_t groups, int64_t group) {
 }
 
 __global__ void finish_global_kernel(float* global) {
-    if (!(*global > 0.0f)) *global = 1.0f;
+    *global = moss_global_scale(*global);
 }
 
 unsigned blocks_for(int64_t groups) {

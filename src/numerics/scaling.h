@@ -13,6 +13,8 @@
 // FLT_MAX (as TE does); power-of-two exponents are clamped to E8M0's range [-127, 127].
 #pragma once
 
+#include <cmath>
+
 #include "common/hostdevice.h"
 #include "numerics/e8m0.h"
 #include "numerics/formats.h"
@@ -73,6 +75,24 @@ OCTET_HD int moss_local_exponent(float group_s, float global_s) {
     if (!(group_s > 0.0f) || !(global_s > 0.0f)) return 0;
     const int k = ceil_log2(group_s / global_s);
     return clamp_e8m0_exponent(k > 0 ? 0 : k);
+}
+
+// The multiplier and the local scale of one MOSS group, given the group's s_i and the global s of
+// its coarse block (0 when the block is all zeros: then any scale is exact and s = 1 is used).
+// Clamped so that neither 1/s nor the product overflows float.
+struct TwoLevelScale {
+    float scale;           // multiply before the cast: (1/s) · 2^-k
+    float local_scale_inv; // the E8M0 value 2^k, k ≤ 0
+};
+
+OCTET_HD float moss_global_scale(float max_group_s) {
+    return max_group_s > 0.0f ? max_group_s : 1.0f;
+}
+
+OCTET_HD TwoLevelScale moss_group_scale(float group_s, float global_s) {
+    const float inv_s = fminf(1.0f / global_s, 3.4028235e38f);
+    const int k = moss_local_exponent(group_s, global_s);
+    return {fminf(inv_s * exp2i(-k), 3.4028235e38f), exp2i(k)};
 }
 
 // Cast one scaled value the way every recipe does: finite values saturate (a delayed or predicted

@@ -6,6 +6,8 @@
 // Options: group (32; the paper's k2), global_rows (0 = per tensor), resync (500).
 #include "recipe/moss.h"
 
+#include "numerics/scaling.h"
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -38,17 +40,16 @@ QuantizedTensor quantize_two_level(MatrixView x, const TwoLevelOptions& o) {
         float s = 0.0f;
         for (int64_t i = r0 * groups_per_row; i < r1 * groups_per_row; ++i)
             s = std::max(s, group_s[size_t(i)]);
-        if (!(s > 0.0f)) s = 1.0f; // an all-zero block: any scale is exact
+        s = moss_global_scale(s);
         global.scale_inv[size_t(cb)] = s;
-        const float inv_s = std::min(1.0f / s, 3.4028235e38f);
         for (int64_t r = r0; r < r1; ++r) {
             for (int64_t g = 0; g < groups_per_row; ++g) {
-                const int k = moss_local_exponent(group_s[size_t(r * groups_per_row + g)], s);
-                local.scale_inv[size_t(r * groups_per_row + g)] = exp2i(k);
-                const float scale = std::min(inv_s * exp2i(-k), 3.4028235e38f);
+                const TwoLevelScale ts =
+                    moss_group_scale(group_s[size_t(r * groups_per_row + g)], s);
+                local.scale_inv[size_t(r * groups_per_row + g)] = ts.local_scale_inv;
                 const int64_t c1 = std::min(x.cols, (g + 1) * o.group);
                 for (int64_t c = g * o.group; c < c1; ++c)
-                    q.codes[size_t(r * x.cols + c)] = cast_scaled(x.at(r, c), scale, o.format);
+                    q.codes[size_t(r * x.cols + c)] = cast_scaled(x.at(r, c), ts.scale, o.format);
             }
         }
     }
