@@ -183,6 +183,16 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
                ms, double(n) * 5 + double(n / group) * 12);
     }
     {
+        // Row-wise and column-wise copies in one pass: 2 B read, 2 × 1 B written per element.
+        uint8_t* codes_t = static_cast<uint8_t*>(copy);
+        const double ms = median_event_ms([&] {
+            cuda::quantize_blockwise_both({static_cast<const __nv_bfloat16*>(x), rows, cols,
+                                           Format::e4m3, false, codes, scales, codes_t, work},
+                                          nullptr);
+        });
+        report("block-wise 1x128, both orientations", ms, double(n) * 4 + double(n / 128) * 8);
+    }
+    {
         // The scaling-aware transpose of the block-wise (power-of-two) tensor just quantized.
         cuda::quantize_groups({static_cast<const __nv_bfloat16*>(x), rows, cols, 128, Format::e4m3,
                                true, codes, scales},

@@ -185,6 +185,109 @@ unsigned vec_blocks(int64_t groups, int64_t group) {
     return unsigned((threads + vec_threads_per_block - 1) / vec_threads_per_block);
 }
 
+constexpr int both_tile = 128;
+constexpr int both_threads = 256; // two threads per row (and per column) of the tile
+
+// Block (rb, cb) owns rows [128·rb, +128) and cols [128·cb, +128). Each of the tile's rows is one
+// row-wise group; each of its columns one column-wise group.
+__global__ void quantize_both_kernel(BothOrientationsArgs a) {
+    __shared__ __nv_bfloat16 tile_x[both_tile][both_tile + 8];
+    const int64_t col_blocks = (a.cols + both_tile - 1) / both_tile;
+    const int64_t rb = blockIdx.x / col_blocks, cb = blockIdx.x % col_blocks;
+    const int64_t r0 = rb * both_tile, c0 = cb * both_tile;
+    const int rows_here = int(min(int64_t(both_tile), a.rows - r0));
+    const int cols_here = int(min(int64_t(both_tile), a.cols - c0));
+    for (int i = threadIdx.x; i < both_tile * both_tile; i += both_threads) {
+        const int r = i / both_tile, c = i % both_tile;
+        tile_x[r][c] = r < rows_here && c < cols_here ? a.x[(r0 + r) * a.cols + c0 + c]
+                                                      : __float2bfloat16(0.0f);
+    }
+    __syncthreads();
+    const float fmt_max = format_max(a.format);
+    const bool full =
+        rows_here == both_tile && cols_here == both_tile && a.cols % 4 == 0 && a.rows % 16 == 0;
+    if (full) {
+        // Row-wise: warp w takes rows w, w + 8, …; lane l the 4 columns 4l..4l+3 (4-byte stores).
+        const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+        for (int r = warp; r < both_tile; r += both_threads / 32) {
+            float v[4], m = 0.0f;
+            for (int j = 0; j < 4; ++j) {
+                v[j] = __bfloat162float(tile_x[r][4 * lane + j]);
+                const float f = fabsf(v[j]);
+                if (f <= 3.4028235e38f && f > m) m = f;
+            }
+            const BlockScale rs = scale_from_amax(warp_max(m), fmt_max, 0, a.pow2);
+            uint32_t packed = 0;
+            for (int j = 0; j < 4; ++j)
+                packed |= uint32_t(cast_scaled(v[j], rs.scale, a.format)) << (8 * j);
+            *reinterpret_cast<uint32_t*>(a.codes + (r0 + r) * a.cols + c0 + 4 * lane) = packed;
+            if (lane == 0) a.scale_inv[(r0 + r) * col_blocks + cb] = rs.scale_inv;
+        }
+        // Column-wise: thread (half, c) takes rows [64·half, +64) of column c; the halves meet in
+        // shared memory; each writes its 64 codes as four 16-byte stores.
+        __shared__ float half_max[2][both_tile];
+        const int c = threadIdx.x % both_tile, half = threadIdx.x / both_tile;
+        float m = 0.0f;
+        for (int r = 64 * half; r < 64 * half + 64; ++r) {
+            const float f = fabsf(__bfloat162float(tile_x[r][c]));
+            if (f <= 3.4028235e38f && f > m) m = f;
+        }
+        half_max[half][c] = m;
+        __syncthreads();
+        const BlockScale cs =
+            scale_from_amax(fmaxf(half_max[0][c], half_max[1][c]), fmt_max, 0, a.pow2);
+        uint8_t* out = a.codes_t + (c0 + c) * a.rows + r0 + 64 * half;
+        for (int q = 0; q < 4; ++q) {
+            uint32_t words[4];
+            for (int w = 0; w < 4; ++w) {
+                uint32_t packed = 0;
+                for (int j = 0; j < 4; ++j) {
+                    const float v = __bfloat162float(tile_x[64 * half + 16 * q + 4 * w + j][c]);
+                    packed |= uint32_t(cast_scaled(v, cs.scale, a.format)) << (8 * j);
+                }
+                words[w] = packed;
+            }
+            *reinterpret_cast<uint4*>(out + 16 * q) =
+                make_uint4(words[0], words[1], words[2], words[3]);
+        }
+        const int64_t row_blocks = (a.rows + both_tile - 1) / both_tile;
+        if (half == 0) a.scale_inv_t[(c0 + c) * row_blocks + rb] = cs.scale_inv;
+        return;
+    }
+    // Edge tiles: two threads per row, then per column, byte by byte.
+    const int half = threadIdx.x % 2,
+              line = threadIdx.x / 2; // this thread's half of row/col `line`
+    // Row-wise: row `line`, columns [64·half, +64).
+    float m = 0.0f;
+    for (int c = half * 64; c < half * 64 + 64; ++c) {
+        const float v = fabsf(__bfloat162float(tile_x[line][c]));
+        if (v <= 3.4028235e38f && v > m) m = v;
+    }
+    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
+    const BlockScale rs = scale_from_amax(m, fmt_max, 0, a.pow2);
+    if (line < rows_here) {
+        uint8_t* out = a.codes + (r0 + line) * a.cols + c0;
+        for (int c = half * 64; c < half * 64 + 64 && c < cols_here; ++c)
+            out[c] = cast_scaled(__bfloat162float(tile_x[line][c]), rs.scale, a.format);
+        if (half == 0) a.scale_inv[(r0 + line) * col_blocks + cb] = rs.scale_inv;
+    }
+    // Column-wise: column `line`, rows [64·half, +64).
+    m = 0.0f;
+    for (int r = half * 64; r < half * 64 + 64; ++r) {
+        const float v = fabsf(__bfloat162float(tile_x[r][line]));
+        if (v <= 3.4028235e38f && v > m) m = v;
+    }
+    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
+    const BlockScale cs = scale_from_amax(m, fmt_max, 0, a.pow2);
+    if (line < cols_here) {
+        uint8_t* out = a.codes_t + (c0 + line) * a.rows + r0;
+        for (int r = half * 64; r < half * 64 + 64 && r < rows_here; ++r)
+            out[r] = cast_scaled(__bfloat162float(tile_x[r][line]), cs.scale, a.format);
+        const int64_t row_blocks = (a.rows + both_tile - 1) / both_tile;
+        if (half == 0) a.scale_inv_t[(c0 + line) * row_blocks + rb] = cs.scale_inv;
+    }
+}
+
 __global__ void finish_global_kernel(float* global) {
     *global = moss_global_scale(*global);
 }
@@ -230,6 +333,14 @@ void quantize_two_level(const TwoLevelQuantizeArgs& a, cudaStream_t stream) {
     }
     OCTET_CUDA_CHECK(cudaGetLastError());
     finish_global_kernel<<<1, 1, 0, stream>>>(a.global_scale_inv);
+    OCTET_CUDA_CHECK(cudaGetLastError());
+}
+
+void quantize_blockwise_both(const BothOrientationsArgs& a, cudaStream_t stream) {
+    const int64_t blocks =
+        ((a.rows + both_tile - 1) / both_tile) * ((a.cols + both_tile - 1) / both_tile);
+    if (blocks == 0) return;
+    quantize_both_kernel<<<unsigned(blocks), both_threads, 0, stream>>>(a);
     OCTET_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -4,7 +4,8 @@
 //                       per-group G=32): one pass, a warp per group
 //   quantize_two_level  MOSS two-level (recipe/moss.h) with one global scale for the tensor: a
 //                       pass for the group amaxes and their maximum, a pass for the codes
-// The column-wise (transposed) copy and the scaling-aware transpose are still to come (issue 5).
+//   quantize_blockwise_both  block-wise 1×128, row-wise and column-wise copies in one pass (40%
+//                            of copy bandwidth on an H100 so far: docs/results.md)
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,21 @@ struct GroupQuantizeArgs {
     float* scale_inv; // [rows, ceil(cols / group)]
 };
 void quantize_groups(const GroupQuantizeArgs& a, cudaStream_t stream);
+
+// Block-wise 1×128 in both orientations from one read of x, as the backward needs: the row-wise
+// copy (groups along cols) and the column-wise copy — x transposed, [cols, rows], groups of 128
+// along the original rows — each with its scales. A 128×128 tile per block through shared memory.
+struct BothOrientationsArgs {
+    const __nv_bfloat16* x; // [rows, cols]
+    int64_t rows, cols;
+    Format format;
+    bool pow2;
+    uint8_t* codes;     // [rows, cols]
+    float* scale_inv;   // [rows, ceil(cols / 128)]
+    uint8_t* codes_t;   // [cols, rows]
+    float* scale_inv_t; // [cols, ceil(rows / 128)]
+};
+void quantize_blockwise_both(const BothOrientationsArgs& a, cudaStream_t stream);
 
 struct TwoLevelQuantizeArgs {
     const __nv_bfloat16* x; // [rows, cols]
