@@ -22,8 +22,7 @@ __device__ float warp_max(float v) {
 __device__ float group_amax(const __nv_bfloat16* row, int64_t c0, int64_t c1, int lane) {
     float m = 0.0f;
     for (int64_t c = c0 + lane; c < c1; c += 32) {
-        const float a = fabsf(__bfloat162float(row[c]));
-        if (a <= 3.4028235e38f && a > m) m = a; // NaN and Inf do not count (numerics/scaling.h)
+        m = finite_amax(m, __bfloat162float(row[c]));
     }
     return warp_max(m);
 }
@@ -118,10 +117,7 @@ __device__ Chunk load_chunk(const __nv_bfloat16* x, int64_t rows, int64_t cols, 
         ch.v[2 * i] = f.x;
         ch.v[2 * i + 1] = f.y;
     }
-    for (float v : ch.v) {
-        const float a = fabsf(v);
-        if (a <= 3.4028235e38f && a > ch.amax) ch.amax = a;
-    }
+    for (float v : ch.v) ch.amax = finite_amax(ch.amax, v);
     return ch;
 }
 
@@ -213,8 +209,7 @@ __global__ void quantize_both_kernel(BothOrientationsArgs a) {
             float v[4], m = 0.0f;
             for (int j = 0; j < 4; ++j) {
                 v[j] = __bfloat162float(tile_x[r][4 * lane + j]);
-                const float f = fabsf(v[j]);
-                if (f <= 3.4028235e38f && f > m) m = f;
+                m = finite_amax(m, v[j]);
             }
             const BlockScale rs = scale_from_amax(warp_max(m), fmt_max, 0, a.pow2);
             uint32_t packed = 0;
@@ -228,10 +223,8 @@ __global__ void quantize_both_kernel(BothOrientationsArgs a) {
         __shared__ float half_max[2][both_tile];
         const int c = threadIdx.x % both_tile, half = threadIdx.x / both_tile;
         float m = 0.0f;
-        for (int r = 64 * half; r < 64 * half + 64; ++r) {
-            const float f = fabsf(__bfloat162float(tile_x[r][c]));
-            if (f <= 3.4028235e38f && f > m) m = f;
-        }
+        for (int r = 64 * half; r < 64 * half + 64; ++r)
+            m = finite_amax(m, __bfloat162float(tile_x[r][c]));
         half_max[half][c] = m;
         __syncthreads();
         const BlockScale cs =
@@ -259,10 +252,8 @@ __global__ void quantize_both_kernel(BothOrientationsArgs a) {
               line = threadIdx.x / 2; // this thread's half of row/col `line`
     // Row-wise: row `line`, columns [64·half, +64).
     float m = 0.0f;
-    for (int c = half * 64; c < half * 64 + 64; ++c) {
-        const float v = fabsf(__bfloat162float(tile_x[line][c]));
-        if (v <= 3.4028235e38f && v > m) m = v;
-    }
+    for (int c = half * 64; c < half * 64 + 64; ++c)
+        m = finite_amax(m, __bfloat162float(tile_x[line][c]));
     m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
     const BlockScale rs = scale_from_amax(m, fmt_max, 0, a.pow2);
     if (line < rows_here) {
@@ -273,10 +264,8 @@ __global__ void quantize_both_kernel(BothOrientationsArgs a) {
     }
     // Column-wise: column `line`, rows [64·half, +64).
     m = 0.0f;
-    for (int r = half * 64; r < half * 64 + 64; ++r) {
-        const float v = fabsf(__bfloat162float(tile_x[r][line]));
-        if (v <= 3.4028235e38f && v > m) m = v;
-    }
+    for (int r = half * 64; r < half * 64 + 64; ++r)
+        m = finite_amax(m, __bfloat162float(tile_x[r][line]));
     m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
     const BlockScale cs = scale_from_amax(m, fmt_max, 0, a.pow2);
     if (line < cols_here) {

@@ -44,6 +44,12 @@ OCTET_HD int max_pow2_exponent(float amax, float fmt_max) {
     return amax * exp2i(k) > fmt_max ? k - 1 : k;
 }
 
+// max(m, |v|), skipping NaN and ±Inf: the amax rule of every recipe.
+OCTET_HD float finite_amax(float m, float v) {
+    const float a = fabsf(v);
+    return a <= 3.4028235e38f && a > m ? a : m;
+}
+
 OCTET_HD bool usable_amax(float amax) {
     return amax > 0.0f && amax <= 3.4028235e38f;
 }

@@ -25,9 +25,8 @@ std::vector<float> block_amax(MatrixView x, BlockShape block) {
     for (int64_t r = 0; r < x.rows; ++r) {
         float* row_amax = amax.data() + (r / block.rows) * g.grid_cols;
         for (int64_t c = 0; c < x.cols; ++c) {
-            const float a = std::fabs(x.at(r, c));
             float& m = row_amax[c / block.cols];
-            if (std::isfinite(a) && a > m) m = a;
+            m = finite_amax(m, x.at(r, c));
         }
     }
     return amax;
