@@ -7,6 +7,25 @@
 
 namespace octet {
 
+std::vector<std::string> split_recipe_list(const std::string& list) {
+    std::vector<std::string> specs;
+    size_t at = 0;
+    while (at <= list.size()) {
+        const size_t comma = list.find(',', at);
+        const std::string piece =
+            list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+        const bool starts_recipe =
+            piece.find('=') == std::string::npos || piece.find(':') != std::string::npos;
+        if (starts_recipe || specs.empty())
+            specs.push_back(piece);
+        else
+            specs.back() += "," + piece;
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+    }
+    return specs;
+}
+
 Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& valued,
            const std::set<std::string>& switches) {
     for (size_t i = 0; i < argv.size(); ++i) {

@@ -10,6 +10,11 @@
 
 namespace octet {
 
+// A --recipes list: comma-separated recipe specs whose own options are comma-separated too
+// ("moss:group=128,resync=100,bf16"). A piece without '=' or with ':' starts a new spec; the
+// others continue the previous one.
+std::vector<std::string> split_recipe_list(const std::string& list);
+
 class Args {
   public:
     // `valued`: flags that take a value; `switches`: flags that do not. Throws Error on an unknown

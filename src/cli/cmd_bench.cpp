@@ -53,14 +53,8 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
     const ModelConfig config = model_preset(args.get("model").value_or("tiny"));
     const int64_t batch = args.get_int("batch", 8, 1, 1 << 16);
     const int64_t steps = args.get_int("steps", 10, 1, 1 << 20);
-    std::vector<std::string> policies;
-    std::string list =
-        args.get("recipes").value_or("bf16,te-delayed,blockwise,mxfp8,moss,fp8lm-o2");
-    for (size_t at = 0; at <= list.size();) {
-        const size_t comma = std::min(list.find(',', at), list.size());
-        policies.push_back(list.substr(at, comma - at));
-        at = comma + 1;
-    }
+    const std::vector<std::string> policies = split_recipe_list(
+        args.get("recipes").value_or("bf16,te-delayed,blockwise,mxfp8,moss,fp8lm-o2"));
     for (const std::string& p : policies) make_policy(p); // fail before any work
 
     const int64_t seq = config.seq_len, n = batch * seq;

@@ -35,26 +35,6 @@ static const std::vector<std::string> default_specs = {
     "blockwise:pow2=true", "blockwise:group=32",   "mxfp8",      "moss:group=128", "moss:group=32",
 };
 
-static std::vector<std::string> split_specs(const std::string& list) {
-    // Recipe options are separated by commas too: a new spec starts at a known recipe name.
-    std::vector<std::string> specs;
-    size_t at = 0;
-    while (at <= list.size()) {
-        size_t comma = list.find(',', at);
-        std::string piece =
-            list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-        bool starts_recipe =
-            piece.find('=') == std::string::npos || piece.find(':') != std::string::npos;
-        if (starts_recipe || specs.empty())
-            specs.push_back(piece);
-        else
-            specs.back() += "," + piece;
-        if (comma == std::string::npos) break;
-        at = comma + 1;
-    }
-    return specs;
-}
-
 static std::string format_db(double v) {
     char buf[32];
     if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
@@ -85,7 +65,7 @@ int cmd_fidelity(const std::vector<std::string>& argv, std::ostream& out) {
         source = "built-in heavy-tailed activations, seed " + std::to_string(seed);
     }
     const std::vector<std::string> specs =
-        args.get("recipes") ? split_specs(*args.get("recipes")) : default_specs;
+        args.get("recipes") ? split_recipe_list(*args.get("recipes")) : default_specs;
 
     out << "fidelity of " << source << " (" << x.rows << " x " << x.cols << "), role "
         << role_name(role) << "\n\n";

@@ -120,13 +120,7 @@ int cmd_compare(const std::vector<std::string>& argv, std::ostream& out) {
         out << compare_help;
         return 0;
     }
-    std::vector<std::string> recipes;
-    const std::string list = args.require("recipes");
-    for (size_t at = 0; at <= list.size();) {
-        const size_t comma = std::min(list.find(',', at), list.size());
-        recipes.push_back(list.substr(at, comma - at));
-        at = comma + 1;
-    }
+    const std::vector<std::string> recipes = split_recipe_list(args.require("recipes"));
     const std::string dir = args.get("out").value_or("runs/compare");
     TrainConfig base = config_from_args(args);
     for (const std::string& r : recipes) {

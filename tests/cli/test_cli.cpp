@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "io/npy.h"
 #include "recipe/recipe.h"
@@ -124,6 +125,13 @@ TEST_F(CliTest, BadInputExitsWithStatusTwoAndNamesTheProblem) {
             << "wanted '" << c.message << "' in: " << r.err;
     }
     EXPECT_FALSE(fs::exists(path("q.npz"))); // nothing half-written
+}
+
+TEST(RecipeList, OptionsStayWithTheirRecipe) {
+    EXPECT_EQ(
+        split_recipe_list("moss:group=128,resync=100,bf16,blockwise:pow2=true"),
+        (std::vector<std::string>{"moss:group=128,resync=100", "bf16", "blockwise:pow2=true"}));
+    EXPECT_EQ(split_recipe_list("bf16"), (std::vector<std::string>{"bf16"}));
 }
 
 TEST_F(CliTest, BenchTrainPrintsThroughputPerRecipe) {
