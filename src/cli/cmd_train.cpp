@@ -11,7 +11,6 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "cpu/cpu_ops.h"
-#include "io/atomic_file.h"
 #include "io/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/sampler.h"
@@ -79,13 +78,7 @@ int cmd_sample(const std::vector<std::string>& argv, std::ostream& out) {
     const LoadedCheckpoint ck = read_checkpoint_header(args.require("checkpoint"));
     if (ck.tokenizer_text.empty())
         throw Error(ck.path + ": the run had no tokenizer; cannot turn tokens into text");
-    const std::string tok_path = (std::filesystem::temp_directory_path() /
-                                  ("octet-sample-" + std::to_string(::getpid()) + ".bpe"))
-                                     .string();
-    write_file_atomic(tok_path,
-                      std::vector<uint8_t>(ck.tokenizer_text.begin(), ck.tokenizer_text.end()));
-    const Tokenizer tokenizer = Tokenizer::load(tok_path);
-    std::filesystem::remove(tok_path);
+    const Tokenizer tokenizer = Tokenizer::parse(ck.tokenizer_text, ck.path + ":tokenizer");
     ModelConfig mc = ck.config.model;
     mc.vocab_size = ck.vocab_size;
     CpuOps<float> ops;

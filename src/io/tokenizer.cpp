@@ -155,7 +155,11 @@ void Tokenizer::save(const std::string& path) const {
 
 Tokenizer Tokenizer::load(const std::string& path) {
     const std::vector<uint8_t> bytes = read_file(path);
-    std::istringstream in(std::string(bytes.begin(), bytes.end()));
+    return parse(std::string(bytes.begin(), bytes.end()), path);
+}
+
+Tokenizer Tokenizer::parse(const std::string& text, const std::string& path) {
+    std::istringstream in(text);
     std::string line;
     if (!std::getline(in, line) || line != "octet-bpe 1")
         throw Error(path + ": not an Octet tokenizer file (first line must be 'octet-bpe 1')");

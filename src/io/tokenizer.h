@@ -20,7 +20,9 @@ class Tokenizer {
     // twice). Deterministic: ties go to the smallest pair of ids.
     static Tokenizer train(const std::string& text, int64_t vocab_size);
     static Tokenizer load(const std::string& path); // throws Error on a malformed file
-    void save(const std::string& path) const;       // atomic
+    // The same from the file's text; `path` names the source in messages.
+    static Tokenizer parse(const std::string& text, const std::string& path);
+    void save(const std::string& path) const; // atomic
 
     std::vector<int32_t> encode(const std::string& text) const;
     std::string decode(const std::vector<int32_t>& tokens) const; // throws Error on an unknown id

@@ -3,8 +3,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <unistd.h>
 
 #include "common/error.h"
 #include "io/safetensors.h"
@@ -38,14 +36,20 @@ void save_checkpoint(const std::string& path, const TrainConfig& config, Gpt<flo
     write_safetensors(path, f);
 }
 
-static int64_t metadata_int(const SafeTensorsFile& f, const std::string& key,
-                            const std::string& path) {
+static const std::string& metadata_text(const SafeTensorsFile& f, const std::string& key,
+                                        const std::string& path) {
     auto it = f.metadata.find(key);
     if (it == f.metadata.end()) throw Error(path + ": checkpoint metadata lacks '" + key + "'");
+    return it->second;
+}
+
+static int64_t metadata_int(const SafeTensorsFile& f, const std::string& key,
+                            const std::string& path) {
+    const std::string& text = metadata_text(f, key, path);
     try {
         size_t used = 0;
-        const long long v = std::stoll(it->second, &used);
-        if (used != it->second.size()) throw std::invalid_argument(key);
+        const long long v = std::stoll(text, &used);
+        if (used != text.size()) throw std::invalid_argument(key);
         return v;
     } catch (const std::exception&) {
         throw Error(path + ": checkpoint metadata '" + key + "' is not an integer");
@@ -60,22 +64,19 @@ LoadedCheckpoint read_checkpoint_header(const std::string& path) {
                     checkpoint_format + ")");
     LoadedCheckpoint c;
     c.path = path;
-    // The configuration travels as TOML text: parse it through the same validated loader.
-    const std::string tmp = (std::filesystem::temp_directory_path() /
-                             ("octet-ckpt-config-" + std::to_string(::getpid()) + ".toml"))
-                                .string();
-    { std::ofstream(tmp) << f.metadata.at("config"); }
+    // The configuration travels as TOML text: parse it with the same validated loader.
     try {
-        c.config = load_train_config(tmp);
+        c.config = parse_train_config(metadata_text(f, "config", path), path + ":config");
     } catch (const Error& e) {
-        std::filesystem::remove(tmp);
         throw Error(path + ": checkpoint configuration: " + e.what());
     }
-    std::filesystem::remove(tmp);
     c.vocab_size = metadata_int(f, "vocab_size", path);
     c.state.step = metadata_int(f, "step", path);
     c.state.data_cursor = metadata_int(f, "data_cursor", path);
-    c.state.sample_rng = uint64_t(std::stoull(f.metadata.at("sample_rng")));
+    const std::string rng = metadata_text(f, "sample_rng", path);
+    if (rng.empty() || rng.find_first_not_of("0123456789") != std::string::npos)
+        throw Error(path + ": checkpoint metadata 'sample_rng' is not an unsigned integer");
+    c.state.sample_rng = uint64_t(std::stoull(rng));
     auto tok = f.metadata.find("tokenizer");
     if (tok != f.metadata.end()) c.tokenizer_text = tok->second;
     return c;

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/strings.h"
+#include "io/atomic_file.h"
 #include "recipe/policy.h"
 
 namespace octet {
@@ -197,9 +198,16 @@ void apply_override(TrainConfig& config, const std::string& assignment) {
 }
 
 TrainConfig load_train_config(const std::string& path) {
+    const std::vector<uint8_t> bytes = read_file(path);
+    return parse_train_config(std::string(bytes.begin(), bytes.end()), path);
+}
+
+TrainConfig parse_train_config(const std::string& toml, const std::string& path) {
     std::shared_ptr<cpptoml::table> table;
     try {
-        table = cpptoml::parse_file(path);
+        std::istringstream in(toml);
+        cpptoml::parser parser(in);
+        table = parser.parse();
     } catch (const cpptoml::parse_exception& e) {
         throw Error(path + ": " + e.what());
     }

@@ -53,6 +53,8 @@ struct TrainConfig {
 // The built-in default, identical to configs/tiny.toml.
 TrainConfig default_train_config();
 TrainConfig load_train_config(const std::string& path); // throws Error naming the key
+// The same from TOML text; `path` names the source in messages (a checkpoint's config, say).
+TrainConfig parse_train_config(const std::string& toml, const std::string& path);
 // Applies "section.key=value" (value parsed by the key's type).
 void apply_override(TrainConfig& config, const std::string& assignment);
 void validate(const TrainConfig& config);

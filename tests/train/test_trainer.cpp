@@ -112,6 +112,15 @@ TEST_F(TrainerTest, CorruptOrTruncatedCheckpointsAreRefused) {
     f.metadata["format"] = "something-else";
     write_safetensors(path("foreign.safetensors"), f);
     EXPECT_THROW(read_checkpoint_header(path("foreign.safetensors")), Error);
+    for (const char* key : {"config", "sample_rng"}) { // metadata missing: a message, not a crash
+        f = read_safetensors(s.checkpoint);
+        f.metadata.erase(key);
+        write_safetensors(path("nometa.safetensors"), f);
+        EXPECT_NE(testing::error_message([&] {
+                      read_checkpoint_header(path("nometa.safetensors"));
+                  }).find(key),
+                  std::string::npos);
+    }
     f = read_safetensors(s.checkpoint);
     f.tensors.erase("optim.m");
     write_safetensors(path("partial.safetensors"), f);
