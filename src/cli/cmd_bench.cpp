@@ -73,7 +73,7 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
         const PrecisionPolicy policy = make_policy(name);
         CpuOps<float> ops;
         Gpt<float> model(config, ops, policy, 1);
-        AdamW optimizer(model.params().tensors(), model.params().values(), policy, AdamWConfig{});
+        AdamW optimizer(ops, model.params().tensors(), model.params().values(), policy, AdamWConfig{});
         std::vector<double> times;
         for (int64_t s = 0; s < steps + 2; ++s) {
             const auto t0 = std::chrono::steady_clock::now();

@@ -38,8 +38,9 @@ int cmd_export(const std::vector<std::string>& argv, std::ostream& out) {
 
     SafeTensorsFile f;
     f.metadata["format"] = "pt";
+    const std::vector<float> values = model.params().download_values();
     for (const ParamTensor& t : model.params().tensors()) {
-        const float* v = model.params().values() + t.offset;
+        const float* v = values.data() + t.offset;
         std::string name = t.name;
         const bool conv1d = name.ends_with("attn.qkv.weight") ||
                             name.ends_with("attn.proj.weight") || name.ends_with("mlp.fc.weight") ||

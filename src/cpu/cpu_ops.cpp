@@ -90,6 +90,15 @@ void CpuOps<T>::softmax_xent_backward(T* d_logits, const T* probs, const int32_t
                                       int64_t n, int64_t v) {
     cpu::softmax_xent_backward(d_logits, probs, targets, d_loss, n, v);
 }
+template <typename T>
+void CpuOps<T>::scale(T* x, double s, int64_t n) {
+    cpu::scale(x, s, n);
+}
+template <typename T>
+double CpuOps<T>::adamw_step(float* w, const float* g, float* m, float* v,
+                             const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) {
+    return cpu::adamw_step(w, g, m, v, spans, h, max_norm);
+}
 
 template class CpuOps<float>;
 template class CpuOps<double>;

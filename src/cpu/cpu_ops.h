@@ -9,6 +9,7 @@ namespace octet {
 template <typename T>
 class CpuOps final : public Ops<T> {
   public:
+    Memory& memory() override { return host_memory(); }
     void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int64_t batch,
                            int64_t seq, int64_t c) override;
     void embedding_backward(T* d_wte, T* d_wpe, const T* d_out, const int32_t* tokens,
@@ -37,6 +38,10 @@ class CpuOps final : public Ops<T> {
                               int64_t n, int64_t v) override;
     void softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets, T d_loss,
                                int64_t n, int64_t v) override;
+    void scale(T* x, double s, int64_t n) override;
+    double adamw_step(float* w, const float* g, float* m, float* v,
+                      const std::vector<TensorSpan>& spans, AdamWHyper h,
+                      double max_norm) override;
 };
 
 extern template class CpuOps<float>;

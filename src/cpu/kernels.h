@@ -1,5 +1,5 @@
 // CPU reference kernels, one op family per .cpp file (embedding, normalization, linear,
-// attention, activation, softmax_xent). Templates over the scalar type, instantiated for float
+// attention, activation, softmax_xent, optimizer). Templates over the scalar type, instantiated for float
 // (training) and double (float64 gradient checks). Semantics are those of ops/ops.h: backward
 // kernels accumulate into every gradient. Row loops run under OpenMP with static schedules;
 // reductions across rows run in a fixed order, so results do not depend on the thread count.
@@ -62,5 +62,11 @@ void softmax_xent_forward(T* losses, T* probs, const T* logits, const int32_t* t
 template <typename T>
 void softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets, T d_loss, int64_t n,
                            int64_t v);
+
+template <typename T>
+void scale(T* x, double s, int64_t n);
+// Ops::adamw_step; the norm is summed in the buffer's order, so it is thread-count independent.
+double adamw_step(float* w, const float* g, float* m, float* v,
+                  const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm);
 
 } // namespace octet::cpu

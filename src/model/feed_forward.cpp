@@ -1,8 +1,6 @@
 // Dense feed-forward layers: GELU MLP (GPT-2) and SwiGLU (Llama).
 #include "model/feed_forward.h"
 
-#include <vector>
-
 #include "recipe/recipe.h"
 
 namespace octet {
@@ -29,7 +27,8 @@ class DenseFeedForward final : public FeedForward<T> {
                      const PrecisionPolicy& policy)
         : params_(params), ops_(ops), swiglu_(c.flavor == Flavor::llama), d_model_(c.d_model),
           hidden_(c.ffn_size()), up_precision_(make_linear_precision(policy, false)),
-          down_precision_(make_linear_precision(policy, false)) {
+          down_precision_(make_linear_precision(policy, false)), up_(ops.memory()),
+          act_(ops.memory()), d_act_(ops.memory()), d_up_(ops.memory()) {
         const std::string prefix = "h." + std::to_string(layer) + ".mlp.";
         const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
         up_w_ = params.add(prefix + (swiglu_ ? "gate_up.weight" : "fc.weight"), {up_rows, d_model_},
@@ -44,8 +43,8 @@ class DenseFeedForward final : public FeedForward<T> {
 
     void forward(T* out, const T* in, int64_t n) override {
         const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
-        up_.resize(size_t(n * up_rows));
-        act_.resize(size_t(n * hidden_));
+        up_.resize(n * up_rows);
+        act_.resize(n * hidden_);
         ops_.linear_forward({up_.data(), in, params_.value(up_w_), bias(up_b_), n, d_model_,
                              up_rows, up_precision_.get()});
         if (swiglu_)
@@ -58,15 +57,18 @@ class DenseFeedForward final : public FeedForward<T> {
 
     void backward(T* d_in, const T* d_out, const T* in, int64_t n) override {
         const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
-        std::vector<T> d_act(size_t(n * hidden_), T(0)), d_up(size_t(n * up_rows), T(0));
-        ops_.linear_backward({d_act.data(), params_.grad(down_w_), grad(down_b_), d_out,
+        d_act_.resize(n * hidden_);
+        d_up_.resize(n * up_rows);
+        d_act_.zero();
+        d_up_.zero();
+        ops_.linear_backward({d_act_.data(), params_.grad(down_w_), grad(down_b_), d_out,
                               act_.data(), params_.value(down_w_), n, hidden_, d_model_,
                               down_precision_.get()});
         if (swiglu_)
-            ops_.swiglu_backward(d_up.data(), d_act.data(), up_.data(), n, hidden_);
+            ops_.swiglu_backward(d_up_.data(), d_act_.data(), up_.data(), n, hidden_);
         else
-            ops_.gelu_backward(d_up.data(), d_act.data(), up_.data(), n * hidden_);
-        ops_.linear_backward({d_in, params_.grad(up_w_), grad(up_b_), d_up.data(), in,
+            ops_.gelu_backward(d_up_.data(), d_act_.data(), up_.data(), n * hidden_);
+        ops_.linear_backward({d_in, params_.grad(up_w_), grad(up_b_), d_up_.data(), in,
                               params_.value(up_w_), n, d_model_, up_rows, up_precision_.get()});
     }
 
@@ -94,7 +96,7 @@ class DenseFeedForward final : public FeedForward<T> {
     int64_t d_model_, hidden_;
     size_t up_w_ = none, up_b_ = none, down_w_ = none, down_b_ = none;
     std::unique_ptr<LinearPrecision> up_precision_, down_precision_;
-    std::vector<T> up_, act_;
+    Buffer<T> up_, act_, d_act_, d_up_; // activations of the last forward; backward scratch
 };
 
 } // namespace

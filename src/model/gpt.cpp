@@ -16,20 +16,28 @@ struct Gpt<T>::Layer {
     std::unique_ptr<LinearPrecision> qkv_precision, proj_precision;
     std::unique_ptr<FeedForward<T>> ffn;
     // Activations of the last forward.
-    std::vector<T> ln1_out, ln1_mean, ln1_rstd, qkv, qkv_rope, att, attn_out, after_attn;
-    std::vector<T> ln2_out, ln2_mean, ln2_rstd;
+    explicit Layer(Memory& m)
+        : ln1_out(m), ln1_mean(m), ln1_rstd(m), qkv(m), qkv_rope(m), att(m), attn_out(m),
+          after_attn(m), ln2_out(m), ln2_mean(m), ln2_rstd(m) {}
+    Buffer<T> ln1_out, ln1_mean, ln1_rstd, qkv, qkv_rope, att, attn_out, after_attn;
+    Buffer<T> ln2_out, ln2_mean, ln2_rstd;
 };
 
 template <typename T>
 Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& policy, uint64_t seed)
-    : config_(config), ops_(ops) {
+    : config_(config), ops_(ops), tokens_(ops.memory()), targets_(ops.memory()),
+      residual_out_(ops.memory()), lnf_out_(ops.memory()), lnf_mean_(ops.memory()),
+      lnf_rstd_(ops.memory()), logits_(ops.memory()), probs_(ops.memory()),
+      losses_(ops.memory()), branch_(ops.memory()), d_logits_(ops.memory()), d_lnf_(ops.memory()),
+      d_x_(ops.memory()), d_after_(ops.memory()), d_ln2_(ops.memory()), d_attn_(ops.memory()),
+      d_qkv_(ops.memory()), d_rope_(ops.memory()), d_ln1_(ops.memory()) {
     config_.validate();
     const ModelConfig& c = config_;
     const bool gpt2 = c.flavor == Flavor::gpt2;
     wte_ = params_.add("wte", {c.vocab_size, c.d_model}, true);
     if (gpt2) wpe_ = params_.add("wpe", {c.seq_len, c.d_model}, true);
     for (int64_t l = 0; l < c.n_layer; ++l) {
-        auto layer = std::make_unique<Layer>();
+        auto layer = std::make_unique<Layer>(ops.memory());
         const std::string p = "h." + std::to_string(l) + ".";
         layer->ln1_w = params_.add(p + "ln_1.weight", {c.d_model}, false);
         if (gpt2) layer->ln1_b = params_.add(p + "ln_1.bias", {c.d_model}, false);
@@ -48,13 +56,14 @@ Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& polic
     if (gpt2) lnf_b_ = params_.add("ln_f.bias", {c.d_model}, false);
     lm_head_ = gpt2 ? wte_ : params_.add("lm_head.weight", {c.vocab_size, c.d_model}, true);
     head_precision_ = make_linear_precision(policy, true);
-    params_.allocate();
 
-    // Initialisation, in registration order so a seed names the same model everywhere.
+    // Initialisation on the host, in registration order so a seed names the same model on every
+    // backend.
+    std::vector<T> init(size_t(params_.size()));
     Rng rng(seed);
     const double residual_std = 0.02 / std::sqrt(2.0 * double(c.n_layer));
     for (const ParamTensor& t : params_.tensors()) {
-        T* v = params_.values() + t.offset;
+        T* v = init.data() + t.offset;
         const bool norm_weight =
             t.name.find("ln_") != std::string::npos && t.name.ends_with(".weight");
         const bool bias = t.name.ends_with(".bias");
@@ -66,6 +75,7 @@ Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& polic
                    : bias      ? T(0)
                                : T(rng.normal() * (residual ? residual_std : 0.02));
     }
+    params_.allocate(ops.memory(), init);
 }
 
 template <typename T>
@@ -86,33 +96,32 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
                         std::to_string(c.vocab_size));
     batch_ = batch;
     seq_ = seq;
-    tokens_.assign(tokens, tokens + n);
-    if (targets)
-        targets_.assign(targets, targets + n);
-    else
-        targets_.clear();
+    tokens_.upload(tokens, n);
+    has_targets_ = targets != nullptr;
+    if (targets) targets_.upload(targets, n);
 
     const AttentionShape shape{batch, seq, c.n_head, c.head_size()};
-    residual_out_.assign(size_t((c.n_layer + 1) * n * C), T(0));
-    ops_.embedding_forward(residual_out_.data(), tokens, value(wte_),
+    const bool gpt2 = c.flavor == Flavor::gpt2;
+    residual_out_.resize((c.n_layer + 1) * n * C);
+    branch_.resize(n * C);
+    ops_.embedding_forward(residual_out_.data(), tokens_.data(), value(wte_),
                            wpe_ == Layer::none ? nullptr : value(wpe_), batch, seq, C);
     for (int64_t l = 0; l < c.n_layer; ++l) {
         Layer& L = *layers_[size_t(l)];
         const T* x = residual_out_.data() + l * n * C;
         T* out = residual_out_.data() + (l + 1) * n * C;
-        L.ln1_out.resize(size_t(n * C));
-        L.ln1_mean.resize(size_t(n));
-        L.ln1_rstd.resize(size_t(n));
-        L.qkv.resize(size_t(n * 3 * C));
-        L.att.resize(size_t(batch * c.n_head * seq * seq));
-        L.attn_out.resize(size_t(n * C));
-        L.after_attn.resize(size_t(n * C));
-        L.ln2_out.resize(size_t(n * C));
-        L.ln2_mean.resize(size_t(n));
-        L.ln2_rstd.resize(size_t(n));
-        std::vector<T> branch(size_t(n * C));
+        L.ln1_out.resize(n * C);
+        L.ln1_mean.resize(n);
+        L.ln1_rstd.resize(n);
+        L.qkv.resize(n * 3 * C);
+        L.att.resize(batch * c.n_head * seq * seq);
+        L.attn_out.resize(n * C);
+        L.after_attn.resize(n * C);
+        L.ln2_out.resize(n * C);
+        L.ln2_mean.resize(n);
+        L.ln2_rstd.resize(n);
 
-        if (c.flavor == Flavor::gpt2)
+        if (gpt2)
             ops_.layernorm_forward(L.ln1_out.data(), L.ln1_mean.data(), L.ln1_rstd.data(), x,
                                    value(L.ln1_w), value(L.ln1_b), n, C, c.norm_eps);
         else
@@ -122,111 +131,129 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
                              L.qkv_b == Layer::none ? nullptr : value(L.qkv_b), n, C, 3 * C,
                              L.qkv_precision.get()});
         const T* attn_in = L.qkv.data();
-        if (c.flavor == Flavor::llama) {
+        if (!gpt2) {
             L.qkv_rope.resize(L.qkv.size());
             ops_.rope_forward(L.qkv_rope.data(), L.qkv.data(), shape, c.rope_base);
             attn_in = L.qkv_rope.data();
         }
         ops_.attention_forward(L.attn_out.data(), L.att.data(), attn_in, shape);
-        ops_.linear_forward({branch.data(), L.attn_out.data(), value(L.proj_w),
+        ops_.linear_forward({branch_.data(), L.attn_out.data(), value(L.proj_w),
                              L.proj_b == Layer::none ? nullptr : value(L.proj_b), n, C, C,
                              L.proj_precision.get()});
-        ops_.add_forward(L.after_attn.data(), x, branch.data(), n * C);
+        ops_.add_forward(L.after_attn.data(), x, branch_.data(), n * C);
 
-        if (c.flavor == Flavor::gpt2)
+        if (gpt2)
             ops_.layernorm_forward(L.ln2_out.data(), L.ln2_mean.data(), L.ln2_rstd.data(),
                                    L.after_attn.data(), value(L.ln2_w), value(L.ln2_b), n, C,
                                    c.norm_eps);
         else
             ops_.rmsnorm_forward(L.ln2_out.data(), L.ln2_rstd.data(), L.after_attn.data(),
                                  value(L.ln2_w), n, C, c.norm_eps);
-        L.ffn->forward(branch.data(), L.ln2_out.data(), n);
-        ops_.add_forward(out, L.after_attn.data(), branch.data(), n * C);
+        L.ffn->forward(branch_.data(), L.ln2_out.data(), n);
+        ops_.add_forward(out, L.after_attn.data(), branch_.data(), n * C);
     }
 
     const T* x = residual_out_.data() + c.n_layer * n * C;
-    lnf_out_.resize(size_t(n * C));
-    lnf_mean_.resize(size_t(n));
-    lnf_rstd_.resize(size_t(n));
-    if (c.flavor == Flavor::gpt2)
+    lnf_out_.resize(n * C);
+    lnf_mean_.resize(n);
+    lnf_rstd_.resize(n);
+    if (gpt2)
         ops_.layernorm_forward(lnf_out_.data(), lnf_mean_.data(), lnf_rstd_.data(), x,
                                value(lnf_w_), value(lnf_b_), n, C, c.norm_eps);
     else
         ops_.rmsnorm_forward(lnf_out_.data(), lnf_rstd_.data(), x, value(lnf_w_), n, C, c.norm_eps);
-    logits_.resize(size_t(n * c.vocab_size));
+    logits_.resize(n * c.vocab_size);
     ops_.linear_forward({logits_.data(), lnf_out_.data(), head_weight(), nullptr, n, C,
                          c.vocab_size, head_precision_.get()});
     if (!targets) return T(0);
     probs_.resize(logits_.size());
-    losses_.resize(size_t(n));
-    ops_.softmax_xent_forward(losses_.data(), probs_.data(), logits_.data(), targets, n,
+    losses_.resize(n);
+    ops_.softmax_xent_forward(losses_.data(), probs_.data(), logits_.data(), targets_.data(), n,
                               c.vocab_size);
     double sum = 0;
-    for (T l : losses_) sum += double(l);
+    for (T l : losses_.download()) sum += double(l);
     return T(sum / double(n));
 }
 
 template <typename T>
+std::vector<T> Gpt<T>::logits_row(int64_t row) const {
+    const int64_t v = config_.vocab_size;
+    if (row < 0 || (row + 1) * v > logits_.size())
+        throw Error("logits_row: row " + std::to_string(row) + " is outside the last forward");
+    std::vector<T> out(static_cast<size_t>(v));
+    logits_.memory().to_host(out.data(), logits_.data() + row * v, size_t(v) * sizeof(T));
+    return out;
+}
+
+template <typename T>
 void Gpt<T>::backward() {
-    if (targets_.empty()) throw Error("backward: the last forward had no targets");
+    if (!has_targets_) throw Error("backward: the last forward had no targets");
     const ModelConfig& c = config_;
     const int64_t n = batch_ * seq_, C = c.d_model;
     const AttentionShape shape{batch_, seq_, c.n_head, c.head_size()};
+    const bool gpt2 = c.flavor == Flavor::gpt2;
+    // Backward ops accumulate: every gradient buffer starts at zero.
+    auto zeroed = [](Buffer<T>& b, int64_t size) -> T* {
+        b.resize(size);
+        b.zero();
+        return b.data();
+    };
 
-    std::vector<T> d_logits(size_t(n * c.vocab_size), T(0)), d_lnf(size_t(n * C), T(0));
-    ops_.softmax_xent_backward(d_logits.data(), probs_.data(), targets_.data(), T(1.0 / double(n)),
-                               n, c.vocab_size);
-    ops_.linear_backward({d_lnf.data(), grad(lm_head_), nullptr, d_logits.data(), lnf_out_.data(),
-                          head_weight(), n, C, c.vocab_size, head_precision_.get()});
-    std::vector<T> d_x(size_t(n * C), T(0)); // gradient of the stream leaving the current layer
+    ops_.softmax_xent_backward(zeroed(d_logits_, n * c.vocab_size), probs_.data(),
+                               targets_.data(), T(1.0 / double(n)), n, c.vocab_size);
+    ops_.linear_backward({zeroed(d_lnf_, n * C), grad(lm_head_), nullptr, d_logits_.data(),
+                          lnf_out_.data(), head_weight(), n, C, c.vocab_size,
+                          head_precision_.get()});
+    // d_x_: the gradient of the stream leaving the current layer.
     const T* x_last = residual_out_.data() + c.n_layer * n * C;
-    if (c.flavor == Flavor::gpt2)
-        ops_.layernorm_backward(d_x.data(), grad(lnf_w_), grad(lnf_b_), d_lnf.data(), x_last,
-                                value(lnf_w_), lnf_mean_.data(), lnf_rstd_.data(), n, C);
+    if (gpt2)
+        ops_.layernorm_backward(zeroed(d_x_, n * C), grad(lnf_w_), grad(lnf_b_), d_lnf_.data(),
+                                x_last, value(lnf_w_), lnf_mean_.data(), lnf_rstd_.data(), n, C);
     else
-        ops_.rmsnorm_backward(d_x.data(), grad(lnf_w_), d_lnf.data(), x_last, value(lnf_w_),
-                              lnf_rstd_.data(), n, C);
+        ops_.rmsnorm_backward(zeroed(d_x_, n * C), grad(lnf_w_), d_lnf_.data(), x_last,
+                              value(lnf_w_), lnf_rstd_.data(), n, C);
 
     for (int64_t l = c.n_layer - 1; l >= 0; --l) {
         Layer& L = *layers_[size_t(l)];
         const T* x = residual_out_.data() + l * n * C;
         // out = after_attn + ffn(norm2(after_attn)): d_after_attn = d_x + through the ffn.
-        std::vector<T> d_after(d_x), d_ln2(size_t(n * C), T(0));
-        L.ffn->backward(d_ln2.data(), d_x.data(), L.ln2_out.data(), n);
-        if (c.flavor == Flavor::gpt2)
-            ops_.layernorm_backward(d_after.data(), grad(L.ln2_w), grad(L.ln2_b), d_ln2.data(),
+        d_after_.copy_from(d_x_);
+        L.ffn->backward(zeroed(d_ln2_, n * C), d_x_.data(), L.ln2_out.data(), n);
+        if (gpt2)
+            ops_.layernorm_backward(d_after_.data(), grad(L.ln2_w), grad(L.ln2_b), d_ln2_.data(),
                                     L.after_attn.data(), value(L.ln2_w), L.ln2_mean.data(),
                                     L.ln2_rstd.data(), n, C);
         else
-            ops_.rmsnorm_backward(d_after.data(), grad(L.ln2_w), d_ln2.data(), L.after_attn.data(),
-                                  value(L.ln2_w), L.ln2_rstd.data(), n, C);
+            ops_.rmsnorm_backward(d_after_.data(), grad(L.ln2_w), d_ln2_.data(),
+                                  L.after_attn.data(), value(L.ln2_w), L.ln2_rstd.data(), n, C);
 
         // after_attn = x + proj(attn(norm1(x))): d_x_in = d_after + through the attention.
-        std::vector<T> d_attn(size_t(n * C), T(0)), d_qkv(size_t(n * 3 * C), T(0)),
-            d_ln1(size_t(n * C), T(0));
-        ops_.linear_backward({d_attn.data(), grad(L.proj_w),
-                              L.proj_b == Layer::none ? nullptr : grad(L.proj_b), d_after.data(),
-                              L.attn_out.data(), value(L.proj_w), n, C, C, L.proj_precision.get()});
-        if (c.flavor == Flavor::llama) {
-            std::vector<T> d_rope(d_qkv.size(), T(0));
-            ops_.attention_backward(d_rope.data(), d_attn.data(), L.qkv_rope.data(), L.att.data(),
-                                    shape);
-            ops_.rope_backward(d_qkv.data(), d_rope.data(), shape, c.rope_base);
+        ops_.linear_backward({zeroed(d_attn_, n * C), grad(L.proj_w),
+                              L.proj_b == Layer::none ? nullptr : grad(L.proj_b), d_after_.data(),
+                              L.attn_out.data(), value(L.proj_w), n, C, C,
+                              L.proj_precision.get()});
+        zeroed(d_qkv_, n * 3 * C);
+        if (!gpt2) {
+            ops_.attention_backward(zeroed(d_rope_, n * 3 * C), d_attn_.data(), L.qkv_rope.data(),
+                                    L.att.data(), shape);
+            ops_.rope_backward(d_qkv_.data(), d_rope_.data(), shape, c.rope_base);
         } else {
-            ops_.attention_backward(d_qkv.data(), d_attn.data(), L.qkv.data(), L.att.data(), shape);
+            ops_.attention_backward(d_qkv_.data(), d_attn_.data(), L.qkv.data(), L.att.data(),
+                                    shape);
         }
-        ops_.linear_backward(
-            {d_ln1.data(), grad(L.qkv_w), L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b),
-             d_qkv.data(), L.ln1_out.data(), value(L.qkv_w), n, C, 3 * C, L.qkv_precision.get()});
-        if (c.flavor == Flavor::gpt2)
-            ops_.layernorm_backward(d_after.data(), grad(L.ln1_w), grad(L.ln1_b), d_ln1.data(), x,
-                                    value(L.ln1_w), L.ln1_mean.data(), L.ln1_rstd.data(), n, C);
+        ops_.linear_backward({zeroed(d_ln1_, n * C), grad(L.qkv_w),
+                              L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b), d_qkv_.data(),
+                              L.ln1_out.data(), value(L.qkv_w), n, C, 3 * C,
+                              L.qkv_precision.get()});
+        if (gpt2)
+            ops_.layernorm_backward(d_after_.data(), grad(L.ln1_w), grad(L.ln1_b), d_ln1_.data(),
+                                    x, value(L.ln1_w), L.ln1_mean.data(), L.ln1_rstd.data(), n, C);
         else
-            ops_.rmsnorm_backward(d_after.data(), grad(L.ln1_w), d_ln1.data(), x, value(L.ln1_w),
+            ops_.rmsnorm_backward(d_after_.data(), grad(L.ln1_w), d_ln1_.data(), x, value(L.ln1_w),
                                   L.ln1_rstd.data(), n, C);
-        d_x.swap(d_after);
+        std::swap(d_x_, d_after_);
     }
-    ops_.embedding_backward(grad(wte_), wpe_ == Layer::none ? nullptr : grad(wpe_), d_x.data(),
+    ops_.embedding_backward(grad(wte_), wpe_ == Layer::none ? nullptr : grad(wpe_), d_x_.data(),
                             tokens_.data(), batch_, seq_, C);
 }
 

@@ -38,8 +38,8 @@ class Gpt {
     // Accumulates d(mean loss)/d(parameters) into params().grads(), for the last forward.
     void backward();
     void zero_grads() { params_.zero_grads(); }
-    // [B·T, V] logits of the last forward.
-    const T* logits() const { return logits_.data(); }
+    // Row `row` of the last forward's [B·T, V] logits, copied to the host.
+    std::vector<T> logits_row(int64_t row) const;
 
     // Tells every linear layer's quantizers that the optimizer took a step (MOSS predicts weight
     // scales from it). `step` carries lr, betas and index; weight decay is the caller's value.
@@ -62,11 +62,14 @@ class Gpt {
     std::vector<std::unique_ptr<Layer>> layers_;
     std::unique_ptr<LinearPrecision> head_precision_;
 
-    // The last forward's inputs and activations.
+    // The last forward's inputs and activations, in the backend's memory.
     int64_t batch_ = 0, seq_ = 0;
-    std::vector<int32_t> tokens_, targets_;
-    std::vector<T> residual_out_; // [L + 1][N, C]: the stream entering each layer, and leaving
-    std::vector<T> lnf_out_, lnf_mean_, lnf_rstd_, logits_, probs_, losses_;
+    bool has_targets_ = false;
+    Buffer<int32_t> tokens_, targets_;
+    Buffer<T> residual_out_; // [L + 1][N, C]: the stream entering each layer, and leaving
+    Buffer<T> lnf_out_, lnf_mean_, lnf_rstd_, logits_, probs_, losses_;
+    // Scratch of forward and backward, kept to avoid allocations every step.
+    Buffer<T> branch_, d_logits_, d_lnf_, d_x_, d_after_, d_ln2_, d_attn_, d_qkv_, d_rope_, d_ln1_;
 };
 
 extern template class Gpt<float>;

@@ -3,10 +3,13 @@
 // and checkpoints walk every parameter in one pass.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "common/error.h"
+#include "ops/memory.h"
 
 namespace octet {
 
@@ -29,21 +32,35 @@ class ParameterSet {
         tensors_.push_back(std::move(t));
         return tensors_.size() - 1;
     }
-    void allocate() {
-        values_.assign(size_t(total_), T(0));
-        grads_.assign(size_t(total_), T(0));
+    // Allocates values and gradients in `memory`, the values set from `initial` (total() host
+    // values), the gradients zero.
+    void allocate(Memory& memory, const std::vector<T>& initial) {
+        values_ = std::make_unique<Buffer<T>>(memory);
+        grads_ = std::make_unique<Buffer<T>>(memory, total_);
+        values_->upload(initial.data(), total_);
+        grads_->zero();
     }
     const std::vector<ParamTensor>& tensors() const { return tensors_; }
     int64_t size() const { return total_; }
-    T* value(size_t i) { return values_.data() + tensors_[i].offset; }
-    T* grad(size_t i) { return grads_.data() + tensors_[i].offset; }
-    T* values() { return values_.data(); }
-    T* grads() { return grads_.data(); }
-    void zero_grads() { std::fill(grads_.begin(), grads_.end(), T(0)); }
+    T* value(size_t i) { return values_->data() + tensors_[i].offset; }
+    T* grad(size_t i) { return grads_->data() + tensors_[i].offset; }
+    // In the backend's memory (host-dereferenceable only on the CPU backend).
+    T* values() { return values_->data(); }
+    T* grads() { return grads_->data(); }
+    void zero_grads() { grads_->zero(); }
+    // Host copies, for checkpoints and exports on any backend.
+    std::vector<T> download_values() const { return values_->download(); }
+    std::vector<T> download_grads() const { return grads_->download(); }
+    void upload_values(const std::vector<T>& host) {
+        if (int64_t(host.size()) != total_)
+            throw Error("parameters: " + std::to_string(host.size()) + " values given for " +
+                        std::to_string(total_));
+        values_->upload(host.data(), total_);
+    }
 
   private:
     std::vector<ParamTensor> tensors_;
-    std::vector<T> values_, grads_;
+    std::unique_ptr<Buffer<T>> values_, grads_;
     int64_t total_ = 0;
 };
 

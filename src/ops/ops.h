@@ -12,6 +12,10 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
+
+#include "ops/adamw_update.h"
+#include "ops/memory.h"
 
 namespace octet {
 
@@ -47,6 +51,9 @@ template <typename T>
 class Ops {
   public:
     virtual ~Ops() = default;
+
+    // Where this backend's pointers live; everything passed to the ops below is allocated here.
+    virtual Memory& memory() = 0;
 
     // out[b,t,:] = wte[tokens[b,t],:] + (wpe ? wpe[t,:] : 0)
     virtual void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe,
@@ -95,6 +102,17 @@ class Ops {
                                       int64_t n, int64_t v) = 0;
     virtual void softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets,
                                        T d_loss, int64_t n, int64_t v) = 0;
+
+    // x ·= s (the mean over accumulated micro-batches).
+    virtual void scale(T* x, double s, int64_t n) = 0;
+
+    // One AdamW step over FP32 parameters w, gradients g and moments m, v in the parameters'
+    // flat layout (spans name the tensors): the global L2 norm of g is taken in double, h.clip set
+    // to max_norm / norm when max_norm > 0 and the norm exceeds it, then every element updated by
+    // adamw_update(). Returns the norm before clipping.
+    virtual double adamw_step(float* w, const float* g, float* m, float* v,
+                              const std::vector<TensorSpan>& spans, AdamWHyper h,
+                              double max_norm) = 0;
 };
 
 } // namespace octet

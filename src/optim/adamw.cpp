@@ -7,13 +7,37 @@
 
 namespace octet {
 
-AdamW::AdamW(const std::vector<ParamTensor>& tensors, float* params, const PrecisionPolicy& policy,
-             AdamWConfig config)
-    : policy_(policy), config_(config) {
+namespace {
+
+bool is_fp32_storage(const PrecisionPolicy& p) {
+    return p.master == StorageFormat::fp32 && p.moment1 == StorageFormat::fp32 &&
+           p.moment2 == StorageFormat::fp32 && p.weight_grad == StorageFormat::fp32;
+}
+
+} // namespace
+
+AdamW::AdamW(Ops<float>& ops, const std::vector<ParamTensor>& tensors, float* params,
+             const PrecisionPolicy& policy, AdamWConfig config)
+    : ops_(ops), fp32_storage_(is_fp32_storage(policy)), m_(ops.memory()), v_(ops.memory()),
+      policy_(policy), config_(config) {
     if (!(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 > 0 && config.beta2 < 1))
         throw Error("optimizer: betas must lie in [0, 1) and (0, 1)");
     if (!(config.eps > 0) || !(config.weight_decay >= 0) || !(config.grad_clip >= 0))
         throw Error("optimizer: eps must be positive, weight_decay and grad_clip non-negative");
+    for (const ParamTensor& t : tensors) {
+        spans_.push_back({t.offset, t.numel, t.decay});
+        total_ += t.numel;
+    }
+    if (fp32_storage_) {
+        m_.resize(total_);
+        v_.resize(total_);
+        m_.zero();
+        v_.zero();
+        return;
+    }
+    if (!ops.memory().host_accessible())
+        throw Error("optimizer: FP8-LM's scaled storage (" + policy.describe() +
+                    ") runs on the CPU backend only in this version");
     for (const ParamTensor& t : tensors) {
         State s{t, nullptr, ScaledStorage(policy.moment1, t.numel),
                 ScaledStorage(policy.moment2, t.numel)};
@@ -22,7 +46,6 @@ AdamW::AdamW(const std::vector<ParamTensor>& tensors, float* params, const Preci
             s.master->store(params + t.offset);
             s.master->load(params + t.offset);
         }
-        total_ += t.numel;
         states_.push_back(std::move(s));
     }
 }
@@ -30,6 +53,23 @@ AdamW::AdamW(const std::vector<ParamTensor>& tensors, float* params, const Preci
 double AdamW::step(float* params, float* grads, double lr) {
     if (!(lr >= 0)) throw Error("optimizer: learning rate must be non-negative");
     ++t_;
+    AdamWHyper h;
+    h.lr = float(lr);
+    h.beta1 = float(config_.beta1);
+    h.beta2 = float(config_.beta2);
+    h.eps = float(config_.eps);
+    h.bias1 = float(1.0 - std::pow(config_.beta1, double(t_)));
+    h.bias2 = float(1.0 - std::pow(config_.beta2, double(t_)));
+    h.decay = float(1.0 - lr * config_.weight_decay);
+    h.clip = 1.0;
+    const double norm = fp32_storage_ ? ops_.adamw_step(params, grads, m_.data(), v_.data(),
+                                                         spans_, h, config_.grad_clip)
+                                       : scaled_step(params, grads, h);
+    last_ = {lr, config_.weight_decay, config_.beta1, config_.beta2, t_};
+    return norm;
+}
+
+double AdamW::scaled_step(float* params, float* grads, const AdamWHyper& hyper) {
     double sq = 0;
     for (State& s : states_) {
         float* g = grads + s.tensor.offset;
@@ -37,11 +77,8 @@ double AdamW::step(float* params, float* grads, double lr) {
         for (int64_t i = 0; i < s.tensor.numel; ++i) sq += double(g[i]) * double(g[i]);
     }
     const double norm = std::sqrt(sq);
-    const double clip =
-        config_.grad_clip > 0 && norm > config_.grad_clip ? config_.grad_clip / norm : 1.0;
-    const float b1 = float(config_.beta1), b2 = float(config_.beta2);
-    const float bias1 = float(1.0 - std::pow(config_.beta1, double(t_)));
-    const float bias2 = float(1.0 - std::pow(config_.beta2, double(t_)));
+    AdamWHyper h = hyper;
+    if (config_.grad_clip > 0 && norm > config_.grad_clip) h.clip = config_.grad_clip / norm;
     std::vector<float> m, v;
     for (State& s : states_) {
         const int64_t n = s.tensor.numel;
@@ -52,15 +89,8 @@ double AdamW::step(float* params, float* grads, double lr) {
         s.m.load(m.data());
         s.v.load(v.data());
         if (s.master) s.master->load(w);
-        const float decay = s.tensor.decay ? float(1.0 - lr * config_.weight_decay) : 1.0f;
-        for (int64_t i = 0; i < n; ++i) {
-            const float gi = float(double(g[i]) * clip);
-            m[size_t(i)] = b1 * m[size_t(i)] + (1 - b1) * gi;
-            v[size_t(i)] = b2 * v[size_t(i)] + (1 - b2) * gi * gi;
-            const float m_hat = m[size_t(i)] / bias1, v_hat = v[size_t(i)] / bias2;
-            w[i] *= decay;
-            w[i] -= float(lr) * m_hat / (std::sqrt(v_hat) + float(config_.eps));
-        }
+        for (int64_t i = 0; i < n; ++i)
+            adamw_update(w[i], g[i], m[size_t(i)], v[size_t(i)], h, s.tensor.decay);
         s.m.store(m.data());
         s.v.store(v.data());
         if (s.master) {
@@ -68,11 +98,11 @@ double AdamW::step(float* params, float* grads, double lr) {
             s.master->load(w);
         }
     }
-    last_ = {lr, config_.weight_decay, config_.beta1, config_.beta2, t_};
     return norm;
 }
 
 AdamW::Moments AdamW::export_state() const {
+    if (fp32_storage_) return {m_.download(), v_.download(), t_};
     Moments out{std::vector<float>(size_t(total_)), std::vector<float>(size_t(total_)), t_};
     for (const State& s : states_) {
         s.m.load(out.m.data() + s.tensor.offset);
@@ -85,15 +115,21 @@ void AdamW::import_state(const Moments& state, const float* params) {
     if (int64_t(state.m.size()) != total_ || int64_t(state.v.size()) != total_ || state.step < 0)
         throw Error("checkpoint: optimizer state does not match the model's " +
                     std::to_string(total_) + " parameters");
+    t_ = state.step;
+    if (fp32_storage_) {
+        m_.upload(state.m.data(), total_);
+        v_.upload(state.v.data(), total_);
+        return;
+    }
     for (State& s : states_) {
         s.m.store(state.m.data() + s.tensor.offset);
         s.v.store(state.v.data() + s.tensor.offset);
         if (s.master) s.master->store(params + s.tensor.offset);
     }
-    t_ = state.step;
 }
 
 double AdamW::bytes_per_parameter() const {
+    if (fp32_storage_) return total_ ? 16.0 : 0.0;
     size_t bytes = 0;
     for (const State& s : states_)
         bytes += (s.master ? s.master->bytes() : size_t(s.tensor.numel) * 4) + s.m.bytes() +

@@ -3,14 +3,17 @@
 //   FP32 master, m, v (16 bytes per parameter with the FP32 gradient), or
 //   FP8-LM's precision-decoupled storage: FP16 scaled master, E4M3 scaled m, FP16 scaled v and
 //   E4M3 weight gradients (6 bytes per parameter; O1 keeps m and v in FP32: 11 bytes).
-// The update runs in FP32 on the decoded values (PyTorch's order): w ← w·(1 − lr·wd), then
-// w ← w − lr · m̂ / (√v̂ + ε). Parameters without `decay` (norms, biases) are not decayed.
+// The update runs in FP32 on the decoded values (ops/adamw_update.h, PyTorch's order):
+// w ← w·(1 − lr·wd), then w ← w − lr · m̂ / (√v̂ + ε). Parameters without `decay` (norms, biases)
+// are not decayed. FP32 storage runs on the backend (Ops::adamw_step: multi-tensor kernels on
+// the GPU); FP8-LM's scaled storage runs on the host, so only with the CPU backend for now.
 #pragma once
 
 #include <memory>
 #include <vector>
 
 #include "model/parameters.h"
+#include "ops/ops.h"
 #include "optim/scaled_storage.h"
 #include "recipe/policy.h"
 #include "recipe/recipe.h"
@@ -27,10 +30,11 @@ struct AdamWConfig {
 
 class AdamW {
   public:
-    // `params` are the model's initial weights; with a non-FP32 master they are replaced by the
-    // master's representable values, so the model starts from what the optimizer holds.
-    AdamW(const std::vector<ParamTensor>& tensors, float* params, const PrecisionPolicy& policy,
-          AdamWConfig config);
+    // `params` are the model's initial weights in the memory of `ops`; with a non-FP32 master
+    // they are replaced by the master's representable values, so the model starts from what the
+    // optimizer holds. Throws Error for a storage mode the backend cannot run.
+    AdamW(Ops<float>& ops, const std::vector<ParamTensor>& tensors, float* params,
+          const PrecisionPolicy& policy, AdamWConfig config);
 
     // One update with learning rate lr. Rounds the gradients to the policy's weight-gradient
     // format first (in place), then clips. Returns the global gradient norm before clipping.
@@ -54,6 +58,14 @@ class AdamW {
     void import_state(const Moments& state, const float* params);
 
   private:
+    double scaled_step(float* params, float* grads, const AdamWHyper& h);
+
+    // FP32 storage: m and v in the backend's memory, in the parameters' layout.
+    Ops<float>& ops_;
+    bool fp32_storage_;
+    std::vector<TensorSpan> spans_;
+    Buffer<float> m_, v_;
+    // Scaled storage (FP8-LM), on the host: one state per tensor.
     struct State {
         ParamTensor tensor;
         std::unique_ptr<ScaledStorage> master; // nullptr: the FP32 parameters are the master

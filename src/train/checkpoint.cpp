@@ -16,8 +16,9 @@ void save_checkpoint(const std::string& path, const TrainConfig& config, Gpt<flo
                      const std::string& tokenizer_text) {
     SafeTensorsFile f;
     ParameterSet<float>& p = model.params();
+    const std::vector<float> values = p.download_values();
     for (const ParamTensor& t : p.tensors())
-        f.tensors["model." + t.name] = safetensor_f32(t.shape, p.values() + t.offset);
+        f.tensors["model." + t.name] = safetensor_f32(t.shape, values.data() + t.offset);
     const AdamW::Moments moments = optimizer.export_state();
     f.tensors["optim.m"] = safetensor_f32({int64_t(moments.m.size())}, moments.m.data());
     f.tensors["optim.v"] = safetensor_f32({int64_t(moments.v.size())}, moments.v.data());
@@ -85,6 +86,7 @@ LoadedCheckpoint read_checkpoint_header(const std::string& path) {
 void load_checkpoint_tensors(const std::string& path, Gpt<float>& model, AdamW* optimizer) {
     const SafeTensorsFile f = read_safetensors(path);
     ParameterSet<float>& p = model.params();
+    std::vector<float> values(size_t(p.size()));
     for (const ParamTensor& t : p.tensors()) {
         auto it = f.tensors.find("model." + t.name);
         if (it == f.tensors.end())
@@ -92,8 +94,9 @@ void load_checkpoint_tensors(const std::string& path, Gpt<float>& model, AdamW* 
         if (it->second.shape != t.shape)
             throw Error(path + ": tensor 'model." + t.name + "' has the wrong shape");
         const std::vector<float> v = safetensor_to_f32(it->second, t.name);
-        std::copy(v.begin(), v.end(), p.values() + t.offset);
+        std::copy(v.begin(), v.end(), values.begin() + t.offset);
     }
+    p.upload_values(values);
     auto state = f.tensors.find("recipe_state");
     if (state == f.tensors.end()) throw Error(path + ": checkpoint lacks 'recipe_state'");
     model.set_recipe_state(safetensor_to_f64(state->second, "recipe_state"));

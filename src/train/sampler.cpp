@@ -16,7 +16,7 @@ void sample_tokens(Gpt<float>& model, std::vector<int32_t>& tokens, int64_t coun
     for (int64_t i = 0; i < count; ++i) {
         const int64_t ctx = std::min<int64_t>(int64_t(tokens.size()), model.config().seq_len);
         model.forward(tokens.data() + tokens.size() - ctx, nullptr, 1, ctx);
-        const float* logits = model.logits() + (ctx - 1) * v;
+        const std::vector<float> logits = model.logits_row(ctx - 1);
         for (int64_t j = 0; j < v; ++j)
             ranked[size_t(j)] = {double(logits[j]) / temperature, int32_t(j)};
         const int64_t k = std::min(top_k, v);

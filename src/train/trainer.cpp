@@ -82,7 +82,7 @@ TrainSummary train(const TrainConfig& config_in, const TrainOptions& options, st
     opt_config.beta2 = c.beta2;
     opt_config.weight_decay = c.weight_decay;
     opt_config.grad_clip = c.grad_clip;
-    AdamW optimizer(model.params().tensors(), model.params().values(), policy, opt_config);
+    AdamW optimizer(ops, model.params().tensors(), model.params().values(), policy, opt_config);
     Rng sample_rng(uint64_t(c.seed) ^ 0x5EED5EEDull);
     if (!options.resume.empty()) {
         load_checkpoint_tensors(options.resume, model, &optimizer);
@@ -131,8 +131,7 @@ TrainSummary train(const TrainConfig& config_in, const TrainOptions& options, st
         }
         loss /= double(accum);
         if (accum > 1) // the gradient of the mean over micro-batches
-            for (int64_t i = 0; i < model.params().size(); ++i)
-                model.params().grads()[i] /= float(accum);
+            ops.scale(model.params().grads(), 1.0 / double(accum), model.params().size());
         const double grad_norm =
             optimizer.step(model.params().values(), model.params().grads(), lr);
         model.on_optimizer_step(optimizer.last_step());

@@ -56,7 +56,7 @@ inline std::vector<float> train_tiny(const std::string& policy, int64_t steps,
     CpuOps<float> ops;
     const PrecisionPolicy p = make_policy(policy);
     Gpt<float> model(tiny_config(), ops, p, seed);
-    AdamW optimizer(model.params().tensors(), model.params().values(), p, AdamWConfig{});
+    AdamW optimizer(ops, model.params().tensors(), model.params().values(), p, AdamWConfig{});
     std::vector<float> losses;
     const int64_t warmup = std::max<int64_t>(1, steps / 10);
     for (int64_t s = 0; s < steps; ++s) {

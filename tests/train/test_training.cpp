@@ -75,8 +75,9 @@ TEST(Training, TheSameSeedGivesBitIdenticalLosses) {
 TEST(Optimizer, BytesPerParameterOfEachStorageMode) {
     std::vector<ParamTensor> tensors = {{"w", {8, 4}, 0, 32, true}, {"b", {8}, 32, 8, false}};
     std::vector<float> params(40, 0.5f);
+    CpuOps<float> ops;
     auto bytes = [&](const char* policy) {
-        return AdamW(tensors, params.data(), make_policy(policy), {}).bytes_per_parameter();
+        return AdamW(ops, tensors, params.data(), make_policy(policy), {}).bytes_per_parameter();
     };
     EXPECT_EQ(bytes("bf16"), 16.0);     // FP32 master, gradient, m, v
     EXPECT_EQ(bytes("fp8lm-o1"), 11.0); // FP16 master, FP8 gradient, FP32 m and v
@@ -96,7 +97,8 @@ TEST(Optimizer, Fp32AdamWMatchesAFloat64Reference) {
     std::vector<double> ref(w.begin(), w.end()), m(144, 0), v(144, 0);
     AdamWConfig cfg;
     cfg.grad_clip = 5.0;
-    AdamW opt(tensors, w.data(), make_policy("bf16"), cfg);
+    CpuOps<float> ops;
+    AdamW opt(ops, tensors, w.data(), make_policy("bf16"), cfg);
     for (int t = 1; t <= 6; ++t) {
         double sq = 0;
         for (float& x : g) {
@@ -117,7 +119,7 @@ TEST(Optimizer, Fp32AdamWMatchesAFloat64Reference) {
     }
     for (size_t i = 0; i < 144; ++i) EXPECT_NEAR(w[i], ref[i], 1e-5 * (1 + std::fabs(ref[i]))) << i;
     EXPECT_EQ(opt.last_step().step, 6);
-    EXPECT_THROW(AdamW(tensors, w.data(), make_policy("bf16"), AdamWConfig{1.0, 0.95}), Error);
+    EXPECT_THROW(AdamW(ops, tensors, w.data(), make_policy("bf16"), AdamWConfig{1.0, 0.95}), Error);
 }
 
 TEST(Optimizer, ScaledStorageUsesEachFormatsRange) {

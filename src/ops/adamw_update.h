@@ -1,0 +1,37 @@
+// The AdamW update of one parameter, shared by the CPU backend, the FP8-LM storage path of the
+// optimizer and the CUDA kernel, so every backend computes the same arithmetic (PyTorch's order):
+// the gradient is scaled by the clipping factor, the moments updated, then w ← w·(1 − lr·wd) and
+// w ← w − lr · m̂ / (√v̂ + ε).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "common/hostdevice.h"
+
+namespace octet {
+
+struct AdamWHyper {
+    float lr, beta1, beta2, eps;
+    float bias1, bias2; // 1 − β^t
+    float decay;        // 1 − lr·wd, applied to tensors with weight decay
+    double clip;        // gradient multiplier: max_norm / norm when clipping, else 1
+};
+
+// A parameter tensor in the flat buffer and whether AdamW decays it.
+struct TensorSpan {
+    int64_t offset, numel;
+    bool decay;
+};
+
+OCTET_HD void adamw_update(float& w, float g, float& m, float& v, const AdamWHyper& h,
+                           bool decay) {
+    const float gi = float(double(g) * h.clip);
+    m = h.beta1 * m + (1 - h.beta1) * gi;
+    v = h.beta2 * v + (1 - h.beta2) * gi * gi;
+    const float m_hat = m / h.bias1, v_hat = v / h.bias2;
+    if (decay) w *= h.decay;
+    w -= h.lr * m_hat / (sqrtf(v_hat) + h.eps);
+}
+
+} // namespace octet
