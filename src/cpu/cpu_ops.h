@@ -40,8 +40,7 @@ class CpuOps final : public Ops<T> {
                                int64_t n, int64_t v) override;
     void scale(T* x, double s, int64_t n) override;
     double adamw_step(float* w, const float* g, float* m, float* v,
-                      const std::vector<TensorSpan>& spans, AdamWHyper h,
-                      double max_norm) override;
+                      const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;
 };
 
 extern template class CpuOps<float>;

@@ -32,8 +32,10 @@ cudaDataType_t data_type(Format f) {
     }
 }
 
+} // namespace
+
 // RAII holders for the descriptors of one call.
-struct Descriptors {
+struct CublasLtGemm::Descriptors {
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
     ~Descriptors() {
@@ -43,8 +45,6 @@ struct Descriptors {
         if (desc) cublasLtMatmulDescDestroy(desc);
     }
 };
-
-} // namespace
 
 CublasLtGemm::CublasLtGemm() {
     OCTET_CUBLAS_CHECK(cublasLtCreate(&handle_));
@@ -105,31 +105,95 @@ void CublasLtGemm::run(const GemmArgs& g, cudaStream_t stream) {
     OCTET_CUBLAS_CHECK(
         cublasLtMatrixLayoutCreate(&d.ld, CUDA_R_16BF, uint64_t(g.n), uint64_t(g.m), g.n));
 
-    const Key key{g.m, g.n, g.k, int(g.a_format), int(g.b_format), int(g.scaling), g.fast_accum};
-    auto it = algos_.find(key);
-    if (it == algos_.end()) {
-        cublasLtMatmulPreference_t pref;
-        OCTET_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-        cublasLtMatmulHeuristicResult_t result{};
-        int found = 0;
-        const cublasStatus_t st =
-            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                 &workspace_bytes_, sizeof workspace_bytes_);
-        const cublasStatus_t h =
-            st == CUBLAS_STATUS_SUCCESS
-                ? cublasLtMatmulAlgoGetHeuristic(handle_, d.desc, d.la, d.lb, d.ld, d.ld, pref, 1,
-                                                 &result, &found)
-                : st;
-        cublasLtMatmulPreferenceDestroy(pref);
-        if (h != CUBLAS_STATUS_SUCCESS || found == 0)
-            throw Error("cuBLASLt has no algorithm for m=" + std::to_string(g.m) + " n=" +
-                        std::to_string(g.n) + " k=" + std::to_string(g.k) + " with this scaling");
-        it = algos_.emplace(key, result.algo).first;
-    }
+    const Key key{g.m,          g.n, g.k, int(g.a_format), int(g.b_format), int(g.scaling),
+                  g.fast_accum, 0,   0};
+    const cublasLtMatmulAlgo_t& algo = algorithm(key, d, "this scaling");
     const float alpha = 1.0f, beta = 0.0f;
     OCTET_CUBLAS_CHECK(cublasLtMatmul(handle_, d.desc, &alpha, g.b, d.la, g.a, d.lb, &beta, g.out,
-                                      d.ld, g.out, d.ld, &it->second, workspace_, workspace_bytes_,
+                                      d.ld, g.out, d.ld, &algo, workspace_, workspace_bytes_,
                                       stream));
+}
+
+// Row-major c = op(a)·op(b) is column-major cᵀ = op(b)ᵀ·op(a)ᵀ, and a row-major matrix read as
+// column-major is its transpose: cuBLASLt's A is our b, its B our a, each transposed exactly when
+// ours is.
+void CublasLtGemm::run(const DenseGemmArgs& g, cudaStream_t stream) {
+    if (g.m <= 0 || g.n <= 0 || g.k <= 0 || g.batch <= 0)
+        throw Error("dense GEMM: empty shape m=" + std::to_string(g.m) +
+                    " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k));
+    if (g.bias && (g.batch != 1 || g.beta != 0.0f))
+        throw Error("dense GEMM: a bias needs batch 1 and beta 0");
+    const cudaDataType_t in = g.bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    Descriptors d;
+    OCTET_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t op_a = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t op_b = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    OCTET_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(d.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
+    OCTET_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(d.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
+    if (g.bias) {
+        const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+        OCTET_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                          &epilogue, sizeof epilogue));
+        OCTET_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                          &g.bias, sizeof g.bias));
+    }
+    // Stored shapes (rows, cols, ld) in column-major terms.
+    const uint64_t a_rows = uint64_t(g.trans_b ? g.k : g.n),
+                   a_cols = uint64_t(g.trans_b ? g.n : g.k);
+    const uint64_t b_rows = uint64_t(g.trans_a ? g.m : g.k),
+                   b_cols = uint64_t(g.trans_a ? g.k : g.m);
+    OCTET_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.la, in, a_rows, a_cols, int64_t(a_rows)));
+    OCTET_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.lb, in, b_rows, b_cols, int64_t(b_rows)));
+    OCTET_CUBLAS_CHECK(
+        cublasLtMatrixLayoutCreate(&d.ld, CUDA_R_32F, uint64_t(g.n), uint64_t(g.m), g.n));
+    if (g.batch > 1) {
+        const int32_t count = int32_t(g.batch);
+        const std::pair<cublasLtMatrixLayout_t, int64_t> layouts[] = {
+            {d.la, g.stride_b}, {d.lb, g.stride_a}, {d.ld, g.stride_c}};
+        for (const auto& [layout, stride] : layouts) {
+            OCTET_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
+                layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+            OCTET_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
+                layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
+        }
+    }
+    const Key key{g.m,
+                  g.n,
+                  g.k,
+                  g.bf16 ? 1 : 0,
+                  (g.trans_a ? 2 : 0) + (g.trans_b ? 1 : 0),
+                  g.bias != nullptr,
+                  g.batch,
+                  1 + (g.beta != 0.0f ? 1 : 0),
+                  1};
+    const cublasLtMatmulAlgo_t& algo = algorithm(key, d, "this dense layout");
+    const float alpha = 1.0f;
+    OCTET_CUBLAS_CHECK(cublasLtMatmul(handle_, d.desc, &alpha, g.b, d.la, g.a, d.lb, &g.beta, g.c,
+                                      d.ld, g.c, d.ld, &algo, workspace_, workspace_bytes_,
+                                      stream));
+}
+
+const cublasLtMatmulAlgo_t& CublasLtGemm::algorithm(const Key& key, const Descriptors& d,
+                                                    const char* what) {
+    auto it = algos_.find(key);
+    if (it != algos_.end()) return it->second;
+    cublasLtMatmulPreference_t pref;
+    OCTET_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_, sizeof workspace_bytes_);
+    const cublasStatus_t h = st == CUBLAS_STATUS_SUCCESS
+                                 ? cublasLtMatmulAlgoGetHeuristic(handle_, d.desc, d.la, d.lb, d.ld,
+                                                                  d.ld, pref, 1, &result, &found)
+                                 : st;
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (h != CUBLAS_STATUS_SUCCESS || found == 0)
+        throw Error("cuBLASLt has no algorithm for m=" + std::to_string(key[0]) + " n=" +
+                    std::to_string(key[1]) + " k=" + std::to_string(key[2]) + " with " + what);
+    return algos_.emplace(key, result.algo).first->second;
 }
 
 std::vector<float> blockwise_scale_layout(const QuantizedTensor& q) {

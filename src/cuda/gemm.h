@@ -9,12 +9,14 @@
 // [ceil(n/128)][ceil(k/128) rounded up to a multiple of 4] (k-blocks fastest, rows padded to 16
 // bytes). blockwise_scale_layout() converts from QuantizedTensor grids. Block-wise GEMMs with m
 // not a multiple of 4 are refused: their layout is unverified.
-// The algorithm cuBLASLt's heuristic picks is cached per (shape, formats, scaling).
+// Dense row-major GEMMs (DenseGemmArgs) serve the FP32 and BF16 linear layers and attention:
+// any transposes, FP32 output accumulated with beta, optional bias epilogue, strided batches.
+// The algorithm cuBLASLt's heuristic picks is cached per (shape, formats, scaling, layout).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
-#include <tuple>
 #include <vector>
 
 #include <cublasLt.h>
@@ -38,6 +40,22 @@ struct GemmArgs {
     bool fast_accum; // per-tensor only: no split accumulation (TE uses it for fprop)
 };
 
+// Row-major c[M, N] = op(a) · op(b) + beta · c, op(a) [M, K], op(b) [K, N]; a stored [M, K]
+// ([K, M] when trans_a), b stored [K, N] ([N, K] when trans_b). FP32 output; operands FP32
+// (strict FP32 arithmetic, no TF32) or BF16 (FP32 accumulation). `batch` matrices at the given
+// element strides; bias [N] (FP32, added to every row) only with batch 1 and beta 0.
+struct DenseGemmArgs {
+    const void* a;
+    const void* b;
+    bool bf16; // both operands BF16, else both FP32
+    bool trans_a, trans_b;
+    float* c;
+    const float* bias;
+    float beta;
+    int64_t m, n, k;
+    int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
+};
+
 class CublasLtGemm {
   public:
     CublasLtGemm();
@@ -46,9 +64,12 @@ class CublasLtGemm {
     CublasLtGemm& operator=(const CublasLtGemm&) = delete;
     // Throws Error naming the problem (unsupported shape or format, no algorithm).
     void run(const GemmArgs& args, cudaStream_t stream);
+    void run(const DenseGemmArgs& args, cudaStream_t stream);
 
   private:
-    using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, bool>;
+    using Key = std::array<int64_t, 9>;
+    struct Descriptors;
+    const cublasLtMatmulAlgo_t& algorithm(const Key& key, const Descriptors& d, const char* what);
     cublasLtHandle_t handle_ = nullptr;
     void* workspace_ = nullptr;
     size_t workspace_bytes_ = size_t(32) << 20;

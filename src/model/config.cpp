@@ -15,6 +15,15 @@ int64_t ModelConfig::ffn_size() const {
     return (8 * d_model / 3 + 31) / 32 * 32;
 }
 
+int64_t ModelConfig::parameter_count() const {
+    const int64_t c = d_model, f = ffn_size();
+    if (flavor == Flavor::gpt2) // tied head; biases and LayerNorm shifts
+        return vocab_size * c + seq_len * c +
+               n_layer * (2 * c + 3 * c * c + 3 * c + c * c + c + 2 * c + c * f + f + f * c + c) +
+               2 * c;
+    return 2 * vocab_size * c + n_layer * (c + 3 * c * c + c * c + c + 2 * f * c + f * c) + c;
+}
+
 void ModelConfig::validate() const {
     auto positive = [](int64_t v, const char* key) {
         if (v <= 0)

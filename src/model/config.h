@@ -22,6 +22,8 @@ struct ModelConfig {
 
     int64_t head_size() const { return d_model / n_head; }
     int64_t ffn_size() const;
+    // Parameters of the model this configures (what Gpt registers).
+    int64_t parameter_count() const;
     // Throws Error naming the first impossible value.
     void validate() const;
     std::string describe() const;

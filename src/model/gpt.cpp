@@ -27,10 +27,10 @@ template <typename T>
 Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& policy, uint64_t seed)
     : config_(config), ops_(ops), tokens_(ops.memory()), targets_(ops.memory()),
       residual_out_(ops.memory()), lnf_out_(ops.memory()), lnf_mean_(ops.memory()),
-      lnf_rstd_(ops.memory()), logits_(ops.memory()), probs_(ops.memory()),
-      losses_(ops.memory()), branch_(ops.memory()), d_logits_(ops.memory()), d_lnf_(ops.memory()),
-      d_x_(ops.memory()), d_after_(ops.memory()), d_ln2_(ops.memory()), d_attn_(ops.memory()),
-      d_qkv_(ops.memory()), d_rope_(ops.memory()), d_ln1_(ops.memory()) {
+      lnf_rstd_(ops.memory()), logits_(ops.memory()), probs_(ops.memory()), losses_(ops.memory()),
+      branch_(ops.memory()), d_logits_(ops.memory()), d_lnf_(ops.memory()), d_x_(ops.memory()),
+      d_after_(ops.memory()), d_ln2_(ops.memory()), d_attn_(ops.memory()), d_qkv_(ops.memory()),
+      d_rope_(ops.memory()), d_ln1_(ops.memory()) {
     config_.validate();
     const ModelConfig& c = config_;
     const bool gpt2 = c.flavor == Flavor::gpt2;
@@ -89,11 +89,13 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
                     std::to_string(seq) + " does not fit the model (sequence length at most " +
                     std::to_string(c.seq_len) + ")");
     const int64_t n = batch * seq, C = c.d_model;
-    for (int64_t i = 0; i < n; ++i)
-        if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
-            throw Error("forward: token " + std::to_string(tokens[i]) + " at position " +
-                        std::to_string(i) + " is outside the vocabulary of " +
-                        std::to_string(c.vocab_size));
+    // Checked here, on the host: a backend's kernels would index out of bounds.
+    for (const int32_t* ids : {tokens, targets})
+        for (int64_t i = 0; ids && i < n; ++i)
+            if (ids[i] < 0 || ids[i] >= c.vocab_size)
+                throw Error(std::string("forward: ") + (ids == tokens ? "token " : "target ") +
+                            std::to_string(ids[i]) + " at position " + std::to_string(i) +
+                            " is outside the vocabulary of " + std::to_string(c.vocab_size));
     batch_ = batch;
     seq_ = seq;
     tokens_.upload(tokens, n);
@@ -199,8 +201,8 @@ void Gpt<T>::backward() {
         return b.data();
     };
 
-    ops_.softmax_xent_backward(zeroed(d_logits_, n * c.vocab_size), probs_.data(),
-                               targets_.data(), T(1.0 / double(n)), n, c.vocab_size);
+    ops_.softmax_xent_backward(zeroed(d_logits_, n * c.vocab_size), probs_.data(), targets_.data(),
+                               T(1.0 / double(n)), n, c.vocab_size);
     ops_.linear_backward({zeroed(d_lnf_, n * C), grad(lm_head_), nullptr, d_logits_.data(),
                           lnf_out_.data(), head_weight(), n, C, c.vocab_size,
                           head_precision_.get()});
@@ -230,8 +232,7 @@ void Gpt<T>::backward() {
         // after_attn = x + proj(attn(norm1(x))): d_x_in = d_after + through the attention.
         ops_.linear_backward({zeroed(d_attn_, n * C), grad(L.proj_w),
                               L.proj_b == Layer::none ? nullptr : grad(L.proj_b), d_after_.data(),
-                              L.attn_out.data(), value(L.proj_w), n, C, C,
-                              L.proj_precision.get()});
+                              L.attn_out.data(), value(L.proj_w), n, C, C, L.proj_precision.get()});
         zeroed(d_qkv_, n * 3 * C);
         if (!gpt2) {
             ops_.attention_backward(zeroed(d_rope_, n * 3 * C), d_attn_.data(), L.qkv_rope.data(),
@@ -241,13 +242,12 @@ void Gpt<T>::backward() {
             ops_.attention_backward(d_qkv_.data(), d_attn_.data(), L.qkv.data(), L.att.data(),
                                     shape);
         }
-        ops_.linear_backward({zeroed(d_ln1_, n * C), grad(L.qkv_w),
-                              L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b), d_qkv_.data(),
-                              L.ln1_out.data(), value(L.qkv_w), n, C, 3 * C,
-                              L.qkv_precision.get()});
+        ops_.linear_backward(
+            {zeroed(d_ln1_, n * C), grad(L.qkv_w), L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b),
+             d_qkv_.data(), L.ln1_out.data(), value(L.qkv_w), n, C, 3 * C, L.qkv_precision.get()});
         if (gpt2)
-            ops_.layernorm_backward(d_after_.data(), grad(L.ln1_w), grad(L.ln1_b), d_ln1_.data(),
-                                    x, value(L.ln1_w), L.ln1_mean.data(), L.ln1_rstd.data(), n, C);
+            ops_.layernorm_backward(d_after_.data(), grad(L.ln1_w), grad(L.ln1_b), d_ln1_.data(), x,
+                                    value(L.ln1_w), L.ln1_mean.data(), L.ln1_rstd.data(), n, C);
         else
             ops_.rmsnorm_backward(d_after_.data(), grad(L.ln1_w), d_ln1_.data(), x, value(L.ln1_w),
                                   L.ln1_rstd.data(), n, C);

@@ -24,8 +24,7 @@ struct TensorSpan {
     bool decay;
 };
 
-OCTET_HD void adamw_update(float& w, float g, float& m, float& v, const AdamWHyper& h,
-                           bool decay) {
+OCTET_HD void adamw_update(float& w, float g, float& m, float& v, const AdamWHyper& h, bool decay) {
     const float gi = float(double(g) * h.clip);
     m = h.beta1 * m + (1 - h.beta1) * gi;
     v = h.beta2 * v + (1 - h.beta2) * gi * gi;

@@ -21,6 +21,8 @@ class Memory {
     virtual void copy(void* dst, const void* src, size_t bytes) = 0; // both in this memory
     virtual void to_host(void* host_dst, const void* src, size_t bytes) = 0;
     virtual void from_host(void* dst, const void* host_src, size_t bytes) = 0;
+    // The most bytes held at once so far (0 where untracked: the host's).
+    virtual size_t peak_bytes() const = 0;
 };
 
 // The host's memory (64-byte aligned allocations).

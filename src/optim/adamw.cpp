@@ -62,9 +62,9 @@ double AdamW::step(float* params, float* grads, double lr) {
     h.bias2 = float(1.0 - std::pow(config_.beta2, double(t_)));
     h.decay = float(1.0 - lr * config_.weight_decay);
     h.clip = 1.0;
-    const double norm = fp32_storage_ ? ops_.adamw_step(params, grads, m_.data(), v_.data(),
-                                                         spans_, h, config_.grad_clip)
-                                       : scaled_step(params, grads, h);
+    const double norm = fp32_storage_ ? ops_.adamw_step(params, grads, m_.data(), v_.data(), spans_,
+                                                        h, config_.grad_clip)
+                                      : scaled_step(params, grads, h);
     last_ = {lr, config_.weight_decay, config_.beta1, config_.beta2, t_};
     return norm;
 }

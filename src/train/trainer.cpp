@@ -10,9 +10,9 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "cpu/cpu_ops.h"
 #include "io/atomic_file.h"
 #include "io/json.h"
+#include "train/backend.h"
 #include "train/checkpoint.h"
 #include "train/dataset.h"
 #include "train/sampler.h"
@@ -69,13 +69,11 @@ TrainSummary train(const TrainConfig& config_in, const TrainOptions& options, st
         state = ck.state;
     }
     validate(c);
-    if (c.device == "cuda")
-        throw Error(
-            "train.device = cuda: the CUDA backend is not built into this version yet; use cpu");
+    Backend backend = make_backend(c.device);
+    Ops<float>& ops = *backend.ops;
     const Dataset data = Dataset::load(c.data_dir);
     c.model.vocab_size = data.vocab_size;
     const PrecisionPolicy policy = make_policy(c.recipe);
-    CpuOps<float> ops;
     Gpt<float> model(c.model, ops, policy, uint64_t(c.seed));
     AdamWConfig opt_config;
     opt_config.beta1 = c.beta1;
@@ -99,13 +97,13 @@ TrainSummary train(const TrainConfig& config_in, const TrainOptions& options, st
     const int64_t tokens_per_step = accum * c.batch_size * c.model.seq_len;
     if (options.resume.empty())
         metrics << "{\"type\":\"header\",\"version\":\"" << OCTET_TRAIN_VERSION
-                << "\",\"recipe\":" << json_escape(c.recipe)
-                << ",\"device\":\"cpu\",\"model\":" << json_escape(c.model.describe())
+                << "\",\"recipe\":" << json_escape(c.recipe) << ",\"device\":\"" << backend.device
+                << "\",\"model\":" << json_escape(c.model.describe())
                 << ",\"params\":" << model.params().size()
                 << ",\"tokens_per_step\":" << tokens_per_step
                 << ",\"config\":" << json_escape(c.to_toml()) << "}\n";
     log << "octet train: " << c.model.describe() << " (" << model.params().size()
-        << " parameters), recipe " << policy.describe() << ", device cpu\n"
+        << " parameters), recipe " << policy.describe() << ", device " << backend.device << "\n"
         << "  data " << c.data_dir << ": " << data.train.size() << " train / " << data.val.size()
         << " validation tokens, vocabulary " << data.vocab_size << "; " << tokens_per_step
         << " tokens per step (" << accum << " x " << c.batch_size << " x " << c.model.seq_len

@@ -15,19 +15,10 @@
 #include "cuda/check.h"
 #include "numerics/quantized_tensor.h"
 #include "tests/harness/fresh_seed.h"
+#include "tests/harness/gpu.h"
 
 namespace octet {
 namespace {
-
-bool have_gpu() {
-    int n = 0;
-    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define OCTET_REQUIRE_GPU()                                                                        \
-    do {                                                                                           \
-        if (!have_gpu()) GTEST_SKIP() << "skipped: no GPU";                                        \
-    } while (0)
 
 template <typename T>
 struct DeviceBuffer {
@@ -44,7 +35,7 @@ struct DeviceBuffer {
 const Format all_formats[] = {Format::e4m3, Format::e5m2, Format::fp16, Format::bf16};
 
 TEST(CudaCast, DeviceCodecMatchesTheCpuOracleBitForBit) {
-    OCTET_REQUIRE_GPU();
+    OCTET_SKIP_WITHOUT_GPU();
     const uint64_t seed = testing::fresh_seed();
     SCOPED_TRACE(testing::seed_note(seed));
     Rng rng(seed);
@@ -120,7 +111,7 @@ __global__ void sweep_kernel(Format f, Overflow mode, SweepResult* result) {
 // The hardware converts FP8 with saturation only (sm_90 has no non-saturating cvt to FP8), and
 // FP16/BF16 the IEEE way; those are the modes compared.
 TEST(CudaCast, CodecMatchesHopperHardwareConversionsOnAllFloats) {
-    OCTET_REQUIRE_GPU();
+    OCTET_SKIP_WITHOUT_GPU();
     DeviceBuffer<SweepResult> d_result(1);
     const std::pair<Format, Overflow> cases[] = {{Format::e4m3, Overflow::saturate},
                                                  {Format::e5m2, Overflow::saturate},

@@ -13,14 +13,10 @@
 #include "ops/linear_precision.h"
 #include "recipe/recipe.h"
 #include "tests/harness/fresh_seed.h"
+#include "tests/harness/gpu.h"
 
 namespace octet {
 namespace {
-
-bool have_gpu() {
-    int n = 0;
-    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
 
 template <typename T>
 T* upload(const std::vector<T>& host) {
@@ -83,7 +79,7 @@ Compared run_case(const std::string& spec, cuda::GemmScaling scaling, int64_t m,
 }
 
 TEST(CudaGemm, Fp8GemmsMatchTheCpuOracle) {
-    if (!have_gpu()) GTEST_SKIP() << "skipped: no GPU";
+    OCTET_SKIP_WITHOUT_GPU();
     const uint64_t seed = testing::fresh_seed();
     SCOPED_TRACE(testing::seed_note(seed));
     Rng rng(seed);
@@ -106,7 +102,7 @@ TEST(CudaGemm, Fp8GemmsMatchTheCpuOracle) {
 }
 
 TEST(CudaGemm, RefusesShapesItCannotRun) {
-    if (!have_gpu()) GTEST_SKIP() << "skipped: no GPU";
+    OCTET_SKIP_WITHOUT_GPU();
     cuda::CublasLtGemm gemm;
     EXPECT_THROW(gemm.run({nullptr, nullptr, Format::e4m3, Format::e4m3, nullptr, nullptr,
                            cuda::GemmScaling::per_tensor, nullptr, 16, 16, 24, false},

@@ -10,14 +10,10 @@
 #include "cuda/quantize.h"
 #include "recipe/recipe.h"
 #include "tests/harness/fresh_seed.h"
+#include "tests/harness/gpu.h"
 
 namespace octet {
 namespace {
-
-bool have_gpu() {
-    int n = 0;
-    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
 
 // Random BF16 values (rows spread over 2^±8), with a NaN, an Inf and a zero row, as floats.
 std::vector<float> bf16_values(Rng& rng, int64_t rows, int64_t cols) {
@@ -47,7 +43,7 @@ struct Device {
 const int64_t shapes[][2] = {{1, 128}, {217, 256}, {5, 160}, {129, 33}, {64, 1296}};
 
 TEST(CudaQuantize, GroupScalingMatchesTheCpuRecipesBitForBit) {
-    if (!have_gpu()) GTEST_SKIP() << "skipped: no GPU";
+    OCTET_SKIP_WITHOUT_GPU();
     const uint64_t seed = testing::fresh_seed();
     SCOPED_TRACE(testing::seed_note(seed));
     Rng rng(seed);
@@ -95,7 +91,7 @@ TEST(CudaQuantize, GroupScalingMatchesTheCpuRecipesBitForBit) {
 // Both orientations in one pass: the row-wise copy equals the CPU's block-wise quantization of x,
 // the column-wise copy the CPU's quantization of xᵀ (groups of 128 along the original rows).
 TEST(CudaQuantize, BothOrientationsMatchTheCpuBitForBit) {
-    if (!have_gpu()) GTEST_SKIP() << "skipped: no GPU";
+    OCTET_SKIP_WITHOUT_GPU();
     const uint64_t seed = testing::fresh_seed();
     SCOPED_TRACE(testing::seed_note(seed));
     Rng rng(seed);

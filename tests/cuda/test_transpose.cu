@@ -11,17 +11,13 @@
 #include "recipe/recipe.h"
 #include "recipe/transpose.h"
 #include "tests/harness/fresh_seed.h"
+#include "tests/harness/gpu.h"
 
 namespace octet {
 namespace {
 
-bool have_gpu() {
-    int n = 0;
-    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
 TEST(CudaTranspose, ScalingAwareMatchesTheCpuBitForBit) {
-    if (!have_gpu()) GTEST_SKIP() << "skipped: no GPU";
+    OCTET_SKIP_WITHOUT_GPU();
     const uint64_t seed = testing::fresh_seed();
     SCOPED_TRACE(testing::seed_note(seed));
     Rng rng(seed);

@@ -82,6 +82,9 @@ TEST(Gpt, ParameterCountsAndInitialLossAreAsExpected) {
               V * C + T * C +
                   L * (2 * C + 3 * C * C + 3 * C + C * C + C + 2 * C + F * C + F + C * F + C) +
                   2 * C);
+    EXPECT_EQ(gpt2.params().size(), c.parameter_count());
+    Gpt<float> llama(tiny(Flavor::llama), ops, make_policy("bf16"), 1);
+    EXPECT_EQ(llama.params().size(), tiny(Flavor::llama).parameter_count());
     std::vector<int32_t> tokens(12), targets(12);
     for (int i = 0; i < 12; ++i) {
         tokens[size_t(i)] = i * 5 % 64;
@@ -102,6 +105,9 @@ TEST(Gpt, BadConfigAndInputAreRefused) {
     Gpt<float> model(tiny(Flavor::gpt2), ops, make_policy("bf16"), 1);
     std::vector<int32_t> tokens(14, 1);
     EXPECT_THROW(model.forward(tokens.data(), tokens.data(), 2, 7), Error); // longer than seq_len
+    std::vector<int32_t> targets = tokens;
+    targets[5] = -1; // a target outside the vocabulary
+    EXPECT_THROW(model.forward(tokens.data(), targets.data(), 2, 6), Error);
     tokens[3] = 11; // outside the vocabulary
     EXPECT_THROW(model.forward(tokens.data(), tokens.data(), 2, 6), Error);
     EXPECT_THROW(model.backward(), Error); // nothing to differentiate

@@ -1,0 +1,223 @@
+// CudaOps (see cuda_ops.h): the ops interface over the CUDA kernels (kernels.h) and cuBLASLt.
+#include "cuda/cuda_ops.h"
+
+#include <cmath>
+
+#include "common/error.h"
+#include "cuda/check.h"
+#include "ops/linear_precision.h"
+
+namespace octet::cuda {
+
+Stream::Stream() {
+    OCTET_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+}
+
+Stream::~Stream() {
+    if (stream_) cudaStreamDestroy(stream_);
+}
+
+bool device_available() {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        cudaGetLastError(); // no driver: clear the sticky error
+        return false;
+    }
+    return count > 0;
+}
+
+CudaOps::CudaOps()
+    : memory_(stream_.get()), scratch_(memory_), q_(memory_), k_(memory_), v_(memory_), y_(memory_),
+      dq_(memory_), dk_(memory_), dv_(memory_), scores_(memory_), bf16_a_(memory_),
+      bf16_b_(memory_), chunks_(memory_), norm_(memory_, 2),
+      norm_partials_(memory_, adamw_norm_blocks) {}
+
+float* CudaOps::column_scratch(int64_t rows, int64_t cols) {
+    const int64_t need = column_sum_scratch(rows, cols);
+    if (scratch_.size() < need) scratch_.resize(need);
+    return scratch_.data();
+}
+
+void CudaOps::embedding_forward(float* out, const int32_t* tokens, const float* wte,
+                                const float* wpe, int64_t batch, int64_t seq, int64_t c) {
+    cuda::embedding_forward(out, tokens, wte, wpe, batch, seq, c, stream());
+}
+
+void CudaOps::embedding_backward(float* d_wte, float* d_wpe, const float* d_out,
+                                 const int32_t* tokens, int64_t batch, int64_t seq, int64_t c) {
+    cuda::embedding_backward(d_wte, d_wpe, d_out, tokens, batch, seq, c,
+                             column_scratch(batch, seq * c), stream());
+}
+
+void CudaOps::layernorm_forward(float* out, float* mean, float* rstd, const float* x,
+                                const float* w, const float* b, int64_t n, int64_t c, double eps) {
+    cuda::layernorm_forward(out, mean, rstd, x, w, b, n, c, eps, stream());
+}
+
+void CudaOps::layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out,
+                                 const float* x, const float* w, const float* mean,
+                                 const float* rstd, int64_t n, int64_t c) {
+    cuda::layernorm_backward(d_x, d_w, d_b, d_out, x, w, mean, rstd, n, c, column_scratch(n, c),
+                             stream());
+}
+
+void CudaOps::rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n,
+                              int64_t c, double eps) {
+    cuda::rmsnorm_forward(out, rstd, x, w, n, c, eps, stream());
+}
+
+void CudaOps::rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x,
+                               const float* w, const float* rstd, int64_t n, int64_t c) {
+    cuda::rmsnorm_backward(d_x, d_w, d_out, x, w, rstd, n, c, column_scratch(n, c), stream());
+}
+
+namespace {
+
+// Whether a linear layer's GEMMs take BF16 operands; FP8 precisions are refused.
+bool bf16_operands(const LinearPrecision* p) {
+    if (!p || p->kind() == LinearPrecision::Kind::exact) return false;
+    if (p->kind() == LinearPrecision::Kind::bf16) return true;
+    throw Error("the CUDA backend runs fp32 and bf16 linear layers; FP8 recipe GEMMs are not "
+                "wired into it yet (train FP8 recipes with --device cpu)");
+}
+
+} // namespace
+
+void CudaOps::gemm(bool bf16, const float* a, bool trans_a, const float* b, bool trans_b, float* c,
+                   const float* bias, bool accumulate, int64_t m, int64_t n, int64_t k) {
+    DenseGemmArgs g{a, b, bf16, trans_a, trans_b, c, bias, accumulate ? 1.0f : 0.0f, m, n, k};
+    if (bf16) {
+        bf16_a_.resize(m * k);
+        bf16_b_.resize(k * n);
+        to_bf16(bf16_a_.data(), a, m * k, stream());
+        to_bf16(bf16_b_.data(), b, k * n, stream());
+        g.a = bf16_a_.data();
+        g.b = bf16_b_.data();
+    }
+    gemm_.run(g, stream());
+}
+
+void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
+    // out[n, m] = in[n, k] · W[m, k]ᵀ + bias
+    gemm(bf16_operands(a.precision), a.in, false, a.weight, true, a.out, a.bias, false, a.n, a.m,
+         a.k);
+}
+
+void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
+    const bool bf16 = bf16_operands(a.precision);
+    // d_in[n, k] += d_out[n, m] · W[m, k];  d_W[m, k] += d_out[n, m]ᵀ · in[n, k]
+    if (a.d_in) gemm(bf16, a.d_out, false, a.weight, false, a.d_in, nullptr, true, a.n, a.k, a.m);
+    gemm(bf16, a.d_out, true, a.in, false, a.d_weight, nullptr, true, a.m, a.k, a.n);
+    if (a.d_bias) bias_backward(a.d_bias, a.d_out, a.n, a.m, column_scratch(a.n, a.m), stream());
+}
+
+void CudaOps::attention_forward(float* out, float* att, const float* qkv, const AttentionShape& a) {
+    const int64_t bh = a.batch * a.heads, t = a.seq, hs = a.head_size;
+    for (Buffer<float>* b : {&q_, &k_, &v_, &y_}) b->resize(bh * t * hs);
+    scores_.resize(bh * t * t);
+    split_heads(q_.data(), k_.data(), v_.data(), qkv, a, stream());
+    // scores[T, T] = q · kᵀ; att = causal softmax(scores / √HS); y[T, HS] = att · v (per head)
+    DenseGemmArgs g{q_.data(), k_.data(), false, false, true,   scores_.data(), nullptr, 0.0f,
+                    t,         t,         hs,    bh,    t * hs, t * hs,         t * t};
+    gemm_.run(g, stream());
+    causal_softmax(att, scores_.data(), bh * t, t, float(1.0 / std::sqrt(double(hs))), stream());
+    g = {att, v_.data(), false, false, false, y_.data(), nullptr, 0.0f,
+         t,   hs,        t,     bh,    t * t, t * hs,    t * hs};
+    gemm_.run(g, stream());
+    heads_to_tokens(out, y_.data(), a, stream());
+}
+
+void CudaOps::attention_backward(float* d_qkv, const float* d_out, const float* qkv,
+                                 const float* att, const AttentionShape& a) {
+    const int64_t bh = a.batch * a.heads, t = a.seq, hs = a.head_size;
+    for (Buffer<float>* b : {&q_, &k_, &v_, &y_, &dq_, &dk_, &dv_}) b->resize(bh * t * hs);
+    scores_.resize(bh * t * t);
+    split_heads(q_.data(), k_.data(), v_.data(), qkv, a, stream());
+    tokens_to_heads(y_.data(), d_out, a, stream()); // y_ holds dy
+    // d_att = dy · vᵀ (in scores_); dv = attᵀ · dy
+    DenseGemmArgs g{y_.data(), v_.data(), false, false, true,   scores_.data(), nullptr, 0.0f,
+                    t,         t,         hs,    bh,    t * hs, t * hs,         t * t};
+    gemm_.run(g, stream());
+    g = {att, y_.data(), false, true, false, dv_.data(), nullptr, 0.0f,
+         t,   hs,        t,     bh,   t * t, t * hs,     t * hs};
+    gemm_.run(g, stream());
+    // d_scores (in place) through the softmax and the 1/√HS; dq = dS · k, dk = dSᵀ · q
+    causal_softmax_backward(scores_.data(), scores_.data(), att, bh * t, t,
+                            float(1.0 / std::sqrt(double(hs))), stream());
+    g = {scores_.data(), k_.data(), false, false, false, dq_.data(), nullptr, 0.0f, t, hs, t, bh,
+         t * t,          t * hs,    t * hs};
+    gemm_.run(g, stream());
+    g = {scores_.data(), q_.data(), false, true, false, dk_.data(), nullptr, 0.0f, t, hs, t, bh,
+         t * t,          t * hs,    t * hs};
+    gemm_.run(g, stream());
+    merge_heads_accumulate(d_qkv, dq_.data(), dk_.data(), dv_.data(), a, stream());
+}
+
+void CudaOps::rope_forward(float* out, const float* qkv, const AttentionShape& a, double base) {
+    cuda::rope_forward(out, qkv, a, base, stream());
+}
+
+void CudaOps::rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a,
+                            double base) {
+    cuda::rope_backward(d_qkv, d_out, a, base, stream());
+}
+
+void CudaOps::gelu_forward(float* out, const float* x, int64_t n) {
+    cuda::gelu_forward(out, x, n, stream());
+}
+
+void CudaOps::gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n) {
+    cuda::gelu_backward(d_x, d_out, x, n, stream());
+}
+
+void CudaOps::swiglu_forward(float* out, const float* x, int64_t n, int64_t h) {
+    cuda::swiglu_forward(out, x, n, h, stream());
+}
+
+void CudaOps::swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n,
+                              int64_t h) {
+    cuda::swiglu_backward(d_x, d_out, x, n, h, stream());
+}
+
+void CudaOps::add_forward(float* out, const float* a, const float* b, int64_t n) {
+    cuda::add_forward(out, a, b, n, stream());
+}
+
+void CudaOps::softmax_xent_forward(float* losses, float* probs, const float* logits,
+                                   const int32_t* targets, int64_t n, int64_t v) {
+    cuda::softmax_xent_forward(losses, probs, logits, targets, n, v, stream());
+}
+
+void CudaOps::softmax_xent_backward(float* d_logits, const float* probs, const int32_t* targets,
+                                    float d_loss, int64_t n, int64_t v) {
+    cuda::softmax_xent_backward(d_logits, probs, targets, d_loss, n, v, stream());
+}
+
+void CudaOps::scale(float* x, double s, int64_t n) {
+    cuda::scale(x, s, n, stream());
+}
+
+double CudaOps::adamw_step(float* w, const float* g, float* m, float* v,
+                           const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) {
+    auto same = [](const TensorSpan& x, const TensorSpan& y) {
+        return x.offset == y.offset && x.numel == y.numel && x.decay == y.decay;
+    };
+    if (!std::equal(spans.begin(), spans.end(), chunk_spans_.begin(), chunk_spans_.end(), same)) {
+        std::vector<AdamWChunk> chunks;
+        for (const TensorSpan& s : spans)
+            for (int64_t at = s.offset; at < s.offset + s.numel; at += adamw_chunk)
+                chunks.push_back(
+                    {at, std::min(at + adamw_chunk, s.offset + s.numel), s.decay ? 1 : 0});
+        chunks_.upload(chunks.data(), int64_t(chunks.size()));
+        chunk_spans_ = spans;
+    }
+    int64_t total = 0;
+    for (const TensorSpan& s : spans) total = std::max(total, s.offset + s.numel);
+    cuda::adamw_step(w, g, m, v, chunks_.data(), chunks_.size(), total, h, max_norm, norm_.data(),
+                     norm_partials_.data(), stream());
+    double norm = 0;
+    memory_.to_host(&norm, norm_.data(), sizeof norm);
+    return norm;
+}
+
+} // namespace octet::cuda

@@ -1,0 +1,94 @@
+// The CUDA backend of the ops interface: every op of the dense GPT on the GPU, FP32 in memory,
+// on one stream. GEMMs run in cuBLASLt: strict FP32 for `exact` linear layers and attention,
+// BF16 operands with FP32 accumulation for `bf16` ones. FP8 recipes' GEMMs are not wired into
+// this backend yet: a linear layer with an FP8 precision is refused with an Error.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <memory>
+#include <vector>
+
+#include "cuda/device_memory.h"
+#include "cuda/gemm.h"
+#include "cuda/kernels.h"
+#include "ops/ops.h"
+
+namespace octet::cuda {
+
+// An owned CUDA stream.
+class Stream {
+  public:
+    Stream();
+    ~Stream();
+    Stream(const Stream&) = delete;
+    Stream& operator=(const Stream&) = delete;
+    cudaStream_t get() const { return stream_; }
+
+  private:
+    cudaStream_t stream_ = nullptr;
+};
+
+class CudaOps final : public Ops<float> {
+  public:
+    CudaOps();
+    Memory& memory() override { return memory_; }
+    cudaStream_t stream() const { return stream_.get(); }
+    const DeviceMemory& device_memory() const { return memory_; }
+
+    void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe,
+                           int64_t batch, int64_t seq, int64_t c) override;
+    void embedding_backward(float* d_wte, float* d_wpe, const float* d_out, const int32_t* tokens,
+                            int64_t batch, int64_t seq, int64_t c) override;
+    void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
+                           const float* b, int64_t n, int64_t c, double eps) override;
+    void layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,
+                            const float* w, const float* mean, const float* rstd, int64_t n,
+                            int64_t c) override;
+    void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n,
+                         int64_t c, double eps) override;
+    void rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x,
+                          const float* w, const float* rstd, int64_t n, int64_t c) override;
+    void linear_forward(const LinearForwardArgs<float>& a) override;
+    void linear_backward(const LinearBackwardArgs<float>& a) override;
+    void attention_forward(float* out, float* att, const float* qkv,
+                           const AttentionShape& a) override;
+    void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* att,
+                            const AttentionShape& a) override;
+    void rope_forward(float* out, const float* qkv, const AttentionShape& a, double base) override;
+    void rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a,
+                       double base) override;
+    void gelu_forward(float* out, const float* x, int64_t n) override;
+    void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n) override;
+    void swiglu_forward(float* out, const float* x, int64_t n, int64_t h) override;
+    void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n,
+                         int64_t h) override;
+    void add_forward(float* out, const float* a, const float* b, int64_t n) override;
+    void softmax_xent_forward(float* losses, float* probs, const float* logits,
+                              const int32_t* targets, int64_t n, int64_t v) override;
+    void softmax_xent_backward(float* d_logits, const float* probs, const int32_t* targets,
+                               float d_loss, int64_t n, int64_t v) override;
+    void scale(float* x, double s, int64_t n) override;
+    double adamw_step(float* w, const float* g, float* m, float* v,
+                      const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;
+
+  private:
+    // c = op(a)·op(b) (+ c) with the linear layer's operands in FP32 or rounded to BF16.
+    void gemm(bool bf16, const float* a, bool trans_a, const float* b, bool trans_b, float* c,
+              const float* bias, bool accumulate, int64_t m, int64_t n, int64_t k);
+    float* column_scratch(int64_t rows, int64_t cols);
+
+    Stream stream_;
+    DeviceMemory memory_; // outlives the buffers below
+    CublasLtGemm gemm_;
+    Buffer<float> scratch_, q_, k_, v_, y_, dq_, dk_, dv_, scores_;
+    Buffer<__nv_bfloat16> bf16_a_, bf16_b_;
+    std::vector<TensorSpan> chunk_spans_; // the spans chunks_ was built for
+    Buffer<AdamWChunk> chunks_;
+    Buffer<double> norm_, norm_partials_;
+};
+
+// Whether a CUDA device is present (and the driver usable).
+bool device_available();
+
+} // namespace octet::cuda

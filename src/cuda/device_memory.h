@@ -1,0 +1,30 @@
+// The GPU's memory for the ops (ops/memory.h): allocations with cudaMalloc, zeroing and copies
+// ordered on the backend's stream; copies to the host wait for the stream.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <unordered_map>
+
+#include "ops/memory.h"
+
+namespace octet::cuda {
+
+class DeviceMemory final : public Memory {
+  public:
+    explicit DeviceMemory(cudaStream_t stream) : stream_(stream) {}
+    bool host_accessible() const override { return false; }
+    void* allocate(size_t bytes) override;
+    void release(void* p) noexcept override;
+    void zero(void* p, size_t bytes) override;
+    void copy(void* dst, const void* src, size_t bytes) override;
+    void to_host(void* host_dst, const void* src, size_t bytes) override;
+    void from_host(void* dst, const void* host_src, size_t bytes) override;
+    size_t peak_bytes() const override { return peak_; }
+
+  private:
+    cudaStream_t stream_;
+    std::unordered_map<void*, size_t> sizes_; // cudaMalloc does not report a block's size
+    size_t allocated_ = 0, peak_ = 0;
+};
+
+} // namespace octet::cuda

@@ -1,0 +1,88 @@
+// CUDA kernels of the dense GPT, one op family per .cu file (embedding, normalization,
+// activation, attention, softmax_xent, optimizer), FP32 in memory, launched on `stream`. The
+// semantics are those of ops/ops.h and the CPU oracle (cpu/kernels.h): backward kernels
+// accumulate into every gradient. Column sums (parameter gradients of norms, biases, position
+// embeddings) are deterministic; the token-embedding gradient uses atomics (repeated tokens add
+// in an unspecified order).
+#pragma once
+
+#include <cstdint>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "ops/ops.h"
+
+namespace octet::cuda {
+
+// Floats of scratch a column sum over `rows` × `cols` needs (norm, bias and position-embedding
+// gradients take a `scratch` of this size).
+int64_t column_sum_scratch(int64_t rows, int64_t cols);
+
+void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe,
+                       int64_t batch, int64_t seq, int64_t c, cudaStream_t stream);
+void embedding_backward(float* d_wte, float* d_wpe, const float* d_out, const int32_t* tokens,
+                        int64_t batch, int64_t seq, int64_t c, float* scratch, cudaStream_t stream);
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
+                       const float* b, int64_t n, int64_t c, double eps, cudaStream_t stream);
+void layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,
+                        const float* w, const float* mean, const float* rstd, int64_t n, int64_t c,
+                        float* scratch, cudaStream_t stream);
+void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n, int64_t c,
+                     double eps, cudaStream_t stream);
+void rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x, const float* w,
+                      const float* rstd, int64_t n, int64_t c, float* scratch, cudaStream_t stream);
+
+// out[i] += Σ_rows x[row, i] (bias gradients).
+void bias_backward(float* d_bias, const float* d_out, int64_t n, int64_t m, float* scratch,
+                   cudaStream_t stream);
+void to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream);
+
+void gelu_forward(float* out, const float* x, int64_t n, cudaStream_t stream);
+void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n, cudaStream_t stream);
+void swiglu_forward(float* out, const float* x, int64_t n, int64_t h, cudaStream_t stream);
+void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
+                     cudaStream_t stream);
+void add_forward(float* out, const float* a, const float* b, int64_t n, cudaStream_t stream);
+void scale(float* x, double s, int64_t n, cudaStream_t stream);
+
+// Attention's kernels around cuBLASLt's batched GEMMs (cuda_ops.cu runs those): packed qkv [B, T,
+// 3, NH, HS] to per-head q, k, v [B, NH, T, HS] and back; the causal softmax and its backward on
+// [B·NH·T, T].
+void split_heads(float* q, float* k, float* v, const float* qkv, const AttentionShape& a,
+                 cudaStream_t stream);
+// d_qkv[…] += (dq | dk | dv) in the packed layout.
+void merge_heads_accumulate(float* d_qkv, const float* dq, const float* dk, const float* dv,
+                            const AttentionShape& a, cudaStream_t stream);
+// [B, NH, T, HS] → [B, T, NH·HS] (out = …), and the reverse for gradients.
+void heads_to_tokens(float* out, const float* y, const AttentionShape& a, cudaStream_t stream);
+void tokens_to_heads(float* y, const float* in, const AttentionShape& a, cudaStream_t stream);
+// att = softmax(scale · scores) over s ≤ t, 0 above the diagonal (in place allowed).
+void causal_softmax(float* att, const float* scores, int64_t rows, int64_t seq, float scale,
+                    cudaStream_t stream);
+// d_scores = att ⊙ (d_att − Σ att·d_att) · scale, 0 above the diagonal (in place allowed).
+void causal_softmax_backward(float* d_scores, const float* d_att, const float* att, int64_t rows,
+                             int64_t seq, float scale, cudaStream_t stream);
+void rope_forward(float* out, const float* qkv, const AttentionShape& a, double base,
+                  cudaStream_t stream);
+void rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a, double base,
+                   cudaStream_t stream);
+
+void softmax_xent_forward(float* losses, float* probs, const float* logits, const int32_t* targets,
+                          int64_t n, int64_t v, cudaStream_t stream);
+void softmax_xent_backward(float* d_logits, const float* probs, const int32_t* targets,
+                           float d_loss, int64_t n, int64_t v, cudaStream_t stream);
+
+// The multi-tensor AdamW step: `chunks` (device) cut the spans into pieces of at most
+// adamw_chunk elements, each launched as one block; norm_out (device, 2 doubles: norm, clip).
+struct AdamWChunk {
+    int64_t begin, end;
+    int32_t decay;
+};
+constexpr int64_t adamw_chunk = 8192;
+void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* chunks,
+                int64_t num_chunks, int64_t total, AdamWHyper h, double max_norm, double* norm_out,
+                double* partials, cudaStream_t stream);
+constexpr int adamw_norm_blocks = 264; // partial sums of the gradient norm (fixed: deterministic)
+
+} // namespace octet::cuda

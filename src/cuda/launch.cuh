@@ -1,0 +1,39 @@
+// Launch shapes shared by the elementwise and row-wise kernels.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda/check.h"
+
+namespace octet::cuda {
+
+constexpr int elementwise_threads = 256;
+
+inline unsigned blocks_for(int64_t n, int64_t per_block) {
+    return unsigned((n + per_block - 1) / per_block);
+}
+
+// One warp per row, 8 rows per block.
+constexpr int rows_per_block = 8;
+
+// After a launch: a bad configuration is reported with the call site.
+#define OCTET_CUDA_LAUNCHED() OCTET_CUDA_CHECK(cudaGetLastError())
+
+template <typename F>
+__global__ void elementwise_kernel(int64_t n, F f) {
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x)
+        f(i);
+}
+
+// f(i) for i in [0, n), a grid-stride loop over at most 65536 blocks.
+template <typename F>
+void for_each(int64_t n, cudaStream_t stream, F f) {
+    if (n <= 0) return;
+    const unsigned blocks = std::min(blocks_for(n, elementwise_threads), 65536u);
+    elementwise_kernel<<<blocks, elementwise_threads, 0, stream>>>(n, f);
+    OCTET_CUDA_LAUNCHED();
+}
+
+} // namespace octet::cuda

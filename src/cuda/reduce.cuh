@@ -1,0 +1,70 @@
+// Reductions shared by the CUDA kernels: warp and block sums, and deterministic column sums over
+// rows (parameter gradients of norms and biases) in two passes with a fixed order, so results do
+// not change from run to run.
+#pragma once
+
+#include <cstdint>
+#include <cuda_runtime.h>
+
+namespace octet::cuda {
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xFFFFFFFFu, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ double warp_sum(double v) {
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xFFFFFFFFu, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int offset = 16; offset > 0; offset /= 2)
+        v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, offset));
+    return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
+template <typename T>
+__device__ T block_sum(T v) {
+    __shared__ T partial[32];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = warp_sum(v);
+    __syncthreads(); // partial may still be read by a previous call
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = lane < warps ? partial[lane] : T(0);
+    return warp_sum(v);
+}
+
+// Rows per slice of a column sum: enough slices to fill the GPU, a fixed count for a shape.
+constexpr int column_sum_threads = 256;
+constexpr int64_t column_sum_slices = 128;
+
+// partial[slice, col] = Σ over the slice's rows of f(row, col).
+template <typename F>
+__global__ void column_partials_kernel(float* partial, int64_t rows, int64_t cols, F f) {
+    const int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (col >= cols) return;
+    const int64_t per = (rows + gridDim.y - 1) / gridDim.y;
+    const int64_t r0 = int64_t(blockIdx.y) * per, r1 = r0 + per < rows ? r0 + per : rows;
+    float acc = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) acc += f(r, col);
+    partial[int64_t(blockIdx.y) * cols + col] = acc;
+}
+
+__global__ void column_finish_kernel(float* out, const float* partial, int64_t slices,
+                                     int64_t cols);
+
+// out[col] += Σ_rows f(row, col); `scratch` holds column_sum_slices · cols floats.
+template <typename F>
+void column_sum(float* out, int64_t rows, int64_t cols, float* scratch, cudaStream_t stream, F f) {
+    const int64_t slices = rows < column_sum_slices ? rows : column_sum_slices;
+    const dim3 grid(unsigned((cols + column_sum_threads - 1) / column_sum_threads),
+                    unsigned(slices));
+    column_partials_kernel<<<grid, column_sum_threads, 0, stream>>>(scratch, rows, cols, f);
+    column_finish_kernel<<<unsigned((cols + column_sum_threads - 1) / column_sum_threads),
+                           column_sum_threads, 0, stream>>>(out, scratch, slices, cols);
+}
+
+} // namespace octet::cuda
