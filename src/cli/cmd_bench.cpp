@@ -12,12 +12,15 @@
 #include "model/presets.h"
 #include "train/backend.h"
 #include "train/train_step.h"
+#ifdef OCTET_WITH_CUDA
+#include "cuda/cuda_ops.h"
+#endif
 
 namespace octet {
 
 static const char* bench_help =
     R"(usage: octet bench train [--model NAME] [--recipes R1,R2,...] [--batch B]
-                         [--steps N] [--device auto|cpu|cuda]
+                         [--steps N] [--device auto|cpu|cuda] [--profile]
 
 Training throughput (tokens/s) of a model preset under each precision policy: a few warm-up
 steps, then the median of N timed steps, on random tokens. On the GPU it also prints the model
@@ -29,7 +32,35 @@ of an H100/H200 SXM) and the peak GPU memory Octet allocated.
   --batch B       sequences per step (default 8)
   --steps N       timed steps (default 10)
   --device D      auto (default: the GPU if present), cpu or cuda
+  --profile       on the GPU, also print the time of each op per step
 )";
+
+#ifdef OCTET_WITH_CUDA
+static void set_profiling(Ops<float>& ops, bool on) {
+    dynamic_cast<cuda::CudaOps&>(ops).profiler().enable(on);
+}
+
+// GPU time per op per step, largest first; the rest of the step is host time and launch gaps.
+static void print_profile(Ops<float>& ops, int64_t steps, double step_s, std::ostream& out) {
+    auto& profiler = dynamic_cast<cuda::CudaOps&>(ops).profiler();
+    profiler.enable(false);
+    char line[160];
+    double total = 0;
+    for (const auto& e : profiler.report()) {
+        const double ms = e.ms / double(steps);
+        total += ms;
+        std::snprintf(line, sizeof line, "    %-22s %5lld calls %9.2f ms %6.1f%%\n", e.name.c_str(),
+                      static_cast<long long>(e.calls / steps), ms, 100 * ms / (step_s * 1e3));
+        out << line;
+    }
+    std::snprintf(line, sizeof line, "    %-22s %15.2f ms %6.1f%%\n", "(all ops)", total,
+                  100 * total / (step_s * 1e3));
+    out << line;
+}
+#else
+static void set_profiling(Ops<float>&, bool) {}
+static void print_profile(Ops<float>&, int64_t, double, std::ostream&) {}
+#endif
 
 int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
     if (!argv.empty() && argv[0] == "gemm")
@@ -44,7 +75,7 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
         throw Error("expected 'octet bench train', 'octet bench gemm' or 'octet bench quant'");
     }
     const Args args(std::vector<std::string>(argv.begin() + 1, argv.end()),
-                    {"model", "recipes", "batch", "steps", "device"}, {"help"});
+                    {"model", "recipes", "batch", "steps", "device"}, {"help", "profile"});
     if (args.has("help")) {
         out << bench_help;
         return 0;
@@ -82,7 +113,9 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
         AdamW optimizer(ops, model.params().tensors(), model.params().values(), policy,
                         AdamWConfig{});
         std::vector<double> times;
+        const bool gpu = backend.device == "cuda";
         for (int64_t s = 0; s < steps + 2; ++s) {
+            if (s == 2 && gpu && args.has("profile")) set_profiling(ops, true);
             const auto t0 = std::chrono::steady_clock::now();
             train_step(model, optimizer, tokens.data(), tokens.data() + 1, batch, seq, 1e-4);
             const double dt =
@@ -92,7 +125,6 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
         std::sort(times.begin(), times.end());
         const double median = times[times.size() / 2];
         const double tokens_per_s = double(n) / median;
-        const bool gpu = backend.device == "cuda";
         char mfu[16] = "-", peak[16] = "-";
         if (gpu) {
             std::snprintf(mfu, sizeof mfu, "%.1f", 100 * tokens_per_s * flops_per_token / 989e12);
@@ -103,6 +135,7 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
                       backend.device.c_str(), median * 1e3, tokens_per_s, mfu, peak,
                       optimizer.bytes_per_parameter());
         out << line << std::flush;
+        if (gpu && args.has("profile")) print_profile(ops, steps, median, out);
     }
     return 0;
 }

@@ -27,9 +27,9 @@ bool device_available() {
 }
 
 CudaOps::CudaOps()
-    : memory_(stream_.get()), scratch_(memory_), q_(memory_), k_(memory_), v_(memory_), y_(memory_),
-      dq_(memory_), dk_(memory_), dv_(memory_), scores_(memory_), bf16_a_(memory_),
-      bf16_b_(memory_), chunks_(memory_), norm_(memory_, 2),
+    : memory_(stream_.get()), profiler_(stream_.get()), scratch_(memory_), q_(memory_), k_(memory_),
+      v_(memory_), y_(memory_), dq_(memory_), dk_(memory_), dv_(memory_), scores_(memory_),
+      bf16_a_(memory_), bf16_b_(memory_), chunks_(memory_), norm_(memory_, 2),
       norm_partials_(memory_, adamw_norm_blocks) {}
 
 float* CudaOps::column_scratch(int64_t rows, int64_t cols) {
@@ -40,34 +40,40 @@ float* CudaOps::column_scratch(int64_t rows, int64_t cols) {
 
 void CudaOps::embedding_forward(float* out, const int32_t* tokens, const float* wte,
                                 const float* wpe, int64_t batch, int64_t seq, int64_t c) {
+    const auto timed = profiler_.scope("embedding_forward");
     cuda::embedding_forward(out, tokens, wte, wpe, batch, seq, c, stream());
 }
 
 void CudaOps::embedding_backward(float* d_wte, float* d_wpe, const float* d_out,
                                  const int32_t* tokens, int64_t batch, int64_t seq, int64_t c) {
+    const auto timed = profiler_.scope("embedding_backward");
     cuda::embedding_backward(d_wte, d_wpe, d_out, tokens, batch, seq, c,
                              column_scratch(batch, seq * c), stream());
 }
 
 void CudaOps::layernorm_forward(float* out, float* mean, float* rstd, const float* x,
                                 const float* w, const float* b, int64_t n, int64_t c, double eps) {
+    const auto timed = profiler_.scope("layernorm_forward");
     cuda::layernorm_forward(out, mean, rstd, x, w, b, n, c, eps, stream());
 }
 
 void CudaOps::layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out,
                                  const float* x, const float* w, const float* mean,
                                  const float* rstd, int64_t n, int64_t c) {
+    const auto timed = profiler_.scope("layernorm_backward");
     cuda::layernorm_backward(d_x, d_w, d_b, d_out, x, w, mean, rstd, n, c, column_scratch(n, c),
                              stream());
 }
 
 void CudaOps::rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n,
                               int64_t c, double eps) {
+    const auto timed = profiler_.scope("rmsnorm_forward");
     cuda::rmsnorm_forward(out, rstd, x, w, n, c, eps, stream());
 }
 
 void CudaOps::rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x,
                                const float* w, const float* rstd, int64_t n, int64_t c) {
+    const auto timed = profiler_.scope("rmsnorm_backward");
     cuda::rmsnorm_backward(d_x, d_w, d_out, x, w, rstd, n, c, column_scratch(n, c), stream());
 }
 
@@ -98,12 +104,14 @@ void CudaOps::gemm(bool bf16, const float* a, bool trans_a, const float* b, bool
 }
 
 void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
+    const auto timed = profiler_.scope("linear_forward");
     // out[n, m] = in[n, k] · W[m, k]ᵀ + bias
     gemm(bf16_operands(a.precision), a.in, false, a.weight, true, a.out, a.bias, false, a.n, a.m,
          a.k);
 }
 
 void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
+    const auto timed = profiler_.scope("linear_backward");
     const bool bf16 = bf16_operands(a.precision);
     // d_in[n, k] += d_out[n, m] · W[m, k];  d_W[m, k] += d_out[n, m]ᵀ · in[n, k]
     if (a.d_in) gemm(bf16, a.d_out, false, a.weight, false, a.d_in, nullptr, true, a.n, a.k, a.m);
@@ -112,6 +120,7 @@ void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
 }
 
 void CudaOps::attention_forward(float* out, float* att, const float* qkv, const AttentionShape& a) {
+    const auto timed = profiler_.scope("attention_forward");
     const int64_t bh = a.batch * a.heads, t = a.seq, hs = a.head_size;
     for (Buffer<float>* b : {&q_, &k_, &v_, &y_}) b->resize(bh * t * hs);
     scores_.resize(bh * t * t);
@@ -129,6 +138,7 @@ void CudaOps::attention_forward(float* out, float* att, const float* qkv, const 
 
 void CudaOps::attention_backward(float* d_qkv, const float* d_out, const float* qkv,
                                  const float* att, const AttentionShape& a) {
+    const auto timed = profiler_.scope("attention_backward");
     const int64_t bh = a.batch * a.heads, t = a.seq, hs = a.head_size;
     for (Buffer<float>* b : {&q_, &k_, &v_, &y_, &dq_, &dk_, &dv_}) b->resize(bh * t * hs);
     scores_.resize(bh * t * t);
@@ -154,51 +164,62 @@ void CudaOps::attention_backward(float* d_qkv, const float* d_out, const float* 
 }
 
 void CudaOps::rope_forward(float* out, const float* qkv, const AttentionShape& a, double base) {
+    const auto timed = profiler_.scope("rope_forward");
     cuda::rope_forward(out, qkv, a, base, stream());
 }
 
 void CudaOps::rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a,
                             double base) {
+    const auto timed = profiler_.scope("rope_backward");
     cuda::rope_backward(d_qkv, d_out, a, base, stream());
 }
 
 void CudaOps::gelu_forward(float* out, const float* x, int64_t n) {
+    const auto timed = profiler_.scope("gelu_forward");
     cuda::gelu_forward(out, x, n, stream());
 }
 
 void CudaOps::gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n) {
+    const auto timed = profiler_.scope("gelu_backward");
     cuda::gelu_backward(d_x, d_out, x, n, stream());
 }
 
 void CudaOps::swiglu_forward(float* out, const float* x, int64_t n, int64_t h) {
+    const auto timed = profiler_.scope("swiglu_forward");
     cuda::swiglu_forward(out, x, n, h, stream());
 }
 
 void CudaOps::swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n,
                               int64_t h) {
+    const auto timed = profiler_.scope("swiglu_backward");
     cuda::swiglu_backward(d_x, d_out, x, n, h, stream());
 }
 
 void CudaOps::add_forward(float* out, const float* a, const float* b, int64_t n) {
+    const auto timed = profiler_.scope("add_forward");
     cuda::add_forward(out, a, b, n, stream());
 }
 
 void CudaOps::softmax_xent_forward(float* losses, float* probs, const float* logits,
                                    const int32_t* targets, int64_t n, int64_t v) {
+    const auto timed = profiler_.scope("softmax_xent_forward");
     cuda::softmax_xent_forward(losses, probs, logits, targets, n, v, stream());
 }
 
 void CudaOps::softmax_xent_backward(float* d_logits, const float* probs, const int32_t* targets,
                                     float d_loss, int64_t n, int64_t v) {
+    const auto timed = profiler_.scope("softmax_xent_backward");
     cuda::softmax_xent_backward(d_logits, probs, targets, d_loss, n, v, stream());
 }
 
 void CudaOps::scale(float* x, double s, int64_t n) {
+    const auto timed = profiler_.scope("scale");
     cuda::scale(x, s, n, stream());
 }
 
 double CudaOps::adamw_step(float* w, const float* g, float* m, float* v,
                            const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) {
+    const auto timed = profiler_.scope("adamw_step");
     auto same = [](const TensorSpan& x, const TensorSpan& y) {
         return x.offset == y.offset && x.numel == y.numel && x.decay == y.decay;
     };

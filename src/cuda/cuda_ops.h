@@ -12,6 +12,7 @@
 #include "cuda/device_memory.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels.h"
+#include "cuda/op_profiler.h"
 #include "ops/ops.h"
 
 namespace octet::cuda {
@@ -34,7 +35,8 @@ class CudaOps final : public Ops<float> {
     CudaOps();
     Memory& memory() override { return memory_; }
     cudaStream_t stream() const { return stream_.get(); }
-    const DeviceMemory& device_memory() const { return memory_; }
+    // Per-op GPU times (see op_profiler.h).
+    OpProfiler& profiler() { return profiler_; }
 
     void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe,
                            int64_t batch, int64_t seq, int64_t c) override;
@@ -80,6 +82,7 @@ class CudaOps final : public Ops<float> {
 
     Stream stream_;
     DeviceMemory memory_; // outlives the buffers below
+    OpProfiler profiler_;
     CublasLtGemm gemm_;
     Buffer<float> scratch_, q_, k_, v_, y_, dq_, dk_, dv_, scores_;
     Buffer<__nv_bfloat16> bf16_a_, bf16_b_;

@@ -304,46 +304,53 @@ TEST_F(CudaOpsTest, AdamWStep) {
 }
 
 // The whole model: the same initialisation and batch on both backends give the same loss and
-// gradients, and a few AdamW steps the same losses (bf16 policy; GPT-2 and Llama flavours).
+// gradients, and a few AdamW steps the same losses (GPT-2 and Llama flavours). Under `fp32` the
+// backends differ only in summation order (1e-4); under `bf16` an operand a few ulps apart can
+// round to a neighbouring BF16 value (2^-8 relative), so gradients agree to 2e-3.
 TEST_F(CudaOpsTest, WholeModelMatchesTheCpu) {
-    for (Flavor flavor : {Flavor::gpt2, Flavor::llama}) {
-        ModelConfig c;
-        c.flavor = flavor;
-        c.n_layer = 2;
-        c.n_head = 4;
-        c.d_model = 64;
-        c.vocab_size = 97;
-        c.seq_len = 32;
-        const PrecisionPolicy policy = make_policy("bf16");
-        CpuOps<float> cpu32;
-        Gpt<float> cpu_model(c, cpu32, policy, seed_), gpu_model(c, *gpu_, policy, seed_);
-        AdamW cpu_opt(cpu32, cpu_model.params().tensors(), cpu_model.params().values(), policy, {});
-        AdamW gpu_opt(*gpu_, gpu_model.params().tensors(), gpu_model.params().values(), policy, {});
-        std::vector<int32_t> tokens(static_cast<size_t>(4 * 32 + 1));
-        for (int32_t& t : tokens) t = int32_t(rng_.next_u64() % 97);
-        for (int step = 0; step < 4; ++step) {
-            cpu_model.zero_grads();
-            gpu_model.zero_grads();
-            const float cpu_loss = cpu_model.forward(tokens.data(), tokens.data() + 1, 4, 32);
-            const float gpu_loss = gpu_model.forward(tokens.data(), tokens.data() + 1, 4, 32);
-            EXPECT_NEAR(gpu_loss, cpu_loss, 1e-4 * cpu_loss) << "step " << step;
-            cpu_model.backward();
-            gpu_model.backward();
-            if (step == 0) {
-                const std::vector<float> cg = cpu_model.params().download_grads();
-                const std::vector<float> gpu_grads = gpu_model.params().download_grads();
-                double err = 0, norm = 0;
-                for (size_t i = 0; i < cg.size(); ++i) {
-                    ASSERT_FALSE(std::isnan(gpu_grads[i]));
-                    err += double(gpu_grads[i] - cg[i]) * double(gpu_grads[i] - cg[i]);
-                    norm += double(cg[i]) * double(cg[i]);
+    for (Flavor flavor : {Flavor::gpt2, Flavor::llama})
+        for (auto [name, tol] : {std::pair{"fp32", 1e-4}, std::pair{"bf16", 2e-3}}) {
+            SCOPED_TRACE(std::string(flavor_name(flavor)) + " " + name);
+            ModelConfig c;
+            c.flavor = flavor;
+            c.n_layer = 2;
+            c.n_head = 4;
+            c.d_model = 64;
+            c.vocab_size = 97;
+            c.seq_len = 32;
+            const PrecisionPolicy policy = make_policy(name);
+            CpuOps<float> cpu32;
+            Gpt<float> cpu_model(c, cpu32, policy, seed_), gpu_model(c, *gpu_, policy, seed_);
+            AdamW cpu_opt(cpu32, cpu_model.params().tensors(), cpu_model.params().values(), policy,
+                          {});
+            AdamW gpu_opt(*gpu_, gpu_model.params().tensors(), gpu_model.params().values(), policy,
+                          {});
+            std::vector<int32_t> tokens(size_t(4 * 32 + 1));
+            for (int32_t& t : tokens) t = int32_t(rng_.next_u64() % 97);
+            for (int step = 0; step < 4; ++step) {
+                cpu_model.zero_grads();
+                gpu_model.zero_grads();
+                const float cpu_loss = cpu_model.forward(tokens.data(), tokens.data() + 1, 4, 32);
+                const float gpu_loss = gpu_model.forward(tokens.data(), tokens.data() + 1, 4, 32);
+                EXPECT_NEAR(gpu_loss, cpu_loss, tol * cpu_loss) << "step " << step;
+                cpu_model.backward();
+                gpu_model.backward();
+                if (step == 0) {
+                    const std::vector<float> cg = cpu_model.params().download_grads(),
+                                             gg = gpu_model.params().download_grads();
+                    double err = 0, norm = 0;
+                    for (size_t i = 0; i < cg.size(); ++i) {
+                        ASSERT_FALSE(std::isnan(gg[i])) << testing::seed_note(seed_);
+                        err += double(gg[i] - cg[i]) * double(gg[i] - cg[i]);
+                        norm += double(cg[i]) * double(cg[i]);
+                    }
+                    EXPECT_LE(std::sqrt(err / norm), tol)
+                        << "gradients " << testing::seed_note(seed_);
                 }
-                EXPECT_LE(std::sqrt(err / norm), 1e-4) << flavor_name(flavor) << " gradients";
+                cpu_opt.step(cpu_model.params().values(), cpu_model.params().grads(), 3e-3);
+                gpu_opt.step(gpu_model.params().values(), gpu_model.params().grads(), 3e-3);
             }
-            cpu_opt.step(cpu_model.params().values(), cpu_model.params().grads(), 3e-3);
-            gpu_opt.step(gpu_model.params().values(), gpu_model.params().grads(), 3e-3);
         }
-    }
 }
 
 TEST_F(CudaOpsTest, FpEightLmStorageIsRefusedOnTheGpu) {
