@@ -24,6 +24,9 @@ class CpuOps final : public Ops<T> {
                           int64_t n, int64_t c) override;
     void linear_forward(const LinearForwardArgs<T>& a) override;
     void linear_backward(const LinearBackwardArgs<T>& a) override;
+    int64_t attention_state_size(const AttentionShape& a) override {
+        return a.batch * a.heads * a.seq * a.seq;
+    }
     void attention_forward(T* out, T* att, const T* qkv, const AttentionShape& a) override;
     void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* att,
                             const AttentionShape& a) override;

@@ -57,4 +57,12 @@ void to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream
     for_each(n, stream, [=] __device__(int64_t i) { out[i] = __float2bfloat16_rn(in[i]); });
 }
 
+void from_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream) {
+    for_each(n, stream, [=] __device__(int64_t i) { out[i] = __bfloat162float(in[i]); });
+}
+
+void accumulate_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream) {
+    for_each(n, stream, [=] __device__(int64_t i) { out[i] += __bfloat162float(in[i]); });
+}
+
 } // namespace octet::cuda

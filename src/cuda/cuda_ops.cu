@@ -29,7 +29,8 @@ bool device_available() {
 CudaOps::CudaOps()
     : memory_(stream_.get()), profiler_(stream_.get()), scratch_(memory_), q_(memory_), k_(memory_),
       v_(memory_), y_(memory_), dq_(memory_), dk_(memory_), dv_(memory_), scores_(memory_),
-      bf16_a_(memory_), bf16_b_(memory_), chunks_(memory_), norm_(memory_, 2),
+      bf16_a_(memory_), bf16_b_(memory_), bf16_c_(memory_), qkv_bf16_(memory_),
+      d_qkv_bf16_(memory_), d_out_bf16_(memory_), chunks_(memory_), norm_(memory_, 2),
       norm_partials_(memory_, adamw_norm_blocks) {}
 
 float* CudaOps::column_scratch(int64_t rows, int64_t cols) {
@@ -89,38 +90,67 @@ bool bf16_operands(const LinearPrecision* p) {
 
 } // namespace
 
-void CudaOps::gemm(bool bf16, const float* a, bool trans_a, const float* b, bool trans_b, float* c,
-                   const float* bias, bool accumulate, int64_t m, int64_t n, int64_t k) {
-    DenseGemmArgs g{a, b, bf16, trans_a, trans_b, c, bias, accumulate ? 1.0f : 0.0f, m, n, k};
-    if (bf16) {
-        bf16_a_.resize(m * k);
-        bf16_b_.resize(k * n);
-        to_bf16(bf16_a_.data(), a, m * k, stream());
-        to_bf16(bf16_b_.data(), b, k * n, stream());
-        g.a = bf16_a_.data();
-        g.b = bf16_b_.data();
-    }
-    gemm_.run(g, stream());
+const void* CudaOps::operand(bool bf16, const float* x, int64_t count,
+                             Buffer<__nv_bfloat16>& slot) {
+    if (!bf16) return x;
+    const auto timed = profiler_.scope("linear.cast_bf16");
+    slot.resize(count);
+    to_bf16(slot.data(), x, count, stream());
+    return slot.data();
 }
 
 void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
     const auto timed = profiler_.scope("linear_forward");
+    const bool bf16 = bf16_operands(a.precision);
     // out[n, m] = in[n, k] · W[m, k]ᵀ + bias
-    gemm(bf16_operands(a.precision), a.in, false, a.weight, true, a.out, a.bias, false, a.n, a.m,
-         a.k);
+    const void* in = operand(bf16, a.in, a.n * a.k, bf16_a_);
+    const void* w = operand(bf16, a.weight, a.m * a.k, bf16_b_);
+    gemm_.run({in, w, bf16, false, true, a.out, a.bias, 0.0f, a.n, a.m, a.k}, stream());
 }
 
 void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
     const auto timed = profiler_.scope("linear_backward");
     const bool bf16 = bf16_operands(a.precision);
-    // d_in[n, k] += d_out[n, m] · W[m, k];  d_W[m, k] += d_out[n, m]ᵀ · in[n, k]
-    if (a.d_in) gemm(bf16, a.d_out, false, a.weight, false, a.d_in, nullptr, true, a.n, a.k, a.m);
-    gemm(bf16, a.d_out, true, a.in, false, a.d_weight, nullptr, true, a.m, a.k, a.n);
+    const void* d_out = operand(bf16, a.d_out, a.n * a.m, bf16_a_);
+    if (a.d_in) { // d_in[n, k] += d_out[n, m] · W[m, k]
+        const void* w = operand(bf16, a.weight, a.m * a.k, bf16_b_);
+        const auto dgrad = profiler_.scope("linear.dgrad");
+        gemm_.run({d_out, w, bf16, false, false, a.d_in, nullptr, 1.0f, a.n, a.k, a.m}, stream());
+    }
+    const void* in = operand(bf16, a.in, a.n * a.k, bf16_c_);
+    { // d_W[m, k] += d_out[n, m]ᵀ · in[n, k]
+        const auto wgrad = profiler_.scope("linear.wgrad");
+        gemm_.run({d_out, in, bf16, true, false, a.d_weight, nullptr, 1.0f, a.m, a.k, a.n},
+                  stream());
+    }
     if (a.d_bias) bias_backward(a.d_bias, a.d_out, a.n, a.m, column_scratch(a.n, a.m), stream());
 }
 
-void CudaOps::attention_forward(float* out, float* att, const float* qkv, const AttentionShape& a) {
+// Flash attention's state: the log-sum-exp rows [B, NH, T] in FP32, then its BF16 output
+// [B, T, C] (which the backward needs), packed two to a float.
+int64_t CudaOps::attention_state_size(const AttentionShape& a) {
+    if (!a.bf16) return a.batch * a.heads * a.seq * a.seq;
+    return a.batch * a.heads * a.seq + (a.batch * a.seq * a.heads * a.head_size + 1) / 2;
+}
+
+FlashAttention& CudaOps::flash() {
+    if (!flash_) flash_ = std::make_unique<FlashAttention>(memory_);
+    return *flash_;
+}
+
+void CudaOps::attention_forward(float* out, float* state, const float* qkv,
+                                const AttentionShape& a) {
     const auto timed = profiler_.scope("attention_forward");
+    if (a.bf16) {
+        const int64_t n = a.batch * a.seq, c = a.heads * a.head_size;
+        auto* o = reinterpret_cast<__nv_bfloat16*>(state + a.batch * a.heads * a.seq);
+        qkv_bf16_.resize(n * 3 * c);
+        to_bf16(qkv_bf16_.data(), qkv, n * 3 * c, stream());
+        flash().forward(a, qkv_bf16_.data(), o, state, stream());
+        from_bf16(out, o, n * c, stream());
+        return;
+    }
+    float* att = state;
     const int64_t bh = a.batch * a.heads, t = a.seq, hs = a.head_size;
     for (Buffer<float>* b : {&q_, &k_, &v_, &y_}) b->resize(bh * t * hs);
     scores_.resize(bh * t * t);
@@ -137,8 +167,22 @@ void CudaOps::attention_forward(float* out, float* att, const float* qkv, const 
 }
 
 void CudaOps::attention_backward(float* d_qkv, const float* d_out, const float* qkv,
-                                 const float* att, const AttentionShape& a) {
+                                 const float* state, const AttentionShape& a) {
     const auto timed = profiler_.scope("attention_backward");
+    if (a.bf16) {
+        const int64_t n = a.batch * a.seq, c = a.heads * a.head_size;
+        const auto* o = reinterpret_cast<const __nv_bfloat16*>(state + a.batch * a.heads * a.seq);
+        qkv_bf16_.resize(n * 3 * c);
+        d_qkv_bf16_.resize(n * 3 * c);
+        d_out_bf16_.resize(n * c);
+        to_bf16(qkv_bf16_.data(), qkv, n * 3 * c, stream());
+        to_bf16(d_out_bf16_.data(), d_out, n * c, stream());
+        flash().backward(a, qkv_bf16_.data(), o, d_out_bf16_.data(), state, d_qkv_bf16_.data(),
+                         stream());
+        accumulate_bf16(d_qkv, d_qkv_bf16_.data(), n * 3 * c, stream());
+        return;
+    }
+    const float* att = state;
     const int64_t bh = a.batch * a.heads, t = a.seq, hs = a.head_size;
     for (Buffer<float>* b : {&q_, &k_, &v_, &y_, &dq_, &dk_, &dv_}) b->resize(bh * t * hs);
     scores_.resize(bh * t * t);

@@ -1,6 +1,8 @@
 // The CUDA backend of the ops interface: every op of the dense GPT on the GPU, FP32 in memory,
 // on one stream. GEMMs run in cuBLASLt: strict FP32 for `exact` linear layers and attention,
-// BF16 operands with FP32 accumulation for `bf16` ones. FP8 recipes' GEMMs are not wired into
+// BF16 operands with FP32 accumulation for `bf16` ones. Attention is cuDNN's flash attention in
+// BF16 when the shape asks for BF16 (see flash_attention.h), else strict FP32 with the
+// probabilities materialised. FP8 recipes' GEMMs are not wired into
 // this backend yet: a linear layer with an FP8 precision is refused with an Error.
 #pragma once
 
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "cuda/device_memory.h"
+#include "cuda/flash_attention.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels.h"
 #include "cuda/op_profiler.h"
@@ -53,9 +56,10 @@ class CudaOps final : public Ops<float> {
                           const float* w, const float* rstd, int64_t n, int64_t c) override;
     void linear_forward(const LinearForwardArgs<float>& a) override;
     void linear_backward(const LinearBackwardArgs<float>& a) override;
-    void attention_forward(float* out, float* att, const float* qkv,
+    int64_t attention_state_size(const AttentionShape& a) override;
+    void attention_forward(float* out, float* state, const float* qkv,
                            const AttentionShape& a) override;
-    void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* att,
+    void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* state,
                             const AttentionShape& a) override;
     void rope_forward(float* out, const float* qkv, const AttentionShape& a, double base) override;
     void rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a,
@@ -75,18 +79,19 @@ class CudaOps final : public Ops<float> {
                       const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;
 
   private:
-    // c = op(a)·op(b) (+ c) with the linear layer's operands in FP32 or rounded to BF16.
-    void gemm(bool bf16, const float* a, bool trans_a, const float* b, bool trans_b, float* c,
-              const float* bias, bool accumulate, int64_t m, int64_t n, int64_t k);
+    // A GEMM operand: x itself, or its BF16 rounding in `slot`.
+    const void* operand(bool bf16, const float* x, int64_t count, Buffer<__nv_bfloat16>& slot);
     float* column_scratch(int64_t rows, int64_t cols);
+    FlashAttention& flash();
 
     Stream stream_;
     DeviceMemory memory_; // outlives the buffers below
     OpProfiler profiler_;
     CublasLtGemm gemm_;
     Buffer<float> scratch_, q_, k_, v_, y_, dq_, dk_, dv_, scores_;
-    Buffer<__nv_bfloat16> bf16_a_, bf16_b_;
-    std::vector<TensorSpan> chunk_spans_; // the spans chunks_ was built for
+    Buffer<__nv_bfloat16> bf16_a_, bf16_b_, bf16_c_, qkv_bf16_, d_qkv_bf16_, d_out_bf16_;
+    std::unique_ptr<FlashAttention> flash_; // built at the first BF16 attention
+    std::vector<TensorSpan> chunk_spans_;   // the spans chunks_ was built for
     Buffer<AdamWChunk> chunks_;
     Buffer<double> norm_, norm_partials_;
 };

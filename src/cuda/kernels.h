@@ -37,6 +37,8 @@ void rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x
 void bias_backward(float* d_bias, const float* d_out, int64_t n, int64_t m, float* scratch,
                    cudaStream_t stream);
 void to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream);
+void from_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream);
+void accumulate_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream);
 
 void gelu_forward(float* out, const float* x, int64_t n, cudaStream_t stream);
 void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n, cudaStream_t stream);

@@ -1,6 +1,7 @@
 // Where a training step's GPU time goes, op by op: when enabled, every CudaOps call is bracketed
 // by CUDA events on the backend's stream, and report() sums the elapsed times per op name
-// (`octet bench train --profile`). Disabled, a scope costs one branch.
+// (`octet bench train --profile`). Disabled, a scope costs one branch. Names with a dot
+// ("linear.dgrad") are parts of an op, timed inside its scope.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -25,12 +25,13 @@ struct Gpt<T>::Layer {
 
 template <typename T>
 Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& policy, uint64_t seed)
-    : config_(config), ops_(ops), tokens_(ops.memory()), targets_(ops.memory()),
-      residual_out_(ops.memory()), lnf_out_(ops.memory()), lnf_mean_(ops.memory()),
-      lnf_rstd_(ops.memory()), logits_(ops.memory()), probs_(ops.memory()), losses_(ops.memory()),
-      branch_(ops.memory()), d_logits_(ops.memory()), d_lnf_(ops.memory()), d_x_(ops.memory()),
-      d_after_(ops.memory()), d_ln2_(ops.memory()), d_attn_(ops.memory()), d_qkv_(ops.memory()),
-      d_rope_(ops.memory()), d_ln1_(ops.memory()) {
+    : config_(config), ops_(ops), bf16_attention_(policy.gemm != PrecisionPolicy::Gemm::fp32),
+      tokens_(ops.memory()), targets_(ops.memory()), residual_out_(ops.memory()),
+      lnf_out_(ops.memory()), lnf_mean_(ops.memory()), lnf_rstd_(ops.memory()),
+      logits_(ops.memory()), probs_(ops.memory()), losses_(ops.memory()), branch_(ops.memory()),
+      d_logits_(ops.memory()), d_lnf_(ops.memory()), d_x_(ops.memory()), d_after_(ops.memory()),
+      d_ln2_(ops.memory()), d_attn_(ops.memory()), d_qkv_(ops.memory()), d_rope_(ops.memory()),
+      d_ln1_(ops.memory()) {
     config_.validate();
     const ModelConfig& c = config_;
     const bool gpt2 = c.flavor == Flavor::gpt2;
@@ -102,7 +103,7 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
     has_targets_ = targets != nullptr;
     if (targets) targets_.upload(targets, n);
 
-    const AttentionShape shape{batch, seq, c.n_head, c.head_size()};
+    const AttentionShape shape{batch, seq, c.n_head, c.head_size(), bf16_attention_};
     const bool gpt2 = c.flavor == Flavor::gpt2;
     residual_out_.resize((c.n_layer + 1) * n * C);
     branch_.resize(n * C);
@@ -116,7 +117,7 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
         L.ln1_mean.resize(n);
         L.ln1_rstd.resize(n);
         L.qkv.resize(n * 3 * C);
-        L.att.resize(batch * c.n_head * seq * seq);
+        L.att.resize(ops_.attention_state_size(shape));
         L.attn_out.resize(n * C);
         L.after_attn.resize(n * C);
         L.ln2_out.resize(n * C);
@@ -192,7 +193,7 @@ void Gpt<T>::backward() {
     if (!has_targets_) throw Error("backward: the last forward had no targets");
     const ModelConfig& c = config_;
     const int64_t n = batch_ * seq_, C = c.d_model;
-    const AttentionShape shape{batch_, seq_, c.n_head, c.head_size()};
+    const AttentionShape shape{batch_, seq_, c.n_head, c.head_size(), bf16_attention_};
     const bool gpt2 = c.flavor == Flavor::gpt2;
     // Backward ops accumulate: every gradient buffer starts at zero.
     auto zeroed = [](Buffer<T>& b, int64_t size) -> T* {

@@ -57,6 +57,7 @@ class Gpt {
 
     ModelConfig config_;
     Ops<T>& ops_;
+    bool bf16_attention_; // attention in BF16 where the backend can (every policy but fp32)
     ParameterSet<T> params_;
     size_t wte_, wpe_ = size_t(-1), lnf_w_, lnf_b_ = size_t(-1), lm_head_;
     std::vector<std::unique_ptr<Layer>> layers_;

@@ -45,6 +45,9 @@ struct LinearBackwardArgs {
 
 struct AttentionShape {
     int64_t batch, seq, heads, head_size;
+    // Attention in BF16 where the backend has a fused kernel for it (the GPU's flash attention,
+    // as autocast runs it); the CPU oracle always computes exactly.
+    bool bf16 = false;
 };
 
 template <typename T>
@@ -75,10 +78,12 @@ class Ops {
     virtual void linear_forward(const LinearForwardArgs<T>& a) = 0;
     virtual void linear_backward(const LinearBackwardArgs<T>& a) = 0;
 
-    // Causal multi-head attention on packed qkv [N, 3C] (q | k | v); att [B, NH, T, T] keeps the
-    // softmax probabilities for the backward.
-    virtual void attention_forward(T* out, T* att, const T* qkv, const AttentionShape& a) = 0;
-    virtual void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* att,
+    // Causal multi-head attention on packed qkv [N, 3C] (q | k | v); `state` (of
+    // attention_state_size() elements) keeps what the backward needs: the softmax probabilities
+    // [B, NH, T, T] on the CPU, the log-sum-exp rows and the output with flash attention.
+    virtual int64_t attention_state_size(const AttentionShape& a) = 0;
+    virtual void attention_forward(T* out, T* state, const T* qkv, const AttentionShape& a) = 0;
+    virtual void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* state,
                                     const AttentionShape& a) = 0;
 
     // Rotary embeddings (rotate-half pairing, GPT-NeoX/Llama) applied to q and k of packed qkv:

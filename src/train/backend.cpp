@@ -9,20 +9,38 @@
 
 namespace octet {
 
-Backend make_backend(const std::string& device) {
+namespace {
+
+// What the CUDA backend runs today: FP32 and BF16 GEMMs, FP32 optimizer storage.
+bool cuda_runs(const PrecisionPolicy& p) {
+    return p.gemm != PrecisionPolicy::Gemm::fp8 && p.lm_head != PrecisionPolicy::Gemm::fp8 &&
+           p.master == StorageFormat::fp32 && p.moment1 == StorageFormat::fp32 &&
+           p.moment2 == StorageFormat::fp32 && p.weight_grad == StorageFormat::fp32;
+}
+
+} // namespace
+
+Backend make_backend(const std::string& device, const PrecisionPolicy& policy) {
     if (device != "auto" && device != "cpu" && device != "cuda")
         throw Error("device must be auto, cpu or cuda (got '" + device + "')");
+    const std::string unsupported = "recipe " + policy.name +
+                                    " needs FP8 GEMMs or FP8-LM optimizer storage, which only "
+                                    "the CPU backend runs in this version";
 #ifdef OCTET_WITH_CUDA
     if (device != "cpu") {
-        if (cuda::device_available()) return {std::make_unique<cuda::CudaOps>(), "cuda"};
-        if (device == "cuda") throw Error("device cuda: no CUDA device is present");
+        const bool present = cuda::device_available();
+        if (present && cuda_runs(policy)) return {std::make_unique<cuda::CudaOps>(), "cuda", ""};
+        if (device == "cuda")
+            throw Error(present ? "device cuda: " + unsupported + " (use --device cpu)"
+                                : std::string("device cuda: no CUDA device is present"));
+        if (present) return {std::make_unique<CpuOps<float>>(), "cpu", unsupported};
     }
 #else
     if (device == "cuda")
         throw Error("device cuda: this build of Octet has no CUDA backend (nvcc was not found "
                     "when it was configured)");
 #endif
-    return {std::make_unique<CpuOps<float>>(), "cpu"};
+    return {std::make_unique<CpuOps<float>>(), "cpu", ""};
 }
 
 } // namespace octet

@@ -115,7 +115,8 @@ TEST_F(CliTest, BadInputExitsWithStatusTwoAndNamesTheProblem) {
         {{"frobnicate"}, "unknown command 'frobnicate'"},
         {{"bench", "train", "--model", "gpt5"}, "unknown model 'gpt5'"},
         {{"bench", "train", "--recipes", "bf16,fp4"}, "unknown recipe 'fp4'"},
-        {{"bench", "train", "--device", "cuda"}, "only cpu"},
+        {{"bench", "train", "--device", "cuda", "--recipes", "moss"}, "device cuda: "},
+        {{"bench", "train", "--device", "tpu"}, "device must be auto, cpu or cuda"},
         {{"bench", "infer"}, "octet bench train"},
     };
     for (const Case& c : cases) {
