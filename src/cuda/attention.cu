@@ -33,8 +33,7 @@ __device__ int64_t token_offset(const HeadIndex& x, const AttentionShape& a, int
 
 __global__ void causal_softmax_kernel(float* att, const float* scores, int64_t rows, int64_t seq,
                                       float scale) {
-    const int64_t row = int64_t(blockIdx.x) * rows_per_block + threadIdx.x / 32;
-    const int lane = int(threadIdx.x % 32);
+    const auto [row, lane] = row_warp();
     if (row >= rows) return;
     const int64_t t = row % seq;
     const float* s = scores + row * seq;
@@ -51,8 +50,7 @@ __global__ void causal_softmax_kernel(float* att, const float* scores, int64_t r
 __global__ void causal_softmax_backward_kernel(float* d_scores, const float* d_att,
                                                const float* att, int64_t rows, int64_t seq,
                                                float scale) {
-    const int64_t row = int64_t(blockIdx.x) * rows_per_block + threadIdx.x / 32;
-    const int lane = int(threadIdx.x % 32);
+    const auto [row, lane] = row_warp();
     if (row >= rows) return;
     const int64_t t = row % seq;
     const float* p = att + row * seq;

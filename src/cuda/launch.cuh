@@ -17,6 +17,16 @@ inline unsigned blocks_for(int64_t n, int64_t per_block) {
 // One warp per row, 8 rows per block.
 constexpr int rows_per_block = 8;
 
+// The row this warp handles, and the thread's lane in it.
+struct RowWarp {
+    int64_t row;
+    int lane;
+};
+
+__device__ __forceinline__ RowWarp row_warp() {
+    return {int64_t(blockIdx.x) * rows_per_block + threadIdx.x / 32, int(threadIdx.x % 32)};
+}
+
 // After a launch: a bad configuration is reported with the call site.
 #define OCTET_CUDA_LAUNCHED() OCTET_CUDA_CHECK(cudaGetLastError())
 

@@ -21,15 +21,6 @@ int64_t column_sum_scratch(int64_t rows, int64_t cols) {
 
 namespace {
 
-struct RowWarp {
-    int64_t row;
-    int lane;
-};
-
-__device__ RowWarp row_warp() {
-    return {int64_t(blockIdx.x) * rows_per_block + threadIdx.x / 32, int(threadIdx.x % 32)};
-}
-
 __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* x,
                                          const float* w, const float* b, int64_t n, int64_t c,
                                          float eps) {
