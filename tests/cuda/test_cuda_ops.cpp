@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <vector>
 
 #include "common/error.h"
@@ -18,6 +19,7 @@
 #include "optim/adamw.h"
 #include "tests/harness/fresh_seed.h"
 #include "tests/harness/gpu.h"
+#include "train/checkpoint.h"
 
 namespace octet {
 namespace {
@@ -374,6 +376,41 @@ TEST_F(CudaOpsTest, WholeModelMatchesTheCpu) {
                 gpu_opt.step(gpu_model.params().values(), gpu_model.params().grads(), 3e-3);
             }
         }
+}
+
+// A checkpoint written from GPU memory holds what the GPU held, and loads back into GPU memory
+// and into a CPU model unchanged.
+TEST_F(CudaOpsTest, CheckpointsRoundTripThroughGpuMemory) {
+    ModelConfig c;
+    const PrecisionPolicy policy = make_policy("bf16");
+    Gpt<float> model(c, *gpu_, policy, seed_);
+    AdamW opt(*gpu_, model.params().tensors(), model.params().values(), policy, {});
+    std::vector<int32_t> tokens(size_t(2 * c.seq_len + 1));
+    for (int32_t& t : tokens) t = int32_t(rng_.next_u64() % uint64_t(c.vocab_size));
+    for (int step = 0; step < 2; ++step) {
+        model.zero_grads();
+        model.forward(tokens.data(), tokens.data() + 1, 2, c.seq_len);
+        model.backward();
+        opt.step(model.params().values(), model.params().grads(), 1e-3);
+    }
+    const std::string path = std::filesystem::temp_directory_path() /
+                             ("octet-gpu-checkpoint-" + std::to_string(seed_) + ".safetensors");
+    TrainConfig config;
+    config.model = c;
+    save_checkpoint(path, config, model, opt, {2, 0, 0}, "");
+    Gpt<float> gpu_copy(c, *gpu_, policy, seed_ + 1);
+    AdamW gpu_opt(*gpu_, gpu_copy.params().tensors(), gpu_copy.params().values(), policy, {});
+    load_checkpoint_tensors(path, gpu_copy, &gpu_opt);
+    CpuOps<float> cpu32;
+    Gpt<float> cpu_copy(c, cpu32, policy, seed_ + 1);
+    load_checkpoint_tensors(path, cpu_copy, nullptr);
+    std::filesystem::remove(path);
+    EXPECT_EQ(gpu_copy.params().download_values(), model.params().download_values());
+    EXPECT_EQ(cpu_copy.params().download_values(), model.params().download_values());
+    const AdamW::Moments saved = opt.export_state(), loaded = gpu_opt.export_state();
+    EXPECT_EQ(loaded.m, saved.m);
+    EXPECT_EQ(loaded.v, saved.v);
+    EXPECT_EQ(loaded.step, 2);
 }
 
 TEST_F(CudaOpsTest, FpEightLmStorageIsRefusedOnTheGpu) {
