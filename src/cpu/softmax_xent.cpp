@@ -20,8 +20,8 @@ void softmax_xent_forward(T* losses, T* probs, const T* logits, const int32_t* t
         for (int64_t j = 0; j < v; ++j) max = std::max(max, double(z[j]));
         double sum = 0;
         for (int64_t j = 0; j < v; ++j) sum += std::exp(double(z[j]) - max);
+        losses[i] = T(std::log(sum) + max - double(z[targets[i]])); // before probs may overwrite z
         for (int64_t j = 0; j < v; ++j) probs[i * v + j] = T(std::exp(double(z[j]) - max) / sum);
-        losses[i] = T(std::log(sum) + max - double(z[targets[i]]));
     }
 }
 
@@ -31,7 +31,7 @@ void softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets, 
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < v; ++j)
-            d_logits[i * v + j] += (probs[i * v + j] - (j == targets[i] ? T(1) : T(0))) * d_loss;
+            d_logits[i * v + j] = (probs[i * v + j] - (j == targets[i] ? T(1) : T(0))) * d_loss;
 }
 
 #define OCTET_INSTANTIATE(T)                                                                       \

@@ -1,9 +1,9 @@
 // CUDA kernels of the dense GPT, one op family per .cu file (embedding, normalization,
 // activation, attention, softmax_xent, optimizer), FP32 in memory, launched on `stream`. The
 // semantics are those of ops/ops.h and the CPU oracle (cpu/kernels.h): backward kernels
-// accumulate into every gradient. Column sums (parameter gradients of norms, biases, position
-// embeddings) are deterministic; the token-embedding gradient uses atomics (repeated tokens add
-// in an unspecified order).
+// accumulate into every gradient (but the loss's, see there). Column sums (parameter gradients of
+// norms, biases, position embeddings) are deterministic; the token-embedding gradient uses atomics
+// (repeated tokens add in an unspecified order).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // Softmax cross-entropy over the vocabulary on the GPU: one block per row, an online max-and-sum
-// pass, then the probabilities and the loss (log-sum-exp in FP32).
+// pass, then the probabilities and the loss (log-sum-exp in FP32). In place allowed.
 #include <cfloat>
 
 #include "cuda/kernels.h"
@@ -34,13 +34,14 @@ __global__ void softmax_xent_forward_kernel(float* losses, float* probs, const f
     __shared__ MaxSum warps[32];
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     if (lane == 0) warps[warp] = ms;
+    const float target_logit = z[targets[row]]; // read before probs may overwrite the logits
     __syncthreads();
     ms = {-INFINITY, 0.0f};
     for (int i = 0; i < int(blockDim.x / 32); ++i) ms = merge(ms, warps[i]);
     const float inv = 1.0f / ms.sum;
     for (int64_t j = threadIdx.x; j < v; j += blockDim.x)
         probs[row * v + j] = expf(z[j] - ms.max) * inv;
-    if (threadIdx.x == 0) losses[row] = logf(ms.sum) + ms.max - z[targets[row]];
+    if (threadIdx.x == 0) losses[row] = logf(ms.sum) + ms.max - target_logit;
 }
 
 } // namespace
@@ -55,7 +56,7 @@ void softmax_xent_forward(float* losses, float* probs, const float* logits, cons
 void softmax_xent_backward(float* d_logits, const float* probs, const int32_t* targets,
                            float d_loss, int64_t n, int64_t v, cudaStream_t stream) {
     for_each(n * v, stream, [=] __device__(int64_t i) {
-        d_logits[i] += (probs[i] - (i % v == targets[i / v] ? 1.0f : 0.0f)) * d_loss;
+        d_logits[i] = (probs[i] - (i % v == targets[i / v] ? 1.0f : 0.0f)) * d_loss;
     });
 }
 

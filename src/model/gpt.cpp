@@ -28,10 +28,9 @@ Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& polic
     : config_(config), ops_(ops), bf16_attention_(policy.gemm != PrecisionPolicy::Gemm::fp32),
       tokens_(ops.memory()), targets_(ops.memory()), residual_out_(ops.memory()),
       lnf_out_(ops.memory()), lnf_mean_(ops.memory()), lnf_rstd_(ops.memory()),
-      logits_(ops.memory()), probs_(ops.memory()), losses_(ops.memory()), branch_(ops.memory()),
-      d_logits_(ops.memory()), d_lnf_(ops.memory()), d_x_(ops.memory()), d_after_(ops.memory()),
-      d_ln2_(ops.memory()), d_attn_(ops.memory()), d_qkv_(ops.memory()), d_rope_(ops.memory()),
-      d_ln1_(ops.memory()) {
+      logits_(ops.memory()), losses_(ops.memory()), branch_(ops.memory()), d_lnf_(ops.memory()),
+      d_x_(ops.memory()), d_after_(ops.memory()), d_ln2_(ops.memory()), d_attn_(ops.memory()),
+      d_qkv_(ops.memory()), d_rope_(ops.memory()), d_ln1_(ops.memory()) {
     config_.validate();
     const ModelConfig& c = config_;
     const bool gpt2 = c.flavor == Flavor::gpt2;
@@ -169,9 +168,9 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
     ops_.linear_forward({logits_.data(), lnf_out_.data(), head_weight(), nullptr, n, C,
                          c.vocab_size, head_precision_.get()});
     if (!targets) return T(0);
-    probs_.resize(logits_.size());
     losses_.resize(n);
-    ops_.softmax_xent_forward(losses_.data(), probs_.data(), logits_.data(), targets_.data(), n,
+    // In place: logits_ now holds the probabilities, and the backward turns them into d_logits.
+    ops_.softmax_xent_forward(losses_.data(), logits_.data(), logits_.data(), targets_.data(), n,
                               c.vocab_size);
     double sum = 0;
     for (T l : losses_.download()) sum += double(l);
@@ -190,7 +189,8 @@ std::vector<T> Gpt<T>::logits_row(int64_t row) const {
 
 template <typename T>
 void Gpt<T>::backward() {
-    if (!has_targets_) throw Error("backward: the last forward had no targets");
+    if (!has_targets_)
+        throw Error("backward: needs a forward with targets before it (one backward per forward)");
     const ModelConfig& c = config_;
     const int64_t n = batch_ * seq_, C = c.d_model;
     const AttentionShape shape{batch_, seq_, c.n_head, c.head_size(), bf16_attention_};
@@ -202,9 +202,10 @@ void Gpt<T>::backward() {
         return b.data();
     };
 
-    ops_.softmax_xent_backward(zeroed(d_logits_, n * c.vocab_size), probs_.data(), targets_.data(),
-                               T(1.0 / double(n)), n, c.vocab_size);
-    ops_.linear_backward({zeroed(d_lnf_, n * C), grad(lm_head_), nullptr, d_logits_.data(),
+    has_targets_ = false; // the probabilities are consumed: one backward per forward
+    ops_.softmax_xent_backward(logits_.data(), logits_.data(), targets_.data(), T(1.0 / double(n)),
+                               n, c.vocab_size);
+    ops_.linear_backward({zeroed(d_lnf_, n * C), grad(lm_head_), nullptr, logits_.data(),
                           lnf_out_.data(), head_weight(), n, C, c.vocab_size,
                           head_precision_.get()});
     // d_x_: the gradient of the stream leaving the current layer.

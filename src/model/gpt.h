@@ -38,7 +38,8 @@ class Gpt {
     // Accumulates d(mean loss)/d(parameters) into params().grads(), for the last forward.
     void backward();
     void zero_grads() { params_.zero_grads(); }
-    // Row `row` of the last forward's [B·T, V] logits, copied to the host.
+    // Row `row` of the last forward's [B·T, V] logits, copied to the host (a forward without
+    // targets: with targets the buffer holds the probabilities, then their gradient).
     std::vector<T> logits_row(int64_t row) const;
 
     // Tells every linear layer's quantizers that the optimizer took a step (MOSS predicts weight
@@ -68,9 +69,11 @@ class Gpt {
     bool has_targets_ = false;
     Buffer<int32_t> tokens_, targets_;
     Buffer<T> residual_out_; // [L + 1][N, C]: the stream entering each layer, and leaving
-    Buffer<T> lnf_out_, lnf_mean_, lnf_rstd_, logits_, probs_, losses_;
+    Buffer<T> lnf_out_, lnf_mean_, lnf_rstd_;
+    Buffer<T> logits_; // the logits; with targets, then the probabilities, then d_logits
+    Buffer<T> losses_;
     // Scratch of forward and backward, kept to avoid allocations every step.
-    Buffer<T> branch_, d_logits_, d_lnf_, d_x_, d_after_, d_ln2_, d_attn_, d_qkv_, d_rope_, d_ln1_;
+    Buffer<T> branch_, d_lnf_, d_x_, d_after_, d_ln2_, d_attn_, d_qkv_, d_rope_, d_ln1_;
 };
 
 extern template class Gpt<float>;

@@ -101,8 +101,12 @@ class Ops {
     // out = a + b (the residual stream).
     virtual void add_forward(T* out, const T* a, const T* b, int64_t n) = 0;
 
-    // Softmax cross-entropy over [N, V] logits, fused: probs [N, V] and losses [N] saved.
-    // Backward: d_logits += (probs − onehot(target)) · d_loss[n] (d_loss = 1/N for a mean loss).
+    // Softmax cross-entropy over [N, V] logits, fused: probs [N, V] and losses [N] saved; probs
+    // may be the logits themselves (overwritten in place).
+    // Backward: d_logits = (probs − onehot(target)) · d_loss (d_loss = 1/N for a mean loss). The
+    // one backward that writes instead of accumulating: the loss is the root of the graph, so
+    // nothing else contributes to d_logits, and d_logits may be probs itself. One [N, V] buffer
+    // then serves the logits, the probabilities and their gradient.
     virtual void softmax_xent_forward(T* losses, T* probs, const T* logits, const int32_t* targets,
                                       int64_t n, int64_t v) = 0;
     virtual void softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets,

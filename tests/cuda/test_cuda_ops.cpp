@@ -291,6 +291,14 @@ TEST_F(CudaOpsTest, SoftmaxCrossEntropy) {
     gpu_->softmax_xent_backward(gd.data(), gprobs.data(), gtargets.data(), float(1.0 / double(n)),
                                 n, v);
     expect_close(d, gd, 1e-5, "d_logits");
+    // In place, as the model runs it: one buffer for logits, probabilities and d_logits.
+    Buffer<float> gbuf = device(logits), glosses2 = device(losses);
+    gpu_->softmax_xent_forward(glosses2.data(), gbuf.data(), gbuf.data(), gtargets.data(), n, v);
+    expect_close(losses, glosses2, 1e-5, "losses in place");
+    expect_close(probs, gbuf, 1e-5, "probabilities in place");
+    gpu_->softmax_xent_backward(gbuf.data(), gbuf.data(), gtargets.data(), float(1.0 / double(n)),
+                                n, v);
+    expect_close(d, gbuf, 1e-5, "d_logits in place");
 }
 
 // The multi-tensor step against the CPU's, spans of several chunks with and without decay,

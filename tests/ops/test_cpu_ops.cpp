@@ -244,6 +244,14 @@ TEST_F(CpuOpsTest, SoftmaxCrossEntropy) {
         for (int64_t j = 0; j < n; ++j) numeric += (up[j] - down[j]) / (2e-5) / double(n);
         ASSERT_NEAR(grad[i], numeric, 1e-6 * std::fabs(numeric) + 1e-8) << "logit " << i;
     }
+    // In place (one buffer for logits, probabilities and d_logits), as the model runs it.
+    forward(); // probs of the unperturbed logits again
+    Vec buffer = logits, losses(n);
+    ops.softmax_xent_forward(losses.data(), buffer.data(), buffer.data(), targets.data(), n, v);
+    EXPECT_EQ(losses, base);
+    EXPECT_EQ(buffer, probs);
+    ops.softmax_xent_backward(buffer.data(), buffer.data(), targets.data(), 1.0 / n, n, v);
+    EXPECT_EQ(buffer, grad);
     targets[1] = int32_t(v); // out of the vocabulary
     EXPECT_THROW(forward(), Error);
 }
