@@ -30,7 +30,8 @@ CudaOps::CudaOps()
     : memory_(stream_.get()), profiler_(stream_.get()), scratch_(memory_), q_(memory_), k_(memory_),
       v_(memory_), y_(memory_), dq_(memory_), dk_(memory_), dv_(memory_), scores_(memory_),
       bf16_a_(memory_), bf16_b_(memory_), bf16_c_(memory_), qkv_bf16_(memory_),
-      d_qkv_bf16_(memory_), d_out_bf16_(memory_), chunks_(memory_), norm_(memory_, 2),
+      d_qkv_bf16_(memory_), d_out_bf16_(memory_), positions_(memory_), sorted_tokens_(memory_),
+      sorted_positions_(memory_), sort_temp_(memory_), chunks_(memory_), norm_(memory_, 2),
       norm_partials_(memory_, adamw_norm_blocks) {}
 
 float* CudaOps::column_scratch(int64_t rows, int64_t cols) {
@@ -48,8 +49,13 @@ void CudaOps::embedding_forward(float* out, const int32_t* tokens, const float* 
 void CudaOps::embedding_backward(float* d_wte, float* d_wpe, const float* d_out,
                                  const int32_t* tokens, int64_t batch, int64_t seq, int64_t c) {
     const auto timed = profiler_.scope("embedding_backward");
-    cuda::embedding_backward(d_wte, d_wpe, d_out, tokens, batch, seq, c,
-                             column_scratch(batch, seq * c), stream());
+    const int64_t n = batch * seq;
+    for (Buffer<int32_t>* b : {&positions_, &sorted_tokens_, &sorted_positions_}) b->resize(n);
+    sort_temp_.resize(int64_t(embedding_sort_bytes(n)));
+    const EmbeddingScratch scratch{positions_.data(),         sorted_tokens_.data(),
+                                   sorted_positions_.data(),  sort_temp_.data(),
+                                   size_t(sort_temp_.size()), column_scratch(batch, seq * c)};
+    cuda::embedding_backward(d_wte, d_wpe, d_out, tokens, batch, seq, c, scratch, stream());
 }
 
 void CudaOps::layernorm_forward(float* out, float* mean, float* rstd, const float* x,

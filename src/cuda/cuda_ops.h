@@ -91,7 +91,9 @@ class CudaOps final : public Ops<float> {
     Buffer<float> scratch_, q_, k_, v_, y_, dq_, dk_, dv_, scores_;
     Buffer<__nv_bfloat16> bf16_a_, bf16_b_, bf16_c_, qkv_bf16_, d_qkv_bf16_, d_out_bf16_;
     std::unique_ptr<FlashAttention> flash_; // built at the first BF16 attention
-    std::vector<TensorSpan> chunk_spans_;   // the spans chunks_ was built for
+    Buffer<int32_t> positions_, sorted_tokens_, sorted_positions_; // embedding backward
+    Buffer<uint8_t> sort_temp_;
+    std::vector<TensorSpan> chunk_spans_; // the spans chunks_ was built for
     Buffer<AdamWChunk> chunks_;
     Buffer<double> norm_, norm_partials_;
 };

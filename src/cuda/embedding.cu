@@ -1,4 +1,8 @@
-// Token and position embeddings on the GPU (see kernels.h).
+// Token and position embeddings on the GPU (see kernels.h). The token-embedding gradient is
+// deterministic: positions are sorted by token (CUB's stable radix sort), and each token's rows
+// are summed in position order by one block, as the CPU oracle sums them.
+#include <cub/device/device_radix_sort.cuh>
+
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
@@ -16,11 +20,27 @@ __global__ void embedding_forward_kernel(float* out, const int32_t* tokens, cons
     out[i] = e;
 }
 
-__global__ void token_embedding_backward_kernel(float* d_wte, const float* d_out,
-                                                const int32_t* tokens, int64_t c, int64_t total) {
+__global__ void iota_kernel(int32_t* out, int64_t n) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i >= total) return;
-    atomicAdd(d_wte + int64_t(tokens[i / c]) * c + i % c, d_out[i]);
+    if (i < n) out[i] = int32_t(i);
+}
+
+// Block i starts the run of equal tokens at sorted position i, if one starts there, and adds
+// that run's rows of d_out, in position order, to the token's row of d_wte.
+__global__ void token_embedding_backward_kernel(float* d_wte, const float* d_out,
+                                                const int32_t* sorted_tokens,
+                                                const int32_t* sorted_positions, int64_t n,
+                                                int64_t c) {
+    const int64_t start = blockIdx.x;
+    const int32_t token = sorted_tokens[start];
+    if (start > 0 && sorted_tokens[start - 1] == token) return;
+    int64_t end = start + 1;
+    while (end < n && sorted_tokens[end] == token) ++end;
+    for (int64_t j = threadIdx.x; j < c; j += blockDim.x) {
+        float acc = d_wte[int64_t(token) * c + j];
+        for (int64_t i = start; i < end; ++i) acc += d_out[int64_t(sorted_positions[i]) * c + j];
+        d_wte[int64_t(token) * c + j] = acc;
+    }
 }
 
 } // namespace
@@ -33,16 +53,31 @@ void embedding_forward(float* out, const int32_t* tokens, const float* wte, cons
     OCTET_CUDA_LAUNCHED();
 }
 
+size_t embedding_sort_bytes(int64_t n) {
+    size_t bytes = 0;
+    OCTET_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+        nullptr, bytes, static_cast<int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
+        static_cast<int32_t*>(nullptr), static_cast<int32_t*>(nullptr), n));
+    return bytes;
+}
+
 void embedding_backward(float* d_wte, float* d_wpe, const float* d_out, const int32_t* tokens,
-                        int64_t batch, int64_t seq, int64_t c, float* scratch,
+                        int64_t batch, int64_t seq, int64_t c, const EmbeddingScratch& scratch,
                         cudaStream_t stream) {
-    const int64_t total = batch * seq * c;
-    token_embedding_backward_kernel<<<blocks_for(total, elementwise_threads), elementwise_threads,
-                                      0, stream>>>(d_wte, d_out, tokens, c, total);
+    const int64_t n = batch * seq;
+    iota_kernel<<<blocks_for(n, elementwise_threads), elementwise_threads, 0, stream>>>(
+        scratch.positions, n);
+    OCTET_CUDA_LAUNCHED();
+    size_t bytes = scratch.sort_bytes;
+    OCTET_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+        scratch.sort_temp, bytes, tokens, scratch.sorted_tokens, scratch.positions,
+        scratch.sorted_positions, n, 0, 8 * int(sizeof(int32_t)), stream));
+    token_embedding_backward_kernel<<<unsigned(n), elementwise_threads, 0, stream>>>(
+        d_wte, d_out, scratch.sorted_tokens, scratch.sorted_positions, n, c);
     OCTET_CUDA_LAUNCHED();
     if (!d_wpe) return;
     // d_wpe[t, j] += Σ_b d_out[b, t, j]: a column sum over the batch of the [B, T·C] matrix.
-    column_sum(d_wpe, batch, seq * c, scratch, stream,
+    column_sum(d_wpe, batch, seq * c, scratch.column_sums, stream,
                [=] __device__(int64_t b, int64_t col) { return d_out[b * seq * c + col]; });
     OCTET_CUDA_LAUNCHED();
 }

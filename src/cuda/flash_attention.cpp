@@ -101,6 +101,7 @@ FlashAttention::Graph& FlashAttention::graph(const AttentionShape& a, bool backw
         g->stats = stats_tensor(graph, a);
         auto options = fe::graph::SDPA_backward_attributes()
                            .set_name("attention_backward")
+                           .set_deterministic_algorithm(true) // no atomics: reproducible runs
                            .set_causal_mask(true)
                            .set_attn_scale(scale);
         auto [d_q, d_k, d_v] =

@@ -1,9 +1,10 @@
 // CUDA kernels of the dense GPT, one op family per .cu file (embedding, normalization,
 // activation, attention, softmax_xent, optimizer), FP32 in memory, launched on `stream`. The
 // semantics are those of ops/ops.h and the CPU oracle (cpu/kernels.h): backward kernels
-// accumulate into every gradient (but the loss's, see there). Column sums (parameter gradients of
-// norms, biases, position embeddings) are deterministic; the token-embedding gradient uses atomics
-// (repeated tokens add in an unspecified order).
+// accumulate into every gradient (but the loss's, see there). Every reduction runs in a fixed
+// order, so a step's results are the same from run to run: column sums in two passes for the
+// gradients of norms, biases and position embeddings, and a sort by token for the token
+// embedding's.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +21,17 @@ int64_t column_sum_scratch(int64_t rows, int64_t cols);
 
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe,
                        int64_t batch, int64_t seq, int64_t c, cudaStream_t stream);
+// The token-embedding gradient sorts the positions by token: scratch for n = B·T tokens.
+struct EmbeddingScratch {
+    int32_t *positions, *sorted_tokens, *sorted_positions; // n each
+    void* sort_temp;                                       // embedding_sort_bytes(n)
+    size_t sort_bytes;
+    float* column_sums; // column_sum_scratch(B, T·C), for d_wpe
+};
+size_t embedding_sort_bytes(int64_t n);
 void embedding_backward(float* d_wte, float* d_wpe, const float* d_out, const int32_t* tokens,
-                        int64_t batch, int64_t seq, int64_t c, float* scratch, cudaStream_t stream);
+                        int64_t batch, int64_t seq, int64_t c, const EmbeddingScratch& scratch,
+                        cudaStream_t stream);
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
                        const float* b, int64_t n, int64_t c, double eps, cudaStream_t stream);
