@@ -129,6 +129,11 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
 // `octet bench quant`: bandwidth of the quantization kernels at 16384 × 4096 BF16, against a
 // device-to-device copy of the same tensor (the bandwidth a one-pass kernel can hope for).
 int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
+    if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
+        out << "usage: octet bench quant\n\nGB/s of the quantization and transpose kernels at "
+               "16384 x 4096 BF16,\nagainst a device-to-device copy of the same tensor.\n";
+        return 0;
+    }
     if (!argv.empty()) throw Error("octet bench quant takes no arguments (got '" + argv[0] + "')");
 #if !defined(OCTET_WITH_CUDA)
     throw Error(

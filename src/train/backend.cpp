@@ -9,6 +9,7 @@
 
 namespace octet {
 
+#ifdef OCTET_WITH_CUDA
 namespace {
 
 // What the CUDA backend runs today: FP32 and BF16 GEMMs, FP32 optimizer storage.
@@ -19,14 +20,15 @@ bool cuda_runs(const PrecisionPolicy& p) {
 }
 
 } // namespace
+#endif
 
-Backend make_backend(const std::string& device, const PrecisionPolicy& policy) {
+Backend make_backend(const std::string& device, [[maybe_unused]] const PrecisionPolicy& policy) {
     if (device != "auto" && device != "cpu" && device != "cuda")
         throw Error("device must be auto, cpu or cuda (got '" + device + "')");
+#ifdef OCTET_WITH_CUDA
     const std::string unsupported = "recipe " + policy.name +
                                     " needs FP8 GEMMs or FP8-LM optimizer storage, which only "
                                     "the CPU backend runs in this version";
-#ifdef OCTET_WITH_CUDA
     if (device != "cpu") {
         const bool present = cuda::device_available();
         if (present && cuda_runs(policy)) return {std::make_unique<cuda::CudaOps>(), "cuda", ""};
