@@ -10,8 +10,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "common/error.h"
-#include "cpu/cpu_ops.h"
 #include "io/tokenizer.h"
+#include "train/backend.h"
 #include "train/checkpoint.h"
 #include "train/sampler.h"
 #include "train/trainer.h"
@@ -63,13 +63,15 @@ int cmd_train(const std::vector<std::string>& argv, std::ostream& out) {
 
 static const char* sample_help =
     R"(usage: octet sample --checkpoint FILE [--prompt TEXT] [--tokens N]
-                    [--temperature T] [--top-k K] [--seed S]
+                    [--temperature T] [--top-k K] [--seed S] [--device auto|cpu|cuda]
 
-Generate text from a trained checkpoint (its tokenizer travels inside it).
+Generate text from a trained checkpoint (its tokenizer travels inside it), on the GPU when
+there is one and the CUDA backend runs the checkpoint's recipe (--device auto, the default).
 )";
 
 int cmd_sample(const std::vector<std::string>& argv, std::ostream& out) {
-    const Args args(argv, {"checkpoint", "prompt", "tokens", "temperature", "top-k", "seed"},
+    const Args args(argv,
+                    {"checkpoint", "prompt", "tokens", "temperature", "top-k", "seed", "device"},
                     {"help"});
     if (args.has("help")) {
         out << sample_help;
@@ -81,8 +83,9 @@ int cmd_sample(const std::vector<std::string>& argv, std::ostream& out) {
     const Tokenizer tokenizer = Tokenizer::parse(ck.tokenizer_text, ck.path + ":tokenizer");
     ModelConfig mc = ck.config.model;
     mc.vocab_size = ck.vocab_size;
-    CpuOps<float> ops;
-    Gpt<float> model(mc, ops, make_policy(ck.config.recipe), 1);
+    const PrecisionPolicy policy = make_policy(ck.config.recipe);
+    Backend backend = make_backend(args.get("device").value_or("auto"), policy);
+    Gpt<float> model(mc, *backend.ops, policy, 1);
     load_checkpoint_tensors(ck.path, model, nullptr);
     std::vector<int32_t> tokens =
         tokenizer.encode(args.get("prompt").value_or(ck.config.sample_prompt));
