@@ -17,7 +17,7 @@ double adamw_step(float* w, const float* g, float* m, float* v,
     for (const TensorSpan& t : spans)
         for (int64_t i = t.offset; i < t.offset + t.numel; ++i) sq += double(g[i]) * double(g[i]);
     const double norm = std::sqrt(sq);
-    if (max_norm > 0 && norm > max_norm) h.clip = max_norm / norm;
+    h.clip = clip_factor(norm, max_norm);
     for (const TensorSpan& t : spans) {
 #pragma omp parallel for schedule(static)
         for (int64_t i = t.offset; i < t.offset + t.numel; ++i)

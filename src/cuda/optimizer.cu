@@ -21,14 +21,13 @@ __global__ void square_partials_kernel(double* partials, const float* g, int64_t
 }
 
 __global__ void norm_kernel(double* norm_out, const double* partials, int count, double max_norm) {
-    double acc = threadIdx.x < count ? partials[threadIdx.x] : 0.0;
-    for (int i = int(threadIdx.x) + int(blockDim.x); i < count; i += int(blockDim.x))
-        acc += partials[i];
+    double acc = 0.0;
+    for (int i = int(threadIdx.x); i < count; i += int(blockDim.x)) acc += partials[i];
     acc = block_sum(acc);
     if (threadIdx.x == 0) {
         const double norm = sqrt(acc);
         norm_out[0] = norm;
-        norm_out[1] = max_norm > 0 && norm > max_norm ? max_norm / norm : 1.0;
+        norm_out[1] = clip_factor(norm, max_norm);
     }
 }
 

@@ -24,6 +24,12 @@ struct TensorSpan {
     bool decay;
 };
 
+// The gradient multiplier of global-norm clipping: max_norm / norm when max_norm > 0 and the norm
+// exceeds it, else 1.
+OCTET_HD double clip_factor(double norm, double max_norm) {
+    return max_norm > 0 && norm > max_norm ? max_norm / norm : 1.0;
+}
+
 OCTET_HD void adamw_update(float& w, float g, float& m, float& v, const AdamWHyper& h, bool decay) {
     const float gi = float(double(g) * h.clip);
     m = h.beta1 * m + (1 - h.beta1) * gi;

@@ -7,18 +7,9 @@
 
 namespace octet {
 
-namespace {
-
-bool is_fp32_storage(const PrecisionPolicy& p) {
-    return p.master == StorageFormat::fp32 && p.moment1 == StorageFormat::fp32 &&
-           p.moment2 == StorageFormat::fp32 && p.weight_grad == StorageFormat::fp32;
-}
-
-} // namespace
-
 AdamW::AdamW(Ops<float>& ops, const std::vector<ParamTensor>& tensors, float* params,
              const PrecisionPolicy& policy, AdamWConfig config)
-    : ops_(ops), fp32_storage_(is_fp32_storage(policy)), m_(ops.memory()), v_(ops.memory()),
+    : ops_(ops), fp32_storage_(policy.fp32_optimizer_storage()), m_(ops.memory()), v_(ops.memory()),
       policy_(policy), config_(config) {
     if (!(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 > 0 && config.beta2 < 1))
         throw Error("optimizer: betas must lie in [0, 1) and (0, 1)");
@@ -78,7 +69,7 @@ double AdamW::scaled_step(float* params, float* grads, const AdamWHyper& hyper) 
     }
     const double norm = std::sqrt(sq);
     AdamWHyper h = hyper;
-    if (config_.grad_clip > 0 && norm > config_.grad_clip) h.clip = config_.grad_clip / norm;
+    h.clip = clip_factor(norm, config_.grad_clip);
     std::vector<float> m, v;
     for (State& s : states_) {
         const int64_t n = s.tensor.numel;

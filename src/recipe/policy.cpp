@@ -105,6 +105,11 @@ std::string PrecisionPolicy::describe() const {
     return s;
 }
 
+bool PrecisionPolicy::fp32_optimizer_storage() const {
+    return master == StorageFormat::fp32 && moment1 == StorageFormat::fp32 &&
+           moment2 == StorageFormat::fp32 && weight_grad == StorageFormat::fp32;
+}
+
 int PrecisionPolicy::bytes_per_parameter() const {
     return storage_format_bytes(master) + storage_format_bytes(weight_grad) +
            storage_format_bytes(moment1) + storage_format_bytes(moment2);

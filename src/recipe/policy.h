@@ -42,6 +42,8 @@ struct PrecisionPolicy {
     std::string describe() const;
     // Optimizer-side bytes per parameter: master + gradient + m + v.
     int bytes_per_parameter() const;
+    // Whether the optimizer keeps every state in FP32 (no FP8-LM scaled storage).
+    bool fp32_optimizer_storage() const;
 };
 
 PrecisionPolicy make_policy(std::string_view spec); // throws Error naming the problem

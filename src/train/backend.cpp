@@ -15,8 +15,7 @@ namespace {
 // What the CUDA backend runs today: FP32 and BF16 GEMMs, FP32 optimizer storage.
 bool cuda_runs(const PrecisionPolicy& p) {
     return p.gemm != PrecisionPolicy::Gemm::fp8 && p.lm_head != PrecisionPolicy::Gemm::fp8 &&
-           p.master == StorageFormat::fp32 && p.moment1 == StorageFormat::fp32 &&
-           p.moment2 == StorageFormat::fp32 && p.weight_grad == StorageFormat::fp32;
+           p.fp32_optimizer_storage();
 }
 
 } // namespace
