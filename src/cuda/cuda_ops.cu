@@ -132,6 +132,14 @@ void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
     if (a.d_bias) bias_backward(a.d_bias, a.d_out, a.n, a.m, column_scratch(a.n, a.m), stream());
 }
 
+// c = op(a) · op(b) for each of `batch` contiguous [m, k] · [k, n] products (strict FP32).
+void CudaOps::per_head_gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
+                            int64_t m, int64_t n, int64_t k, int64_t batch) {
+    gemm_.run(
+        {a, b, false, trans_a, trans_b, c, nullptr, 0.0f, m, n, k, batch, m * k, k * n, m * n},
+        stream());
+}
+
 // Flash attention's state: the log-sum-exp rows [B, NH, T] in FP32, then its BF16 output
 // [B, T, C] (which the backward needs), packed two to a float.
 int64_t CudaOps::attention_state_size(const AttentionShape& a) {
@@ -162,13 +170,9 @@ void CudaOps::attention_forward(float* out, float* state, const float* qkv,
     scores_.resize(bh * t * t);
     split_heads(q_.data(), k_.data(), v_.data(), qkv, a, stream());
     // scores[T, T] = q · kᵀ; att = causal softmax(scores / √HS); y[T, HS] = att · v (per head)
-    DenseGemmArgs g{q_.data(), k_.data(), false, false, true,   scores_.data(), nullptr, 0.0f,
-                    t,         t,         hs,    bh,    t * hs, t * hs,         t * t};
-    gemm_.run(g, stream());
+    per_head_gemm(q_.data(), false, k_.data(), true, scores_.data(), t, t, hs, bh);
     causal_softmax(att, scores_.data(), bh * t, t, float(1.0 / std::sqrt(double(hs))), stream());
-    g = {att, v_.data(), false, false, false, y_.data(), nullptr, 0.0f,
-         t,   hs,        t,     bh,    t * t, t * hs,    t * hs};
-    gemm_.run(g, stream());
+    per_head_gemm(att, false, v_.data(), false, y_.data(), t, hs, t, bh);
     heads_to_tokens(out, y_.data(), a, stream());
 }
 
@@ -195,21 +199,13 @@ void CudaOps::attention_backward(float* d_qkv, const float* d_out, const float* 
     split_heads(q_.data(), k_.data(), v_.data(), qkv, a, stream());
     tokens_to_heads(y_.data(), d_out, a, stream()); // y_ holds dy
     // d_att = dy · vᵀ (in scores_); dv = attᵀ · dy
-    DenseGemmArgs g{y_.data(), v_.data(), false, false, true,   scores_.data(), nullptr, 0.0f,
-                    t,         t,         hs,    bh,    t * hs, t * hs,         t * t};
-    gemm_.run(g, stream());
-    g = {att, y_.data(), false, true, false, dv_.data(), nullptr, 0.0f,
-         t,   hs,        t,     bh,   t * t, t * hs,     t * hs};
-    gemm_.run(g, stream());
+    per_head_gemm(y_.data(), false, v_.data(), true, scores_.data(), t, t, hs, bh);
+    per_head_gemm(att, true, y_.data(), false, dv_.data(), t, hs, t, bh);
     // d_scores (in place) through the softmax and the 1/√HS; dq = dS · k, dk = dSᵀ · q
     causal_softmax_backward(scores_.data(), scores_.data(), att, bh * t, t,
                             float(1.0 / std::sqrt(double(hs))), stream());
-    g = {scores_.data(), k_.data(), false, false, false, dq_.data(), nullptr, 0.0f, t, hs, t, bh,
-         t * t,          t * hs,    t * hs};
-    gemm_.run(g, stream());
-    g = {scores_.data(), q_.data(), false, true, false, dk_.data(), nullptr, 0.0f, t, hs, t, bh,
-         t * t,          t * hs,    t * hs};
-    gemm_.run(g, stream());
+    per_head_gemm(scores_.data(), false, k_.data(), false, dq_.data(), t, hs, t, bh);
+    per_head_gemm(scores_.data(), true, q_.data(), false, dk_.data(), t, hs, t, bh);
     merge_heads_accumulate(d_qkv, dq_.data(), dk_.data(), dv_.data(), a, stream());
 }
 

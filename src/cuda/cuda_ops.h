@@ -81,6 +81,8 @@ class CudaOps final : public Ops<float> {
   private:
     // A GEMM operand: x itself, or its BF16 rounding in `slot`.
     const void* operand(bool bf16, const float* x, int64_t count, Buffer<__nv_bfloat16>& slot);
+    void per_head_gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
+                       int64_t m, int64_t n, int64_t k, int64_t batch);
     float* column_scratch(int64_t rows, int64_t cols);
     FlashAttention& flash();
 

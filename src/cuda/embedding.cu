@@ -10,21 +10,6 @@
 namespace octet::cuda {
 namespace {
 
-__global__ void embedding_forward_kernel(float* out, const int32_t* tokens, const float* wte,
-                                         const float* wpe, int64_t seq, int64_t c, int64_t total) {
-    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i >= total) return;
-    const int64_t row = i / c, j = i % c;
-    float e = wte[int64_t(tokens[row]) * c + j];
-    if (wpe) e += wpe[(row % seq) * c + j];
-    out[i] = e;
-}
-
-__global__ void iota_kernel(int32_t* out, int64_t n) {
-    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = int32_t(i);
-}
-
 // Block i starts the run of equal tokens at sorted position i, if one starts there, and adds
 // that run's rows of d_out, in position order, to the token's row of d_wte.
 __global__ void token_embedding_backward_kernel(float* d_wte, const float* d_out,
@@ -47,10 +32,12 @@ __global__ void token_embedding_backward_kernel(float* d_wte, const float* d_out
 
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe,
                        int64_t batch, int64_t seq, int64_t c, cudaStream_t stream) {
-    const int64_t total = batch * seq * c;
-    embedding_forward_kernel<<<blocks_for(total, elementwise_threads), elementwise_threads, 0,
-                               stream>>>(out, tokens, wte, wpe, seq, c, total);
-    OCTET_CUDA_LAUNCHED();
+    for_each(batch * seq * c, stream, [=] __device__(int64_t i) {
+        const int64_t row = i / c, j = i % c;
+        float e = wte[int64_t(tokens[row]) * c + j];
+        if (wpe) e += wpe[(row % seq) * c + j];
+        out[i] = e;
+    });
 }
 
 size_t embedding_sort_bytes(int64_t n) {
@@ -65,9 +52,8 @@ void embedding_backward(float* d_wte, float* d_wpe, const float* d_out, const in
                         int64_t batch, int64_t seq, int64_t c, const EmbeddingScratch& scratch,
                         cudaStream_t stream) {
     const int64_t n = batch * seq;
-    iota_kernel<<<blocks_for(n, elementwise_threads), elementwise_threads, 0, stream>>>(
-        scratch.positions, n);
-    OCTET_CUDA_LAUNCHED();
+    int32_t* positions = scratch.positions;
+    for_each(n, stream, [=] __device__(int64_t i) { positions[i] = int32_t(i); });
     size_t bytes = scratch.sort_bytes;
     OCTET_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
         scratch.sort_temp, bytes, tokens, scratch.sorted_tokens, scratch.positions,

@@ -5,18 +5,13 @@
 // Fallback (any shape): one warp per group, lane l handles elements l, l + 32, … .
 #include "cuda/check.h"
 #include "cuda/quantize.h"
+#include "cuda/reduce.cuh"
 #include "numerics/scaling.h"
 
 namespace octet::cuda {
 namespace {
 
 constexpr int warps_per_block = 8;
-
-__device__ float warp_max(float v) {
-    for (int offset = 16; offset > 0; offset /= 2)
-        v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, offset));
-    return v;
-}
 
 // amax of the finite elements of one group (every lane gets it).
 __device__ float group_amax(const __nv_bfloat16* row, int64_t c0, int64_t c1, int lane) {
