@@ -24,6 +24,17 @@
 
 namespace octet {
 
+// A GPU benchmark takes no arguments but --help: true when `help` was printed.
+static bool printed_help(const char* name, const char* help, const std::vector<std::string>& argv,
+                         std::ostream& out) {
+    if (argv.empty()) return false;
+    if (argv[0] == "--help" || argv[0] == "-h") {
+        out << help;
+        return true;
+    }
+    throw Error(std::string("octet bench ") + name + " takes no arguments (got '" + argv[0] + "')");
+}
+
 #if defined(OCTET_WITH_CUDA)
 namespace {
 
@@ -53,13 +64,12 @@ double median_event_ms(const F& f) {
 #endif
 
 int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
-    if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
-        out << "usage: octet bench gemm\n\nTFLOPS of cuBLASLt BF16, FP8 per-tensor and FP8 "
-               "block-wise GEMMs at\n"
-               "M = 16384 and the GPT-2 124M, 1.3B and 7B projection shapes, plus 8192^3.\n";
+    if (printed_help("gemm",
+                     "usage: octet bench gemm\n\nTFLOPS of cuBLASLt BF16, FP8 per-tensor and FP8 "
+                     "block-wise GEMMs at\nM = 16384 and the GPT-2 124M, 1.3B and 7B projection "
+                     "shapes, plus 8192^3.\n",
+                     argv, out))
         return 0;
-    }
-    if (!argv.empty()) throw Error("octet bench gemm takes no arguments (got '" + argv[0] + "')");
 #if !defined(OCTET_WITH_CUDA)
     throw Error(
         "octet bench gemm needs a build with CUDA (nvcc was not found when this was built)");
@@ -129,12 +139,11 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
 // `octet bench quant`: bandwidth of the quantization kernels at 16384 × 4096 BF16, against a
 // device-to-device copy of the same tensor (the bandwidth a one-pass kernel can hope for).
 int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
-    if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
-        out << "usage: octet bench quant\n\nGB/s of the quantization and transpose kernels at "
-               "16384 x 4096 BF16,\nagainst a device-to-device copy of the same tensor.\n";
+    if (printed_help("quant",
+                     "usage: octet bench quant\n\nGB/s of the quantization and transpose kernels "
+                     "at 16384 x 4096 BF16,\nagainst a device-to-device copy of the same tensor.\n",
+                     argv, out))
         return 0;
-    }
-    if (!argv.empty()) throw Error("octet bench quant takes no arguments (got '" + argv[0] + "')");
 #if !defined(OCTET_WITH_CUDA)
     throw Error(
         "octet bench quant needs a build with CUDA (nvcc was not found when this was built)");

@@ -37,7 +37,7 @@ class ParameterSet {
     void allocate(Memory& memory, const std::vector<T>& initial) {
         values_ = std::make_unique<Buffer<T>>(memory);
         grads_ = std::make_unique<Buffer<T>>(memory, total_);
-        values_->upload(initial.data(), total_);
+        upload_values(initial);
         grads_->zero();
     }
     const std::vector<ParamTensor>& tensors() const { return tensors_; }

@@ -19,6 +19,7 @@
 #include "optim/adamw.h"
 #include "tests/harness/fresh_seed.h"
 #include "tests/harness/gpu.h"
+#include "tests/harness/tiny_training.h"
 #include "train/checkpoint.h"
 
 namespace octet {
@@ -344,13 +345,8 @@ TEST_F(CudaOpsTest, WholeModelMatchesTheCpu) {
     for (Flavor flavor : {Flavor::gpt2, Flavor::llama})
         for (auto [name, tol] : {std::pair{"fp32", 1e-4}, std::pair{"bf16", 1e-2}}) {
             SCOPED_TRACE(std::string(flavor_name(flavor)) + " " + name);
-            ModelConfig c;
+            ModelConfig c = testing::tiny_config();
             c.flavor = flavor;
-            c.n_layer = 2;
-            c.n_head = 4;
-            c.d_model = 64;
-            c.vocab_size = 97;
-            c.seq_len = 32;
             const PrecisionPolicy policy = make_policy(name);
             CpuOps<float> cpu32;
             Gpt<float> cpu_model(c, cpu32, policy, seed_), gpu_model(c, *gpu_, policy, seed_);
@@ -358,13 +354,15 @@ TEST_F(CudaOpsTest, WholeModelMatchesTheCpu) {
                           {});
             AdamW gpu_opt(*gpu_, gpu_model.params().tensors(), gpu_model.params().values(), policy,
                           {});
-            std::vector<int32_t> tokens(size_t(4 * 32 + 1));
-            for (int32_t& t : tokens) t = int32_t(rng_.next_u64() % 97);
+            std::vector<int32_t> tokens(size_t(4 * c.seq_len + 1));
+            for (int32_t& t : tokens) t = int32_t(rng_.next_u64() % uint64_t(c.vocab_size));
             for (int step = 0; step < 4; ++step) {
                 cpu_model.zero_grads();
                 gpu_model.zero_grads();
-                const float cpu_loss = cpu_model.forward(tokens.data(), tokens.data() + 1, 4, 32);
-                const float gpu_loss = gpu_model.forward(tokens.data(), tokens.data() + 1, 4, 32);
+                const float cpu_loss =
+                    cpu_model.forward(tokens.data(), tokens.data() + 1, 4, c.seq_len);
+                const float gpu_loss =
+                    gpu_model.forward(tokens.data(), tokens.data() + 1, 4, c.seq_len);
                 EXPECT_NEAR(gpu_loss, cpu_loss, tol * cpu_loss) << "step " << step;
                 cpu_model.backward();
                 gpu_model.backward();
