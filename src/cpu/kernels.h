@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "numerics/quantized_tensor.h"
 #include "ops/ops.h"
 
 namespace octet::cpu {
@@ -29,6 +30,11 @@ void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t
 template <typename T>
 void rmsnorm_backward(T* d_x, T* d_w, const T* d_out, const T* x, const T* w, const T* rstd,
                       int64_t n, int64_t c);
+
+// out[n, m] (+)= a[n, K] · b[m, K]ᵀ for FP8 operands with groups along K, promoted per K-block
+// as a Hopper kernel does (the FP8 GEMM oracle; linear.cpp).
+void scaled_gemm_nt(const QuantizedTensor& a, const QuantizedTensor& b, float* out,
+                    bool accumulate);
 
 template <typename T>
 void linear_forward(const LinearForwardArgs<T>& a);

@@ -42,6 +42,16 @@ float scale_at(const QuantizedTensor& q, int64_t row, int64_t k) {
     return s;
 }
 
+template <typename T>
+bool exact(const LinearPrecision* p) {
+    if (!p || p->kind() == LinearPrecision::Kind::exact) return true;
+    if constexpr (!std::is_same_v<T, float>)
+        throw Error("linear: BF16/FP8 precision is emulated in float only");
+    return false;
+}
+
+} // namespace
+
 // out[n, m] (+)= a[n, K] · b[m, K]ᵀ for FP8 operands with groups along K. K is cut into chunks
 // that no scale block straddles (the gcd of the block widths narrower than K): per chunk, the FP8
 // values are multiplied and summed in FP32 (the tensor cores' work), then the partial sums are
@@ -83,16 +93,6 @@ void scaled_gemm_nt(const QuantizedTensor& a, const QuantizedTensor& b, float* o
                 out[i * m + j] += partial[size_t(i * m + j)] * (sa[size_t(i)] * sb[size_t(j)]);
     }
 }
-
-template <typename T>
-bool exact(const LinearPrecision* p) {
-    if (!p || p->kind() == LinearPrecision::Kind::exact) return true;
-    if constexpr (!std::is_same_v<T, float>)
-        throw Error("linear: BF16/FP8 precision is emulated in float only");
-    return false;
-}
-
-} // namespace
 
 template <typename T>
 void linear_forward(const LinearForwardArgs<T>& a) {

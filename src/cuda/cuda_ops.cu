@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "cuda/check.h"
+#include "cuda/launch.cuh"
 #include "ops/linear_precision.h"
 
 namespace octet::cuda {
@@ -32,7 +33,8 @@ CudaOps::CudaOps()
       bf16_a_(memory_), bf16_b_(memory_), bf16_c_(memory_), qkv_bf16_(memory_),
       d_qkv_bf16_(memory_), d_out_bf16_(memory_), positions_(memory_), sorted_tokens_(memory_),
       sorted_positions_(memory_), sort_temp_(memory_), chunks_(memory_), norm_(memory_, 2),
-      norm_partials_(memory_, adamw_norm_blocks) {}
+      norm_partials_(memory_, adamw_norm_blocks), plans_(memory_), transposer_(memory_, plans_),
+      scaled_gemm_(gemm_, memory_), dy_(memory_), w_t_(memory_), dy_t_(memory_), x_t_(memory_) {}
 
 float* CudaOps::column_scratch(int64_t rows, int64_t cols) {
     const int64_t need = column_sum_scratch(rows, cols);
@@ -86,15 +88,72 @@ void CudaOps::rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const
 
 namespace {
 
-// Whether a linear layer's GEMMs take BF16 operands; FP8 precisions are refused.
 bool bf16_operands(const LinearPrecision* p) {
-    if (!p || p->kind() == LinearPrecision::Kind::exact) return false;
-    if (p->kind() == LinearPrecision::Kind::bf16) return true;
-    throw Error("the CUDA backend runs fp32 and bf16 linear layers; FP8 recipe GEMMs are not "
-                "wired into it yet (train FP8 recipes with --device cpu)");
+    return p && p->kind() == LinearPrecision::Kind::bf16;
+}
+
+bool fp8_operands(const LinearPrecision* p) {
+    return p && p->kind() == LinearPrecision::Kind::fp8;
+}
+
+// out[i, j] += bias[j]
+void add_bias(float* out, const float* bias, int64_t n, int64_t m, cudaStream_t stream) {
+    for_each(n * m, stream, [=] __device__(int64_t i) { out[i] += bias[i % m]; });
 }
 
 } // namespace
+
+CudaOps::Fp8Layer& CudaOps::fp8_layer(const LinearPrecision* p) {
+    std::unique_ptr<Fp8Layer>& layer = fp8_layers_[p];
+    if (!layer) layer = std::make_unique<Fp8Layer>(memory_);
+    return *layer;
+}
+
+// The CPU's LinearPrecision::forward_fp8 / dgrad_fp8 / wgrad_fp8 on the device: the recipe's
+// quantizers plan, the GPU runs the plans and the transposes, ScaledGemm multiplies.
+void CudaOps::linear_forward_fp8(const LinearForwardArgs<float>& a) {
+    Fp8Layer& layer = fp8_layer(a.precision);
+    const LinearPrecision::Fp8Quantizers q = a.precision->fp8_quantizers();
+    {
+        const auto timed = profiler_.scope("linear.quantize");
+        const QuantizePlan x_plan = plans_.quantize(q.input, a.in, a.n, a.k, layer.x, stream());
+        const QuantizePlan w_plan =
+            plans_.quantize(q.weight, a.weight, a.m, a.k, layer.w, stream());
+        layer.x_method = transpose_method(x_plan, a.n, a.k);
+        layer.w_method = transpose_method(w_plan, a.m, a.k);
+    }
+    // TE runs the forward's per-tensor GEMM with fast accumulation, the backward's without.
+    scaled_gemm_.run(layer.x, layer.w, a.out, false, true, stream());
+    if (a.bias) add_bias(a.out, a.bias, a.n, a.m, stream());
+}
+
+void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
+    Fp8Layer& layer = fp8_layer(a.precision);
+    const LinearPrecision::Fp8Quantizers q = a.precision->fp8_quantizers();
+    TransposeMethod dy_method;
+    {
+        const auto timed = profiler_.scope("linear.quantize");
+        const QuantizePlan dy_plan = plans_.quantize(q.grad, a.d_out, a.n, a.m, dy_, stream());
+        dy_method = transpose_method(dy_plan, a.n, a.m);
+    }
+    if (a.d_in) { // d_in[n, k] += dy[n, m] · (Wᵀ[k, m])ᵀ
+        {
+            const auto timed = profiler_.scope("linear.transpose");
+            transposer_.run(layer.w, layer.w_method, q.weight_t, w_t_, stream());
+        }
+        const auto dgrad = profiler_.scope("linear.dgrad");
+        scaled_gemm_.run(dy_, w_t_, a.d_in, true, false, stream());
+    }
+    { // d_W[m, k] += dyᵀ[m, n] · (xᵀ[k, n])ᵀ
+        {
+            const auto timed = profiler_.scope("linear.transpose");
+            transposer_.run(dy_, dy_method, q.grad_t, dy_t_, stream());
+            transposer_.run(layer.x, layer.x_method, q.input_t, x_t_, stream());
+        }
+        const auto wgrad = profiler_.scope("linear.wgrad");
+        scaled_gemm_.run(dy_t_, x_t_, a.d_weight, true, false, stream());
+    }
+}
 
 const void* CudaOps::operand(bool bf16, const float* x, int64_t count,
                              Buffer<__nv_bfloat16>& slot) {
@@ -107,6 +166,7 @@ const void* CudaOps::operand(bool bf16, const float* x, int64_t count,
 
 void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
     const auto timed = profiler_.scope("linear_forward");
+    if (fp8_operands(a.precision)) return linear_forward_fp8(a);
     const bool bf16 = bf16_operands(a.precision);
     // out[n, m] = in[n, k] · W[m, k]ᵀ + bias
     const void* in = operand(bf16, a.in, a.n * a.k, bf16_a_);
@@ -116,6 +176,15 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
 
 void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
     const auto timed = profiler_.scope("linear_backward");
+    if (fp8_operands(a.precision)) {
+        linear_backward_fp8(a);
+    } else {
+        linear_backward_dense(a);
+    }
+    if (a.d_bias) bias_backward(a.d_bias, a.d_out, a.n, a.m, column_scratch(a.n, a.m), stream());
+}
+
+void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {
     const bool bf16 = bf16_operands(a.precision);
     const void* d_out = operand(bf16, a.d_out, a.n * a.m, bf16_a_);
     if (a.d_in) { // d_in[n, k] += d_out[n, m] · W[m, k]
@@ -129,7 +198,6 @@ void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
         gemm_.run({d_out, in, bf16, true, false, a.d_weight, nullptr, 1.0f, a.m, a.k, a.n},
                   stream());
     }
-    if (a.d_bias) bias_backward(a.d_bias, a.d_out, a.n, a.m, column_scratch(a.n, a.m), stream());
 }
 
 // c = op(a) · op(b) for each of `batch` contiguous [m, k] · [k, n] products (strict FP32).

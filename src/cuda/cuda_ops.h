@@ -1,21 +1,26 @@
 // The CUDA backend of the ops interface: every op of the dense GPT on the GPU, FP32 in memory,
 // on one stream. GEMMs run in cuBLASLt: strict FP32 for `exact` linear layers and attention,
-// BF16 operands with FP32 accumulation for `bf16` ones. Attention is cuDNN's flash attention in
-// BF16 when the shape asks for BF16 (see flash_attention.h), else strict FP32 with the
-// probabilities materialised. FP8 recipes' GEMMs are not wired into
-// this backend yet: a linear layer with an FP8 precision is refused with an Error.
+// BF16 operands with FP32 accumulation for `bf16` ones, and FP8 recipes' operands quantized on
+// the device by the recipe's own plans (quantize_plan.h), transposed for the backward
+// (fp8_transpose.h) and multiplied by ScaledGemm (scaled_gemm.h): the CPU's FP8 linear layer,
+// with the same codes and scales. Attention is cuDNN's flash attention in BF16 when the shape
+// asks for BF16 (see flash_attention.h), else strict FP32 with the probabilities materialised.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "cuda/device_memory.h"
 #include "cuda/flash_attention.h"
+#include "cuda/fp8_transpose.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels.h"
 #include "cuda/op_profiler.h"
+#include "cuda/quantize_plan.h"
+#include "cuda/scaled_gemm.h"
 #include "ops/ops.h"
 
 namespace octet::cuda {
@@ -79,6 +84,17 @@ class CudaOps final : public Ops<float> {
                       const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;
 
   private:
+    // What an FP8 linear layer keeps from its forward for its backward: the quantized input and
+    // weight, and how the recipe transposes them.
+    struct Fp8Layer {
+        explicit Fp8Layer(Memory& memory) : x(memory), w(memory) {}
+        DeviceQuantized x, w;
+        TransposeMethod x_method{}, w_method{};
+    };
+    Fp8Layer& fp8_layer(const LinearPrecision* p);
+    void linear_forward_fp8(const LinearForwardArgs<float>& a);
+    void linear_backward_fp8(const LinearBackwardArgs<float>& a);
+    void linear_backward_dense(const LinearBackwardArgs<float>& a);
     // A GEMM operand: x itself, or its BF16 rounding in `slot`.
     const void* operand(bool bf16, const float* x, int64_t count, Buffer<__nv_bfloat16>& slot);
     void per_head_gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
@@ -98,6 +114,11 @@ class CudaOps final : public Ops<float> {
     std::vector<TensorSpan> chunk_spans_; // the spans chunks_ was built for
     Buffer<AdamWChunk> chunks_;
     Buffer<double> norm_, norm_partials_;
+    PlanRunner plans_;
+    Fp8Transposer transposer_;
+    ScaledGemm scaled_gemm_;
+    std::unordered_map<const LinearPrecision*, std::unique_ptr<Fp8Layer>> fp8_layers_;
+    DeviceQuantized dy_, w_t_, dy_t_, x_t_; // one backward's transient operands
 };
 
 // Whether a CUDA device is present (and the driver usable).

@@ -64,7 +64,9 @@ void CublasLtGemm::run(const GemmArgs& g, cudaStream_t stream) {
     if (g.k % 16 != 0 || g.n % 16 != 0)
         throw Error("cuBLASLt GEMM: k and n must be multiples of 16 (got k=" + std::to_string(g.k) +
                     ", n=" + std::to_string(g.n) + ")");
-    if (g.scaling == GemmScaling::blockwise && g.m % 4 != 0)
+    const bool blockwise =
+        g.scaling == GemmScaling::blockwise || g.scaling == GemmScaling::blockwise_1d;
+    if (blockwise && g.m % 4 != 0)
         throw Error("cuBLASLt block-wise GEMM: m must be a multiple of 4 (got " +
                     std::to_string(g.m) + ")");
     if (g.a_format == Format::e5m2 && g.b_format == Format::e5m2)
@@ -76,13 +78,18 @@ void CublasLtGemm::run(const GemmArgs& g, cudaStream_t stream) {
                                                       &transpose, sizeof transpose));
     OCTET_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(d.desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none));
+    if (g.beta != 0.0f && !g.out_fp32) throw Error("cuBLASLt GEMM: beta needs FP32 output");
     if (fp8) {
-        const int32_t mode_b_operand = g.scaling == GemmScaling::blockwise
-                                           ? CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F
-                                           : CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F;
-        const int32_t mode_a_operand = g.scaling == GemmScaling::blockwise
-                                           ? CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F
-                                           : CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F;
+        int32_t mode_a_operand = CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F;
+        int32_t mode_b_operand = CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F;
+        if (g.scaling == GemmScaling::outer_vector) {
+            mode_a_operand = mode_b_operand = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+        } else if (blockwise) {
+            mode_a_operand = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+            mode_b_operand = g.scaling == GemmScaling::blockwise
+                                 ? CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F
+                                 : CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+        }
         // cuBLASLt's A is our b (weights), its B our a (activations).
         OCTET_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE,
                                                           &mode_b_operand, 4));
@@ -102,14 +109,21 @@ void CublasLtGemm::run(const GemmArgs& g, cudaStream_t stream) {
                                                   uint64_t(g.n), g.k));
     OCTET_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.lb, data_type(g.a_format), uint64_t(g.k),
                                                   uint64_t(g.m), g.k));
-    OCTET_CUBLAS_CHECK(
-        cublasLtMatrixLayoutCreate(&d.ld, CUDA_R_16BF, uint64_t(g.n), uint64_t(g.m), g.n));
+    OCTET_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.ld, g.out_fp32 ? CUDA_R_32F : CUDA_R_16BF,
+                                                  uint64_t(g.n), uint64_t(g.m), g.n));
 
-    const Key key{g.m,          g.n, g.k, int(g.a_format), int(g.b_format), int(g.scaling),
-                  g.fast_accum, 0,   0};
+    const Key key{g.m,
+                  g.n,
+                  g.k,
+                  int(g.a_format),
+                  int(g.b_format),
+                  int(g.scaling),
+                  g.fast_accum,
+                  g.out_fp32,
+                  g.beta != 0.0f ? 2 : 0};
     const cublasLtMatmulAlgo_t& algo = algorithm(key, d, "this scaling");
-    const float alpha = 1.0f, beta = 0.0f;
-    OCTET_CUBLAS_CHECK(cublasLtMatmul(handle_, d.desc, &alpha, g.b, d.la, g.a, d.lb, &beta, g.out,
+    const float alpha = 1.0f;
+    OCTET_CUBLAS_CHECK(cublasLtMatmul(handle_, d.desc, &alpha, g.b, d.la, g.a, d.lb, &g.beta, g.out,
                                       d.ld, g.out, d.ld, &algo, workspace_, workspace_bytes_,
                                       stream));
 }

@@ -1,11 +1,13 @@
 // GEMMs through cuBLASLt in the TN layout (both operands K-contiguous, the only FP8 layout
-// Hopper's tensor cores take): out[m, n] = a[m, k] · b[n, k]ᵀ, BF16 output.
-//   bf16        BF16 operands
-//   per_tensor  FP8 operands, one FP32 scale_inv each (TE per-tensor recipes)
-//   blockwise   FP8, a with 1×128 scales along K (activations, gradients), b with 128×128 block
-//               scales (weights): DeepSeek-V3 / TE Float8BlockScaling
+// Hopper's tensor cores take): out[m, n] = a[m, k] · b[n, k]ᵀ, BF16 or FP32 output.
+//   bf16          BF16 operands
+//   per_tensor    FP8 operands, one FP32 scale_inv each (TE per-tensor recipes)
+//   outer_vector  FP8, one scale_inv per row of a and per row of b (row-wise)
+//   blockwise     FP8, a with 1×128 scales along K (activations, gradients), b with 128×128 block
+//                 scales (weights): DeepSeek-V3 / TE Float8BlockScaling
+//   blockwise_1d  FP8, 1×128 scales along K on both (the wgrad of block-wise recipes)
 // Scale layouts cuBLASLt 13.1 expects (found by probing on an H100; tests/cuda/test_gemm.cu
-// holds them): a's 1×128 scales as [ceil(k/128)][m] (m fastest); b's 128×128 scales as
+// holds them): 1×128 scales as [ceil(k/128)][rows] (rows fastest); b's 128×128 scales as
 // [ceil(n/128)][ceil(k/128) rounded up to a multiple of 4] (k-blocks fastest, rows padded to 16
 // bytes). blockwise_scale_layout() converts from QuantizedTensor grids. Block-wise GEMMs with m
 // not a multiple of 4 are refused: their layout is unverified.
@@ -26,18 +28,20 @@
 
 namespace octet::cuda {
 
-enum class GemmScaling { bf16, per_tensor, blockwise };
+enum class GemmScaling { bf16, per_tensor, outer_vector, blockwise, blockwise_1d };
 
 struct GemmArgs {
     const void* a;             // [m, k]: FP8 codes or BF16
     const void* b;             // [n, k]
     Format a_format, b_format; // e4m3 / e5m2 (FP8 scalings) or bf16
-    const float* a_scale_inv;  // device; per_tensor: 1 value; blockwise: [k/128][m]
-    const float* b_scale_inv;  // device; per_tensor: 1 value; blockwise: [n/128][k/128]
+    const float* a_scale_inv;  // device; per_tensor: 1 value; outer_vector: [m]; else [k/128][m]
+    const float* b_scale_inv; // device; per_tensor: 1; outer_vector: [n]; blockwise: [n/128][k/128]
     GemmScaling scaling;
-    __nv_bfloat16* out; // [m, n]
+    void* out; // [m, n]: BF16, or FP32 with out_fp32
     int64_t m, n, k;
-    bool fast_accum; // per-tensor only: no split accumulation (TE uses it for fprop)
+    bool fast_accum;       // per-tensor only: no split accumulation (TE uses it for fprop)
+    bool out_fp32 = false; // FP32 output, out = a · bᵀ + beta · out
+    float beta = 0.0f;
 };
 
 // Row-major c[M, N] = op(a) · op(b) + beta · c, op(a) [M, K], op(b) [K, N]; a stored [M, K]

@@ -25,6 +25,13 @@ std::unique_ptr<LinearPrecision> LinearPrecision::fp8(const Recipe& recipe) {
     return p;
 }
 
+// Quantize x and note how the backward will transpose it.
+static QuantizedTensor quantize(Quantizer& q, MatrixView x, TransposeMethod& method) {
+    const QuantizePlan plan = q.plan(q.needs_tensor_amax() ? tensor_amax(x) : 0.0f);
+    method = transpose_method(plan, x.rows, x.cols);
+    return run_plan(x, plan);
+}
+
 static std::vector<float> transposed(const float* x, int64_t rows, int64_t cols) {
     std::vector<float> t(size_t(rows * cols));
     for (int64_t r = 0; r < rows; ++r)
@@ -70,28 +77,33 @@ void LinearPrecision::wgrad_operands(std::vector<float>& dytq, std::vector<float
     xtq = transposed(x_bf16_.data(), n_, k_);
 }
 
+LinearPrecision::Fp8Quantizers LinearPrecision::fp8_quantizers() {
+    if (kind_ != Kind::fp8) throw wrong_kind("FP8");
+    return {*input_, *weight_, *grad_, *input_t_, *weight_t_, *grad_t_};
+}
+
 LinearPrecision::Fp8Operands LinearPrecision::forward_fp8(const float* x, int64_t n, int64_t k,
                                                           const float* w, int64_t m) {
     if (kind_ != Kind::fp8) throw wrong_kind("FP8");
     n_ = n;
     k_ = k;
     m_ = m;
-    x_q_ = input_->quantize({x, n, k});
-    w_q_ = weight_->quantize({w, m, k});
+    x_q_ = quantize(*input_, {x, n, k}, x_method_);
+    w_q_ = quantize(*weight_, {w, m, k}, w_method_);
     return {x_q_, w_q_};
 }
 
 LinearPrecision::Fp8Operands LinearPrecision::dgrad_fp8(const float* dy) {
     if (kind_ != Kind::fp8) throw wrong_kind("FP8");
-    dy_q_ = grad_->quantize({dy, n_, m_});
-    w_t_ = transpose_for_gemm(w_q_, *weight_t_);
+    dy_q_ = quantize(*grad_, {dy, n_, m_}, dy_method_);
+    w_t_ = transpose_for_gemm(w_q_, w_method_, *weight_t_);
     return {dy_q_, w_t_};
 }
 
 LinearPrecision::Fp8Operands LinearPrecision::wgrad_fp8() {
     if (kind_ != Kind::fp8) throw wrong_kind("FP8");
-    dy_t_ = transpose_for_gemm(dy_q_, *grad_t_);
-    x_t_ = transpose_for_gemm(x_q_, *input_t_);
+    dy_t_ = transpose_for_gemm(dy_q_, dy_method_, *grad_t_);
+    x_t_ = transpose_for_gemm(x_q_, x_method_, *input_t_);
     return {dy_t_, x_t_};
 }
 

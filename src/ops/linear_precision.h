@@ -22,6 +22,7 @@
 
 #include "numerics/quantized_tensor.h"
 #include "recipe/recipe.h"
+#include "recipe/transpose.h"
 
 namespace octet {
 
@@ -53,6 +54,18 @@ class LinearPrecision {
     Fp8Operands dgrad_fp8(const float* dy); // a = dy [n, m], b = Wᵀ [k, m]
     Fp8Operands wgrad_fp8();                // a = dyᵀ [m, n], b = xᵀ [k, n]
 
+    // FP8: the recipe's quantizers, for backends that run the plans themselves (the GPU); the
+    // *_t ones requantize naive transposes. The calls above use them in the same way.
+    struct Fp8Quantizers {
+        Quantizer& input;
+        Quantizer& weight;
+        Quantizer& grad;
+        Quantizer& input_t;
+        Quantizer& weight_t;
+        Quantizer& grad_t;
+    };
+    Fp8Quantizers fp8_quantizers();
+
     // The weight's optimizer step, for recipes that predict weight scales (moss).
     void on_optimizer_step(const OptimizerStep& step);
 
@@ -67,6 +80,7 @@ class LinearPrecision {
     std::unique_ptr<Quantizer> input_, weight_, grad_;
     std::unique_ptr<Quantizer> input_t_, weight_t_, grad_t_; // requantizers for naive transposes
     QuantizedTensor x_q_, w_q_, dy_q_, w_t_, dy_t_, x_t_;
+    TransposeMethod x_method_{}, w_method_{}, dy_method_{};
     std::vector<float> x_bf16_, w_bf16_, dy_bf16_; // bf16: rounded operands, reused backward
     int64_t n_ = 0, k_ = 0, m_ = 0;
 };

@@ -20,8 +20,8 @@ std::unique_ptr<Recipe> make_blockwise(RecipeOptions& options) {
             const BlockShape block = role == TensorRole::weight
                                          ? BlockShape{weight_block, weight_block}
                                          : BlockShape{1, group};
-            return std::make_unique<BlockQuantizer>(Format::e4m3, block, ScaleEncoding::fp32,
-                                                    amax_rule(Format::e4m3, 0, pow2));
+            return make_block_quantizer(Format::e4m3, block, ScaleEncoding::fp32,
+                                        ScaleRule::from_amax(Format::e4m3, 0, pow2));
         });
 }
 

@@ -66,27 +66,22 @@ struct MossOptions {
     int64_t resync;
 };
 
-class MossActivationQuantizer final : public Quantizer {
-  public:
-    explicit MossActivationQuantizer(TwoLevelOptions o) : o_(o) {}
-    QuantizedTensor quantize(MatrixView x) override { return quantize_two_level(x, o_); }
-
-  private:
-    TwoLevelOptions o_;
-};
-
 class MossWeightQuantizer final : public Quantizer {
   public:
     explicit MossWeightQuantizer(int64_t resync) : predictor_(resync) {}
 
-    QuantizedTensor quantize(MatrixView x) override {
-        if (predictor_.needs_sync()) predictor_.sync(tensor_amax(x));
+    bool needs_tensor_amax() const override { return predictor_.needs_sync(); }
+    QuantizePlan plan(float tensor_amax) override {
+        if (predictor_.needs_sync()) predictor_.sync(tensor_amax);
         const float bound = float(predictor_.bound());
         // Rounding the double bound to float may lower it by half an ulp; step it back up.
         const float safe_bound =
             double(bound) < predictor_.bound() ? std::nextafter(bound, 3.4028235e38f) : bound;
-        const BlockScale scale = scale_from_amax(safe_bound, format_max(Format::e4m3), 0, false);
-        return quantize_per_tensor(x, Format::e4m3, scale);
+        QuantizePlan p;
+        p.format = Format::e4m3;
+        p.block = {0, 0};
+        p.rule = ScaleRule::given(scale_from_amax(safe_bound, format_max(Format::e4m3), 0, false));
+        return p;
     }
     void on_optimizer_step(const OptimizerStep& step) override { predictor_.advance(step); }
     std::vector<double> state() const override { return predictor_.state(); }
@@ -112,8 +107,11 @@ std::unique_ptr<Recipe> make_moss(RecipeOptions& options) {
             " steps, E4M3",
         [=](TensorRole role) -> std::unique_ptr<Quantizer> {
             if (role == TensorRole::weight) return std::make_unique<MossWeightQuantizer>(o.resync);
-            return std::make_unique<MossActivationQuantizer>(
-                TwoLevelOptions{o.group, o.global_rows, Format::e4m3});
+            QuantizePlan p;
+            p.kind = QuantizePlan::Kind::two_level;
+            p.format = Format::e4m3;
+            p.two_level = {o.group, o.global_rows, Format::e4m3};
+            return std::make_unique<FixedPlanQuantizer>(p);
         });
 }
 

@@ -14,9 +14,9 @@ std::unique_ptr<Recipe> make_mxfp8(RecipeOptions& options) {
                              std::string("mxfp8: 1x32 blocks, E8M0 scales, ") +
                                  format_name(format) + " (emulated on Hopper)",
                              [=](TensorRole) {
-                                 return std::make_unique<BlockQuantizer>(
-                                     format, BlockShape{1, mx_block}, ScaleEncoding::e8m0,
-                                     [=](float amax) { return mx_scale_from_amax(amax, format); });
+                                 return make_block_quantizer(format, BlockShape{1, mx_block},
+                                                             ScaleEncoding::e8m0,
+                                                             ScaleRule::mx(format));
                              });
 }
 

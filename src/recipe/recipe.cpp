@@ -10,6 +10,10 @@
 
 namespace octet {
 
+QuantizedTensor Quantizer::quantize(MatrixView x) {
+    return run_plan(x, plan(needs_tensor_amax() ? tensor_amax(x) : 0.0f));
+}
+
 void Quantizer::set_state(const std::vector<double>& s) {
     if (!s.empty()) throw Error("checkpoint: recipe state given to a stateless quantizer");
 }
@@ -44,9 +48,15 @@ std::string hybrid_description(bool hybrid) {
     return hybrid ? "hybrid (E4M3 forward, E5M2 gradients)" : "E4M3";
 }
 
-BlockQuantizer::Rule amax_rule(Format format, int margin, bool power_of_two) {
-    const float fmt_max = format_max(format);
-    return [=](float amax) { return scale_from_amax(amax, fmt_max, margin, power_of_two); };
+std::unique_ptr<Quantizer> make_block_quantizer(Format format, BlockShape block,
+                                                ScaleEncoding encoding, ScaleRule rule) {
+    QuantizePlan plan;
+    plan.kind = QuantizePlan::Kind::blocks;
+    plan.format = format;
+    plan.block = block;
+    plan.encoding = encoding;
+    plan.rule = rule;
+    return std::make_unique<FixedPlanQuantizer>(plan);
 }
 
 namespace {

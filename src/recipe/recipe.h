@@ -1,6 +1,8 @@
 // The recipe interface: a high-precision tensor in, a QuantizedTensor out (dequantize() takes it
 // back). A Recipe makes one Quantizer per tensor, because some recipes keep state per tensor:
-// te-delayed keeps an amax history, moss keeps the predicted weight bound.
+// te-delayed keeps an amax history, moss keeps the predicted weight bound. A Quantizer does not
+// touch the data itself: it answers each tensor with a plan (quantize_plan.h) that the CPU and
+// the GPU both run, and keeps its state on the host.
 //
 // Recipes, by the names used everywhere (CLI, configs, docs/recipes.md):
 //   te-current  per-tensor current scaling                    (TE Float8CurrentScaling)
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "numerics/quantized_tensor.h"
+#include "recipe/quantize_plan.h"
 
 namespace octet {
 
@@ -40,7 +43,14 @@ struct OptimizerStep {
 class Quantizer {
   public:
     virtual ~Quantizer() = default;
-    virtual QuantizedTensor quantize(MatrixView x) = 0;
+    // Whether plan() needs the finite amax of the tensor it plans for (te-delayed records it in
+    // its history; MOSS re-syncs its weight bound with it).
+    virtual bool needs_tensor_amax() const { return false; }
+    // The plan for the next tensor, advancing the state as quantizing that tensor does.
+    // `tensor_amax` is the tensor's amax when needs_tensor_amax() said so, else unused.
+    virtual QuantizePlan plan(float tensor_amax) = 0;
+    // Quantize on the CPU: plan, then run the plan.
+    QuantizedTensor quantize(MatrixView x);
     // Called after each optimizer step of the tensor (weights only); most recipes ignore it.
     virtual void on_optimizer_step(const OptimizerStep&) {}
     // The quantizer's state across steps (amax history, predicted bound), for checkpoints; empty

@@ -26,30 +26,24 @@ using QuantizerMaker = std::function<std::unique_ptr<Quantizer>(TensorRole)>;
 std::unique_ptr<Recipe> make_fixed_recipe(std::string name, std::string description,
                                           QuantizerMaker make_quantizer);
 
-// A stateless quantizer: current scaling of each block from its own amax by `rule`.
-class BlockQuantizer final : public Quantizer {
+// A stateless quantizer: the same plan for every tensor.
+class FixedPlanQuantizer final : public Quantizer {
   public:
-    using Rule = std::function<BlockScale(float amax)>;
-    BlockQuantizer(Format format, BlockShape block, ScaleEncoding encoding, Rule rule)
-        : format_(format), block_(block), encoding_(encoding), rule_(std::move(rule)) {}
-    QuantizedTensor quantize(MatrixView x) override {
-        return quantize_blocks(x, format_, block_, encoding_, rule_);
-    }
+    explicit FixedPlanQuantizer(QuantizePlan plan) : plan_(plan) {}
+    QuantizePlan plan(float) override { return plan_; }
 
   private:
-    Format format_;
-    BlockShape block_;
-    ScaleEncoding encoding_;
-    Rule rule_;
+    QuantizePlan plan_;
 };
+
+// Current scaling of each block from its own amax by `rule`.
+std::unique_ptr<Quantizer> make_block_quantizer(Format format, BlockShape block,
+                                                ScaleEncoding encoding, ScaleRule rule);
 
 // TE's "format" option: hybrid (the default) = E4M3 for activations and weights, E5M2 for
 // gradients; e4m3 = E4M3 everywhere.
 bool read_hybrid_format(RecipeOptions& options);
 Format hybrid_format(bool hybrid, TensorRole role);
 std::string hybrid_description(bool hybrid);
-
-// The TE/DeepSeek rule from amax to scale (numerics/scaling.h) for one format.
-BlockQuantizer::Rule amax_rule(Format format, int margin, bool power_of_two);
 
 } // namespace octet

@@ -11,9 +11,8 @@ std::unique_ptr<Recipe> make_rowwise(RecipeOptions& options) {
         "rowwise",
         std::string("rowwise: one ") + (pow2 ? "power-of-two" : "fp32") + " scale per row, E4M3",
         [=](TensorRole) {
-            return std::make_unique<BlockQuantizer>(Format::e4m3, BlockShape{1, 0},
-                                                    ScaleEncoding::fp32,
-                                                    amax_rule(Format::e4m3, 0, pow2));
+            return make_block_quantizer(Format::e4m3, BlockShape{1, 0}, ScaleEncoding::fp32,
+                                        ScaleRule::from_amax(Format::e4m3, 0, pow2));
         });
 }
 

@@ -16,8 +16,8 @@ std::unique_ptr<Recipe> make_te_current(RecipeOptions& options) {
             (pow2 ? ", power-of-two" : ", fp32") + " scale, " + hybrid_description(hybrid),
         [=](TensorRole role) {
             const Format f = hybrid_format(hybrid, role);
-            return std::make_unique<BlockQuantizer>(f, BlockShape{0, 0}, ScaleEncoding::fp32,
-                                                    amax_rule(f, margin, pow2));
+            return make_block_quantizer(f, BlockShape{0, 0}, ScaleEncoding::fp32,
+                                        ScaleRule::from_amax(f, margin, pow2));
         });
 }
 

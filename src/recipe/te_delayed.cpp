@@ -25,10 +25,15 @@ class TeDelayedQuantizer final : public Quantizer {
   public:
     TeDelayedQuantizer(TeDelayedOptions o, Format f) : o_(o), format_(f) {}
 
-    QuantizedTensor quantize(MatrixView x) override {
-        QuantizedTensor q = quantize_per_tensor(x, format_, current_);
-        record_amax(tensor_amax(x));
-        return q;
+    bool needs_tensor_amax() const override { return true; }
+    // This tensor is cast with the scale from the history so far; then its amax joins it.
+    QuantizePlan plan(float tensor_amax) override {
+        QuantizePlan p;
+        p.format = format_;
+        p.block = {0, 0};
+        p.rule = ScaleRule::given(current_);
+        record_amax(tensor_amax);
+        return p;
     }
 
     // [scale, scale_inv, history…]

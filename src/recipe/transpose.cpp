@@ -43,14 +43,26 @@ static QuantizedTensor transpose_exact(const QuantizedTensor& q) {
     return out;
 }
 
-QuantizedTensor transpose_for_gemm(const QuantizedTensor& q, Quantizer& requantizer) {
-    if (q.scales.size() == 1) {
-        const ScaleGrid& g = q.scales[0];
-        const bool whole = g.grid_rows <= 1 && g.grid_cols <= 1;
-        if (whole || g.block_rows == g.block_cols) return transpose_exact(q);
-        if (g.block_rows == 1 && g.all_powers_of_two()) return transpose_scaling_aware(q);
+TransposeMethod transpose_method(const QuantizePlan& plan, int64_t rows, int64_t cols) {
+    if (plan.kind != QuantizePlan::Kind::blocks) return TransposeMethod::naive;
+    const int64_t block_rows = plan.block.rows ? plan.block.rows : std::max<int64_t>(rows, 1);
+    const int64_t block_cols = plan.block.cols ? plan.block.cols : std::max<int64_t>(cols, 1);
+    const bool whole = block_rows >= rows && block_cols >= cols;
+    if (whole || block_rows == block_cols) return TransposeMethod::exact;
+    if (block_rows == 1 && plan.power_of_two_scales()) return TransposeMethod::scaling_aware;
+    return TransposeMethod::naive;
+}
+
+QuantizedTensor transpose_for_gemm(const QuantizedTensor& q, TransposeMethod method,
+                                   Quantizer& requantizer) {
+    switch (method) {
+    case TransposeMethod::exact:
+        return transpose_exact(q);
+    case TransposeMethod::scaling_aware:
+        return transpose_scaling_aware(q);
+    default:
+        return transpose_naive(q, requantizer);
     }
-    return transpose_naive(q, requantizer);
 }
 
 QuantizedTensor transpose_scaling_aware(const QuantizedTensor& q) {

@@ -20,11 +20,17 @@ QuantizedTensor transpose_naive(const QuantizedTensor& q, Quantizer& requantizer
 // (the published kernel truncates them). Output groups are 1×G with the tile's t repeated.
 QuantizedTensor transpose_scaling_aware(const QuantizedTensor& q);
 
-// The transposed operand a backward GEMM needs, the way the recipe's layout allows:
-// - one level whose blocks are square or cover the tensor (per-tensor, 128×128 weights): the codes
-//   move and the scale grid transposes, exactly;
-// - one level of 1×G power-of-two groups: scaling-aware;
-// - anything else: naive, requantized by `requantizer`.
-QuantizedTensor transpose_for_gemm(const QuantizedTensor& q, Quantizer& requantizer);
+// How a backward GEMM's operand is transposed, the way the recipe's layout allows:
+// - exact: one level whose blocks are square or cover the tensor (per-tensor, 128×128 weights):
+//   the codes move and the scale grid transposes;
+// - scaling_aware: one level of 1×G groups that the plan makes powers of two;
+// - naive: anything else, requantized by the recipe's quantizer for the transposed tensor.
+// Decided from the plan that quantized the [rows, cols] tensor, never from its data, so every
+// backend takes the same path without looking at the scales.
+enum class TransposeMethod { exact, scaling_aware, naive };
+TransposeMethod transpose_method(const QuantizePlan& plan, int64_t rows, int64_t cols);
+
+QuantizedTensor transpose_for_gemm(const QuantizedTensor& q, TransposeMethod method,
+                                   Quantizer& requantizer);
 
 } // namespace octet

@@ -12,10 +12,9 @@ namespace octet {
 #ifdef OCTET_WITH_CUDA
 namespace {
 
-// What the CUDA backend runs today: FP32 and BF16 GEMMs, FP32 optimizer storage.
+// What the CUDA backend runs today: every GEMM precision, FP32 optimizer storage.
 bool cuda_runs(const PrecisionPolicy& p) {
-    return p.gemm != PrecisionPolicy::Gemm::fp8 && p.lm_head != PrecisionPolicy::Gemm::fp8 &&
-           p.fp32_optimizer_storage();
+    return p.fp32_optimizer_storage();
 }
 
 } // namespace
@@ -26,8 +25,8 @@ Backend make_backend(const std::string& device, [[maybe_unused]] const Precision
         throw Error("device must be auto, cpu or cuda (got '" + device + "')");
 #ifdef OCTET_WITH_CUDA
     const std::string unsupported = "recipe " + policy.name +
-                                    " needs FP8 GEMMs or FP8-LM optimizer storage, which only "
-                                    "the CPU backend runs in this version";
+                                    " needs FP8-LM optimizer storage, which only the CPU "
+                                    "backend runs in this version";
     if (device != "cpu") {
         const bool present = cuda::device_available();
         if (present && cuda_runs(policy)) return {std::make_unique<cuda::CudaOps>(), "cuda", ""};

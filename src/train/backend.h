@@ -17,7 +17,7 @@ struct Backend {
 };
 
 // Throws Error when `cuda` is asked for and cannot be had: not built, no device, or a policy the
-// CUDA backend does not run yet (FP8 GEMMs and FP8-LM optimizer storage run on the CPU only).
+// CUDA backend does not run yet (FP8-LM optimizer storage runs on the CPU only).
 Backend make_backend(const std::string& device, const PrecisionPolicy& policy);
 
 } // namespace octet

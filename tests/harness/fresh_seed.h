@@ -3,8 +3,10 @@
 // through a SCOPED_TRACE ("seed=…; rerun with OCTET_TEST_SEED=…").
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -31,6 +33,19 @@ inline std::vector<float> random_matrix(Rng& rng, int64_t rows, int64_t cols, do
         for (int64_t c = 0; c < cols; ++c)
             x[size_t(r * cols + c)] = float(rng.normal() * row_scale);
     }
+    return x;
+}
+
+// random_matrix spread over 2^±8 with a NaN, an Inf and an all-zero row among the values: the
+// inputs a quantizer must survive.
+inline std::vector<float> awkward_matrix(Rng& rng, int64_t rows, int64_t cols) {
+    std::vector<float> x = random_matrix(rng, rows, cols, 8.0);
+    if (x.size() > 10) {
+        x[3] = std::numeric_limits<float>::quiet_NaN();
+        x[7] = -std::numeric_limits<float>::infinity();
+    }
+    if (rows > 2)
+        for (int64_t c = 0; c < cols; ++c) x[size_t(cols + c)] = 0.0f;
     return x;
 }
 

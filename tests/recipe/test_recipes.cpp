@@ -10,6 +10,7 @@
 #include "numerics/scaling.h"
 #include "recipe/recipe.h"
 #include "tests/harness/fresh_seed.h"
+#include "tests/harness/recipe_specs.h"
 #include "tests/harness/temp_dir.h"
 
 namespace octet {
@@ -21,17 +22,7 @@ using testing::seed_note;
 
 const TensorRole all_roles[] = {TensorRole::activation, TensorRole::weight, TensorRole::gradient};
 
-const char* const all_specs[] = {"te-current",
-                                 "te-current:pow2=true,margin=1",
-                                 "te-delayed",
-                                 "te-delayed:format=e4m3,algo=most_recent",
-                                 "rowwise",
-                                 "rowwise:pow2=false",
-                                 "blockwise",
-                                 "blockwise:pow2=true",
-                                 "mxfp8",
-                                 "moss",
-                                 "moss:group=128,global_rows=64"};
+const auto& all_specs = testing::all_recipe_specs;
 
 QuantizedTensor quantize(const std::string& spec, TensorRole role, MatrixView x) {
     return make_recipe(spec)->make_quantizer(role)->quantize(x);

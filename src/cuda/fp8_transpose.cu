@@ -1,0 +1,113 @@
+// Transposes of device quantized tensors (see fp8_transpose.h).
+#include "cuda/fp8_transpose.h"
+
+#include "common/error.h"
+#include "cuda/launch.cuh"
+#include "cuda/tiled_transpose.cuh"
+#include "cuda/transpose.h"
+
+namespace octet::cuda {
+
+void Fp8Transposer::run(const DeviceQuantized& in, TransposeMethod method, Quantizer& requantizer,
+                        DeviceQuantized& out, cudaStream_t stream) {
+    switch (method) {
+    case TransposeMethod::exact:
+        exact(in, out, stream);
+        return;
+    case TransposeMethod::scaling_aware:
+        scaling_aware(in, out, stream);
+        return;
+    default:
+        scratch_.resize(in.numel());
+        dequantize(in, scratch_.data(), true, stream);
+        runner_.quantize(requantizer, scratch_.data(), in.cols, in.rows, out, stream);
+    }
+}
+
+template <typename T>
+static void transpose_matrix(const T* in, int64_t rows, int64_t cols, T* out, cudaStream_t stream) {
+    tiled_transpose(rows, cols, out, stream,
+                    [=] __device__(int64_t r, int64_t c) { return in[r * cols + c]; });
+}
+
+void Fp8Transposer::exact(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream) {
+    out.format = in.format;
+    out.rows = in.cols;
+    out.cols = in.rows;
+    out.codes.resize(in.numel());
+    transpose_matrix(in.codes.data(), in.rows, in.cols, out.codes.data(), stream);
+    out.level_count = in.level_count;
+    for (int i = 0; i < in.level_count; ++i) {
+        const DeviceScaleGrid& g = in.levels[size_t(i)];
+        DeviceScaleGrid& t = out.levels[size_t(i)];
+        t.block_rows = g.block_cols;
+        t.block_cols = g.block_rows;
+        t.grid_rows = g.grid_cols;
+        t.grid_cols = g.grid_rows;
+        t.encoding = g.encoding;
+        t.pow2 = g.pow2;
+        t.scale_inv.resize(g.scale_inv.size());
+        transpose_matrix(g.scale_inv.data(), g.grid_rows, g.grid_cols, t.scale_inv.data(), stream);
+    }
+}
+
+// The scaling-aware transpose for any G, in two passes over global memory.
+static void scaling_aware_any_group(const DeviceQuantized& in, Buffer<uint32_t>& tile_buffer,
+                                    DeviceQuantized& out, cudaStream_t stream) {
+    const DeviceScaleGrid& g = in.levels[0];
+    const int64_t group = g.block_cols, rows = in.rows, cols = in.cols, gc = g.grid_cols;
+    // Pass 1: t of each G×G tile, the largest scale among its rows whose group holds a non-zero.
+    uint32_t* tiles = tile_buffer.data();
+    OCTET_CUDA_CHECK(cudaMemsetAsync(tiles, 0, tile_buffer.bytes(), stream));
+    const uint8_t* codes = in.codes.data();
+    const float* scale_inv = g.scale_inv.data();
+    for_each(rows * gc, stream, [=] __device__(int64_t i) {
+        const int64_t r = i / gc, cg = i % gc, c1 = min(cols, (cg + 1) * group);
+        bool nonzero = false;
+        for (int64_t c = cg * group; c < c1 && !nonzero; ++c)
+            nonzero = (codes[r * cols + c] & 0x7F) != 0;
+        if (nonzero) atomicMax(tiles + (r / group) * gc + cg, __float_as_uint(scale_inv[i]));
+    });
+    // Pass 2: each code shifted from its row's scale to its tile's, written transposed.
+    const Format format = in.format;
+    uint8_t* out_codes = out.codes.data();
+    tiled_transpose(rows, cols, out_codes, stream, [=] __device__(int64_t r, int64_t c) {
+        const float tile = __uint_as_float(tiles[(r / group) * gc + c / group]);
+        const int shift = min(
+            floor_log2(tile > 0.0f ? tile : 1.0f) - floor_log2(scale_inv[r * gc + c / group]), 40);
+        const uint8_t code = codes[r * cols + c];
+        return uint8_t(encode(decode(code, format) * exp2i(-shift), format, Overflow::ieee));
+    });
+    float* out_scales = out.levels[0].scale_inv.data();
+    const int64_t out_gc = out.levels[0].grid_cols;
+    for_each(cols * out_gc, stream, [=] __device__(int64_t i) {
+        const float tile = __uint_as_float(tiles[(i % out_gc) * gc + (i / out_gc) / group]);
+        out_scales[i] = tile > 0.0f ? tile : 1.0f;
+    });
+}
+
+void Fp8Transposer::scaling_aware(const DeviceQuantized& in, DeviceQuantized& out,
+                                  cudaStream_t stream) {
+    const DeviceScaleGrid& g = in.levels[0];
+    if (in.level_count != 1 || g.block_rows != 1 || !g.pow2)
+        throw Error("scaling-aware transpose needs one level of power-of-two 1xG groups");
+    const int64_t group = g.block_cols, rows = in.rows, cols = in.cols, gc = g.grid_cols;
+    out.format = in.format;
+    out.rows = cols;
+    out.cols = rows;
+    out.codes.resize(in.numel());
+    out.level_count = 1;
+    DeviceScaleGrid& t = out.levels[0];
+    t.shape(cols, rows, 1, group, g.encoding, true);
+    if (in.numel() == 0) return;
+    if (group == 128) {
+        transpose_scaling_aware({in.codes.data(), g.scale_inv.data(), rows, cols, in.format,
+                                 out.codes.data(), t.scale_inv.data()},
+                                stream);
+        return;
+    }
+    tiles_.resize(((rows + group - 1) / group) * gc);
+    scaling_aware_any_group(in, tiles_, out, stream);
+}
+
+} // namespace octet::cuda

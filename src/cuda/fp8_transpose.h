@@ -1,0 +1,36 @@
+// The backward's transposes of device quantized tensors, by the method recipe/transpose.h picks
+// from the recipe's plan; each gives the CPU's result bit for bit:
+//   exact          the codes and every scale grid transposed
+//   scaling_aware  power-of-two 1×G groups re-expressed per G×G tile by exponent shifts
+//                  (cuda/transpose.h's tiled kernel for G = 128, a two-pass kernel for other G)
+//   naive          dequantized into a transposed FP32 copy and requantized by the recipe's
+//                  quantizer for the transposed tensor
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "cuda/device_quantized.h"
+#include "cuda/quantize_plan.h"
+#include "recipe/transpose.h"
+
+namespace octet::cuda {
+
+class Fp8Transposer {
+  public:
+    Fp8Transposer(Memory& memory, PlanRunner& runner)
+        : runner_(runner), scratch_(memory), tiles_(memory) {}
+
+    // out = in transposed ([cols, rows]), quantized along its new rows.
+    void run(const DeviceQuantized& in, TransposeMethod method, Quantizer& requantizer,
+             DeviceQuantized& out, cudaStream_t stream);
+
+  private:
+    void exact(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream);
+    void scaling_aware(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream);
+
+    PlanRunner& runner_;
+    Buffer<float> scratch_;  // naive: the dequantized transposed tensor
+    Buffer<uint32_t> tiles_; // scaling-aware: the largest scale of each tile
+};
+
+} // namespace octet::cuda

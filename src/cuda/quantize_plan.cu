@@ -1,0 +1,158 @@
+// Quantize plans on the GPU (see quantize_plan.h).
+#include "cuda/quantize_plan.h"
+
+#include <algorithm>
+
+#include "cuda/launch.cuh"
+#include "cuda/reduce.cuh"
+
+namespace octet::cuda {
+namespace {
+
+constexpr int amax_chunk = 32; // columns per thread in the amax pass
+
+// A thread per chunk of a row: the finite amax of each block the chunk touches, merged by an
+// atomic max on the float bits; a warp whose chunks all fall in one block merges first, so a
+// per-tensor amax costs one atomic per warp rather than one per thread.
+__global__ void block_amax_kernel(const float* x, int64_t rows, int64_t cols, int64_t block_rows,
+                                  int64_t block_cols, int64_t grid_cols, uint32_t* amax) {
+    const int64_t chunks_per_row = (cols + amax_chunk - 1) / amax_chunk;
+    const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    int64_t cell = -1;
+    float m = 0.0f;
+    bool single = true;
+    if (t < rows * chunks_per_row) {
+        const int64_t r = t / chunks_per_row, c0 = (t % chunks_per_row) * amax_chunk;
+        const int64_t c1 = min(cols, c0 + amax_chunk), row_cell = (r / block_rows) * grid_cols;
+        for (int64_t c = c0; c < c1; ++c) {
+            const int64_t here = row_cell + c / block_cols;
+            if (here != cell) {
+                if (cell >= 0) {
+                    atomicMax(amax + cell, __float_as_uint(m));
+                    single = false;
+                }
+                cell = here;
+                m = 0.0f;
+            }
+            m = finite_amax(m, x[r * cols + c]);
+        }
+    }
+    const int64_t first = __shfl_sync(0xFFFFFFFFu, cell, 0);
+    if (__all_sync(0xFFFFFFFFu, cell < 0 || (single && cell == first))) {
+        m = warp_max(m);
+        if (threadIdx.x % 32 == 0 && first >= 0) atomicMax(amax + first, __float_as_uint(m));
+    } else if (cell >= 0) {
+        atomicMax(amax + cell, __float_as_uint(m));
+    }
+}
+
+// amax[cell] for every block of block_rows × block_cols (amax zeroed here).
+void block_amax(const float* x, int64_t rows, int64_t cols, int64_t block_rows, int64_t block_cols,
+                int64_t grid_cols, uint32_t* amax, int64_t cells, cudaStream_t stream) {
+    OCTET_CUDA_CHECK(cudaMemsetAsync(amax, 0, size_t(cells) * sizeof(uint32_t), stream));
+    const int64_t threads = rows * ((cols + amax_chunk - 1) / amax_chunk);
+    if (threads == 0) return;
+    block_amax_kernel<<<blocks_for(threads, elementwise_threads), elementwise_threads, 0, stream>>>(
+        x, rows, cols, block_rows, block_cols, grid_cols, amax);
+    OCTET_CUDA_LAUNCHED();
+}
+
+// codes[i] = cast of x[i] by the multiplier of its block.
+void cast_by_blocks(const float* x, int64_t rows, int64_t cols, int64_t block_rows,
+                    int64_t block_cols, int64_t grid_cols, const float* multipliers, Format format,
+                    uint8_t* codes, cudaStream_t stream) {
+    for_each(rows * cols, stream, [=] __device__(int64_t i) {
+        const int64_t r = i / cols, c = i % cols;
+        codes[i] =
+            cast_scaled(x[i], multipliers[(r / block_rows) * grid_cols + c / block_cols], format);
+    });
+}
+
+} // namespace
+
+float PlanRunner::tensor_amax(const float* x, int64_t n, cudaStream_t stream) {
+    if (n == 0) return 0.0f;
+    amax_.resize(1);
+    block_amax(x, 1, n, 1, n, 1, amax_.data(), 1, stream);
+    const uint32_t bits = amax_.download()[0];
+    return bits_to_float(bits);
+}
+
+void PlanRunner::run(const float* x, int64_t rows, int64_t cols, const QuantizePlan& plan,
+                     DeviceQuantized& out, cudaStream_t stream) {
+    out.format = plan.format;
+    out.rows = rows;
+    out.cols = cols;
+    out.codes.resize(rows * cols);
+    const int64_t n = rows * cols;
+    if (plan.kind == QuantizePlan::Kind::blocks) {
+        const int64_t br = plan.block.rows ? plan.block.rows : std::max<int64_t>(rows, 1);
+        const int64_t bc = plan.block.cols ? plan.block.cols : std::max<int64_t>(cols, 1);
+        DeviceScaleGrid& g = out.levels[0];
+        g.shape(rows, cols, br, bc, plan.encoding, plan.power_of_two_scales());
+        out.level_count = 1;
+        if (n == 0) return;
+        const int64_t cells = g.grid_rows * g.grid_cols, gc = g.grid_cols;
+        amax_bits_.resize(cells);
+        multipliers_.resize(cells);
+        block_amax(x, rows, cols, br, bc, gc, amax_bits_.data(), cells, stream);
+        const ScaleRule rule = plan.rule;
+        const uint32_t* amax = amax_bits_.data();
+        float *mult = multipliers_.data(), *scale_inv = g.scale_inv.data();
+        for_each(cells, stream, [=] __device__(int64_t i) {
+            const BlockScale s = rule(__uint_as_float(amax[i]));
+            mult[i] = s.scale;
+            scale_inv[i] = s.scale_inv;
+        });
+        cast_by_blocks(x, rows, cols, br, bc, gc, mult, plan.format, out.codes.data(), stream);
+        return;
+    }
+
+    // MOSS two-level.
+    const int64_t group = plan.two_level.group;
+    const int64_t coarse =
+        plan.two_level.global_rows > 0 ? plan.two_level.global_rows : std::max<int64_t>(rows, 1);
+    DeviceScaleGrid& local = out.levels[0];
+    DeviceScaleGrid& global = out.levels[1];
+    local.shape(rows, cols, 1, group, ScaleEncoding::e8m0, true);
+    global.shape(rows, cols, coarse, std::max<int64_t>(cols, 1), ScaleEncoding::fp32, false);
+    out.level_count = 2;
+    if (n == 0) return;
+    const int64_t gc = local.grid_cols, cells = rows * gc, coarse_blocks = global.grid_rows;
+    amax_bits_.resize(cells + coarse_blocks);
+    multipliers_.resize(cells);
+    block_amax(x, rows, cols, 1, group, gc, amax_bits_.data(), cells, stream);
+    uint32_t* amax = amax_bits_.data();
+    uint32_t* coarse_max = amax + cells;
+    OCTET_CUDA_CHECK(
+        cudaMemsetAsync(coarse_max, 0, size_t(coarse_blocks) * sizeof(uint32_t), stream));
+    const float fmt_max = format_max(plan.two_level.format);
+    // s_i = amax_i / fmt_max, as the CPU divides; its maximum per coarse block.
+    for_each(cells, stream, [=] __device__(int64_t i) {
+        const float s = __uint_as_float(amax[i]) / fmt_max;
+        amax[i] = __float_as_uint(s);
+        atomicMax(coarse_max + (i / gc) / coarse, __float_as_uint(s));
+    });
+    float *mult = multipliers_.data(), *local_inv = local.scale_inv.data(),
+          *global_inv = global.scale_inv.data();
+    for_each(cells, stream, [=] __device__(int64_t i) {
+        const int64_t r = i / gc;
+        const float s = moss_global_scale(__uint_as_float(coarse_max[r / coarse]));
+        const TwoLevelScale ts = moss_group_scale(__uint_as_float(amax[i]), s);
+        local_inv[i] = ts.local_scale_inv;
+        mult[i] = ts.scale;
+        if (i % gc == 0 && r % coarse == 0) global_inv[r / coarse] = s;
+    });
+    cast_by_blocks(x, rows, cols, 1, group, gc, mult, plan.two_level.format, out.codes.data(),
+                   stream);
+}
+
+QuantizePlan PlanRunner::quantize(Quantizer& quantizer, const float* x, int64_t rows, int64_t cols,
+                                  DeviceQuantized& out, cudaStream_t stream) {
+    const float amax = quantizer.needs_tensor_amax() ? tensor_amax(x, rows * cols, stream) : 0.0f;
+    const QuantizePlan plan = quantizer.plan(amax);
+    run(x, rows, cols, plan, out, stream);
+    return plan;
+}
+
+} // namespace octet::cuda

@@ -1,0 +1,210 @@
+// FP8 GEMMs of device quantized operands (see scaled_gemm.h).
+#include "cuda/scaled_gemm.h"
+
+#include "common/error.h"
+#include "cuda/launch.cuh"
+
+namespace octet::cuda {
+namespace {
+
+using Levels = DeviceQuantized::Levels;
+
+enum class ScaleShape { per_tensor, per_row, k128, tile128, other };
+
+struct OperandScales {
+    ScaleShape shape;
+    bool tile128_capable; // constant on 128×128 tiles: b may take BLK128x128 scales
+    bool pow2_varying;    // every level that varies is a power of two
+};
+
+OperandScales classify(const DeviceQuantized& q) {
+    bool varies_k = false, varies_rows = false, k_blocks_128 = true, tiles_128 = true;
+    bool pow2 = true;
+    for (int i = 0; i < q.level_count; ++i) {
+        const DeviceScaleGrid& g = q.levels[size_t(i)];
+        if (g.whole()) continue;
+        pow2 = pow2 && g.pow2;
+        if (g.grid_cols > 1) {
+            varies_k = true;
+            if (g.block_cols % 128 != 0) k_blocks_128 = tiles_128 = false;
+        }
+        if (g.grid_rows > 1) {
+            varies_rows = true;
+            if (g.block_rows % 128 != 0) tiles_128 = false;
+        }
+    }
+    ScaleShape shape = ScaleShape::other;
+    if (!varies_k)
+        shape = varies_rows ? ScaleShape::per_row : ScaleShape::per_tensor;
+    else if (k_blocks_128)
+        shape = tiles_128 ? ScaleShape::tile128 : ScaleShape::k128;
+    return {shape, k_blocks_128 && tiles_128, pow2};
+}
+
+enum class ScaleLayout { scalar, per_row, k128, tile128 };
+
+// The product of `levels` in the layout cuBLASLt reads (gemm.h): one value; one per row;
+// [ceil(k/128)][rows]; [ceil(rows/128)][ceil(k/128) rounded up to 4].
+void gather_scales(const LevelViews& levels, int64_t rows, int64_t k, ScaleLayout layout,
+                   Buffer<float>& out, cudaStream_t stream) {
+    const int64_t kb = (k + 127) / 128, stride = (kb + 3) / 4 * 4;
+    int64_t count = 1;
+    if (layout == ScaleLayout::per_row) count = rows;
+    if (layout == ScaleLayout::k128) count = kb * rows;
+    if (layout == ScaleLayout::tile128) count = (rows + 127) / 128 * stride;
+    out.resize(count);
+    float* p = out.data();
+    for_each(count, stream, [=] __device__(int64_t i) {
+        switch (layout) {
+        case ScaleLayout::per_row:
+            p[i] = levels.at(i, 0);
+            break;
+        case ScaleLayout::k128:
+            p[i] = levels.at(i % rows, (i / rows) * 128);
+            break;
+        case ScaleLayout::tile128:
+            p[i] = i % stride < kb ? levels.at((i / stride) * 128, (i % stride) * 128) : 1.0f;
+            break;
+        default:
+            p[i] = levels.at(0, 0);
+        }
+    });
+}
+
+// The codes times the levels that vary over the tensor, as BF16.
+void dequantize_varying_bf16(const DeviceQuantized& q, Buffer<__nv_bfloat16>& out,
+                             cudaStream_t stream) {
+    out.resize(q.numel());
+    const uint8_t* codes = q.codes.data();
+    const LevelViews levels = q.views(Levels::varying);
+    const int64_t cols = q.cols;
+    const Format format = q.format;
+    __nv_bfloat16* p = out.data();
+    for_each(q.numel(), stream, [=] __device__(int64_t i) {
+        p[i] = __float2bfloat16_rn(decode(codes[i], format) * levels.at(i / cols, i % cols));
+    });
+}
+
+// out (+)= product · sa · sb, with the per-tensor scales sa, sb on the device.
+void scale_product(float* out, const float* product, const float* sa, const float* sb, int64_t n,
+                   bool accumulate, cudaStream_t stream) {
+    for_each(n, stream, [=] __device__(int64_t i) {
+        const float v = product[i] * (sa[0] * sb[0]);
+        out[i] = accumulate ? out[i] + v : v;
+    });
+}
+
+} // namespace
+
+const char* scaled_gemm_path_name(ScaledGemmPath p) {
+    switch (p) {
+    case ScaledGemmPath::per_tensor:
+        return "per-tensor";
+    case ScaledGemmPath::outer_vector:
+        return "outer-vector";
+    case ScaledGemmPath::blockwise:
+        return "blockwise";
+    case ScaledGemmPath::blockwise_1d:
+        return "blockwise-1d";
+    case ScaledGemmPath::bf16:
+        return "emulated-bf16";
+    default:
+        return "emulated-fp32";
+    }
+}
+
+ScaledGemmPath ScaledGemm::path(const DeviceQuantized& a, const DeviceQuantized& b) {
+    const OperandScales sa = classify(a), sb = classify(b);
+    const ScaledGemmPath emulated =
+        sa.pow2_varying && sb.pow2_varying ? ScaledGemmPath::bf16 : ScaledGemmPath::fp32;
+    if (sa.shape == ScaleShape::other || sb.shape == ScaleShape::other) return emulated;
+    const bool fp8_shape = a.cols % 16 == 0 && b.rows % 16 == 0 && a.cols > 0 &&
+                           !(a.format == Format::e5m2 && b.format == Format::e5m2);
+    if (!fp8_shape) return emulated;
+    const auto row_or_tensor = [](ScaleShape s) {
+        return s == ScaleShape::per_tensor || s == ScaleShape::per_row;
+    };
+    if (sa.shape == ScaleShape::per_tensor && sb.shape == ScaleShape::per_tensor)
+        return ScaledGemmPath::per_tensor;
+    if (row_or_tensor(sa.shape) && row_or_tensor(sb.shape)) return ScaledGemmPath::outer_vector;
+    if (a.rows % 4 != 0 || a.format != Format::e4m3 || b.format != Format::e4m3) return emulated;
+    return sb.tile128_capable ? ScaledGemmPath::blockwise : ScaledGemmPath::blockwise_1d;
+}
+
+ScaledGemmPath ScaledGemm::run(const DeviceQuantized& a, const DeviceQuantized& b, float* out,
+                               bool accumulate, bool fast_accum, cudaStream_t stream) {
+    if (a.cols != b.cols)
+        throw Error("scaled GEMM: operands disagree on K (" + std::to_string(a.cols) + " vs " +
+                    std::to_string(b.cols) + ")");
+    const int64_t n = a.rows, m = b.rows, k = a.cols;
+    const ScaledGemmPath p = path(a, b);
+    if (n == 0 || m == 0) return p;
+    if (k == 0) {
+        if (!accumulate) OCTET_CUDA_CHECK(cudaMemsetAsync(out, 0, size_t(n * m) * 4, stream));
+        return p;
+    }
+    if (p == ScaledGemmPath::bf16 || p == ScaledGemmPath::fp32) {
+        emulate(a, b, out, accumulate, p == ScaledGemmPath::bf16, stream);
+        return p;
+    }
+    GemmScaling scaling = GemmScaling::per_tensor;
+    ScaleLayout a_layout = ScaleLayout::scalar, b_layout = ScaleLayout::scalar;
+    if (p == ScaledGemmPath::outer_vector) {
+        scaling = GemmScaling::outer_vector;
+        a_layout = b_layout = ScaleLayout::per_row;
+    } else if (p == ScaledGemmPath::blockwise) {
+        scaling = GemmScaling::blockwise;
+        a_layout = ScaleLayout::k128;
+        b_layout = ScaleLayout::tile128;
+    } else if (p == ScaledGemmPath::blockwise_1d) {
+        scaling = GemmScaling::blockwise_1d;
+        a_layout = b_layout = ScaleLayout::k128;
+    }
+    gather_scales(a.views(), n, k, a_layout, a_scales_, stream);
+    gather_scales(b.views(), m, k, b_layout, b_scales_, stream);
+    GemmArgs g{a.codes.data(),
+               b.codes.data(),
+               a.format,
+               b.format,
+               a_scales_.data(),
+               b_scales_.data(),
+               scaling,
+               out,
+               n,
+               m,
+               k,
+               fast_accum && p == ScaledGemmPath::per_tensor};
+    g.out_fp32 = true;
+    g.beta = accumulate ? 1.0f : 0.0f;
+    gemm_.run(g, stream);
+    return p;
+}
+
+// Dequantized operands through a dense GEMM. BF16: the varying levels go into the operands (exact
+// for powers of two), the per-tensor ones multiply the FP32 product.
+void ScaledGemm::emulate(const DeviceQuantized& a, const DeviceQuantized& b, float* out,
+                         bool accumulate, bool bf16, cudaStream_t stream) {
+    const int64_t n = a.rows, m = b.rows, k = a.cols;
+    if (!bf16) {
+        a_fp32_.resize(a.numel());
+        b_fp32_.resize(b.numel());
+        dequantize(a, a_fp32_.data(), false, stream);
+        dequantize(b, b_fp32_.data(), false, stream);
+        gemm_.run(DenseGemmArgs{a_fp32_.data(), b_fp32_.data(), false, false, true, out, nullptr,
+                                accumulate ? 1.0f : 0.0f, n, m, k},
+                  stream);
+        return;
+    }
+    dequantize_varying_bf16(a, a_bf16_, stream);
+    dequantize_varying_bf16(b, b_bf16_, stream);
+    product_.resize(n * m);
+    gemm_.run(DenseGemmArgs{a_bf16_.data(), b_bf16_.data(), true, false, true, product_.data(),
+                            nullptr, 0.0f, n, m, k},
+              stream);
+    gather_scales(a.views(Levels::whole), 1, k, ScaleLayout::scalar, a_scales_, stream);
+    gather_scales(b.views(Levels::whole), 1, k, ScaleLayout::scalar, b_scales_, stream);
+    scale_product(out, product_.data(), a_scales_.data(), b_scales_.data(), n * m, accumulate,
+                  stream);
+}
+
+} // namespace octet::cuda

@@ -1,0 +1,70 @@
+// What one quantize() call does, as plain data: the block shape, the format and the rule from a
+// block's amax to its scale. Every Quantizer answers with a plan (recipe.h); the CPU runs it here
+// and the GPU backend runs the same plan in its kernels (cuda/quantize_plan.h), so both backends
+// quantize by one definition and agree bit for bit. A recipe's state across steps (te-delayed's
+// amax history, MOSS's predicted weight bound) lives in the Quantizer and reaches the plan as a
+// fixed scale.
+#pragma once
+
+#include "common/hostdevice.h"
+#include "numerics/quantized_tensor.h"
+#include "numerics/scaling.h"
+#include "recipe/block_quantize.h"
+#include "recipe/moss.h"
+
+namespace octet {
+
+// From a block's amax to its scale (numerics/scaling.h has the formulas).
+struct ScaleRule {
+    enum class Kind : uint8_t {
+        amax,  // TE / DeepSeek: fmt_max / amax, optionally a power of two, minus a margin
+        mx,    // OCP MX: 2^(floor(log2 amax) − emax_elem)
+        fixed, // one given scale for every block (delayed or predicted scaling)
+    };
+    Kind kind = Kind::amax;
+    Format format = Format::e4m3;
+    int margin = 0;
+    bool pow2 = false;
+    BlockScale fixed = unit_scale();
+
+    static ScaleRule from_amax(Format format, int margin, bool pow2) {
+        return {Kind::amax, format, margin, pow2, unit_scale()};
+    }
+    static ScaleRule mx(Format format) { return {Kind::mx, format, 0, true, unit_scale()}; }
+    static ScaleRule given(BlockScale scale) {
+        return {Kind::fixed, Format::e4m3, 0, false, scale};
+    }
+
+    OCTET_HD BlockScale operator()(float amax) const {
+        switch (kind) {
+        case Kind::mx:
+            return mx_scale_from_amax(amax, format);
+        case Kind::fixed:
+            return fixed;
+        default:
+            return scale_from_amax(amax, format_max(format), margin, pow2);
+        }
+    }
+};
+
+struct QuantizePlan {
+    enum class Kind : uint8_t {
+        blocks,    // one scale per block of `block`, from the block's amax by `rule`
+        two_level, // MOSS two-level microscaling by `two_level`
+    };
+    Kind kind = Kind::blocks;
+    Format format = Format::e4m3;
+    BlockShape block{0, 0};
+    ScaleEncoding encoding = ScaleEncoding::fp32;
+    ScaleRule rule;
+    TwoLevelOptions two_level;
+
+    // Whether every scale this plan produces is a power of two whatever the data, which is what
+    // the scaling-aware transpose needs (recipe/transpose.h).
+    bool power_of_two_scales() const;
+};
+
+// Run a plan on the CPU.
+QuantizedTensor run_plan(MatrixView x, const QuantizePlan& plan);
+
+} // namespace octet
