@@ -34,14 +34,6 @@ int64_t gcd(int64_t a, int64_t b) {
     return b == 0 ? a : gcd(b, a % b);
 }
 
-// Product of every scale level at (row, k) of an operand.
-float scale_at(const QuantizedTensor& q, int64_t row, int64_t k) {
-    float s = 1.0f;
-    for (const ScaleGrid& g : q.scales)
-        s *= g.scale_inv[size_t((row / g.block_rows) * g.grid_cols + k / g.block_cols)];
-    return s;
-}
-
 template <typename T>
 bool exact(const LinearPrecision* p) {
     if (!p || p->kind() == LinearPrecision::Kind::exact) return true;
@@ -79,12 +71,12 @@ void scaled_gemm_nt(const QuantizedTensor& a, const QuantizedTensor& b, float* o
         for (int64_t i = 0; i < n; ++i) {
             for (int64_t j = 0; j < w; ++j)
                 va[size_t(i * w + j)] = table_a[a.codes[size_t(i * k + k0 + j)]];
-            sa[size_t(i)] = scale_at(a, i, k0);
+            sa[size_t(i)] = a.scale_inv_at(i, k0);
         }
         for (int64_t i = 0; i < m; ++i) {
             for (int64_t j = 0; j < w; ++j)
                 vb[size_t(i * w + j)] = table_b[b.codes[size_t(i * k + k0 + j)]];
-            sb[size_t(i)] = scale_at(b, i, k0);
+            sb[size_t(i)] = b.scale_inv_at(i, k0);
         }
         gemm(false, true, n, m, w, va.data(), w, vb.data(), w, 0.0f, partial.data(), m);
 #pragma omp parallel for schedule(static)

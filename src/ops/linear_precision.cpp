@@ -27,7 +27,7 @@ std::unique_ptr<LinearPrecision> LinearPrecision::fp8(const Recipe& recipe) {
 
 // Quantize x and note how the backward will transpose it.
 static QuantizedTensor quantize(Quantizer& q, MatrixView x, TransposeMethod& method) {
-    const QuantizePlan plan = q.plan(q.needs_tensor_amax() ? tensor_amax(x) : 0.0f);
+    const QuantizePlan plan = q.plan_for(x);
     method = transpose_method(plan, x.rows, x.cols);
     return run_plan(x, plan);
 }

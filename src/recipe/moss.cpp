@@ -77,11 +77,8 @@ class MossWeightQuantizer final : public Quantizer {
         // Rounding the double bound to float may lower it by half an ulp; step it back up.
         const float safe_bound =
             double(bound) < predictor_.bound() ? std::nextafter(bound, 3.4028235e38f) : bound;
-        QuantizePlan p;
-        p.format = Format::e4m3;
-        p.block = {0, 0};
-        p.rule = ScaleRule::given(scale_from_amax(safe_bound, format_max(Format::e4m3), 0, false));
-        return p;
+        return QuantizePlan::per_tensor(
+            Format::e4m3, scale_from_amax(safe_bound, format_max(Format::e4m3), 0, false));
     }
     void on_optimizer_step(const OptimizerStep& step) override { predictor_.advance(step); }
     std::vector<double> state() const override { return predictor_.state(); }
@@ -107,11 +104,8 @@ std::unique_ptr<Recipe> make_moss(RecipeOptions& options) {
             " steps, E4M3",
         [=](TensorRole role) -> std::unique_ptr<Quantizer> {
             if (role == TensorRole::weight) return std::make_unique<MossWeightQuantizer>(o.resync);
-            QuantizePlan p;
-            p.kind = QuantizePlan::Kind::two_level;
-            p.format = Format::e4m3;
-            p.two_level = {o.group, o.global_rows, Format::e4m3};
-            return std::make_unique<FixedPlanQuantizer>(p);
+            return std::make_unique<FixedPlanQuantizer>(
+                QuantizePlan::two_level_plan({o.group, o.global_rows, Format::e4m3}));
         });
 }
 

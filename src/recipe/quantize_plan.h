@@ -59,6 +59,18 @@ struct QuantizePlan {
     ScaleRule rule;
     TwoLevelOptions two_level;
 
+    static QuantizePlan blocks_plan(Format format, BlockShape block, ScaleEncoding encoding,
+                                    ScaleRule rule) {
+        return {Kind::blocks, format, block, encoding, rule, {}};
+    }
+    // The whole tensor with one given scale (delayed or predicted scaling).
+    static QuantizePlan per_tensor(Format format, BlockScale scale) {
+        return blocks_plan(format, {0, 0}, ScaleEncoding::fp32, ScaleRule::given(scale));
+    }
+    static QuantizePlan two_level_plan(TwoLevelOptions options) {
+        return {Kind::two_level, options.format, {0, 0}, ScaleEncoding::fp32, {}, options};
+    }
+
     // Whether every scale this plan produces is a power of two whatever the data, which is what
     // the scaling-aware transpose needs (recipe/transpose.h).
     bool power_of_two_scales() const;

@@ -10,8 +10,12 @@
 
 namespace octet {
 
+QuantizePlan Quantizer::plan_for(MatrixView x) {
+    return plan(needs_tensor_amax() ? tensor_amax(x) : 0.0f);
+}
+
 QuantizedTensor Quantizer::quantize(MatrixView x) {
-    return run_plan(x, plan(needs_tensor_amax() ? tensor_amax(x) : 0.0f));
+    return run_plan(x, plan_for(x));
 }
 
 void Quantizer::set_state(const std::vector<double>& s) {
@@ -50,13 +54,8 @@ std::string hybrid_description(bool hybrid) {
 
 std::unique_ptr<Quantizer> make_block_quantizer(Format format, BlockShape block,
                                                 ScaleEncoding encoding, ScaleRule rule) {
-    QuantizePlan plan;
-    plan.kind = QuantizePlan::Kind::blocks;
-    plan.format = format;
-    plan.block = block;
-    plan.encoding = encoding;
-    plan.rule = rule;
-    return std::make_unique<FixedPlanQuantizer>(plan);
+    return std::make_unique<FixedPlanQuantizer>(
+        QuantizePlan::blocks_plan(format, block, encoding, rule));
 }
 
 namespace {

@@ -49,6 +49,8 @@ class Quantizer {
     // The plan for the next tensor, advancing the state as quantizing that tensor does.
     // `tensor_amax` is the tensor's amax when needs_tensor_amax() said so, else unused.
     virtual QuantizePlan plan(float tensor_amax) = 0;
+    // plan() for a tensor on the host, its amax measured when the quantizer needs it.
+    QuantizePlan plan_for(MatrixView x);
     // Quantize on the CPU: plan, then run the plan.
     QuantizedTensor quantize(MatrixView x);
     // Called after each optimizer step of the tensor (weights only); most recipes ignore it.

@@ -28,10 +28,7 @@ class TeDelayedQuantizer final : public Quantizer {
     bool needs_tensor_amax() const override { return true; }
     // This tensor is cast with the scale from the history so far; then its amax joins it.
     QuantizePlan plan(float tensor_amax) override {
-        QuantizePlan p;
-        p.format = format_;
-        p.block = {0, 0};
-        p.rule = ScaleRule::given(current_);
+        const QuantizePlan p = QuantizePlan::per_tensor(format_, current_);
         record_amax(tensor_amax);
         return p;
     }
