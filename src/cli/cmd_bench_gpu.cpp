@@ -1,6 +1,7 @@
 // GPU benchmarks. `octet bench gemm`: TFLOPS of the GPU GEMMs at the training shapes of issue 6 (M
 // = 16384 tokens by the GPT-2 124M, 1.3B and 7B projections, and 8192³): cuBLASLt BF16, FP8
-// per-tensor (fast accumulation) and FP8 block-wise (1×128 · 128×128). Median of 20 timed runs
+// per-tensor (fast accumulation) and FP8 block-wise (1×128 · 128×128), and Octet's microscaled
+// GEMM (cuda/microscaled_gemm.h) on the block-wise operands. Median of 20 timed runs
 // after 5 warm-ups, CUDA events, uniformly random operands (cuda/random_fill.h); needs a build with
 // CUDA and a GPU.
 #include <algorithm>
@@ -16,7 +17,9 @@
 #include <cuda_runtime.h>
 
 #include "cuda/check.h"
+#include "cuda/device_memory.h"
 #include "cuda/gemm.h"
+#include "cuda/microscaled_gemm.h"
 #include "cuda/quantize.h"
 #include "cuda/random_fill.h"
 #include "cuda/transpose.h"
@@ -66,8 +69,9 @@ double median_event_ms(const F& f) {
 int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
     if (printed_help("gemm",
                      "usage: octet bench gemm\n\nTFLOPS of cuBLASLt BF16, FP8 per-tensor and FP8 "
-                     "block-wise GEMMs at\nM = 16384 and the GPT-2 124M, 1.3B and 7B projection "
-                     "shapes, plus 8192^3.\n",
+                     "block-wise GEMMs, and of\nOctet's microscaled GEMM (1x128 . 128x128 scales), "
+                     "at M = 16384 and the GPT-2\n124M, 1.3B and 7B projection shapes, plus "
+                     "8192^3.\n",
                      argv, out))
         return 0;
 #if !defined(OCTET_WITH_CUDA)
@@ -105,30 +109,56 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
     OCTET_CUDA_CHECK(cudaMemcpy(sa, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
     OCTET_CUDA_CHECK(cudaMemcpy(sb, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
     cuda::CublasLtGemm gemm;
-    auto tflops = [&](const Shape& s, cuda::GemmScaling scaling) {
-        const Format f = scaling == cuda::GemmScaling::bf16 ? Format::bf16 : Format::e4m3;
-        // Fresh random operands of the GEMM's format: constant data would flatter the clocks.
+    cuda::DeviceMemory memory(nullptr);
+    cuda::MicroscaledGemm microscaled(memory);
+    // Fresh random operands of the GEMM's format: constant data would flatter the clocks.
+    auto fill = [&](const Shape& s, Format f) {
         cuda::fill_random(a, s.m * s.k, f, f == Format::bf16 ? 1.0f : 448.0f, 1, nullptr);
         cuda::fill_random(b, s.n * s.k, f, f == Format::bf16 ? 1.0f : 448.0f, 2, nullptr);
+    };
+    auto tflops_of = [](const Shape& s, double ms) {
+        return 2.0 * double(s.m) * double(s.n) * double(s.k) / (ms * 1e-3) / 1e12;
+    };
+    auto tflops = [&](const Shape& s, cuda::GemmScaling scaling) {
+        const Format f = scaling == cuda::GemmScaling::bf16 ? Format::bf16 : Format::e4m3;
+        fill(s, f);
         const cuda::GemmArgs args{a,   b,   f,       f,
                                   sa,  sb,  scaling, static_cast<__nv_bfloat16*>(out_buf),
                                   s.m, s.n, s.k,     scaling == cuda::GemmScaling::per_tensor};
-        const double ms = median_event_ms([&] { gemm.run(args, nullptr); });
-        return 2.0 * double(s.m) * double(s.n) * double(s.k) / (ms * 1e-3) / 1e12;
+        return tflops_of(s, median_event_ms([&] { gemm.run(args, nullptr); }));
+    };
+    auto octet_tflops = [&](const Shape& s) {
+        fill(s, Format::e4m3);
+        const cuda::MicroscaledGemmArgs args{static_cast<const uint8_t*>(a),
+                                             static_cast<const uint8_t*>(b),
+                                             sa,
+                                             sb,
+                                             cuda::MicroscaledB::blocks_128x128,
+                                             nullptr,
+                                             out_buf,
+                                             false,
+                                             0.0f,
+                                             s.m,
+                                             s.n,
+                                             s.k};
+        return tflops_of(s, median_event_ms([&] { microscaled.run(args, nullptr); }));
     };
     char line[200];
     out << "device " << prop.name << ", cuBLASLt " << cublasLtGetVersion()
         << ", TFLOPS (median of 20), BF16 output\n";
-    std::snprintf(line, sizeof line, "%-10s %6s %6s %6s %8s %10s %10s %10s\n", "shape", "M", "N",
-                  "K", "BF16", "FP8 tensor", "FP8 block", "block/BF16");
-    out << line << std::string(76, '-') << "\n";
+    out << "cuBLASLt: BF16, FP8 per-tensor, FP8 block-wise 1x128.128x128; Octet: microscaled "
+           "GEMM, same scales\n";
+    std::snprintf(line, sizeof line, "%-10s %6s %6s %6s %6s %7s %6s %6s %9s %10s\n", "shape", "M",
+                  "N", "K", "BF16", "tensor", "block", "Octet", "/block", "/tensor");
+    out << line << std::string(84, '-') << "\n";
     for (const Shape& s : shapes) {
         const double bf = tflops(s, cuda::GemmScaling::bf16),
                      pt = tflops(s, cuda::GemmScaling::per_tensor),
-                     bw = tflops(s, cuda::GemmScaling::blockwise);
-        std::snprintf(line, sizeof line, "%-10s %6lld %6lld %6lld %8.0f %10.0f %10.0f %10.2f\n",
-                      s.name, static_cast<long long>(s.m), static_cast<long long>(s.n),
-                      static_cast<long long>(s.k), bf, pt, bw, bw / bf);
+                     bw = tflops(s, cuda::GemmScaling::blockwise), oc = octet_tflops(s);
+        std::snprintf(line, sizeof line,
+                      "%-10s %6lld %6lld %6lld %6.0f %7.0f %6.0f %6.0f %9.2f %10.2f\n", s.name,
+                      static_cast<long long>(s.m), static_cast<long long>(s.n),
+                      static_cast<long long>(s.k), bf, pt, bw, oc, oc / bw, oc / pt);
         out << line << std::flush;
     }
     for (void* p : {a, b, out_buf, (void*)sa, (void*)sb}) cudaFree(p);
