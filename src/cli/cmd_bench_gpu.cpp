@@ -16,13 +16,17 @@
 #if defined(OCTET_WITH_CUDA)
 #include <cuda_runtime.h>
 
+#include "cuda/cast.h"
 #include "cuda/check.h"
 #include "cuda/device_memory.h"
+#include "cuda/fp8_transpose.h"
 #include "cuda/gemm.h"
 #include "cuda/microscaled_gemm.h"
 #include "cuda/quantize.h"
+#include "cuda/quantize_plan.h"
 #include "cuda/random_fill.h"
 #include "cuda/transpose.h"
+#include "recipe/recipes.h"
 #endif
 
 namespace octet {
@@ -248,6 +252,25 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
                 {codes, scales, rows, cols, Format::e4m3, t_codes, t_scales}, nullptr);
         });
         report("scaling-aware transpose (FP8->FP8)", ms, double(n) * 2 + double(n / 128) * 8);
+    }
+    {
+        // What training runs today: the block-wise plan from FP32 activations, and the backward's
+        // naive transpose of the result (dequantize, requantize 1x128 along the other axis).
+        cuda::DeviceMemory memory(nullptr);
+        Buffer<float> x32(memory, n);
+        cuda::cast_from_format(static_cast<const uint16_t*>(x), x32.data(), n, Format::bf16,
+                               nullptr);
+        cuda::PlanRunner runner(memory);
+        cuda::Fp8Transposer transposer(memory, runner);
+        cuda::DeviceQuantized q(memory), t(memory);
+        const auto quantizer = make_block_quantizer(Format::e4m3, {1, 128}, ScaleEncoding::fp32,
+                                                    ScaleRule::from_amax(Format::e4m3, 0, false));
+        const QuantizePlan plan = quantizer->plan(0.0f);
+        double ms = median_event_ms([&] { runner.run(x32.data(), rows, cols, plan, q, nullptr); });
+        report("plan 1x128 from FP32 (training)", ms, double(n) * 5 + double(n / 128) * 4);
+        ms = median_event_ms(
+            [&] { transposer.run(q, TransposeMethod::naive, *quantizer, t, nullptr); });
+        report("naive transpose 1x128 (FP8->FP8)", ms, double(n) * 2 + double(n / 128) * 8);
     }
     for (void* p : {x, copy, (void*)codes, (void*)scales, (void*)work, (void*)global}) cudaFree(p);
     return 0;

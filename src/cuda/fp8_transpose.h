@@ -3,8 +3,9 @@
 //   exact          the codes and every scale grid transposed
 //   scaling_aware  power-of-two 1×G groups re-expressed per G×G tile by exponent shifts
 //                  (cuda/transpose.h's tiled kernel for G = 128, a two-pass kernel for other G)
-//   naive          dequantized into a transposed FP32 copy and requantized by the recipe's
-//                  quantizer for the transposed tensor
+//   naive          dequantized and requantized by the recipe's quantizer for the transposed
+//                  tensor: in one pass through shared-memory tiles for 1×128 plans, else
+//                  through a transposed FP32 copy
 #pragma once
 
 #include <cuda_runtime.h>
@@ -27,6 +28,8 @@ class Fp8Transposer {
   private:
     void exact(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream);
     void scaling_aware(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream);
+    void naive(const DeviceQuantized& in, Quantizer& requantizer, DeviceQuantized& out,
+               cudaStream_t stream);
 
     PlanRunner& runner_;
     Buffer<float> scratch_;  // naive: the dequantized transposed tensor

@@ -68,6 +68,55 @@ void cast_by_blocks(const float* x, int64_t rows, int64_t cols, int64_t block_ro
     });
 }
 
+// The one-pass path of 1×G plans (G = 32: MX, 128: block-wise) on rows of whole float4s: a warp per
+// 128 columns of a row, lane l holding columns 4l…4l+3, a group G/4 lanes. It reads x once, where
+// the general path reads it twice; the amax is the same exact maximum, the rule and cast the same.
+template <int group>
+__global__ void quantize_row_groups_kernel(const float* x, int64_t rows, int64_t cols,
+                                           ScaleRule rule, Format format, uint8_t* codes,
+                                           float* scale_inv, int64_t grid_cols) {
+    const int64_t chunks = (cols + 127) / 128;
+    const int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    if (warp >= rows * chunks) return; // whole warps
+    const int lane = int(threadIdx.x % 32);
+    const int64_t r = warp / chunks, c = (warp % chunks) * 128 + lane * 4;
+    const bool inside = c < cols;
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (inside) v = *reinterpret_cast<const float4*>(x + r * cols + c);
+    const float amax = segment_max<group / 4>(
+        finite_amax(finite_amax(finite_amax(finite_amax(0.0f, v.x), v.y), v.z), v.w));
+    const BlockScale s = rule(amax);
+    if (!inside) return;
+    if (lane % (group / 4) == 0) scale_inv[r * grid_cols + c / group] = s.scale_inv;
+    const uchar4 q =
+        make_uchar4(cast_scaled(v.x, s.scale, format), cast_scaled(v.y, s.scale, format),
+                    cast_scaled(v.z, s.scale, format), cast_scaled(v.w, s.scale, format));
+    *reinterpret_cast<uchar4*>(codes + r * cols + c) = q;
+}
+
+// Runs the one-pass path when the plan and the layout allow it; false otherwise.
+bool quantize_row_groups(const float* x, int64_t rows, int64_t cols, int64_t group,
+                         const ScaleRule& rule, Format format, uint8_t* codes, float* scale_inv,
+                         int64_t grid_cols, cudaStream_t stream) {
+    if (cols % 4 != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0) return false;
+    const int64_t threads = rows * ((cols + 127) / 128) * 32;
+    const unsigned blocks = blocks_for(threads, elementwise_threads);
+    switch (group) {
+    case 32:
+        quantize_row_groups_kernel<32><<<blocks, elementwise_threads, 0, stream>>>(
+            x, rows, cols, rule, format, codes, scale_inv, grid_cols);
+        break;
+    case 128:
+        quantize_row_groups_kernel<128><<<blocks, elementwise_threads, 0, stream>>>(
+            x, rows, cols, rule, format, codes, scale_inv, grid_cols);
+        break;
+    default:
+        return false;
+    }
+    OCTET_CUDA_LAUNCHED();
+    return true;
+}
+
 } // namespace
 
 float PlanRunner::tensor_amax(const float* x, int64_t n, cudaStream_t stream) {
@@ -92,6 +141,10 @@ void PlanRunner::run(const float* x, int64_t rows, int64_t cols, const QuantizeP
         g.shape(rows, cols, br, bc, plan.encoding, plan.power_of_two_scales());
         out.level_count = 1;
         if (n == 0) return;
+        if (br == 1 &&
+            quantize_row_groups(x, rows, cols, bc, plan.rule, plan.format, out.codes.data(),
+                                g.scale_inv.data(), g.grid_cols, stream))
+            return;
         const int64_t cells = g.grid_rows * g.grid_cols, gc = g.grid_cols;
         amax_bits_.resize(cells);
         multipliers_.resize(cells);

@@ -1,8 +1,10 @@
 // The recipes' quantize plans (recipe/quantize_plan.h) run on the GPU: FP32 in, a DeviceQuantized
 // out, with the codes and scales the CPU's run_plan() gives for the same input, bit for bit
 // (numerics/scaling.h's rules and cast are shared, amaxes are exact maxima).
-//   blocks     pass 1 the amax of every block (atomic max of the float bits, which order like the
-//              values for amax ≥ 0), pass 2 the scales by the plan's rule, pass 3 the cast
+//   blocks     1×32 and 1×128 blocks on rows of whole float4s: one pass, a warp per 128
+//              columns of a row; other blocks: pass 1 the amax of every block (atomic max of the
+//              float bits, which order like the values for amax ≥ 0), pass 2 the scales by the
+//              plan's rule, pass 3 the cast
 //   two_level  the same with 1×G groups, plus the global scale of each coarse block of rows from
 //              the groups' s_i = amax_i / fmt_max, then MOSS's local power-of-two exponents
 #pragma once

@@ -20,6 +20,14 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
+// Max over each aligned segment of `lanes` lanes (a power of two ≤ 32), every lane of it gets it.
+template <int lanes>
+__device__ __forceinline__ float segment_max(float v) {
+    for (int offset = lanes / 2; offset > 0; offset /= 2)
+        v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, offset));
+    return v;
+}
+
 // Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
 template <typename T>
 __device__ T block_sum(T v) {
