@@ -1,8 +1,8 @@
 // Device quantized tensors (see device_quantized.h).
 #include "cuda/device_quantized.h"
 
+#include "cuda/dequantized_tile.cuh"
 #include "cuda/launch.cuh"
-#include "cuda/tiled_transpose.cuh"
 
 namespace octet::cuda {
 
@@ -48,18 +48,44 @@ QuantizedTensor DeviceQuantized::download() const {
     return q;
 }
 
+namespace {
+
+// out[c · rows + r] = the dequantized value at (r, c): a tile per block, each warp writing whole
+// columns of it as rows of out.
+__global__ void dequantize_transposed_kernel(const uint8_t* codes, LevelViews levels, Format format,
+                                             int64_t rows, int64_t cols, float* out) {
+    __shared__ DequantizedTile tile;
+    const int64_t r0 = int64_t(blockIdx.y) * dequantized_tile_rows,
+                  c0 = int64_t(blockIdx.x) * dequantized_tile_cols;
+    load_dequantized_tile(tile, codes, levels, format, rows, cols, r0, c0);
+    const int lane = int(threadIdx.x % 32);
+    for (int cc = int(threadIdx.x / 32); cc < dequantized_tile_cols;
+         cc += dequantized_tile_threads / 32) {
+        if (c0 + cc >= cols) break; // whole warps
+        for (int rr = lane; rr < dequantized_tile_rows; rr += 32)
+            if (r0 + rr < rows) out[(c0 + cc) * rows + r0 + rr] = tile.value[rr][cc];
+    }
+}
+
+} // namespace
+
 void dequantize(const DeviceQuantized& q, float* out, bool transposed, cudaStream_t stream) {
     const uint8_t* codes = q.codes.data();
     const LevelViews levels = q.views();
     const int64_t rows = q.rows, cols = q.cols;
     const Format format = q.format;
+    if (transposed) {
+        if (q.numel() == 0) return;
+        const dim3 grid(blocks_for(cols, dequantized_tile_cols),
+                        blocks_for(rows, dequantized_tile_rows));
+        dequantize_transposed_kernel<<<grid, dequantized_tile_threads, 0, stream>>>(
+            codes, levels, format, rows, cols, out);
+        OCTET_CUDA_LAUNCHED();
+        return;
+    }
     const auto value = [=] __device__(int64_t r, int64_t c) {
         return decode(codes[r * cols + c], format) * levels.at(r, c);
     };
-    if (transposed) {
-        tiled_transpose(rows, cols, out, stream, value);
-        return;
-    }
     for_each(q.numel(), stream, [=] __device__(int64_t i) { out[i] = value(i / cols, i % cols); });
 }
 

@@ -2,6 +2,7 @@
 #include "cuda/fp8_transpose.h"
 
 #include "common/error.h"
+#include "cuda/dequantized_tile.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
 #include "cuda/tiled_transpose.cuh"
@@ -10,74 +11,29 @@
 namespace octet::cuda {
 namespace {
 
-constexpr int requantize_tile_rows = 128, requantize_tile_cols = 64, requantize_threads = 256;
-
 // The naive transpose in one pass for 1×128 plans along the new rows (block-wise recipes): a
 // block dequantizes a 128 × 64 tile into shared memory as dequantize() does, then each warp takes
 // whole columns of it (new rows), lane l holding the values of rows l, l+32, l+64, l+96, and
 // quantizes them by the plan. The same values, amaxes, rule and cast as dequantize() followed by
-// PlanRunner::run, so the same codes and scales; codes are read once and written once. Decoding
-// goes through a 256-entry table and each level's block index is computed once per tile row and
-// column: per element, the general codec and 64-bit divisions would make the kernel ALU-bound.
+// PlanRunner::run, so the same codes and scales; codes are read once and written once.
 __global__ void requantize_transposed_1x128_kernel(const uint8_t* codes, LevelViews levels,
                                                    Format in_format, int64_t rows, int64_t cols,
                                                    ScaleRule rule, Format out_format,
                                                    uint8_t* out_codes, float* out_scale_inv,
                                                    int64_t out_grid_cols) {
-    // A padded row keeps the column reads of the second phase free of bank conflicts.
-    __shared__ float tile[requantize_tile_rows][requantize_tile_cols + 1];
-    __shared__ float decoded[256];
-    __shared__ int64_t row_cell[max_scale_levels][requantize_tile_rows];
-    __shared__ int64_t col_cell[max_scale_levels][requantize_tile_cols];
-    const int64_t r0 = int64_t(blockIdx.y) * requantize_tile_rows,
-                  c0 = int64_t(blockIdx.x) * requantize_tile_cols;
-    static_assert(requantize_threads == 256, "one thread per code of the decode table");
-    decoded[threadIdx.x] = decode(threadIdx.x, in_format);
-    for (int i = threadIdx.x; i < levels.count * requantize_tile_rows; i += requantize_threads) {
-        const LevelView& l = levels.level[i / requantize_tile_rows];
-        row_cell[i / requantize_tile_rows][i % requantize_tile_rows] =
-            (r0 + i % requantize_tile_rows) / l.block_rows * l.grid_cols;
-    }
-    for (int i = threadIdx.x; i < levels.count * requantize_tile_cols; i += requantize_threads) {
-        const LevelView& l = levels.level[i / requantize_tile_cols];
-        col_cell[i / requantize_tile_cols][i % requantize_tile_cols] =
-            (c0 + i % requantize_tile_cols) / l.block_cols;
-    }
-    __syncthreads();
-    // Four codes per thread: one 32-bit load where the row allows it.
-    const bool words = cols % 4 == 0;
-    for (int t = threadIdx.x; t < requantize_tile_rows * requantize_tile_cols / 4;
-         t += requantize_threads) {
-        const int rr = t / (requantize_tile_cols / 4), cc = t % (requantize_tile_cols / 4) * 4;
-        const int64_t r = r0 + rr, c = c0 + cc;
-        uint8_t q[4] = {0, 0, 0, 0};
-        if (r < rows && words && c < cols) {
-            const uint32_t w = *reinterpret_cast<const uint32_t*>(codes + r * cols + c);
-            for (int k = 0; k < 4; ++k) q[k] = uint8_t(w >> (8 * k));
-        } else if (r < rows) {
-            for (int k = 0; k < 4; ++k)
-                if (c + k < cols) q[k] = codes[r * cols + c + k];
-        }
-        for (int k = 0; k < 4; ++k) {
-            float value = 0.0f;
-            if (r < rows && c + k < cols) {
-                float scale = 1.0f; // LevelViews::at's product, in its order
-                for (int i = 0; i < levels.count; ++i)
-                    scale *= levels.level[i].scale_inv[row_cell[i][rr] + col_cell[i][cc + k]];
-                value = decoded[q[k]] * scale;
-            }
-            tile[rr][cc + k] = value;
-        }
-    }
-    __syncthreads();
+    __shared__ DequantizedTile tile;
+    const int64_t r0 = int64_t(blockIdx.y) * dequantized_tile_rows,
+                  c0 = int64_t(blockIdx.x) * dequantized_tile_cols;
+    load_dequantized_tile(tile, codes, levels, in_format, rows, cols, r0, c0);
     const int lane = int(threadIdx.x % 32);
-    constexpr int parts = requantize_tile_rows / 32;
-    for (int cc = int(threadIdx.x / 32); cc < requantize_tile_cols; cc += requantize_threads / 32) {
+    constexpr int parts = dequantized_tile_rows / 32;
+    for (int cc = int(threadIdx.x / 32); cc < dequantized_tile_cols;
+         cc += dequantized_tile_threads / 32) {
         const int64_t c = c0 + cc;
         if (c >= cols) break; // whole warps
         float v[parts], amax = 0.0f;
         for (int j = 0; j < parts; ++j) {
-            v[j] = tile[lane + 32 * j][cc];
+            v[j] = tile.value[lane + 32 * j][cc];
             if (r0 + lane + 32 * j < rows) amax = finite_amax(amax, v[j]);
         }
         const BlockScale s = rule(warp_max(amax));
@@ -128,9 +84,9 @@ void Fp8Transposer::naive(const DeviceQuantized& in, Quantizer& requantizer, Dev
     DeviceScaleGrid& g = out.levels[0];
     g.shape(out.rows, out.cols, 1, 128, plan.encoding, plan.power_of_two_scales());
     if (in.numel() == 0) return;
-    const dim3 grid(blocks_for(in.cols, requantize_tile_cols),
-                    blocks_for(in.rows, requantize_tile_rows));
-    requantize_transposed_1x128_kernel<<<grid, requantize_threads, 0, stream>>>(
+    const dim3 grid(blocks_for(in.cols, dequantized_tile_cols),
+                    blocks_for(in.rows, dequantized_tile_rows));
+    requantize_transposed_1x128_kernel<<<grid, dequantized_tile_threads, 0, stream>>>(
         in.codes.data(), in.views(), in.format, in.rows, in.cols, plan.rule, plan.format,
         out.codes.data(), g.scale_inv.data(), g.grid_cols);
     OCTET_CUDA_LAUNCHED();

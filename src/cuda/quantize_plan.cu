@@ -117,6 +117,93 @@ bool quantize_row_groups(const float* x, int64_t rows, int64_t cols, int64_t gro
     return true;
 }
 
+// MOSS two-level in two passes over rows of whole float4s, a warp per 128 columns of a row as in
+// quantize_row_groups. Pass 1 writes each group's s_i = amax_i / fmt_max and the maximum s_i of
+// each coarse block of rows; a warp walks a contiguous run of chunks and merges its maximum by one
+// atomic per coarse block it meets, not one per group. Pass 2 derives the global and local scales
+// from those and casts.
+template <int group>
+__global__ void two_level_group_s_kernel(const float* x, int64_t rows, int64_t cols, int64_t coarse,
+                                         float fmt_max, int64_t chunks_per_warp, float* group_s,
+                                         uint32_t* coarse_max) {
+    const int64_t chunks = (cols + 127) / 128, total = rows * chunks;
+    const int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    const int lane = int(threadIdx.x % 32);
+    const int64_t gc = (cols + group - 1) / group;
+    int64_t block = -1;
+    float block_max = 0.0f;
+    for (int64_t k = warp * chunks_per_warp; k < min(total, (warp + 1) * chunks_per_warp); ++k) {
+        const int64_t r = k / chunks, c = (k % chunks) * 128 + lane * 4;
+        const bool inside = c < cols;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (inside) v = *reinterpret_cast<const float4*>(x + r * cols + c);
+        const float s = segment_max<group / 4>(finite_amax(
+                            finite_amax(finite_amax(finite_amax(0.0f, v.x), v.y), v.z), v.w)) /
+                        fmt_max;
+        if (inside && lane % (group / 4) == 0) group_s[r * gc + c / group] = s;
+        if (r / coarse != block) {
+            if (block >= 0 && lane == 0) atomicMax(coarse_max + block, __float_as_uint(block_max));
+            block = r / coarse;
+            block_max = 0.0f;
+        }
+        block_max = fmaxf(block_max, warp_max(s));
+    }
+    if (block >= 0 && lane == 0) atomicMax(coarse_max + block, __float_as_uint(block_max));
+}
+
+template <int group>
+__global__ void two_level_cast_kernel(const float* x, int64_t rows, int64_t cols, int64_t coarse,
+                                      const float* group_s, const uint32_t* coarse_max,
+                                      Format format, uint8_t* codes, float* local_inv,
+                                      float* global_inv) {
+    const int64_t chunks = (cols + 127) / 128;
+    const int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    if (warp >= rows * chunks) return; // whole warps
+    const int lane = int(threadIdx.x % 32);
+    const int64_t r = warp / chunks, c = (warp % chunks) * 128 + lane * 4;
+    const float global = moss_global_scale(__uint_as_float(coarse_max[r / coarse]));
+    if (warp % chunks == 0 && lane == 0 && r % coarse == 0) global_inv[r / coarse] = global;
+    if (c >= cols) return;
+    const int64_t cell = r * ((cols + group - 1) / group) + c / group;
+    const TwoLevelScale ts = moss_group_scale(group_s[cell], global);
+    if (lane % (group / 4) == 0) local_inv[cell] = ts.local_scale_inv;
+    const float4 v = *reinterpret_cast<const float4*>(x + r * cols + c);
+    *reinterpret_cast<uchar4*>(codes + r * cols + c) =
+        make_uchar4(cast_scaled(v.x, ts.scale, format), cast_scaled(v.y, ts.scale, format),
+                    cast_scaled(v.z, ts.scale, format), cast_scaled(v.w, ts.scale, format));
+}
+
+// Runs the two-pass MOSS path when the group and the layout allow it; false otherwise.
+// `group_s` holds a float per group, `coarse_max` a zeroed word per coarse block.
+bool two_level_row_groups(const float* x, int64_t rows, int64_t cols, int64_t group, int64_t coarse,
+                          Format format, float* group_s, uint32_t* coarse_max, uint8_t* codes,
+                          float* local_inv, float* global_inv, cudaStream_t stream) {
+    if ((group != 32 && group != 128) || cols % 4 != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0)
+        return false;
+    const int64_t warps = rows * ((cols + 127) / 128);
+    // Enough warps to fill the GPU several times over, each with a contiguous run of chunks.
+    const int64_t pass1_warps = std::min<int64_t>(warps, 16384);
+    const int64_t per_warp = (warps + pass1_warps - 1) / pass1_warps;
+    const unsigned blocks1 = blocks_for(pass1_warps * 32, elementwise_threads),
+                   blocks2 = blocks_for(warps * 32, elementwise_threads);
+    const float fmt_max = format_max(format);
+    if (group == 32) {
+        two_level_group_s_kernel<32><<<blocks1, elementwise_threads, 0, stream>>>(
+            x, rows, cols, coarse, fmt_max, per_warp, group_s, coarse_max);
+        OCTET_CUDA_LAUNCHED();
+        two_level_cast_kernel<32><<<blocks2, elementwise_threads, 0, stream>>>(
+            x, rows, cols, coarse, group_s, coarse_max, format, codes, local_inv, global_inv);
+    } else {
+        two_level_group_s_kernel<128><<<blocks1, elementwise_threads, 0, stream>>>(
+            x, rows, cols, coarse, fmt_max, per_warp, group_s, coarse_max);
+        OCTET_CUDA_LAUNCHED();
+        two_level_cast_kernel<128><<<blocks2, elementwise_threads, 0, stream>>>(
+            x, rows, cols, coarse, group_s, coarse_max, format, codes, local_inv, global_inv);
+    }
+    OCTET_CUDA_LAUNCHED();
+    return true;
+}
+
 } // namespace
 
 float PlanRunner::tensor_amax(const float* x, int64_t n, cudaStream_t stream) {
@@ -174,11 +261,15 @@ void PlanRunner::run(const float* x, int64_t rows, int64_t cols, const QuantizeP
     const int64_t gc = local.grid_cols, cells = rows * gc, coarse_blocks = global.grid_rows;
     amax_bits_.resize(cells + coarse_blocks);
     multipliers_.resize(cells);
-    block_amax(x, rows, cols, 1, group, gc, amax_bits_.data(), cells, stream);
     uint32_t* amax = amax_bits_.data();
     uint32_t* coarse_max = amax + cells;
     OCTET_CUDA_CHECK(
         cudaMemsetAsync(coarse_max, 0, size_t(coarse_blocks) * sizeof(uint32_t), stream));
+    if (two_level_row_groups(x, rows, cols, group, coarse, plan.two_level.format,
+                             multipliers_.data(), coarse_max, out.codes.data(),
+                             local.scale_inv.data(), global.scale_inv.data(), stream))
+        return;
+    block_amax(x, rows, cols, 1, group, gc, amax, cells, stream);
     const float fmt_max = format_max(plan.two_level.format);
     // s_i = amax_i / fmt_max, as the CPU divides; its maximum per coarse block.
     for_each(cells, stream, [=] __device__(int64_t i) {

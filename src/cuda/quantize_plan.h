@@ -6,7 +6,9 @@
 //              float bits, which order like the values for amax ≥ 0), pass 2 the scales by the
 //              plan's rule, pass 3 the cast
 //   two_level  the same with 1×G groups, plus the global scale of each coarse block of rows from
-//              the groups' s_i = amax_i / fmt_max, then MOSS's local power-of-two exponents
+//              the groups' s_i = amax_i / fmt_max, then MOSS's local power-of-two exponents; for
+//              G = 32 and 128 on rows of whole float4s, two passes (s_i and the coarse maxima,
+//              then scales and cast) with one atomic per warp and coarse block
 #pragma once
 
 #include <cuda_runtime.h>
