@@ -11,16 +11,38 @@
 namespace octet::cuda {
 namespace {
 
-// The naive transpose in one pass for 1×128 plans along the new rows (block-wise recipes): a
-// block dequantizes a 128 × 64 tile into shared memory as dequantize() does, then each warp takes
-// whole columns of it (new rows), lane l holding the values of rows l, l+32, l+64, l+96, and
-// quantizes them by the plan. The same values, amaxes, rule and cast as dequantize() followed by
-// PlanRunner::run, so the same codes and scales; codes are read once and written once.
-__global__ void requantize_transposed_1x128_kernel(const uint8_t* codes, LevelViews levels,
-                                                   Format in_format, int64_t rows, int64_t cols,
-                                                   ScaleRule rule, Format out_format,
-                                                   uint8_t* out_codes, float* out_scale_inv,
-                                                   int64_t out_grid_cols) {
+// The naive transpose through shared-memory tiles, for plans along the new rows (the old
+// columns) of 1×128 blocks (block-wise recipes) or of one scale per row (row-wise recipes): a
+// block dequantizes a 128 × 64 tile as dequantize() does, then each warp takes whole columns of
+// it (new rows), lane l holding the values of rows l, l+32, l+64, l+96, and quantizes them by the
+// plan. The same values, amaxes, rule and cast as dequantize() followed by PlanRunner::run, so the
+// same codes and scales. A 1×128 block is one tile's column: one pass, codes read once and
+// written once. A whole new row spans every tile of a column: column_amax_kernel finds its amax
+// first, in a pass that reads the codes only.
+__global__ void column_amax_kernel(const uint8_t* codes, LevelViews levels, Format format,
+                                   int64_t rows, int64_t cols, uint32_t* column_amax) {
+    __shared__ DequantizedTile tile;
+    const int64_t r0 = int64_t(blockIdx.y) * dequantized_tile_rows,
+                  c0 = int64_t(blockIdx.x) * dequantized_tile_cols;
+    load_dequantized_tile(tile, codes, levels, format, rows, cols, r0, c0);
+    const int lane = int(threadIdx.x % 32);
+    for (int cc = int(threadIdx.x / 32); cc < dequantized_tile_cols;
+         cc += dequantized_tile_threads / 32) {
+        if (c0 + cc >= cols) break; // whole warps
+        float amax = 0.0f;
+        for (int rr = lane; rr < dequantized_tile_rows; rr += 32)
+            if (r0 + rr < rows) amax = finite_amax(amax, tile.value[rr][cc]);
+        amax = warp_max(amax);
+        if (lane == 0) atomicMax(column_amax + c0 + cc, __float_as_uint(amax));
+    }
+}
+
+template <bool whole_rows>
+__global__ void requantize_transposed_kernel(const uint8_t* codes, LevelViews levels,
+                                             Format in_format, int64_t rows, int64_t cols,
+                                             const uint32_t* column_amax, ScaleRule rule,
+                                             Format out_format, uint8_t* out_codes,
+                                             float* out_scale_inv, int64_t out_grid_cols) {
     __shared__ DequantizedTile tile;
     const int64_t r0 = int64_t(blockIdx.y) * dequantized_tile_rows,
                   c0 = int64_t(blockIdx.x) * dequantized_tile_cols;
@@ -36,8 +58,9 @@ __global__ void requantize_transposed_1x128_kernel(const uint8_t* codes, LevelVi
             v[j] = tile.value[lane + 32 * j][cc];
             if (r0 + lane + 32 * j < rows) amax = finite_amax(amax, v[j]);
         }
-        const BlockScale s = rule(warp_max(amax));
-        if (lane == 0) out_scale_inv[c * out_grid_cols + r0 / 128] = s.scale_inv;
+        const BlockScale s = rule(whole_rows ? __uint_as_float(column_amax[c]) : warp_max(amax));
+        if (lane == 0 && (!whole_rows || r0 == 0))
+            out_scale_inv[c * out_grid_cols + (whole_rows ? 0 : r0 / 128)] = s.scale_inv;
         for (int j = 0; j < parts; ++j) {
             const int64_t r = r0 + lane + 32 * j;
             if (r < rows) out_codes[c * rows + r] = cast_scaled(v[j], s.scale, out_format);
@@ -70,7 +93,11 @@ void Fp8Transposer::naive(const DeviceQuantized& in, Quantizer& requantizer, Dev
         return;
     }
     const QuantizePlan plan = requantizer.plan(0.0f);
-    if (plan.kind != QuantizePlan::Kind::blocks || plan.block.rows != 1 || plan.block.cols != 128) {
+    // The plan's blocks along the transposed tensor's rows, which are in.rows long.
+    const bool blocks_1x128 = plan.block.cols == 128,
+               whole_rows = plan.block.cols == 0 || plan.block.cols == in.rows;
+    if (plan.kind != QuantizePlan::Kind::blocks || plan.block.rows != 1 ||
+        !(blocks_1x128 || whole_rows)) {
         scratch_.resize(in.numel());
         dequantize(in, scratch_.data(), true, stream);
         runner_.run(scratch_.data(), in.cols, in.rows, plan, out, stream);
@@ -82,13 +109,27 @@ void Fp8Transposer::naive(const DeviceQuantized& in, Quantizer& requantizer, Dev
     out.codes.resize(in.numel());
     out.level_count = 1;
     DeviceScaleGrid& g = out.levels[0];
-    g.shape(out.rows, out.cols, 1, 128, plan.encoding, plan.power_of_two_scales());
+    g.shape(out.rows, out.cols, 1, whole_rows ? std::max<int64_t>(in.rows, 1) : 128, plan.encoding,
+            plan.power_of_two_scales());
     if (in.numel() == 0) return;
     const dim3 grid(blocks_for(in.cols, dequantized_tile_cols),
                     blocks_for(in.rows, dequantized_tile_rows));
-    requantize_transposed_1x128_kernel<<<grid, dequantized_tile_threads, 0, stream>>>(
-        in.codes.data(), in.views(), in.format, in.rows, in.cols, plan.rule, plan.format,
-        out.codes.data(), g.scale_inv.data(), g.grid_cols);
+    const LevelViews levels = in.views();
+    if (blocks_1x128 && !whole_rows) {
+        requantize_transposed_kernel<false><<<grid, dequantized_tile_threads, 0, stream>>>(
+            in.codes.data(), levels, in.format, in.rows, in.cols, nullptr, plan.rule, plan.format,
+            out.codes.data(), g.scale_inv.data(), g.grid_cols);
+        OCTET_CUDA_LAUNCHED();
+        return;
+    }
+    column_amax_.resize(in.cols);
+    OCTET_CUDA_CHECK(cudaMemsetAsync(column_amax_.data(), 0, column_amax_.bytes(), stream));
+    column_amax_kernel<<<grid, dequantized_tile_threads, 0, stream>>>(
+        in.codes.data(), levels, in.format, in.rows, in.cols, column_amax_.data());
+    OCTET_CUDA_LAUNCHED();
+    requantize_transposed_kernel<true><<<grid, dequantized_tile_threads, 0, stream>>>(
+        in.codes.data(), levels, in.format, in.rows, in.cols, column_amax_.data(), plan.rule,
+        plan.format, out.codes.data(), g.scale_inv.data(), g.grid_cols);
     OCTET_CUDA_LAUNCHED();
 }
 

@@ -4,8 +4,8 @@
 //   scaling_aware  power-of-two 1×G groups re-expressed per G×G tile by exponent shifts
 //                  (cuda/transpose.h's tiled kernel for G = 128, a two-pass kernel for other G)
 //   naive          dequantized and requantized by the recipe's quantizer for the transposed
-//                  tensor: in one pass through shared-memory tiles for 1×128 plans, else
-//                  through a transposed FP32 copy
+//                  tensor: through shared-memory tiles for 1×128 plans (one pass) and per-row
+//                  plans (a column-amax pass, then the cast), else through a transposed FP32 copy
 #pragma once
 
 #include <cuda_runtime.h>
@@ -19,7 +19,7 @@ namespace octet::cuda {
 class Fp8Transposer {
   public:
     Fp8Transposer(Memory& memory, PlanRunner& runner)
-        : runner_(runner), scratch_(memory), tiles_(memory) {}
+        : runner_(runner), scratch_(memory), tiles_(memory), column_amax_(memory) {}
 
     // out = in transposed ([cols, rows]), quantized along its new rows.
     void run(const DeviceQuantized& in, TransposeMethod method, Quantizer& requantizer,
@@ -32,8 +32,9 @@ class Fp8Transposer {
                cudaStream_t stream);
 
     PlanRunner& runner_;
-    Buffer<float> scratch_;  // naive: the dequantized transposed tensor
-    Buffer<uint32_t> tiles_; // scaling-aware: the largest scale of each tile
+    Buffer<float> scratch_;        // naive: the dequantized transposed tensor
+    Buffer<uint32_t> tiles_;       // scaling-aware: the largest scale of each tile
+    Buffer<uint32_t> column_amax_; // naive, per-row plans: each column's amax (float bits)
 };
 
 } // namespace octet::cuda

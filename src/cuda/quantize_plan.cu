@@ -117,6 +117,20 @@ bool quantize_row_groups(const float* x, int64_t rows, int64_t cols, int64_t gro
     return true;
 }
 
+// Plans with one scale per row (row-wise recipes): a block per row finds the row's amax, then
+// casts it, reading the row a second time from cache rather than from memory.
+__global__ void quantize_rows_kernel(const float* x, int64_t cols, ScaleRule rule, Format format,
+                                     uint8_t* codes, float* scale_inv) {
+    const float* row = x + int64_t(blockIdx.x) * cols;
+    float amax = 0.0f;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) amax = finite_amax(amax, row[c]);
+    const BlockScale s = rule(block_max(amax));
+    if (threadIdx.x == 0) scale_inv[blockIdx.x] = s.scale_inv;
+    uint8_t* out = codes + int64_t(blockIdx.x) * cols;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+        out[c] = cast_scaled(row[c], s.scale, format);
+}
+
 // MOSS two-level in two passes over rows of whole float4s, a warp per 128 columns of a row as in
 // quantize_row_groups. Pass 1 writes each group's s_i = amax_i / fmt_max and the maximum s_i of
 // each coarse block of rows; a warp walks a contiguous run of chunks and merges its maximum by one
@@ -228,6 +242,12 @@ void PlanRunner::run(const float* x, int64_t rows, int64_t cols, const QuantizeP
         g.shape(rows, cols, br, bc, plan.encoding, plan.power_of_two_scales());
         out.level_count = 1;
         if (n == 0) return;
+        if (br == 1 && bc == cols && rows <= INT32_MAX) {
+            quantize_rows_kernel<<<unsigned(rows), elementwise_threads, 0, stream>>>(
+                x, cols, plan.rule, plan.format, out.codes.data(), g.scale_inv.data());
+            OCTET_CUDA_LAUNCHED();
+            return;
+        }
         if (br == 1 &&
             quantize_row_groups(x, rows, cols, bc, plan.rule, plan.format, out.codes.data(),
                                 g.scale_inv.data(), g.grid_cols, stream))

@@ -1,7 +1,8 @@
 // The recipes' quantize plans (recipe/quantize_plan.h) run on the GPU: FP32 in, a DeviceQuantized
 // out, with the codes and scales the CPU's run_plan() gives for the same input, bit for bit
 // (numerics/scaling.h's rules and cast are shared, amaxes are exact maxima).
-//   blocks     1×32 and 1×128 blocks on rows of whole float4s: one pass, a warp per 128
+//   blocks     a scale per row: a block per row, its amax then its cast (the second read from
+//              cache); 1×32 and 1×128 blocks on rows of whole float4s: one pass, a warp per 128
 //              columns of a row; other blocks: pass 1 the amax of every block (atomic max of the
 //              float bits, which order like the values for amax ≥ 0), pass 2 the scales by the
 //              plan's rule, pass 3 the cast

@@ -41,6 +41,18 @@ __device__ T block_sum(T v) {
     return warp_sum(v);
 }
 
+// Max over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
+__device__ inline float block_max(float v) {
+    __shared__ float partial[32];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = warp_max(v);
+    __syncthreads(); // partial may still be read by a previous call
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = lane < warps ? partial[lane] : 0.0f;
+    return warp_max(v);
+}
+
 // Rows per slice of a column sum: enough slices to fill the GPU, a fixed count for a shape.
 constexpr int column_sum_threads = 256;
 constexpr int64_t column_sum_slices = 128;
