@@ -49,10 +49,14 @@ struct CublasLtGemm::Descriptors {
 CublasLtGemm::CublasLtGemm() {
     OCTET_CUBLAS_CHECK(cublasLtCreate(&handle_));
     OCTET_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
+    const float scalars[2] = {0.0f, 1.0f};
+    OCTET_CUDA_CHECK(cudaMalloc(&device_scalars_, sizeof scalars));
+    OCTET_CUDA_CHECK(cudaMemcpy(device_scalars_, scalars, sizeof scalars, cudaMemcpyHostToDevice));
 }
 
 CublasLtGemm::~CublasLtGemm() {
     if (workspace_) cudaFree(workspace_);
+    if (device_scalars_) cudaFree(device_scalars_);
     if (handle_) cublasLtDestroy(handle_);
 }
 
@@ -137,6 +141,8 @@ void CublasLtGemm::run(const DenseGemmArgs& g, cudaStream_t stream) {
                     " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k));
     if (g.bias && (g.batch != 1 || g.beta != 0.0f))
         throw Error("dense GEMM: a bias needs batch 1 and beta 0");
+    if (g.alpha && g.beta != 0.0f && g.beta != 1.0f)
+        throw Error("dense GEMM: a device alpha needs beta 0 or 1");
     const cudaDataType_t in = g.bf16 ? CUDA_R_16BF : CUDA_R_32F;
     Descriptors d;
     OCTET_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -146,6 +152,11 @@ void CublasLtGemm::run(const DenseGemmArgs& g, cudaStream_t stream) {
         cublasLtMatmulDescSetAttribute(d.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
     OCTET_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(d.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
+    if (g.alpha) {
+        const cublasLtPointerMode_t mode = CUBLASLT_POINTER_MODE_DEVICE;
+        OCTET_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.desc, CUBLASLT_MATMUL_DESC_POINTER_MODE,
+                                                          &mode, sizeof mode));
+    }
     if (g.bias) {
         const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
         OCTET_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
@@ -181,12 +192,13 @@ void CublasLtGemm::run(const DenseGemmArgs& g, cudaStream_t stream) {
                   g.bias != nullptr,
                   g.batch,
                   1 + (g.beta != 0.0f ? 1 : 0),
-                  1};
+                  g.alpha ? 2 : 1};
     const cublasLtMatmulAlgo_t& algo = algorithm(key, d, "this dense layout");
-    const float alpha = 1.0f;
-    OCTET_CUBLAS_CHECK(cublasLtMatmul(handle_, d.desc, &alpha, g.b, d.la, g.a, d.lb, &g.beta, g.c,
-                                      d.ld, g.c, d.ld, &algo, workspace_, workspace_bytes_,
-                                      stream));
+    const float one = 1.0f;
+    const float* alpha = g.alpha ? g.alpha : &one;
+    const float* beta = g.alpha ? device_scalars_ + (g.beta != 0.0f ? 1 : 0) : &g.beta;
+    OCTET_CUBLAS_CHECK(cublasLtMatmul(handle_, d.desc, alpha, g.b, d.la, g.a, d.lb, beta, g.c, d.ld,
+                                      g.c, d.ld, &algo, workspace_, workspace_bytes_, stream));
 }
 
 const cublasLtMatmulAlgo_t& CublasLtGemm::algorithm(const Key& key, const Descriptors& d,

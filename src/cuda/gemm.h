@@ -58,6 +58,9 @@ struct DenseGemmArgs {
     float beta;
     int64_t m, n, k;
     int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
+    // A device scalar multiplying op(a) · op(b) in the epilogue, or nullptr for 1; with it, beta
+    // must be 0 or 1.
+    const float* alpha = nullptr;
 };
 
 class CublasLtGemm {
@@ -76,6 +79,7 @@ class CublasLtGemm {
     const cublasLtMatmulAlgo_t& algorithm(const Key& key, const Descriptors& d, const char* what);
     cublasLtHandle_t handle_ = nullptr;
     void* workspace_ = nullptr;
+    float* device_scalars_ = nullptr; // 0 and 1: beta where alpha is a device pointer
     size_t workspace_bytes_ = size_t(32) << 20;
     std::map<Key, cublasLtMatmulAlgo_t> algos_;
 };

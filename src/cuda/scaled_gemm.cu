@@ -1,6 +1,8 @@
 // FP8 GEMMs of device quantized operands (see scaled_gemm.h).
 #include "cuda/scaled_gemm.h"
 
+#include <algorithm>
+
 #include "common/error.h"
 #include "cuda/launch.cuh"
 
@@ -71,6 +73,27 @@ void gather_scales(const LevelViews& levels, int64_t rows, int64_t k, ScaleLayou
     });
 }
 
+// Four codes per thread, decoded through a table (the general codec would make this pass
+// ALU-bound); rows of whole quads (cols % 4 == 0).
+__global__ void dequantize_varying_bf16_kernel(const uint8_t* codes, LevelViews levels,
+                                               Format format, int64_t n, int64_t cols,
+                                               __nv_bfloat16* out) {
+    __shared__ float decoded[256];
+    decoded[threadIdx.x] = decode(threadIdx.x, format); // 256 threads
+    __syncthreads();
+    for (int64_t i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * 4; i < n;
+         i += int64_t(gridDim.x) * blockDim.x * 4) {
+        const int64_t r = i / cols, c = i % cols;
+        const uint32_t w = *reinterpret_cast<const uint32_t*>(codes + i);
+        __nv_bfloat162 pair[2];
+        for (int k = 0; k < 2; ++k)
+            pair[k] = __floats2bfloat162_rn(
+                decoded[(w >> (16 * k)) & 0xFF] * levels.at(r, c + 2 * k),
+                decoded[(w >> (16 * k + 8)) & 0xFF] * levels.at(r, c + 2 * k + 1));
+        *reinterpret_cast<uint2*>(out + i) = *reinterpret_cast<const uint2*>(pair);
+    }
+}
+
 // The codes times the levels that vary over the tensor, as BF16.
 void dequantize_varying_bf16(const DeviceQuantized& q, Buffer<__nv_bfloat16>& out,
                              cudaStream_t stream) {
@@ -80,18 +103,23 @@ void dequantize_varying_bf16(const DeviceQuantized& q, Buffer<__nv_bfloat16>& ou
     const int64_t cols = q.cols;
     const Format format = q.format;
     __nv_bfloat16* p = out.data();
+    if (cols % 4 == 0) {
+        if (q.numel() == 0) return;
+        const unsigned blocks = std::min(blocks_for(q.numel() / 4, elementwise_threads), 65536u);
+        dequantize_varying_bf16_kernel<<<blocks, elementwise_threads, 0, stream>>>(
+            codes, levels, format, q.numel(), cols, p);
+        OCTET_CUDA_LAUNCHED();
+        return;
+    }
     for_each(q.numel(), stream, [=] __device__(int64_t i) {
         p[i] = __float2bfloat16_rn(decode(codes[i], format) * levels.at(i / cols, i % cols));
     });
 }
 
-// out (+)= product · sa · sb, with the per-tensor scales sa, sb on the device.
-void scale_product(float* out, const float* product, const float* sa, const float* sb, int64_t n,
-                   bool accumulate, cudaStream_t stream) {
-    for_each(n, stream, [=] __device__(int64_t i) {
-        const float v = product[i] * (sa[0] * sb[0]);
-        out[i] = accumulate ? out[i] + v : v;
-    });
+// out[0] = the product of a's and b's per-tensor levels.
+void whole_scale_product(const LevelViews& a, const LevelViews& b, float* out,
+                         cudaStream_t stream) {
+    for_each(1, stream, [=] __device__(int64_t) { out[0] = a.at(0, 0) * b.at(0, 0); });
 }
 
 } // namespace
@@ -197,14 +225,13 @@ void ScaledGemm::emulate(const DeviceQuantized& a, const DeviceQuantized& b, flo
     }
     dequantize_varying_bf16(a, a_bf16_, stream);
     dequantize_varying_bf16(b, b_bf16_, stream);
-    product_.resize(n * m);
-    gemm_.run(DenseGemmArgs{a_bf16_.data(), b_bf16_.data(), true, false, true, product_.data(),
-                            nullptr, 0.0f, n, m, k},
-              stream);
-    gather_scales(a.views(Levels::whole), 1, k, ScaleLayout::scalar, a_scales_, stream);
-    gather_scales(b.views(Levels::whole), 1, k, ScaleLayout::scalar, b_scales_, stream);
-    scale_product(out, product_.data(), a_scales_.data(), b_scales_.data(), n * m, accumulate,
-                  stream);
+    // The per-tensor levels' product, applied by the GEMM's epilogue.
+    a_scales_.resize(1);
+    whole_scale_product(a.views(Levels::whole), b.views(Levels::whole), a_scales_.data(), stream);
+    DenseGemmArgs g{a_bf16_.data(), b_bf16_.data(),           true, false, true, out,
+                    nullptr,        accumulate ? 1.0f : 0.0f, n,    m,     k};
+    g.alpha = a_scales_.data();
+    gemm_.run(g, stream);
 }
 
 } // namespace octet::cuda

@@ -13,7 +13,7 @@
 // not a multiple of 16, a's rows not a multiple of 4 for block scales, E5M2 × E5M2), is
 // emulated (docs/recipes.md): with BF16 operands when every level that varies is a power of
 // two (an FP8 code times 2^k is then a BF16 value, exactly, for products down to 2^-130), the
-// per-tensor levels applied to the FP32 result; otherwise with FP32 operands.
+// per-tensor levels applied by the GEMM's epilogue as alpha; otherwise with FP32 operands.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -31,7 +31,7 @@ class ScaledGemm {
   public:
     ScaledGemm(CublasLtGemm& gemm, Memory& memory)
         : gemm_(gemm), a_scales_(memory), b_scales_(memory), a_bf16_(memory), b_bf16_(memory),
-          a_fp32_(memory), b_fp32_(memory), product_(memory) {}
+          a_fp32_(memory), b_fp32_(memory) {}
 
     // fast_accum: per-tensor GEMMs skip split accumulation (TE does it for fprop only).
     ScaledGemmPath run(const DeviceQuantized& a, const DeviceQuantized& b, float* out,
@@ -47,7 +47,7 @@ class ScaledGemm {
     CublasLtGemm& gemm_;
     Buffer<float> a_scales_, b_scales_;
     Buffer<__nv_bfloat16> a_bf16_, b_bf16_;
-    Buffer<float> a_fp32_, b_fp32_, product_;
+    Buffer<float> a_fp32_, b_fp32_;
 };
 
 } // namespace octet::cuda
