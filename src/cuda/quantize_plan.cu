@@ -131,6 +131,22 @@ __global__ void quantize_rows_kernel(const float* x, int64_t cols, ScaleRule rul
         out[c] = cast_scaled(row[c], s.scale, format);
 }
 
+// A whole tensor cast with one given scale, its finite amax measured on the way (one atomic per
+// block): delayed scaling's cast and its history's amax in one read of x.
+__global__ void cast_fixed_with_amax_kernel(const float* x, int64_t n, BlockScale s, Format format,
+                                            uint8_t* codes, float* scale_inv, uint32_t* amax_bits) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) scale_inv[0] = s.scale_inv;
+    float amax = 0.0f;
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        const float v = x[i];
+        amax = finite_amax(amax, v);
+        codes[i] = cast_scaled(v, s.scale, format);
+    }
+    amax = block_max(amax);
+    if (threadIdx.x == 0) atomicMax(amax_bits, __float_as_uint(amax));
+}
+
 // MOSS two-level in two passes over rows of whole float4s, a warp per 128 columns of a row as in
 // quantize_row_groups. Pass 1 writes each group's s_i = amax_i / fmt_max and the maximum s_i of
 // each coarse block of rows; a warp walks a contiguous run of chunks and merges its maximum by one
@@ -220,10 +236,68 @@ bool two_level_row_groups(const float* x, int64_t rows, int64_t cols, int64_t gr
 
 } // namespace
 
-float PlanRunner::tensor_amax(const float* x, int64_t n, cudaStream_t stream) {
-    if (n == 0) return 0.0f;
+// A ring of pinned slots, each with its event and the last function handed out for it.
+struct AmaxReadback::Slots {
+    static constexpr int count = 1024;
+    uint32_t* host = nullptr;
+    cudaEvent_t events[count] = {};
+    std::weak_ptr<Pending> users[count];
+    int next = 0;
+    Slots() {
+        OCTET_CUDA_CHECK(cudaMallocHost(&host, count * sizeof(uint32_t)));
+        for (cudaEvent_t& e : events)
+            OCTET_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    }
+    ~Slots() {
+        for (cudaEvent_t e : events)
+            if (e) cudaEventDestroy(e);
+        if (host) cudaFreeHost(host);
+    }
+};
+
+struct AmaxReadback::Pending {
+    std::shared_ptr<Slots> slots;
+    int slot = 0;
+    bool read = false;
+    float value = 0.0f;
+    float get() {
+        if (!read) {
+            OCTET_CUDA_CHECK(cudaEventSynchronize(slots->events[slot]));
+            value = bits_to_float(slots->host[slot]);
+            read = true;
+        }
+        return value;
+    }
+};
+
+AmaxReadback::AmaxReadback() : slots_(std::make_shared<Slots>()) {}
+
+AmaxReadback::Ticket AmaxReadback::reserve() {
+    const int slot = slots_->next;
+    slots_->next = (slot + 1) % Slots::count;
+    // A slot's previous value is read out before the slot is reused.
+    if (const std::shared_ptr<Pending> previous = slots_->users[slot].lock()) previous->get();
+    auto pending = std::make_shared<Pending>();
+    pending->slots = slots_;
+    pending->slot = slot;
+    slots_->users[slot] = pending;
+    return {[pending] { return pending->get(); }, slot};
+}
+
+void AmaxReadback::commit(const Ticket& ticket, const uint32_t* amax, cudaStream_t stream) {
+    OCTET_CUDA_CHECK(cudaMemcpyAsync(slots_->host + ticket.slot, amax, sizeof(uint32_t),
+                                     cudaMemcpyDeviceToHost, stream));
+    OCTET_CUDA_CHECK(cudaEventRecord(slots_->events[ticket.slot], stream));
+}
+
+void PlanRunner::measure_amax(const float* x, int64_t n, cudaStream_t stream) {
     amax_.resize(1);
     block_amax(x, 1, n, 1, n, 1, amax_.data(), 1, stream);
+}
+
+float PlanRunner::tensor_amax(const float* x, int64_t n, cudaStream_t stream) {
+    if (n == 0) return 0.0f;
+    measure_amax(x, n, stream);
     const uint32_t bits = amax_.download()[0];
     return bits_to_float(bits);
 }
@@ -255,12 +329,14 @@ void PlanRunner::run(const float* x, int64_t rows, int64_t cols, const QuantizeP
         const int64_t cells = g.grid_rows * g.grid_cols, gc = g.grid_cols;
         amax_bits_.resize(cells);
         multipliers_.resize(cells);
-        block_amax(x, rows, cols, br, bc, gc, amax_bits_.data(), cells, stream);
+        // A given scale needs no amax.
+        const bool fixed = plan.rule.kind == ScaleRule::Kind::fixed;
+        if (!fixed) block_amax(x, rows, cols, br, bc, gc, amax_bits_.data(), cells, stream);
         const ScaleRule rule = plan.rule;
         const uint32_t* amax = amax_bits_.data();
         float *mult = multipliers_.data(), *scale_inv = g.scale_inv.data();
         for_each(cells, stream, [=] __device__(int64_t i) {
-            const BlockScale s = rule(__uint_as_float(amax[i]));
+            const BlockScale s = rule(fixed ? 0.0f : __uint_as_float(amax[i]));
             mult[i] = s.scale;
             scale_inv[i] = s.scale_inv;
         });
@@ -311,8 +387,45 @@ void PlanRunner::run(const float* x, int64_t rows, int64_t cols, const QuantizeP
                    stream);
 }
 
+bool PlanRunner::run_fixed_measuring_amax(const float* x, int64_t rows, int64_t cols,
+                                          const QuantizePlan& plan, DeviceQuantized& out,
+                                          cudaStream_t stream) {
+    const bool one_block = (plan.block.rows == 0 || plan.block.rows >= rows) &&
+                           (plan.block.cols == 0 || plan.block.cols >= cols);
+    if (plan.kind != QuantizePlan::Kind::blocks || plan.rule.kind != ScaleRule::Kind::fixed ||
+        !one_block)
+        return false;
+    out.format = plan.format;
+    out.rows = rows;
+    out.cols = cols;
+    out.codes.resize(rows * cols);
+    DeviceScaleGrid& g = out.levels[0];
+    g.shape(rows, cols, std::max<int64_t>(rows, 1), std::max<int64_t>(cols, 1), plan.encoding,
+            plan.power_of_two_scales());
+    out.level_count = 1;
+    amax_.resize(1);
+    OCTET_CUDA_CHECK(cudaMemsetAsync(amax_.data(), 0, sizeof(uint32_t), stream));
+    const int64_t n = rows * cols;
+    if (n == 0) return true;
+    const unsigned blocks = std::min(blocks_for(n, elementwise_threads), 4096u);
+    cast_fixed_with_amax_kernel<<<blocks, elementwise_threads, 0, stream>>>(
+        x, n, plan.rule.fixed, plan.format, out.codes.data(), g.scale_inv.data(), amax_.data());
+    OCTET_CUDA_LAUNCHED();
+    return true;
+}
+
 QuantizePlan PlanRunner::quantize(Quantizer& quantizer, const float* x, int64_t rows, int64_t cols,
                                   DeviceQuantized& out, cudaStream_t stream) {
+    if (quantizer.amax_may_follow()) {
+        const AmaxReadback::Ticket ticket = readback_.reserve();
+        const QuantizePlan plan = quantizer.plan_before_amax(ticket.fetch);
+        if (!run_fixed_measuring_amax(x, rows, cols, plan, out, stream)) {
+            measure_amax(x, rows * cols, stream); // an empty tensor's amax is 0
+            run(x, rows, cols, plan, out, stream);
+        }
+        readback_.commit(ticket, amax_.data(), stream);
+        return plan;
+    }
     const float amax = quantizer.needs_tensor_amax() ? tensor_amax(x, rows * cols, stream) : 0.0f;
     const QuantizePlan plan = quantizer.plan(amax);
     run(x, rows, cols, plan, out, stream);

@@ -3,7 +3,9 @@
 // (numerics/scaling.h's rules and cast are shared, amaxes are exact maxima).
 //   blocks     a scale per row: a block per row, its amax then its cast (the second read from
 //              cache); 1×32 and 1×128 blocks on rows of whole float4s: one pass, a warp per 128
-//              columns of a row; other blocks: pass 1 the amax of every block (atomic max of the
+//              columns of a row; a given scale (delayed, predicted): the cast alone, or, over the
+//              whole tensor for a quantizer whose amax may follow, the cast measuring the amax in
+//              the same pass; other blocks: pass 1 the amax of every block (atomic max of the
 //              float bits, which order like the values for amax ≥ 0), pass 2 the scales by the
 //              plan's rule, pass 3 the cast
 //   two_level  the same with 1×G groups, plus the global scale of each coarse block of rows from
@@ -13,12 +15,35 @@
 #pragma once
 
 #include <cuda_runtime.h>
+#include <functional>
+#include <memory>
 
 #include "cuda/device_quantized.h"
 #include "recipe/quantize_plan.h"
 #include "recipe/recipe.h"
 
 namespace octet::cuda {
+
+// Amaxes on their way to the host without a wait (Quantizer::amax_may_follow): each is copied
+// into a slot of pinned memory behind an event, and read when its quantizer asks.
+class AmaxReadback {
+  public:
+    AmaxReadback();
+    // A slot for the next amax, with the function that waits for it and gives its value; the
+    // function must not be called before commit().
+    struct Ticket {
+        std::function<float()> fetch;
+        int slot;
+    };
+    Ticket reserve();
+    // Copies the float bits at `amax` into the ticket's slot after the stream's work so far.
+    void commit(const Ticket& ticket, const uint32_t* amax, cudaStream_t stream);
+
+  private:
+    struct Slots;
+    struct Pending;
+    std::shared_ptr<Slots> slots_; // shared with the functions handed out
+};
 
 class PlanRunner {
   public:
@@ -32,7 +57,8 @@ class PlanRunner {
     float tensor_amax(const float* x, int64_t n, cudaStream_t stream);
 
     // Ask `quantizer` for its plan (measuring the tensor's amax first when the quantizer needs
-    // it) and run it; returns the plan.
+    // it, or after, without waiting for it, when the amax may follow) and run it; returns the
+    // plan.
     QuantizePlan quantize(Quantizer& quantizer, const float* x, int64_t rows, int64_t cols,
                           DeviceQuantized& out, cudaStream_t stream);
 
@@ -40,6 +66,15 @@ class PlanRunner {
     Buffer<uint32_t> amax_bits_; // per block, then per coarse block for two-level
     Buffer<float> multipliers_;  // per block: the scale applied before the cast
     Buffer<uint32_t> amax_;      // tensor_amax()
+    AmaxReadback readback_;
+
+    // The finite amax of x[0, n) into amax_ (float bits), on the stream.
+    void measure_amax(const float* x, int64_t n, cudaStream_t stream);
+    // A plan of one given scale for the whole tensor, run in one pass that also measures the
+    // amax into amax_; false (nothing run) for other plans.
+    bool run_fixed_measuring_amax(const float* x, int64_t rows, int64_t cols,
+                                  const QuantizePlan& plan, DeviceQuantized& out,
+                                  cudaStream_t stream);
 };
 
 } // namespace octet::cuda

@@ -14,6 +14,10 @@ QuantizePlan Quantizer::plan_for(MatrixView x) {
     return plan(needs_tensor_amax() ? tensor_amax(x) : 0.0f);
 }
 
+QuantizePlan Quantizer::plan_before_amax(std::function<float()>) {
+    throw Error("this recipe's plan depends on the tensor's amax: it cannot follow");
+}
+
 QuantizedTensor Quantizer::quantize(MatrixView x) {
     return run_plan(x, plan_for(x));
 }

@@ -14,6 +14,7 @@
 // A spec may carry options: "blockwise:pow2=true", "moss:group=128,resync=1000".
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,6 +50,12 @@ class Quantizer {
     // The plan for the next tensor, advancing the state as quantizing that tensor does.
     // `tensor_amax` is the tensor's amax when needs_tensor_amax() said so, else unused.
     virtual QuantizePlan plan(float tensor_amax) = 0;
+    // Whether the plan does not depend on the tensor's amax, which only joins the state (delayed
+    // scaling). A device backend then need not wait for the amax: plan_before_amax() gives the
+    // plan, and the amax follows through `fetch`, which the quantizer calls on the host before
+    // its next plan or state read, so the state is what plan(amax) would have made it.
+    virtual bool amax_may_follow() const { return false; }
+    virtual QuantizePlan plan_before_amax(std::function<float()> fetch);
     // plan() for a tensor on the host, its amax measured when the quantizer needs it.
     QuantizePlan plan_for(MatrixView x);
     // Quantize on the CPU: plan, then run the plan.

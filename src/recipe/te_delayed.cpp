@@ -6,6 +6,7 @@
 // format = hybrid | e4m3 (hybrid).
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <string>
 
 #include "common/error.h"
@@ -26,15 +27,22 @@ class TeDelayedQuantizer final : public Quantizer {
     TeDelayedQuantizer(TeDelayedOptions o, Format f) : o_(o), format_(f) {}
 
     bool needs_tensor_amax() const override { return true; }
+    bool amax_may_follow() const override { return true; }
     // This tensor is cast with the scale from the history so far; then its amax joins it.
     QuantizePlan plan(float tensor_amax) override {
-        const QuantizePlan p = QuantizePlan::per_tensor(format_, current_);
+        const QuantizePlan p = plan_before_amax(nullptr);
         record_amax(tensor_amax);
         return p;
+    }
+    QuantizePlan plan_before_amax(std::function<float()> fetch) override {
+        take_pending_amax();
+        pending_amax_ = std::move(fetch);
+        return QuantizePlan::per_tensor(format_, current_);
     }
 
     // [scale, scale_inv, history…]
     std::vector<double> state() const override {
+        take_pending_amax();
         std::vector<double> s = {current_.scale, current_.scale_inv};
         s.insert(s.end(), history_.begin(), history_.end());
         return s;
@@ -42,12 +50,20 @@ class TeDelayedQuantizer final : public Quantizer {
     void set_state(const std::vector<double>& s) override {
         if (s.size() < 2 || int64_t(s.size()) - 2 > o_.history)
             throw Error("checkpoint: te-delayed state does not match the recipe's history length");
+        pending_amax_ = nullptr;
         current_ = {float(s[0]), float(s[1])};
         history_.assign(s.begin() + 2, s.end());
     }
 
   private:
-    void record_amax(float amax) {
+    // Takes in the last tensor's amax if it is still on its way from the device.
+    void take_pending_amax() const {
+        if (!pending_amax_) return;
+        const std::function<float()> fetch = std::move(pending_amax_);
+        pending_amax_ = nullptr;
+        record_amax(fetch());
+    }
+    void record_amax(float amax) const {
         history_.push_back(amax);
         if (int64_t(history_.size()) > o_.history) history_.pop_front();
         const float reduced =
@@ -58,8 +74,10 @@ class TeDelayedQuantizer final : public Quantizer {
 
     TeDelayedOptions o_;
     Format format_;
-    std::deque<float> history_;
-    BlockScale current_ = unit_scale();
+    // Mutable: a state read first takes in the amax still pending (plan_before_amax()).
+    mutable std::deque<float> history_;
+    mutable BlockScale current_ = unit_scale();
+    mutable std::function<float()> pending_amax_;
 };
 
 } // namespace
