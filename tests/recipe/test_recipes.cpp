@@ -222,6 +222,36 @@ TEST(Recipes, DelayedScalingUsesTheHistoryBeforeThisStep) {
     EXPECT_EQ(step_recent(3.0f), 1.0f / (448.0f / 2.0f)); // amax 0 kept the previous scale
 }
 
+// The GPU path: the plan first, the amax later (Quantizer::amax_may_follow). The state must be
+// what plan(amax) makes it, whether the pending amax is taken in by the next plan or by a state
+// read, and each amax must be fetched exactly once.
+TEST(Recipes, DelayedScalingTakesAnAmaxThatFollowsThePlan) {
+    const auto recipe = make_recipe("te-delayed:history=3,format=e4m3");
+    auto now = recipe->make_quantizer(TensorRole::activation),
+         later = recipe->make_quantizer(TensorRole::activation);
+    ASSERT_TRUE(later->amax_may_follow());
+    int fetches = 0;
+    for (float amax : {10.0f, 1.0f, 0.0f, 5.0f, 7.0f}) {
+        const QuantizePlan expected = now->plan(amax);
+        const QuantizePlan got = later->plan_before_amax([&fetches, amax] {
+            ++fetches;
+            return amax;
+        });
+        EXPECT_EQ(got.rule.fixed.scale, expected.rule.fixed.scale) << "amax " << amax;
+        EXPECT_EQ(got.rule.fixed.scale_inv, expected.rule.fixed.scale_inv) << "amax " << amax;
+    }
+    EXPECT_EQ(fetches, 4); // the last amax is still pending
+    EXPECT_EQ(later->state(), now->state());
+    EXPECT_EQ(fetches, 5);
+    EXPECT_EQ(later->state(), now->state());
+    EXPECT_EQ(fetches, 5);
+
+    // A recipe whose plan depends on the amax says so, and refuses to plan before it.
+    auto current = make_recipe("te-current")->make_quantizer(TensorRole::activation);
+    EXPECT_FALSE(current->amax_may_follow());
+    EXPECT_THROW(current->plan_before_amax([] { return 1.0f; }), Error);
+}
+
 TEST(Recipes, DelayedScalingSaturatesWhenTheTensorOutgrowsItsHistory) {
     auto q = make_recipe("te-delayed:format=e4m3")->make_quantizer(TensorRole::activation);
     std::vector<float> x = {1.0f, 0.5f};
