@@ -23,11 +23,24 @@ struct DequantizedTile {
     int64_t col_cell[max_scale_levels][dequantized_tile_cols];
 };
 
-// Fills `t` with rows [r0, r0 + 128) × columns [c0, c0 + 64) (zeros outside the tensor); all 256
-// threads of the block call it, and it returns with the tile ready.
-__device__ inline void load_dequantized_tile(DequantizedTile& t, const uint8_t* codes,
-                                             const LevelViews& levels, Format format, int64_t rows,
-                                             int64_t cols, int64_t r0, int64_t c0) {
+// The tile a block of the grid dequantized_tile_grid() gives takes: block (x, y) holds rows
+// [128 y, 128 y + 128) and columns [64 x, 64 x + 64).
+struct TileOrigin {
+    int64_t r0, c0;
+};
+
+inline dim3 dequantized_tile_grid(int64_t rows, int64_t cols) {
+    return dim3(unsigned((cols + dequantized_tile_cols - 1) / dequantized_tile_cols),
+                unsigned((rows + dequantized_tile_rows - 1) / dequantized_tile_rows));
+}
+
+// Fills `t` with this block's tile (zeros outside the tensor); all 256 threads of the block call
+// it, and it returns with the tile ready and where it lies.
+__device__ inline TileOrigin load_dequantized_tile(DequantizedTile& t, const uint8_t* codes,
+                                                   const LevelViews& levels, Format format,
+                                                   int64_t rows, int64_t cols) {
+    const int64_t r0 = int64_t(blockIdx.y) * dequantized_tile_rows,
+                  c0 = int64_t(blockIdx.x) * dequantized_tile_cols;
     constexpr int tr = dequantized_tile_rows, tc = dequantized_tile_cols,
                   threads = dequantized_tile_threads;
     static_assert(threads == 256, "one thread per code of the decode table");
@@ -66,6 +79,17 @@ __device__ inline void load_dequantized_tile(DequantizedTile& t, const uint8_t* 
         }
     }
     __syncthreads();
+    return {r0, c0};
+}
+
+// f(cc, lane) for the tile's columns inside the tensor, each column to one whole warp (its lanes
+// then read the column's rows lane, lane + 32, …: free of bank conflicts).
+template <typename F>
+__device__ inline void for_each_tile_column(TileOrigin o, int64_t cols, F f) {
+    const int lane = int(threadIdx.x % 32);
+    for (int cc = int(threadIdx.x / 32); cc < dequantized_tile_cols && o.c0 + cc < cols;
+         cc += dequantized_tile_threads / 32)
+        f(cc, lane);
 }
 
 } // namespace octet::cuda

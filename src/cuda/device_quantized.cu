@@ -55,16 +55,11 @@ namespace {
 __global__ void dequantize_transposed_kernel(const uint8_t* codes, LevelViews levels, Format format,
                                              int64_t rows, int64_t cols, float* out) {
     __shared__ DequantizedTile tile;
-    const int64_t r0 = int64_t(blockIdx.y) * dequantized_tile_rows,
-                  c0 = int64_t(blockIdx.x) * dequantized_tile_cols;
-    load_dequantized_tile(tile, codes, levels, format, rows, cols, r0, c0);
-    const int lane = int(threadIdx.x % 32);
-    for (int cc = int(threadIdx.x / 32); cc < dequantized_tile_cols;
-         cc += dequantized_tile_threads / 32) {
-        if (c0 + cc >= cols) break; // whole warps
-        for (int rr = lane; rr < dequantized_tile_rows; rr += 32)
-            if (r0 + rr < rows) out[(c0 + cc) * rows + r0 + rr] = tile.value[rr][cc];
-    }
+    const TileOrigin o = load_dequantized_tile(tile, codes, levels, format, rows, cols);
+    for_each_tile_column(o, cols, [&](int cc, int lane) {
+        for (int rr = lane; rr < dequantized_tile_rows && o.r0 + rr < rows; rr += 32)
+            out[(o.c0 + cc) * rows + o.r0 + rr] = tile.value[rr][cc];
+    });
 }
 
 } // namespace
@@ -76,10 +71,8 @@ void dequantize(const DeviceQuantized& q, float* out, bool transposed, cudaStrea
     const Format format = q.format;
     if (transposed) {
         if (q.numel() == 0) return;
-        const dim3 grid(blocks_for(cols, dequantized_tile_cols),
-                        blocks_for(rows, dequantized_tile_rows));
-        dequantize_transposed_kernel<<<grid, dequantized_tile_threads, 0, stream>>>(
-            codes, levels, format, rows, cols, out);
+        dequantize_transposed_kernel<<<dequantized_tile_grid(rows, cols), dequantized_tile_threads,
+                                       0, stream>>>(codes, levels, format, rows, cols, out);
         OCTET_CUDA_LAUNCHED();
         return;
     }

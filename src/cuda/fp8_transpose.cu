@@ -22,19 +22,14 @@ namespace {
 __global__ void column_amax_kernel(const uint8_t* codes, LevelViews levels, Format format,
                                    int64_t rows, int64_t cols, uint32_t* column_amax) {
     __shared__ DequantizedTile tile;
-    const int64_t r0 = int64_t(blockIdx.y) * dequantized_tile_rows,
-                  c0 = int64_t(blockIdx.x) * dequantized_tile_cols;
-    load_dequantized_tile(tile, codes, levels, format, rows, cols, r0, c0);
-    const int lane = int(threadIdx.x % 32);
-    for (int cc = int(threadIdx.x / 32); cc < dequantized_tile_cols;
-         cc += dequantized_tile_threads / 32) {
-        if (c0 + cc >= cols) break; // whole warps
+    const TileOrigin o = load_dequantized_tile(tile, codes, levels, format, rows, cols);
+    for_each_tile_column(o, cols, [&](int cc, int lane) {
         float amax = 0.0f;
-        for (int rr = lane; rr < dequantized_tile_rows; rr += 32)
-            if (r0 + rr < rows) amax = finite_amax(amax, tile.value[rr][cc]);
+        for (int rr = lane; rr < dequantized_tile_rows && o.r0 + rr < rows; rr += 32)
+            amax = finite_amax(amax, tile.value[rr][cc]);
         amax = warp_max(amax);
-        if (lane == 0) atomicMax(column_amax + c0 + cc, __float_as_uint(amax));
-    }
+        if (lane == 0) atomicMax(column_amax + o.c0 + cc, __float_as_uint(amax));
+    });
 }
 
 template <bool whole_rows>
@@ -44,28 +39,23 @@ __global__ void requantize_transposed_kernel(const uint8_t* codes, LevelViews le
                                              Format out_format, uint8_t* out_codes,
                                              float* out_scale_inv, int64_t out_grid_cols) {
     __shared__ DequantizedTile tile;
-    const int64_t r0 = int64_t(blockIdx.y) * dequantized_tile_rows,
-                  c0 = int64_t(blockIdx.x) * dequantized_tile_cols;
-    load_dequantized_tile(tile, codes, levels, in_format, rows, cols, r0, c0);
-    const int lane = int(threadIdx.x % 32);
+    const TileOrigin o = load_dequantized_tile(tile, codes, levels, in_format, rows, cols);
     constexpr int parts = dequantized_tile_rows / 32;
-    for (int cc = int(threadIdx.x / 32); cc < dequantized_tile_cols;
-         cc += dequantized_tile_threads / 32) {
-        const int64_t c = c0 + cc;
-        if (c >= cols) break; // whole warps
+    for_each_tile_column(o, cols, [&](int cc, int lane) {
+        const int64_t c = o.c0 + cc;
         float v[parts], amax = 0.0f;
         for (int j = 0; j < parts; ++j) {
             v[j] = tile.value[lane + 32 * j][cc];
-            if (r0 + lane + 32 * j < rows) amax = finite_amax(amax, v[j]);
+            if (o.r0 + lane + 32 * j < rows) amax = finite_amax(amax, v[j]);
         }
         const BlockScale s = rule(whole_rows ? __uint_as_float(column_amax[c]) : warp_max(amax));
-        if (lane == 0 && (!whole_rows || r0 == 0))
-            out_scale_inv[c * out_grid_cols + (whole_rows ? 0 : r0 / 128)] = s.scale_inv;
+        if (lane == 0 && (!whole_rows || o.r0 == 0))
+            out_scale_inv[c * out_grid_cols + (whole_rows ? 0 : o.r0 / 128)] = s.scale_inv;
         for (int j = 0; j < parts; ++j) {
-            const int64_t r = r0 + lane + 32 * j;
+            const int64_t r = o.r0 + lane + 32 * j;
             if (r < rows) out_codes[c * rows + r] = cast_scaled(v[j], s.scale, out_format);
         }
-    }
+    });
 }
 
 } // namespace
@@ -112,8 +102,7 @@ void Fp8Transposer::naive(const DeviceQuantized& in, Quantizer& requantizer, Dev
     g.shape(out.rows, out.cols, 1, whole_rows ? std::max<int64_t>(in.rows, 1) : 128, plan.encoding,
             plan.power_of_two_scales());
     if (in.numel() == 0) return;
-    const dim3 grid(blocks_for(in.cols, dequantized_tile_cols),
-                    blocks_for(in.rows, dequantized_tile_rows));
+    const dim3 grid = dequantized_tile_grid(in.rows, in.cols);
     const LevelViews levels = in.views();
     if (blocks_1x128 && !whole_rows) {
         requantize_transposed_kernel<false><<<grid, dequantized_tile_threads, 0, stream>>>(
