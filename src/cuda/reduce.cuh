@@ -1,6 +1,6 @@
-// Reductions shared by the CUDA kernels: warp and block sums, and deterministic column sums over
-// rows (parameter gradients of norms and biases) in two passes with a fixed order, so results do
-// not change from run to run.
+// Reductions shared by the CUDA kernels: warp and block sums and maxima, and deterministic column
+// sums over rows (parameter gradients of norms and biases) in two passes with a fixed order, so
+// results do not change from run to run.
 #pragma once
 
 #include <cstdint>
@@ -14,12 +14,6 @@ __device__ __forceinline__ T warp_sum(T v) {
     return v;
 }
 
-__device__ __forceinline__ float warp_max(float v) {
-    for (int offset = 16; offset > 0; offset /= 2)
-        v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, offset));
-    return v;
-}
-
 // Max over each aligned segment of `lanes` lanes (a power of two ≤ 32), every lane of it gets it.
 template <int lanes>
 __device__ __forceinline__ float segment_max(float v) {
@@ -28,29 +22,32 @@ __device__ __forceinline__ float segment_max(float v) {
     return v;
 }
 
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
-template <typename T>
-__device__ T block_sum(T v) {
-    __shared__ T partial[32];
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    v = warp_sum(v);
-    __syncthreads(); // partial may still be read by a previous call
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    v = lane < warps ? partial[lane] : T(0);
-    return warp_sum(v);
+__device__ __forceinline__ float warp_max(float v) {
+    return segment_max<32>(v);
 }
 
-// Max over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
-__device__ inline float block_max(float v) {
-    __shared__ float partial[32];
+// warp_reduce over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
+// `identity` stands in for the missing warps.
+template <typename T, typename WarpReduce>
+__device__ T block_reduce(T v, T identity, WarpReduce warp_reduce) {
+    __shared__ T partial[32];
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    v = warp_max(v);
+    v = warp_reduce(v);
     __syncthreads(); // partial may still be read by a previous call
     if (lane == 0) partial[warp] = v;
     __syncthreads();
-    v = lane < warps ? partial[lane] : 0.0f;
-    return warp_max(v);
+    v = lane < warps ? partial[lane] : identity;
+    return warp_reduce(v);
+}
+
+template <typename T>
+__device__ T block_sum(T v) {
+    return block_reduce(v, T(0), [](T x) { return warp_sum(x); });
+}
+
+// Non-negative values (amaxes): 0 stands in for the missing warps.
+__device__ inline float block_max(float v) {
+    return block_reduce(v, 0.0f, [](float x) { return warp_max(x); });
 }
 
 // Rows per slice of a column sum: enough slices to fill the GPU, a fixed count for a shape.
