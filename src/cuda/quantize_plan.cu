@@ -2,6 +2,7 @@
 #include "cuda/quantize_plan.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
@@ -112,25 +113,32 @@ __global__ void quantize_row_groups_kernel(const float* x, int64_t rows, int64_t
     *reinterpret_cast<uchar4*>(codes + r * cols + c) = q;
 }
 
+// The row-group paths (quantize_row_groups, two_level_row_groups) take G = 32 or 128 on rows of
+// whole float4s.
+bool row_groups_fit(const float* x, int64_t cols, int64_t group) {
+    return (group == 32 || group == 128) && cols % 4 == 0 &&
+           reinterpret_cast<uintptr_t>(x) % 16 == 0;
+}
+
+// f(std::integral_constant<int, G>) for G = group, 32 or 128: the kernels' template argument.
+template <typename F>
+void with_group(int64_t group, F f) {
+    if (group == 32)
+        f(std::integral_constant<int, 32>{});
+    else
+        f(std::integral_constant<int, 128>{});
+}
+
 // Runs the one-pass path when the plan and the layout allow it; false otherwise.
 bool quantize_row_groups(const float* x, int64_t rows, int64_t cols, int64_t group,
                          const ScaleRule& rule, Format format, uint8_t* codes, float* scale_inv,
                          int64_t grid_cols, cudaStream_t stream) {
-    if (cols % 4 != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0) return false;
-    const int64_t threads = rows * ((cols + 127) / 128) * 32;
-    const unsigned blocks = blocks_for(threads, elementwise_threads);
-    switch (group) {
-    case 32:
-        quantize_row_groups_kernel<32><<<blocks, elementwise_threads, 0, stream>>>(
+    if (!row_groups_fit(x, cols, group)) return false;
+    const unsigned blocks = blocks_for(rows * ((cols + 127) / 128) * 32, elementwise_threads);
+    with_group(group, [&](auto g) {
+        quantize_row_groups_kernel<decltype(g)::value><<<blocks, elementwise_threads, 0, stream>>>(
             x, rows, cols, rule, format, codes, scale_inv, grid_cols);
-        break;
-    case 128:
-        quantize_row_groups_kernel<128><<<blocks, elementwise_threads, 0, stream>>>(
-            x, rows, cols, rule, format, codes, scale_inv, grid_cols);
-        break;
-    default:
-        return false;
-    }
+    });
     OCTET_CUDA_LAUNCHED();
     return true;
 }
@@ -226,8 +234,7 @@ __global__ void two_level_cast_kernel(const float* x, int64_t rows, int64_t cols
 bool two_level_row_groups(const float* x, int64_t rows, int64_t cols, int64_t group, int64_t coarse,
                           Format format, float* group_s, uint32_t* coarse_max, uint8_t* codes,
                           float* local_inv, float* global_inv, cudaStream_t stream) {
-    if ((group != 32 && group != 128) || cols % 4 != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0)
-        return false;
+    if (!row_groups_fit(x, cols, group)) return false;
     const int64_t warps = rows * ((cols + 127) / 128);
     // Enough warps to fill the GPU several times over, each with a contiguous run of chunks.
     const int64_t pass1_warps = std::min<int64_t>(warps, 16384);
@@ -235,20 +242,15 @@ bool two_level_row_groups(const float* x, int64_t rows, int64_t cols, int64_t gr
     const unsigned blocks1 = blocks_for(pass1_warps * 32, elementwise_threads),
                    blocks2 = blocks_for(warps * 32, elementwise_threads);
     const float fmt_max = format_max(format);
-    if (group == 32) {
-        two_level_group_s_kernel<32><<<blocks1, elementwise_threads, 0, stream>>>(
+    with_group(group, [&](auto g) {
+        constexpr int G = decltype(g)::value;
+        two_level_group_s_kernel<G><<<blocks1, elementwise_threads, 0, stream>>>(
             x, rows, cols, coarse, fmt_max, per_warp, group_s, coarse_max);
         OCTET_CUDA_LAUNCHED();
-        two_level_cast_kernel<32><<<blocks2, elementwise_threads, 0, stream>>>(
+        two_level_cast_kernel<G><<<blocks2, elementwise_threads, 0, stream>>>(
             x, rows, cols, coarse, group_s, coarse_max, format, codes, local_inv, global_inv);
-    } else {
-        two_level_group_s_kernel<128><<<blocks1, elementwise_threads, 0, stream>>>(
-            x, rows, cols, coarse, fmt_max, per_warp, group_s, coarse_max);
         OCTET_CUDA_LAUNCHED();
-        two_level_cast_kernel<128><<<blocks2, elementwise_threads, 0, stream>>>(
-            x, rows, cols, coarse, group_s, coarse_max, format, codes, local_inv, global_inv);
-    }
-    OCTET_CUDA_LAUNCHED();
+    });
     return true;
 }
 
