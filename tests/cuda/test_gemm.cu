@@ -13,6 +13,7 @@
 #include "ops/linear_precision.h"
 #include "recipe/recipe.h"
 #include "tests/harness/fresh_seed.h"
+#include "tests/harness/gemm_agreement.h"
 #include "tests/harness/gpu.h"
 
 namespace octet {
@@ -26,28 +27,16 @@ T* upload(const std::vector<T>& host) {
     return d;
 }
 
-struct Compared {
-    double calc_diff, rel_error;
-    bool any_nan;
-};
-
-Compared compare(const std::vector<float>& ref, const std::vector<__nv_bfloat16>& got) {
-    double xy = 0, xx_yy = 0, err = 0, norm = 0;
-    bool nan = false;
-    for (size_t i = 0; i < ref.size(); ++i) {
-        const double x = ref[i], y = __bfloat162float(got[i]);
-        nan |= std::isnan(y);
-        xy += x * y;
-        xx_yy += x * x + y * y;
-        err += (x - y) * (x - y);
-        norm += x * x;
-    }
-    return {1 - 2 * xy / xx_yy, std::sqrt(err / norm), nan};
+testing::GemmAgreement compare(const std::vector<float>& ref,
+                               const std::vector<__nv_bfloat16>& got) {
+    return testing::gemm_agreement(
+        ref.size(), [&](size_t i) { return double(ref[i]); },
+        [&](size_t i) { return double(__bfloat162float(got[i])); });
 }
 
 // Runs the GPU GEMM on the operands the CPU layer quantized and compares with the CPU output.
-Compared run_case(const std::string& spec, cuda::GemmScaling scaling, int64_t m, int64_t n,
-                  int64_t k, Rng& rng) {
+testing::GemmAgreement run_case(const std::string& spec, cuda::GemmScaling scaling, int64_t m,
+                                int64_t n, int64_t k, Rng& rng) {
     const std::vector<float> x = testing::random_matrix(rng, m, k, 3.0),
                              w = testing::random_matrix(rng, n, k, 1.0);
     CpuOps<float> ops;
@@ -90,7 +79,7 @@ TEST(CudaGemm, Fp8GemmsMatchTheCpuOracle) {
         for (auto [spec, scaling] : {std::pair{"blockwise", cuda::GemmScaling::blockwise},
                                      {"blockwise:pow2=true", cuda::GemmScaling::blockwise},
                                      {"te-current", cuda::GemmScaling::per_tensor}}) {
-            const Compared c = run_case(spec, scaling, m, n, k, rng);
+            const testing::GemmAgreement c = run_case(spec, scaling, m, n, k, rng);
             std::printf("%-20s m=%4lld n=%4lld k=%4lld: calc_diff %.2e, rel error %.2e\n", spec,
                         static_cast<long long>(m), static_cast<long long>(n),
                         static_cast<long long>(k), c.calc_diff, c.rel_error);

@@ -19,6 +19,7 @@
 #include "cuda/microscaled_gemm.h"
 #include "numerics/formats.h"
 #include "tests/harness/fresh_seed.h"
+#include "tests/harness/gemm_agreement.h"
 #include "tests/harness/gpu.h"
 
 namespace octet {
@@ -60,11 +61,6 @@ void quantize(const std::vector<float>& values, int64_t rows, int64_t k, int64_t
                                                               Format::e4m3, Overflow::saturate));
         }
 }
-
-struct Compared {
-    double calc_diff, rel_error;
-    bool any_nan;
-};
 
 void run_case(const Case& c, Rng& rng) {
     SCOPED_TRACE(describe(c));
@@ -122,29 +118,21 @@ void run_case(const Case& c, Rng& rng) {
     OCTET_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<uint8_t> raw = dout.download();
 
-    double xy = 0, xx_yy = 0, err = 0, norm = 0;
-    bool nan = false;
-    for (size_t i = 0; i < ref.size(); ++i) {
-        double y;
-        if (c.out_fp32) {
-            float f;
-            std::memcpy(&f, &raw[i * 4], 4);
-            y = f;
-        } else {
+    const testing::GemmAgreement agreement = testing::gemm_agreement(
+        ref.size(), [&](size_t i) { return ref[i]; },
+        [&](size_t i) {
+            if (c.out_fp32) {
+                float f;
+                std::memcpy(&f, &raw[i * 4], 4);
+                return double(f);
+            }
             __nv_bfloat16 h;
             std::memcpy(&h, &raw[i * 2], 2);
-            y = double(__bfloat162float(h));
-        }
-        const double x = ref[i];
-        nan |= std::isnan(y);
-        xy += x * y;
-        xx_yy += x * x + y * y;
-        err += (x - y) * (x - y);
-        norm += x * x;
-    }
-    EXPECT_FALSE(nan);
-    EXPECT_LT(1 - 2 * xy / xx_yy, 1e-3);
-    EXPECT_LT(std::sqrt(err / norm), c.out_fp32 ? 2e-3 : 2e-3 + std::exp2(-9));
+            return double(__bfloat162float(h));
+        });
+    EXPECT_FALSE(agreement.any_nan);
+    EXPECT_LT(agreement.calc_diff, 1e-3);
+    EXPECT_LT(agreement.rel_error, c.out_fp32 ? 2e-3 : 2e-3 + std::exp2(-9));
 }
 
 TEST(MicroscaledGemm, MatchesFloat64ReferenceOnTileAndOddShapes) {
