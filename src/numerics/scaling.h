@@ -107,19 +107,7 @@ OCTET_HD TwoLevelScale moss_group_scale(float group_s, float global_s) {
 OCTET_HD uint8_t cast_scaled(float x, float scale, Format f) {
     const float v = x * scale;
     const bool finite = (float_to_bits(x) & 0x7F800000u) != 0x7F800000u;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-    // Hopper's cvt.rn.satfinite equals encode(·, saturate) on every float (tests/cuda/test_cast.cu
-    // checks all 2^32), and costs one instruction instead of the codec's integer arithmetic.
-    if (finite && (f == Format::e4m3 || f == Format::e5m2)) {
-        unsigned short pair;
-        if (f == Format::e4m3)
-            asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %1;" : "=h"(pair) : "f"(v));
-        else
-            asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %1;" : "=h"(pair) : "f"(v));
-        return uint8_t(pair & 0xFFu);
-    }
-#endif
-    return uint8_t(encode(v, f, finite ? Overflow::saturate : Overflow::ieee));
+    return uint8_t(finite ? encode_saturate(v, f) : encode(v, f, Overflow::ieee));
 }
 
 } // namespace octet

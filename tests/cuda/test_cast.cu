@@ -92,13 +92,18 @@ __device__ unsigned hardware_code(float x, Format f) {
     }
 }
 
-__global__ void sweep_kernel(Format f, Overflow mode, SweepResult* result) {
+// What the device computes: the raw hardware conversion, or encode_saturate (formats.h), which
+// the kernels use.
+enum class DeviceCodec { hardware, encode_saturate };
+
+__global__ void sweep_kernel(Format f, Overflow mode, DeviceCodec codec, SweepResult* result) {
     const uint64_t stride = uint64_t(gridDim.x) * blockDim.x;
     for (uint64_t u = blockIdx.x * uint64_t(blockDim.x) + threadIdx.x; u < (1ull << 32);
          u += stride) {
         const float x = __uint_as_float(unsigned(u));
         const unsigned ours = encode(x, f, mode);
-        const unsigned hw = hardware_code(x, f);
+        const unsigned hw =
+            codec == DeviceCodec::hardware ? hardware_code(x, f) : encode_saturate(x, f);
         if (ours == hw) continue;
         if (isnan(decode(ours, f)) && isnan(decode(hw, f))) {
             atomicAdd(&result->nan_payload_only, 1ull);
@@ -108,23 +113,38 @@ __global__ void sweep_kernel(Format f, Overflow mode, SweepResult* result) {
     }
 }
 
+SweepResult sweep(Format f, Overflow mode, DeviceCodec codec) {
+    DeviceBuffer<SweepResult> d_result(1);
+    OCTET_CUDA_CHECK(cudaMemset(d_result.ptr, 0, sizeof(SweepResult)));
+    sweep_kernel<<<2048, 256>>>(f, mode, codec, d_result.ptr);
+    OCTET_CUDA_CHECK(cudaGetLastError());
+    SweepResult r;
+    OCTET_CUDA_CHECK(cudaMemcpy(&r, d_result.ptr, sizeof r, cudaMemcpyDeviceToHost));
+    std::printf("%s: %llu mismatches over 2^32 floats, %llu NaN-code-only differences\n",
+                format_name(f), r.mismatches, r.nan_payload_only);
+    return r;
+}
+
 // The hardware converts FP8 with saturation only (sm_90 has no non-saturating cvt to FP8), and
 // FP16/BF16 the IEEE way; those are the modes compared.
 TEST(CudaCast, CodecMatchesHopperHardwareConversionsOnAllFloats) {
     OCTET_SKIP_WITHOUT_GPU();
-    DeviceBuffer<SweepResult> d_result(1);
     const std::pair<Format, Overflow> cases[] = {{Format::e4m3, Overflow::saturate},
                                                  {Format::e5m2, Overflow::saturate},
                                                  {Format::fp16, Overflow::ieee},
                                                  {Format::bf16, Overflow::ieee}};
     for (auto [f, mode] : cases) {
-        OCTET_CUDA_CHECK(cudaMemset(d_result.ptr, 0, sizeof(SweepResult)));
-        sweep_kernel<<<2048, 256>>>(f, mode, d_result.ptr);
-        OCTET_CUDA_CHECK(cudaGetLastError());
-        SweepResult r;
-        OCTET_CUDA_CHECK(cudaMemcpy(&r, d_result.ptr, sizeof r, cudaMemcpyDeviceToHost));
-        std::printf("%s: %llu mismatches over 2^32 floats, %llu NaN-code-only differences\n",
-                    format_name(f), r.mismatches, r.nan_payload_only);
+        const SweepResult r = sweep(f, mode, DeviceCodec::hardware);
+        EXPECT_EQ(r.mismatches, 0ull) << "first at float bits 0x" << std::hex << r.first_bits;
+    }
+}
+
+// encode_saturate on the device (the hardware, with Inf saturated for FP16 and BF16) against the
+// codec's saturating mode, in every format.
+TEST(CudaCast, DeviceEncodeSaturateMatchesTheCodecOnAllFloats) {
+    OCTET_SKIP_WITHOUT_GPU();
+    for (Format f : {Format::e4m3, Format::e5m2, Format::fp16, Format::bf16}) {
+        const SweepResult r = sweep(f, Overflow::saturate, DeviceCodec::encode_saturate);
         EXPECT_EQ(r.mismatches, 0ull) << "first at float bits 0x" << std::hex << r.first_bits;
     }
 }
