@@ -88,7 +88,8 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
     const int64_t steps = args.get_int("steps", 10, 1, 1 << 20);
     const std::vector<std::string> policies = split_recipe_list(
         args.get("recipes").value_or("bf16,te-delayed,blockwise,mxfp8,moss,fp8lm-o2"));
-    for (const std::string& p : policies) make_backend(device, make_policy(p)); // fail early
+    for (const std::string& p : policies) make_policy(p); // fail early: a bad recipe or device
+    make_backend(device);
 
     const int64_t seq = config.seq_len, n = batch * seq;
     Rng rng(1);
@@ -108,7 +109,7 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
                                    12.0 * double(config.n_layer * config.d_model * seq);
     for (const std::string& name : policies) {
         const PrecisionPolicy policy = make_policy(name);
-        Backend backend = make_backend(device, policy);
+        Backend backend = make_backend(device);
         Ops<float>& ops = *backend.ops;
         Gpt<float> model(config, ops, policy, 1);
         AdamW optimizer(ops, model.params().tensors(), model.params().values(), policy,

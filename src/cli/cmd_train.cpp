@@ -84,7 +84,7 @@ int cmd_sample(const std::vector<std::string>& argv, std::ostream& out) {
     ModelConfig mc = ck.config.model;
     mc.vocab_size = ck.vocab_size;
     const PrecisionPolicy policy = make_policy(ck.config.recipe);
-    Backend backend = make_backend(args.get("device").value_or("auto"), policy);
+    Backend backend = make_backend(args.get("device").value_or("auto"));
     Gpt<float> model(mc, *backend.ops, policy, 1);
     load_checkpoint_tensors(ck.path, model, nullptr);
     std::vector<int32_t> tokens =

@@ -99,6 +99,22 @@ double CpuOps<T>::adamw_step(float* w, const float* g, float* m, float* v,
                              const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) {
     return cpu::adamw_step(w, g, m, v, spans, h, max_norm);
 }
+template <typename T>
+double CpuOps<T>::adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
+                                    const std::vector<TensorSpan>& spans, AdamWHyper h,
+                                    double max_norm) {
+    return cpu::adamw_step_scaled(w, g, s, spans, h, max_norm);
+}
+template <typename T>
+void CpuOps<T>::store_scaled(const ScaledTensors& dst, const float* x,
+                             const std::vector<TensorSpan>& spans) {
+    cpu::store_scaled(dst, x, spans);
+}
+template <typename T>
+void CpuOps<T>::load_scaled(float* x, const ScaledTensors& src,
+                            const std::vector<TensorSpan>& spans) {
+    cpu::load_scaled(x, src, spans);
+}
 
 template class CpuOps<float>;
 template class CpuOps<double>;

@@ -44,6 +44,13 @@ class CpuOps final : public Ops<T> {
     void scale(T* x, double s, int64_t n) override;
     double adamw_step(float* w, const float* g, float* m, float* v,
                       const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;
+    double adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
+                             const std::vector<TensorSpan>& spans, AdamWHyper h,
+                             double max_norm) override;
+    void store_scaled(const ScaledTensors& dst, const float* x,
+                      const std::vector<TensorSpan>& spans) override;
+    void load_scaled(float* x, const ScaledTensors& src,
+                     const std::vector<TensorSpan>& spans) override;
 };
 
 extern template class CpuOps<float>;

@@ -74,5 +74,9 @@ void scale(T* x, double s, int64_t n);
 // Ops::adamw_step; the norm is summed in the buffer's order, so it is thread-count independent.
 double adamw_step(float* w, const float* g, float* m, float* v,
                   const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm);
+double adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
+                         const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm);
+void store_scaled(const ScaledTensors& dst, const float* x, const std::vector<TensorSpan>& spans);
+void load_scaled(float* x, const ScaledTensors& src, const std::vector<TensorSpan>& spans);
 
 } // namespace octet::cpu

@@ -33,8 +33,9 @@ CudaOps::CudaOps()
       bf16_a_(memory_), bf16_b_(memory_), bf16_c_(memory_), qkv_bf16_(memory_),
       d_qkv_bf16_(memory_), d_out_bf16_(memory_), positions_(memory_), sorted_tokens_(memory_),
       sorted_positions_(memory_), sort_temp_(memory_), chunks_(memory_), norm_(memory_, 2),
-      norm_partials_(memory_, adamw_norm_blocks), plans_(memory_), transposer_(memory_, plans_),
-      scaled_gemm_(gemm_, memory_), dy_(memory_), w_t_(memory_), dy_t_(memory_), x_t_(memory_) {}
+      norm_partials_(memory_, adamw_norm_blocks), span_amax_(memory_), plans_(memory_),
+      transposer_(memory_, plans_), scaled_gemm_(gemm_, memory_), dy_(memory_), w_t_(memory_),
+      dy_t_(memory_), x_t_(memory_) {}
 
 float* CudaOps::column_scratch(int64_t rows, int64_t cols) {
     const int64_t need = column_sum_scratch(rows, cols);
@@ -331,28 +332,61 @@ void CudaOps::scale(float* x, double s, int64_t n) {
     cuda::scale(x, s, n, stream());
 }
 
-double CudaOps::adamw_step(float* w, const float* g, float* m, float* v,
-                           const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) {
-    const auto timed = profiler_.scope("adamw_step");
+const AdamWChunk* CudaOps::adamw_chunks(const std::vector<TensorSpan>& spans) {
     auto same = [](const TensorSpan& x, const TensorSpan& y) {
         return x.offset == y.offset && x.numel == y.numel && x.decay == y.decay;
     };
     if (!std::equal(spans.begin(), spans.end(), chunk_spans_.begin(), chunk_spans_.end(), same)) {
         std::vector<AdamWChunk> chunks;
-        for (const TensorSpan& s : spans)
+        for (size_t j = 0; j < spans.size(); ++j) {
+            const TensorSpan& s = spans[j];
             for (int64_t at = s.offset; at < s.offset + s.numel; at += adamw_chunk)
-                chunks.push_back(
-                    {at, std::min(at + adamw_chunk, s.offset + s.numel), s.decay ? 1 : 0});
+                chunks.push_back({at, std::min(at + adamw_chunk, s.offset + s.numel), int32_t(j),
+                                  s.decay ? 1 : 0});
+        }
         chunks_.upload(chunks.data(), int64_t(chunks.size()));
         chunk_spans_ = spans;
+        norm_partials_.resize(std::max<int64_t>(adamw_norm_blocks, chunks_.size()));
+        span_amax_.resize(3 * int64_t(spans.size()));
     }
+    return chunks_.data();
+}
+
+double CudaOps::adamw_step(float* w, const float* g, float* m, float* v,
+                           const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) {
+    const auto timed = profiler_.scope("adamw_step");
+    const AdamWChunk* chunks = adamw_chunks(spans);
     int64_t total = 0;
     for (const TensorSpan& s : spans) total = std::max(total, s.offset + s.numel);
-    cuda::adamw_step(w, g, m, v, chunks_.data(), chunks_.size(), total, h, max_norm, norm_.data(),
+    cuda::adamw_step(w, g, m, v, chunks, chunks_.size(), total, h, max_norm, norm_.data(),
                      norm_partials_.data(), stream());
     double norm = 0;
     memory_.to_host(&norm, norm_.data(), sizeof norm);
     return norm;
+}
+
+double CudaOps::adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
+                                  const std::vector<TensorSpan>& spans, AdamWHyper h,
+                                  double max_norm) {
+    const auto timed = profiler_.scope("adamw_step");
+    const AdamWChunk* chunks = adamw_chunks(spans);
+    cuda::adamw_step_scaled(w, g, s, chunks, chunks_.size(), int64_t(spans.size()), h, max_norm,
+                            norm_.data(), norm_partials_.data(), span_amax_.data(), stream());
+    double norm = 0;
+    memory_.to_host(&norm, norm_.data(), sizeof norm);
+    return norm;
+}
+
+void CudaOps::store_scaled(const ScaledTensors& dst, const float* x,
+                           const std::vector<TensorSpan>& spans) {
+    const AdamWChunk* chunks = adamw_chunks(spans);
+    cuda::store_scaled(dst, x, chunks, chunks_.size(), int64_t(spans.size()), span_amax_.data(),
+                       stream());
+}
+
+void CudaOps::load_scaled(float* x, const ScaledTensors& src,
+                          const std::vector<TensorSpan>& spans) {
+    cuda::load_scaled(x, src, adamw_chunks(spans), chunks_.size(), stream());
 }
 
 } // namespace octet::cuda

@@ -82,6 +82,13 @@ class CudaOps final : public Ops<float> {
     void scale(float* x, double s, int64_t n) override;
     double adamw_step(float* w, const float* g, float* m, float* v,
                       const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;
+    double adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
+                             const std::vector<TensorSpan>& spans, AdamWHyper h,
+                             double max_norm) override;
+    void store_scaled(const ScaledTensors& dst, const float* x,
+                      const std::vector<TensorSpan>& spans) override;
+    void load_scaled(float* x, const ScaledTensors& src,
+                     const std::vector<TensorSpan>& spans) override;
 
   private:
     // What an FP8 linear layer keeps from its forward for its backward: the quantized input and
@@ -101,6 +108,8 @@ class CudaOps final : public Ops<float> {
                        int64_t m, int64_t n, int64_t k, int64_t batch);
     float* column_scratch(int64_t rows, int64_t cols);
     FlashAttention& flash();
+    // The optimizer's chunks of `spans` on the device (rebuilt when the spans change).
+    const AdamWChunk* adamw_chunks(const std::vector<TensorSpan>& spans);
 
     Stream stream_;
     DeviceMemory memory_; // outlives the buffers below
@@ -114,6 +123,7 @@ class CudaOps final : public Ops<float> {
     std::vector<TensorSpan> chunk_spans_; // the spans chunks_ was built for
     Buffer<AdamWChunk> chunks_;
     Buffer<double> norm_, norm_partials_;
+    Buffer<float> span_amax_; // FP8-LM storage: per-span amaxes
     PlanRunner plans_;
     Fp8Transposer transposer_;
     ScaledGemm scaled_gemm_;

@@ -89,6 +89,7 @@ void softmax_xent_backward(float* d_logits, const float* probs, const int32_t* t
 // adamw_chunk elements, each launched as one block; norm_out (device, 2 doubles: norm, clip).
 struct AdamWChunk {
     int64_t begin, end;
+    int32_t tensor; // the span's index
     int32_t decay;
 };
 constexpr int64_t adamw_chunk = 8192;
@@ -96,5 +97,15 @@ void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* 
                 int64_t num_chunks, int64_t total, AdamWHyper h, double max_norm, double* norm_out,
                 double* partials, cudaStream_t stream);
 constexpr int adamw_norm_blocks = 264; // partial sums of the gradient norm (fixed: deterministic)
+
+// FP8-LM's scaled storage over `tensors` spans cut into chunks as above (Ops::adamw_step_scaled,
+// store_scaled, load_scaled). Scratch: `amax` 3 · tensors floats, `partials` num_chunks doubles.
+void adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s, const AdamWChunk* chunks,
+                       int64_t num_chunks, int64_t tensors, AdamWHyper h, double max_norm,
+                       double* norm_out, double* partials, float* amax, cudaStream_t stream);
+void store_scaled(const ScaledTensors& dst, const float* x, const AdamWChunk* chunks,
+                  int64_t num_chunks, int64_t tensors, float* amax, cudaStream_t stream);
+void load_scaled(float* x, const ScaledTensors& src, const AdamWChunk* chunks, int64_t num_chunks,
+                 cudaStream_t stream);
 
 } // namespace octet::cuda

@@ -2,6 +2,15 @@
 // squared gradients (fixed grid, double accumulators), their total with the clipping factor, and
 // the update, one block per chunk of one tensor. The norm never leaves the device before the
 // update, so the step needs no host round trip.
+//
+// FP8-LM's scaled storage takes six: the gradients' per-tensor amaxes; their rounding through
+// the weight-gradient format with the squared norm's partials (one per chunk); the norm; the
+// update, computed to take the new amaxes of m, v and the master; the update again, now storing
+// them under the new scales (recomputing is cheaper than keeping FP32 copies, and gives the same
+// values); and the new scales themselves, written last because the update reads the old ones.
+// Amaxes reach their tensor's slot by one atomic max per block (order-free, so deterministic).
+// This file is compiled without FMA contraction (src/CMakeLists.txt), so the update rounds as the
+// CPU's does and both backends store the same codes.
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
@@ -39,6 +48,110 @@ __global__ void adamw_kernel(float* w, const float* g, float* m, float* v, const
         adamw_update(w[i], g[i], m[i], v[i], h, chunk.decay != 0);
 }
 
+__device__ void atomic_amax(float* slot, float block_amax) {
+    if (threadIdx.x == 0 && block_amax > 0.0f)
+        atomicMax(reinterpret_cast<unsigned*>(slot), __float_as_uint(block_amax));
+}
+
+// amax[chunk.tensor] = max over the chunk's finite x[i].
+__global__ void span_amax_kernel(float* amax, const float* x, const AdamWChunk* chunks) {
+    const AdamWChunk chunk = chunks[blockIdx.x];
+    float a = 0.0f;
+    for (int64_t i = chunk.begin + threadIdx.x; i < chunk.end; i += blockDim.x)
+        a = finite_amax(a, x[i]);
+    atomic_amax(amax + chunk.tensor, block_max(a));
+}
+
+__global__ void round_and_square_kernel(double* partials, float* g, StorageFormat format,
+                                        const float* amax, const AdamWChunk* chunks) {
+    const AdamWChunk chunk = chunks[blockIdx.x];
+    const BlockScale s = storage_scale(format, amax[chunk.tensor]);
+    double acc = 0.0;
+    for (int64_t i = chunk.begin + threadIdx.x; i < chunk.end; i += blockDim.x) {
+        const float x = round_through_storage(format, g[i], s);
+        g[i] = x;
+        acc += double(x) * double(x);
+    }
+    acc = block_sum(acc);
+    if (threadIdx.x == 0) partials[blockIdx.x] = acc;
+}
+
+// amax: [m | v | master] × tensors.
+__global__ void scaled_update_amax_kernel(float* amax, int64_t tensors, const float* w,
+                                          const float* g, ScaledAdamWState s,
+                                          const AdamWChunk* chunks, AdamWHyper h,
+                                          const double* norm) {
+    const AdamWChunk chunk = chunks[blockIdx.x];
+    h.clip = norm[1];
+    const bool fp32_master = s.master.format == StorageFormat::fp32;
+    float am = 0.0f, av = 0.0f, aw = 0.0f;
+    for (int64_t i = chunk.begin + threadIdx.x; i < chunk.end; i += blockDim.x) {
+        // A scaled master replaces w: not reading it saves 4 of 13 bytes per parameter.
+        const float wi = fp32_master ? w[i] : 0.0f;
+        const AdamWValues r = scaled_adamw_element(s, i, chunk.tensor, wi, g[i], h, chunk.decay);
+        am = finite_amax(am, r.m);
+        av = finite_amax(av, r.v);
+        aw = finite_amax(aw, r.w);
+    }
+    atomic_amax(amax + chunk.tensor, block_max(am));
+    atomic_amax(amax + tensors + chunk.tensor, block_max(av));
+    atomic_amax(amax + 2 * tensors + chunk.tensor, block_max(aw));
+}
+
+__global__ void scaled_update_store_kernel(float* w, const float* g, ScaledAdamWState s,
+                                           const AdamWChunk* chunks, AdamWHyper h,
+                                           const double* norm, const float* amax, int64_t tensors) {
+    const AdamWChunk chunk = chunks[blockIdx.x];
+    h.clip = norm[1];
+    const BlockScale sm = storage_scale(s.m.format, amax[chunk.tensor]);
+    const BlockScale sv = storage_scale(s.v.format, amax[tensors + chunk.tensor]);
+    const BlockScale sw = storage_scale(s.master.format, amax[2 * tensors + chunk.tensor]);
+    const bool fp32_master = s.master.format == StorageFormat::fp32;
+    for (int64_t i = chunk.begin + threadIdx.x; i < chunk.end; i += blockDim.x) {
+        const float wi = fp32_master ? w[i] : 0.0f;
+        const AdamWValues r = scaled_adamw_element(s, i, chunk.tensor, wi, g[i], h, chunk.decay);
+        store_element(s.m.format, s.m.codes, i, r.m, sm.scale);
+        store_element(s.v.format, s.v.codes, i, r.v, sv.scale);
+        if (fp32_master) {
+            w[i] = r.w;
+        } else {
+            store_element(s.master.format, s.master.codes, i, r.w, sw.scale);
+            w[i] = load_element(s.master.format, s.master.codes, i, sw.scale_inv);
+        }
+    }
+}
+
+__global__ void store_kernel(ScaledTensors dst, const float* x, const AdamWChunk* chunks,
+                             const float* amax) {
+    const AdamWChunk chunk = chunks[blockIdx.x];
+    const BlockScale s = storage_scale(dst.format, amax[chunk.tensor]);
+    for (int64_t i = chunk.begin + threadIdx.x; i < chunk.end; i += blockDim.x)
+        store_element(dst.format, dst.codes, i, x[i], s.scale);
+}
+
+__global__ void load_kernel(float* x, ScaledTensors src, const AdamWChunk* chunks) {
+    const AdamWChunk chunk = chunks[blockIdx.x];
+    const float scale_inv = src.scale_inv[chunk.tensor];
+    for (int64_t i = chunk.begin + threadIdx.x; i < chunk.end; i += blockDim.x)
+        x[i] = load_element(src.format, src.codes, i, scale_inv);
+}
+
+__global__ void set_scales_kernel(ScaledTensors t, const float* amax, int64_t tensors) {
+    for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < tensors;
+         j += int64_t(gridDim.x) * blockDim.x)
+        t.scale_inv[j] = storage_scale(t.format, amax[j]).scale_inv;
+}
+
+void set_scales(const ScaledTensors& t, const float* amax, int64_t tensors, cudaStream_t stream) {
+    set_scales_kernel<<<blocks_for(tensors, elementwise_threads), elementwise_threads, 0, stream>>>(
+        t, amax, tensors);
+    OCTET_CUDA_LAUNCHED();
+}
+
+void zero_amaxes(float* amax, int64_t count, cudaStream_t stream) {
+    OCTET_CUDA_CHECK(cudaMemsetAsync(amax, 0, size_t(count) * sizeof(float), stream));
+}
+
 } // namespace
 
 void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* chunks,
@@ -51,6 +164,53 @@ void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* 
     if (num_chunks == 0) return;
     adamw_kernel<<<unsigned(num_chunks), elementwise_threads, 0, stream>>>(w, g, m, v, chunks, h,
                                                                            norm_out);
+    OCTET_CUDA_LAUNCHED();
+}
+
+void adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s, const AdamWChunk* chunks,
+                       int64_t num_chunks, int64_t tensors, AdamWHyper h, double max_norm,
+                       double* norm_out, double* partials, float* amax, cudaStream_t stream) {
+    if (num_chunks == 0) {
+        OCTET_CUDA_CHECK(cudaMemsetAsync(norm_out, 0, 2 * sizeof(double), stream));
+        return;
+    }
+    const unsigned blocks = unsigned(num_chunks);
+    zero_amaxes(amax, 3 * tensors, stream);
+    span_amax_kernel<<<blocks, elementwise_threads, 0, stream>>>(amax, g, chunks);
+    OCTET_CUDA_LAUNCHED();
+    round_and_square_kernel<<<blocks, elementwise_threads, 0, stream>>>(partials, g, s.weight_grad,
+                                                                        amax, chunks);
+    OCTET_CUDA_LAUNCHED();
+    norm_kernel<<<1, 1024, 0, stream>>>(norm_out, partials, int(num_chunks), max_norm);
+    OCTET_CUDA_LAUNCHED();
+    zero_amaxes(amax, 3 * tensors, stream);
+    scaled_update_amax_kernel<<<blocks, elementwise_threads, 0, stream>>>(amax, tensors, w, g, s,
+                                                                          chunks, h, norm_out);
+    OCTET_CUDA_LAUNCHED();
+    scaled_update_store_kernel<<<blocks, elementwise_threads, 0, stream>>>(w, g, s, chunks, h,
+                                                                           norm_out, amax, tensors);
+    OCTET_CUDA_LAUNCHED();
+    set_scales(s.m, amax, tensors, stream);
+    set_scales(s.v, amax + tensors, tensors, stream);
+    if (s.master.format != StorageFormat::fp32)
+        set_scales(s.master, amax + 2 * tensors, tensors, stream);
+}
+
+void store_scaled(const ScaledTensors& dst, const float* x, const AdamWChunk* chunks,
+                  int64_t num_chunks, int64_t tensors, float* amax, cudaStream_t stream) {
+    if (num_chunks == 0) return;
+    zero_amaxes(amax, tensors, stream);
+    span_amax_kernel<<<unsigned(num_chunks), elementwise_threads, 0, stream>>>(amax, x, chunks);
+    OCTET_CUDA_LAUNCHED();
+    store_kernel<<<unsigned(num_chunks), elementwise_threads, 0, stream>>>(dst, x, chunks, amax);
+    OCTET_CUDA_LAUNCHED();
+    set_scales(dst, amax, tensors, stream);
+}
+
+void load_scaled(float* x, const ScaledTensors& src, const AdamWChunk* chunks, int64_t num_chunks,
+                 cudaStream_t stream) {
+    if (num_chunks == 0) return;
+    load_kernel<<<unsigned(num_chunks), elementwise_threads, 0, stream>>>(x, src, chunks);
     OCTET_CUDA_LAUNCHED();
 }
 

@@ -16,6 +16,7 @@
 
 #include "ops/adamw_update.h"
 #include "ops/memory.h"
+#include "ops/scaled_adamw.h"
 
 namespace octet {
 
@@ -122,6 +123,20 @@ class Ops {
     virtual double adamw_step(float* w, const float* g, float* m, float* v,
                               const std::vector<TensorSpan>& spans, AdamWHyper h,
                               double max_norm) = 0;
+
+    // One AdamW step over FP8-LM's scaled state (ops/scaled_adamw.h): every span's gradient
+    // rounded in place through s.weight_grad under its own scale, the global norm and clipping
+    // as adamw_step, then every parameter updated from the decoded state, m, v and the master
+    // stored again under fresh per-span scales, and w set to the master's stored values.
+    // Returns the norm of the rounded gradients before clipping.
+    virtual double adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
+                                     const std::vector<TensorSpan>& spans, AdamWHyper h,
+                                     double max_norm) = 0;
+    // dst ← x per span, each under the scale of its amax; x ← src decoded.
+    virtual void store_scaled(const ScaledTensors& dst, const float* x,
+                              const std::vector<TensorSpan>& spans) = 0;
+    virtual void load_scaled(float* x, const ScaledTensors& src,
+                             const std::vector<TensorSpan>& spans) = 0;
 };
 
 } // namespace octet

@@ -7,10 +7,17 @@
 
 namespace octet {
 
+// Zero codes decode to zero in every format, under any scale.
+AdamW::Stored::Stored(Memory& memory, StorageFormat f, int64_t total, size_t tensors)
+    : format(f), codes(memory, total * storage_format_bytes(f)), scale_inv(memory) {
+    codes.zero();
+    const std::vector<float> ones(tensors, 1.0f);
+    scale_inv.upload(ones.data(), int64_t(tensors));
+}
+
 AdamW::AdamW(Ops<float>& ops, const std::vector<ParamTensor>& tensors, float* params,
              const PrecisionPolicy& policy, AdamWConfig config)
-    : ops_(ops), fp32_storage_(policy.fp32_optimizer_storage()), m_(ops.memory()), v_(ops.memory()),
-      policy_(policy), config_(config) {
+    : ops_(ops), fp32_storage_(policy.fp32_optimizer_storage()), policy_(policy), config_(config) {
     if (!(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 > 0 && config.beta2 < 1))
         throw Error("optimizer: betas must lie in [0, 1) and (0, 1)");
     if (!(config.eps > 0) || !(config.weight_decay >= 0) || !(config.grad_clip >= 0))
@@ -19,26 +26,22 @@ AdamW::AdamW(Ops<float>& ops, const std::vector<ParamTensor>& tensors, float* pa
         spans_.push_back({t.offset, t.numel, t.decay});
         total_ += t.numel;
     }
-    if (fp32_storage_) {
-        m_.resize(total_);
-        v_.resize(total_);
-        m_.zero();
-        v_.zero();
-        return;
-    }
-    if (!ops.memory().host_accessible())
-        throw Error("optimizer: FP8-LM's scaled storage (" + policy.describe() +
-                    ") runs on the CPU backend only in this version");
-    for (const ParamTensor& t : tensors) {
-        State s{t, nullptr, ScaledStorage(policy.moment1, t.numel),
-                ScaledStorage(policy.moment2, t.numel)};
-        if (policy.master != StorageFormat::fp32) {
-            s.master = std::make_unique<ScaledStorage>(policy.master, t.numel);
-            s.master->store(params + t.offset);
-            s.master->load(params + t.offset);
-        }
-        states_.push_back(std::move(s));
-    }
+    Memory& memory = ops.memory();
+    m_ = std::make_unique<Stored>(memory, policy.moment1, total_, spans_.size());
+    v_ = std::make_unique<Stored>(memory, policy.moment2, total_, spans_.size());
+    if (policy.master == StorageFormat::fp32) return;
+    master_ = std::make_unique<Stored>(memory, policy.master, total_, spans_.size());
+    ops.store_scaled(master_->view(), params, spans_);
+    ops.load_scaled(params, master_->view(), spans_);
+}
+
+ScaledAdamWState AdamW::scaled_state() {
+    ScaledAdamWState s;
+    s.weight_grad = policy_.weight_grad;
+    if (master_) s.master = master_->view();
+    s.m = m_->view();
+    s.v = v_->view();
+    return s;
 }
 
 double AdamW::step(float* params, float* grads, double lr) {
@@ -53,51 +56,22 @@ double AdamW::step(float* params, float* grads, double lr) {
     h.bias2 = float(1.0 - std::pow(config_.beta2, double(t_)));
     h.decay = float(1.0 - lr * config_.weight_decay);
     h.clip = 1.0;
-    const double norm = fp32_storage_ ? ops_.adamw_step(params, grads, m_.data(), v_.data(), spans_,
-                                                        h, config_.grad_clip)
-                                      : scaled_step(params, grads, h);
+    const double norm =
+        fp32_storage_
+            ? ops_.adamw_step(params, grads, reinterpret_cast<float*>(m_->codes.data()),
+                              reinterpret_cast<float*>(v_->codes.data()), spans_, h,
+                              config_.grad_clip)
+            : ops_.adamw_step_scaled(params, grads, scaled_state(), spans_, h, config_.grad_clip);
     last_ = {lr, config_.weight_decay, config_.beta1, config_.beta2, t_};
     return norm;
 }
 
-double AdamW::scaled_step(float* params, float* grads, const AdamWHyper& hyper) {
-    double sq = 0;
-    for (State& s : states_) {
-        float* g = grads + s.tensor.offset;
-        round_through(policy_.weight_grad, g, s.tensor.numel);
-        for (int64_t i = 0; i < s.tensor.numel; ++i) sq += double(g[i]) * double(g[i]);
-    }
-    const double norm = std::sqrt(sq);
-    AdamWHyper h = hyper;
-    h.clip = clip_factor(norm, config_.grad_clip);
-    std::vector<float> m, v;
-    for (State& s : states_) {
-        const int64_t n = s.tensor.numel;
-        float* w = params + s.tensor.offset;
-        const float* g = grads + s.tensor.offset;
-        m.resize(size_t(n));
-        v.resize(size_t(n));
-        s.m.load(m.data());
-        s.v.load(v.data());
-        if (s.master) s.master->load(w);
-        for (int64_t i = 0; i < n; ++i)
-            adamw_update(w[i], g[i], m[size_t(i)], v[size_t(i)], h, s.tensor.decay);
-        s.m.store(m.data());
-        s.v.store(v.data());
-        if (s.master) {
-            s.master->store(w);
-            s.master->load(w);
-        }
-    }
-    return norm;
-}
-
 AdamW::Moments AdamW::export_state() const {
-    if (fp32_storage_) return {m_.download(), v_.download(), t_};
-    Moments out{std::vector<float>(size_t(total_)), std::vector<float>(size_t(total_)), t_};
-    for (const State& s : states_) {
-        s.m.load(out.m.data() + s.tensor.offset);
-        s.v.load(out.v.data() + s.tensor.offset);
+    Moments out{{}, {}, t_};
+    Buffer<float> decoded(ops_.memory(), total_);
+    for (auto [stored, host] : {std::pair{m_.get(), &out.m}, std::pair{v_.get(), &out.v}}) {
+        ops_.load_scaled(decoded.data(), stored->view(), spans_);
+        *host = decoded.download();
     }
     return out;
 }
@@ -107,26 +81,19 @@ void AdamW::import_state(const Moments& state, const float* params) {
         throw Error("checkpoint: optimizer state does not match the model's " +
                     std::to_string(total_) + " parameters");
     t_ = state.step;
-    if (fp32_storage_) {
-        m_.upload(state.m.data(), total_);
-        v_.upload(state.v.data(), total_);
-        return;
+    Buffer<float> values(ops_.memory());
+    for (auto [stored, host] : {std::pair{m_.get(), &state.m}, std::pair{v_.get(), &state.v}}) {
+        values.upload(host->data(), total_);
+        ops_.store_scaled(stored->view(), values.data(), spans_);
     }
-    for (State& s : states_) {
-        s.m.store(state.m.data() + s.tensor.offset);
-        s.v.store(state.v.data() + s.tensor.offset);
-        if (s.master) s.master->store(params + s.tensor.offset);
-    }
+    if (master_) ops_.store_scaled(master_->view(), params, spans_);
 }
 
 double AdamW::bytes_per_parameter() const {
-    if (fp32_storage_) return total_ ? 16.0 : 0.0;
-    size_t bytes = 0;
-    for (const State& s : states_)
-        bytes += (s.master ? s.master->bytes() : size_t(s.tensor.numel) * 4) + s.m.bytes() +
-                 s.v.bytes() +
-                 size_t(s.tensor.numel) * size_t(storage_format_bytes(policy_.weight_grad));
-    return total_ ? double(bytes) / double(total_) : 0.0;
+    if (total_ == 0) return 0.0;
+    const size_t master = master_ ? master_->codes.bytes() : size_t(total_) * sizeof(float);
+    const size_t grad = size_t(total_) * size_t(storage_format_bytes(policy_.weight_grad));
+    return double(master + grad + m_->codes.bytes() + v_->codes.bytes()) / double(total_);
 }
 
 } // namespace octet

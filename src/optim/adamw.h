@@ -1,12 +1,12 @@
 // AdamW with decoupled weight decay and global-norm gradient clipping, in the storage the
-// precision policy names (optim/scaled_storage.h):
+// precision policy names (numerics/storage_format.h):
 //   FP32 master, m, v (16 bytes per parameter with the FP32 gradient), or
 //   FP8-LM's precision-decoupled storage: FP16 scaled master, E4M3 scaled m, FP16 scaled v and
 //   E4M3 weight gradients (6 bytes per parameter; O1 keeps m and v in FP32: 11 bytes).
 // The update runs in FP32 on the decoded values (ops/adamw_update.h, PyTorch's order):
 // w ← w·(1 − lr·wd), then w ← w − lr · m̂ / (√v̂ + ε). Parameters without `decay` (norms, biases)
-// are not decayed. FP32 storage runs on the backend (Ops::adamw_step: multi-tensor kernels on
-// the GPU); FP8-LM's scaled storage runs on the host, so only with the CPU backend for now.
+// are not decayed. Both storages live in the backend's memory and step there: Ops::adamw_step and
+// Ops::adamw_step_scaled, multi-tensor kernels on the GPU.
 #pragma once
 
 #include <memory>
@@ -14,7 +14,6 @@
 
 #include "model/parameters.h"
 #include "ops/ops.h"
-#include "optim/scaled_storage.h"
 #include "recipe/policy.h"
 #include "recipe/recipe.h"
 
@@ -32,7 +31,7 @@ class AdamW {
   public:
     // `params` are the model's initial weights in the memory of `ops`; with a non-FP32 master
     // they are replaced by the master's representable values, so the model starts from what the
-    // optimizer holds. Throws Error for a storage mode the backend cannot run.
+    // optimizer holds.
     AdamW(Ops<float>& ops, const std::vector<ParamTensor>& tensors, float* params,
           const PrecisionPolicy& policy, AdamWConfig config);
 
@@ -58,24 +57,26 @@ class AdamW {
     void import_state(const Moments& state, const float* params);
 
   private:
-    double scaled_step(float* params, float* grads, const AdamWHyper& h);
+    // One optimizer tensor in the parameters' layout, with a scale per parameter tensor.
+    struct Stored {
+        Stored(Memory& memory, StorageFormat f, int64_t total, size_t tensors);
+        ScaledTensors view() { return {format, codes.data(), scale_inv.data()}; }
+        StorageFormat format;
+        Buffer<uint8_t> codes;
+        Buffer<float> scale_inv;
+    };
 
-    // FP32 storage: m and v in the backend's memory, in the parameters' layout.
     Ops<float>& ops_;
     bool fp32_storage_;
     std::vector<TensorSpan> spans_;
-    Buffer<float> m_, v_;
-    // Scaled storage (FP8-LM), on the host: one state per tensor.
-    struct State {
-        ParamTensor tensor;
-        std::unique_ptr<ScaledStorage> master; // nullptr: the FP32 parameters are the master
-        ScaledStorage m, v;
-    };
-    std::vector<State> states_;
+    int64_t total_ = 0;
+    // FP32 storage: m and v as floats. Scaled storage (FP8-LM): master_ (unused with an FP32
+    // master), m_ and v_ as codes.
+    std::unique_ptr<Stored> master_, m_, v_;
+    ScaledAdamWState scaled_state();
     PrecisionPolicy policy_;
     AdamWConfig config_;
     int64_t t_ = 0;
-    int64_t total_ = 0;
     OptimizerStep last_;
 };
 

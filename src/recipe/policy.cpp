@@ -23,18 +23,6 @@ const char* storage_format_name(StorageFormat f) {
     }
 }
 
-int storage_format_bytes(StorageFormat f) {
-    switch (f) {
-    case StorageFormat::fp32:
-        return 4;
-    case StorageFormat::fp16:
-    case StorageFormat::bf16:
-        return 2;
-    default:
-        return 1;
-    }
-}
-
 const std::vector<std::string>& policy_names() {
     static const std::vector<std::string> names = {
         "fp32",      "bf16",  "te-current", "te-delayed", "rowwise",

@@ -19,14 +19,11 @@
 #include <string_view>
 #include <vector>
 
+#include "numerics/storage_format.h"
+
 namespace octet {
 
-// How an optimizer-side tensor is stored: FP32, or a 16/8-bit format with one per-tensor
-// power-of-two scale recomputed at every store (FP8-LM's scaling).
-enum class StorageFormat { fp32, fp16, bf16, e4m3, e5m2 };
-
 const char* storage_format_name(StorageFormat f);
-int storage_format_bytes(StorageFormat f);
 
 struct PrecisionPolicy {
     enum class Gemm { fp32, bf16, fp8 };

@@ -70,7 +70,7 @@ TrainSummary train(const TrainConfig& config_in, const TrainOptions& options, st
     }
     validate(c);
     const PrecisionPolicy policy = make_policy(c.recipe);
-    Backend backend = make_backend(c.device, policy);
+    Backend backend = make_backend(c.device);
     Ops<float>& ops = *backend.ops;
     const Dataset data = Dataset::load(c.data_dir);
     c.model.vocab_size = data.vocab_size;
@@ -108,7 +108,6 @@ TrainSummary train(const TrainConfig& config_in, const TrainOptions& options, st
         << " validation tokens, vocabulary " << data.vocab_size << "; " << tokens_per_step
         << " tokens per step (" << accum << " x " << c.batch_size << " x " << c.model.seq_len
         << "), " << c.steps << " steps\n";
-    if (!backend.note.empty()) log << "  device auto chose the CPU: " << backend.note << "\n";
     if (state.step > 0)
         log << "  resumed from " << options.resume << " at step " << state.step << "\n";
     log << std::flush;

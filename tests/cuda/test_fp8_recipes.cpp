@@ -226,7 +226,8 @@ TEST_F(Fp8RecipesTest, LinearLayersMatchTheCpuBackend) {
 // slowly (1e-3 failed once in several runs). A wrong scale or layout moves the loss by far more.
 TEST_F(Fp8RecipesTest, TrainingStepsFollowTheCpu) {
     for (Flavor flavor : {Flavor::gpt2, Flavor::llama})
-        for (const char* policy_name : {"te-delayed", "rowwise", "blockwise", "mxfp8", "moss"}) {
+        for (const char* policy_name :
+             {"te-delayed", "rowwise", "blockwise", "mxfp8", "moss", "fp8lm-o2"}) {
             SCOPED_TRACE(std::string(flavor_name(flavor)) + " " + policy_name + " " +
                          testing::seed_note(seed_));
             ModelConfig c = testing::tiny_config();

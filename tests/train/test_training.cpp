@@ -7,6 +7,8 @@
 #include <cstdio>
 
 #include "common/error.h"
+#include "common/rng.h"
+#include "cpu/cpu_ops.h"
 #include "optim/adamw.h"
 #include "tests/harness/fresh_seed.h"
 #include "tests/harness/tiny_training.h"
@@ -122,31 +124,35 @@ TEST(Optimizer, Fp32AdamWMatchesAFloat64Reference) {
     EXPECT_THROW(AdamW(ops, tensors, w.data(), make_policy("bf16"), AdamWConfig{1.0, 0.95}), Error);
 }
 
+// Two tensors stored through the CPU backend's store_scaled: each gets its own power-of-two scale,
+// so values far below FP16's normal range survive, and zeros stay zeros.
 TEST(Optimizer, ScaledStorageUsesEachFormatsRange) {
     const uint64_t seed = testing::fresh_seed();
     SCOPED_TRACE(testing::seed_note(seed));
     Rng rng(seed);
-    // Values far below FP16's normal range survive thanks to the per-tensor scale.
-    std::vector<float> x(256), back(256);
-    for (float& e : x) e = float(rng.normal() * 1e-9);
+    CpuOps<float> ops;
+    const std::vector<TensorSpan> spans = {{0, 256, true}, {256, 8, false}};
+    std::vector<float> x(264, 0.0f), back(264, 1.0f);
+    for (size_t i = 0; i < 256; ++i) x[i] = float(rng.normal() * 1e-9);
     for (auto [format, rel] : {std::pair{StorageFormat::fp16, 1.0 / 2048},
                                {StorageFormat::bf16, 1.0 / 256},
                                {StorageFormat::e4m3, 1.0 / 16},
                                {StorageFormat::e5m2, 1.0 / 8}}) {
-        ScaledStorage s(format, 256);
-        s.store(x.data());
-        s.load(back.data());
-        EXPECT_TRUE(is_power_of_two(s.scale_inv()));
+        SCOPED_TRACE(storage_format_name(format));
+        std::vector<uint8_t> codes(264 * size_t(storage_format_bytes(format)));
+        std::vector<float> scale_inv(2, 0.0f);
+        const ScaledTensors stored{format, codes.data(), scale_inv.data()};
+        ops.store_scaled(stored, x.data(), spans);
+        ops.load_scaled(back.data(), stored, spans);
+        EXPECT_TRUE(is_power_of_two(scale_inv[0]));
+        EXPECT_GT(scale_inv[0], 0.0f);
+        EXPECT_LT(scale_inv[0], 1e-9f); // 1e-9-sized values scaled up into the format's range
+        EXPECT_EQ(scale_inv[1], 1.0f);  // the zero tensor keeps scale 1
         const double amax = 4e-9 * 10;
-        for (size_t i = 0; i < 256; ++i)
-            ASSERT_NEAR(back[i], x[i], std::fabs(x[i]) * rel + amax * 1e-4)
-                << storage_format_name(format);
+        for (size_t i = 0; i < 264; ++i)
+            ASSERT_NEAR(back[i], x[i], std::fabs(x[i]) * rel + amax * 1e-4) << i;
+        for (size_t i = 256; i < 264; ++i) ASSERT_EQ(back[i], 0.0f);
     }
-    std::vector<float> zeros(8, 0.0f), out(8, 1.0f);
-    ScaledStorage z(StorageFormat::e4m3, 8);
-    z.store(zeros.data());
-    z.load(out.data());
-    EXPECT_EQ(out, zeros);
 }
 
 TEST(Policy, NamesOverridesAndErrors) {
