@@ -67,16 +67,22 @@ __device__ inline TileOrigin load_dequantized_tile(DequantizedTile& t, const uin
             for (int k = 0; k < 4; ++k)
                 if (c + k < cols) q[k] = codes[r * cols + c + k];
         }
-        for (int k = 0; k < 4; ++k) {
-            float value = 0.0f;
-            if (r < rows && c + k < cols) {
-                float scale = 1.0f;
-                for (int i = 0; i < levels.count; ++i)
-                    scale *= levels.level[i].scale_inv[t.row_cell[i][rr] + t.col_cell[i][cc + k]];
-                value = t.decoded[q[k]] * scale;
+        // The four codes' scales, level by level in LevelViews::at's order: one read where they
+        // share the level's block (every recipe's blocks are 4-aligned), else one each.
+        float scale[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+        for (int i = 0; r < rows && c < cols && i < levels.count; ++i) {
+            const float* level = levels.level[i].scale_inv + t.row_cell[i][rr];
+            const int64_t first = t.col_cell[i][cc];
+            if (first == t.col_cell[i][cc + 3]) {
+                const float s = level[first];
+                for (int k = 0; k < 4; ++k) scale[k] *= s;
+            } else {
+                for (int k = 0; k < 4; ++k)
+                    if (c + k < cols) scale[k] *= level[t.col_cell[i][cc + k]];
             }
-            t.value[rr][cc + k] = value;
         }
+        for (int k = 0; k < 4; ++k)
+            t.value[rr][cc + k] = r < rows && c + k < cols ? t.decoded[q[k]] * scale[k] : 0.0f;
     }
     __syncthreads();
     return {r0, c0};

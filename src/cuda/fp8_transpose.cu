@@ -41,6 +41,7 @@ __global__ void requantize_transposed_kernel(const uint8_t* codes, LevelViews le
     __shared__ DequantizedTile tile;
     const TileOrigin o = load_dequantized_tile(tile, codes, levels, in_format, rows, cols);
     constexpr int parts = dequantized_tile_rows / 32;
+    static_assert(parts == 4, "a lane's codes fill one 32-bit word");
     for_each_tile_column(o, cols, [&](int cc, int lane) {
         const int64_t c = o.c0 + cc;
         float v[parts], amax = 0.0f;
@@ -51,9 +52,23 @@ __global__ void requantize_transposed_kernel(const uint8_t* codes, LevelViews le
         const BlockScale s = rule(whole_rows ? __uint_as_float(column_amax[c]) : warp_max(amax));
         if (lane == 0 && (!whole_rows || o.r0 == 0))
             out_scale_inv[c * out_grid_cols + (whole_rows ? 0 : o.r0 / 128)] = s.scale_inv;
-        for (int j = 0; j < parts; ++j) {
-            const int64_t r = o.r0 + lane + 32 * j;
-            if (r < rows) out_codes[c * rows + r] = cast_scaled(v[j], s.scale, out_format);
+        uint32_t packed = 0; // byte j: the code of row lane + 32 j
+        for (int j = 0; j < parts; ++j)
+            packed |= uint32_t(cast_scaled(v[j], s.scale, out_format)) << (8 * j);
+        uint8_t* out_row = out_codes + c * rows + o.r0;
+        if (rows % 4 == 0 && o.r0 + dequantized_tile_rows <= rows) {
+            // Lane l stores rows 4l … 4l + 3 as one word: row 4l + k is byte l / 8 of the lane
+            // (4l + k) mod 32. A warp then writes 128 contiguous bytes in one instruction.
+            uint32_t word = 0;
+            for (int k = 0; k < 4; ++k) {
+                const uint32_t held = __shfl_sync(0xFFFFFFFFu, packed, (4 * lane + k) & 31);
+                word |= ((held >> (8 * (lane / 8))) & 0xFFu) << (8 * k);
+            }
+            reinterpret_cast<uint32_t*>(out_row)[lane] = word;
+        } else {
+            for (int j = 0; j < parts; ++j)
+                if (o.r0 + lane + 32 * j < rows)
+                    out_row[lane + 32 * j] = uint8_t(packed >> (8 * j));
         }
     });
 }
