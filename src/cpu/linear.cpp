@@ -119,9 +119,9 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
     } else if constexpr (std::is_same_v<T, float>) {
         // The TN GEMMs of the GPU: dx += dy · (Wᵀ)ᵀ with Wᵀ [k, m]; dW += dyᵀ · (xᵀ)ᵀ.
         if (a.precision->kind() == LinearPrecision::Kind::fp8) {
-            const auto dgrad = a.precision->dgrad_fp8(a.d_out);
+            const auto dgrad = a.precision->dgrad_fp8(a.d_out, a.weight);
             if (a.d_in) scaled_gemm_nt(dgrad.a, dgrad.b, a.d_in, true);
-            const auto wgrad = a.precision->wgrad_fp8();
+            const auto wgrad = a.precision->wgrad_fp8(a.d_out, a.in);
             scaled_gemm_nt(wgrad.a, wgrad.b, a.d_weight, true);
         } else {
             std::vector<float> dyq, wtq, dytq, xtq;

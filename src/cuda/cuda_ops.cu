@@ -2,6 +2,7 @@
 #include "cuda/cuda_ops.h"
 
 #include <cmath>
+#include <utility>
 
 #include "common/error.h"
 #include "cuda/check.h"
@@ -35,7 +36,7 @@ CudaOps::CudaOps()
       sorted_positions_(memory_), sort_temp_(memory_), chunks_(memory_), norm_(memory_, 2),
       norm_partials_(memory_, adamw_norm_blocks), span_amax_(memory_), plans_(memory_),
       transposer_(memory_, plans_), scaled_gemm_(gemm_, memory_), dy_(memory_), w_t_(memory_),
-      dy_t_(memory_), x_t_(memory_) {}
+      dy_t_(memory_), x_t_(memory_), x_transient_(memory_) {}
 
 float* CudaOps::column_scratch(int64_t rows, int64_t cols) {
     const int64_t need = column_sum_scratch(rows, cols);
@@ -115,16 +116,27 @@ CudaOps::Fp8Layer& CudaOps::fp8_layer(const LinearPrecision* p) {
 void CudaOps::linear_forward_fp8(const LinearForwardArgs<float>& a) {
     Fp8Layer& layer = fp8_layer(a.precision);
     const LinearPrecision::Fp8Quantizers q = a.precision->fp8_quantizers();
+    // A transpose method follows the plan's block shape, which a layer keeps from step to step:
+    // after the first forward, a layer whose xᵀ comes from the source quantizes x into the
+    // buffer all such layers share.
+    const bool transient = layer.planned && layer.x_method == TransposeMethod::from_source;
+    DeviceQuantized& x = transient ? x_transient_ : layer.x;
     {
         const auto timed = profiler_.scope("linear.quantize");
-        const QuantizePlan x_plan = plans_.quantize(q.input, a.in, a.n, a.k, layer.x, stream());
+        const QuantizePlan x_plan = plans_.quantize(q.input, a.in, a.n, a.k, x, stream());
         const QuantizePlan w_plan =
             plans_.quantize(q.weight, a.weight, a.m, a.k, layer.w, stream());
         layer.x_method = transpose_method(x_plan, a.n, a.k);
         layer.w_method = transpose_method(w_plan, a.m, a.k);
+        layer.planned = true;
     }
     // TE runs the forward's per-tensor GEMM with fast accumulation, the backward's without.
-    scaled_gemm_.run(layer.x, layer.w, a.out, false, true, stream());
+    scaled_gemm_.run(x, layer.w, a.out, false, true, stream());
+    const bool keep = layer.x_method != TransposeMethod::from_source;
+    if (transient && keep)
+        std::swap(layer.x, x_transient_); // the plans changed kind (or `a.precision` is new)
+    else if (!transient && !keep)
+        layer.x = DeviceQuantized(memory_); // the first step's copy, not needed again
     if (a.bias) add_bias(a.out, a.bias, a.n, a.m, stream());
 }
 
@@ -140,7 +152,7 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
     if (a.d_in) { // d_in[n, k] += dy[n, m] · (Wᵀ[k, m])ᵀ
         {
             const auto timed = profiler_.scope("linear.transpose");
-            transposer_.run(layer.w, layer.w_method, q.weight_t, w_t_, stream());
+            transposer_.run(layer.w, layer.w_method, q.weight_t, a.weight, w_t_, stream());
         }
         const auto dgrad = profiler_.scope("linear.dgrad");
         scaled_gemm_.run(dy_, w_t_, a.d_in, true, false, stream());
@@ -148,8 +160,11 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
     { // d_W[m, k] += dyᵀ[m, n] · (xᵀ[k, n])ᵀ
         {
             const auto timed = profiler_.scope("linear.transpose");
-            transposer_.run(dy_, dy_method, q.grad_t, dy_t_, stream());
-            transposer_.run(layer.x, layer.x_method, q.input_t, x_t_, stream());
+            transposer_.run(dy_, dy_method, q.grad_t, a.d_out, dy_t_, stream());
+            if (layer.x_method == TransposeMethod::from_source)
+                transposer_.from_source(a.in, a.n, a.k, q.input_t, x_t_, stream());
+            else
+                transposer_.run(layer.x, layer.x_method, q.input_t, a.in, x_t_, stream());
         }
         const auto wgrad = profiler_.scope("linear.wgrad");
         scaled_gemm_.run(dy_t_, x_t_, a.d_weight, true, false, stream());

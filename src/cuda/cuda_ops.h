@@ -91,12 +91,14 @@ class CudaOps final : public Ops<float> {
                      const std::vector<TensorSpan>& spans) override;
 
   private:
-    // What an FP8 linear layer keeps from its forward for its backward: the quantized input and
-    // weight, and how the recipe transposes them.
+    // What an FP8 linear layer keeps from its forward for its backward: the quantized weight, the
+    // quantized input unless the backward quantizes xᵀ from the FP32 input (from_source), and
+    // how the recipe transposes them.
     struct Fp8Layer {
         explicit Fp8Layer(Memory& memory) : x(memory), w(memory) {}
         DeviceQuantized x, w;
         TransposeMethod x_method{}, w_method{};
+        bool planned = false; // a forward has set the methods
     };
     Fp8Layer& fp8_layer(const LinearPrecision* p);
     void linear_forward_fp8(const LinearForwardArgs<float>& a);
@@ -129,6 +131,7 @@ class CudaOps final : public Ops<float> {
     ScaledGemm scaled_gemm_;
     std::unordered_map<const LinearPrecision*, std::unique_ptr<Fp8Layer>> fp8_layers_;
     DeviceQuantized dy_, w_t_, dy_t_, x_t_; // one backward's transient operands
+    DeviceQuantized x_transient_;           // the forward's x of layers that keep none
 };
 
 // Whether a CUDA device is present (and the driver usable).

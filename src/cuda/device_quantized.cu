@@ -1,7 +1,6 @@
 // Device quantized tensors (see device_quantized.h).
 #include "cuda/device_quantized.h"
 
-#include "cuda/dequantized_tile.cuh"
 #include "cuda/launch.cuh"
 
 namespace octet::cuda {
@@ -48,34 +47,11 @@ QuantizedTensor DeviceQuantized::download() const {
     return q;
 }
 
-namespace {
-
-// out[c · rows + r] = the dequantized value at (r, c): a tile per block, each warp writing whole
-// columns of it as rows of out.
-__global__ void dequantize_transposed_kernel(const uint8_t* codes, LevelViews levels, Format format,
-                                             int64_t rows, int64_t cols, float* out) {
-    __shared__ DequantizedTile tile;
-    const TileOrigin o = load_dequantized_tile(tile, codes, levels, format, rows, cols);
-    for_each_tile_column(o, cols, [&](int cc, int lane) {
-        for (int rr = lane; rr < dequantized_tile_rows && o.r0 + rr < rows; rr += 32)
-            out[(o.c0 + cc) * rows + o.r0 + rr] = tile.value[rr][cc];
-    });
-}
-
-} // namespace
-
-void dequantize(const DeviceQuantized& q, float* out, bool transposed, cudaStream_t stream) {
+void dequantize(const DeviceQuantized& q, float* out, cudaStream_t stream) {
     const uint8_t* codes = q.codes.data();
     const LevelViews levels = q.views();
-    const int64_t rows = q.rows, cols = q.cols;
+    const int64_t cols = q.cols;
     const Format format = q.format;
-    if (transposed) {
-        if (q.numel() == 0) return;
-        dequantize_transposed_kernel<<<dequantized_tile_grid(rows, cols), dequantized_tile_threads,
-                                       0, stream>>>(codes, levels, format, rows, cols, out);
-        OCTET_CUDA_LAUNCHED();
-        return;
-    }
     const auto value = [=] __device__(int64_t r, int64_t c) {
         return decode(codes[r * cols + c], format) * levels.at(r, c);
     };

@@ -67,7 +67,7 @@ struct DeviceQuantized {
     QuantizedTensor download() const;
 };
 
-// out = decode(code) · Π levels, as FP32 [rows, cols] (or [cols, rows] when `transposed`).
-void dequantize(const DeviceQuantized& q, float* out, bool transposed, cudaStream_t stream);
+// out = decode(code) · Π levels, as FP32 [rows, cols].
+void dequantize(const DeviceQuantized& q, float* out, cudaStream_t stream);
 
 } // namespace octet::cuda

@@ -2,30 +2,30 @@
 #include "cuda/fp8_transpose.h"
 
 #include "common/error.h"
-#include "cuda/dequantized_tile.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
+#include "cuda/source_tile.cuh"
 #include "cuda/tiled_transpose.cuh"
 #include "cuda/transpose.h"
 
 namespace octet::cuda {
 namespace {
 
-// The naive transpose through shared-memory tiles, for plans along the new rows (the old
+// Transposes from the source through shared-memory tiles, for plans along the new rows (the old
 // columns) of 1×128 blocks (block-wise recipes) or of one scale per row (row-wise recipes): a
-// block dequantizes a 128 × 64 tile as dequantize() does, then each warp takes whole columns of
-// it (new rows), lane l holding the values of rows l, l+32, l+64, l+96, and quantizes them by the
-// plan. The same values, amaxes, rule and cast as dequantize() followed by PlanRunner::run, so the
-// same codes and scales. A 1×128 block is one tile's column: one pass, codes read once and
+// block loads a 128 × 64 tile of the FP32 source, then each warp takes whole columns of it (new
+// rows), lane l holding the values of rows l, l+32, l+64, l+96, and quantizes them by the plan:
+// the same amaxes, rule and cast as PlanRunner::run on the transposed source, so the same codes
+// and scales. A 1×128 block is one tile's column: one pass, the source read once and the codes
 // written once. A whole new row spans every tile of a column: column_amax_kernel finds its amax
-// first, in a pass that reads the codes only.
-__global__ void column_amax_kernel(const uint8_t* codes, LevelViews levels, Format format,
-                                   int64_t rows, int64_t cols, uint32_t* column_amax) {
-    __shared__ DequantizedTile tile;
-    const TileOrigin o = load_dequantized_tile(tile, codes, levels, format, rows, cols);
+// first, in a pass of its own.
+__global__ void column_amax_kernel(const float* source, int64_t rows, int64_t cols,
+                                   uint32_t* column_amax) {
+    __shared__ SourceTile tile;
+    const TileOrigin o = load_source_tile(tile, source, rows, cols);
     for_each_tile_column(o, cols, [&](int cc, int lane) {
         float amax = 0.0f;
-        for (int rr = lane; rr < dequantized_tile_rows && o.r0 + rr < rows; rr += 32)
+        for (int rr = lane; rr < source_tile_rows && o.r0 + rr < rows; rr += 32)
             amax = finite_amax(amax, tile.value[rr][cc]);
         amax = warp_max(amax);
         if (lane == 0) atomicMax(column_amax + o.c0 + cc, __float_as_uint(amax));
@@ -33,14 +33,13 @@ __global__ void column_amax_kernel(const uint8_t* codes, LevelViews levels, Form
 }
 
 template <bool whole_rows>
-__global__ void requantize_transposed_kernel(const uint8_t* codes, LevelViews levels,
-                                             Format in_format, int64_t rows, int64_t cols,
-                                             const uint32_t* column_amax, ScaleRule rule,
-                                             Format out_format, uint8_t* out_codes,
-                                             float* out_scale_inv, int64_t out_grid_cols) {
-    __shared__ DequantizedTile tile;
-    const TileOrigin o = load_dequantized_tile(tile, codes, levels, in_format, rows, cols);
-    constexpr int parts = dequantized_tile_rows / 32;
+__global__ void quantize_transposed_kernel(const float* source, int64_t rows, int64_t cols,
+                                           const uint32_t* column_amax, ScaleRule rule,
+                                           Format out_format, uint8_t* out_codes,
+                                           float* out_scale_inv, int64_t out_grid_cols) {
+    __shared__ SourceTile tile;
+    const TileOrigin o = load_source_tile(tile, source, rows, cols);
+    constexpr int parts = source_tile_rows / 32;
     static_assert(parts == 4, "a lane's codes fill one 32-bit word");
     for_each_tile_column(o, cols, [&](int cc, int lane) {
         const int64_t c = o.c0 + cc;
@@ -56,7 +55,7 @@ __global__ void requantize_transposed_kernel(const uint8_t* codes, LevelViews le
         for (int j = 0; j < parts; ++j)
             packed |= uint32_t(cast_scaled(v[j], s.scale, out_format)) << (8 * j);
         uint8_t* out_row = out_codes + c * rows + o.r0;
-        if (rows % 4 == 0 && o.r0 + dequantized_tile_rows <= rows) {
+        if (rows % 4 == 0 && o.r0 + source_tile_rows <= rows) {
             // Lane l stores rows 4l … 4l + 3 as one word: row 4l + k is byte l / 8 of the lane
             // (4l + k) mod 32. A warp then writes 128 contiguous bytes in one instruction.
             uint32_t word = 0;
@@ -75,8 +74,14 @@ __global__ void requantize_transposed_kernel(const uint8_t* codes, LevelViews le
 
 } // namespace
 
+template <typename T>
+static void transpose_matrix(const T* in, int64_t rows, int64_t cols, T* out, cudaStream_t stream) {
+    tiled_transpose(rows, cols, out, stream,
+                    [=] __device__(int64_t r, int64_t c) { return in[r * cols + c]; });
+}
+
 void Fp8Transposer::run(const DeviceQuantized& in, TransposeMethod method, Quantizer& requantizer,
-                        DeviceQuantized& out, cudaStream_t stream) {
+                        const float* source, DeviceQuantized& out, cudaStream_t stream) {
     switch (method) {
     case TransposeMethod::exact:
         exact(in, out, stream);
@@ -85,62 +90,56 @@ void Fp8Transposer::run(const DeviceQuantized& in, TransposeMethod method, Quant
         scaling_aware(in, out, stream);
         return;
     default:
-        naive(in, requantizer, out, stream);
+        from_source(source, in.rows, in.cols, requantizer, out, stream);
     }
 }
 
-void Fp8Transposer::naive(const DeviceQuantized& in, Quantizer& requantizer, DeviceQuantized& out,
-                          cudaStream_t stream) {
+void Fp8Transposer::from_source(const float* source, int64_t rows, int64_t cols,
+                                Quantizer& requantizer, DeviceQuantized& out, cudaStream_t stream) {
+    const auto transposed_copy = [&] {
+        scratch_.resize(rows * cols);
+        transpose_matrix(source, rows, cols, scratch_.data(), stream);
+        return scratch_.data();
+    };
     if (requantizer.needs_tensor_amax()) {
-        scratch_.resize(in.numel());
-        dequantize(in, scratch_.data(), true, stream);
-        runner_.quantize(requantizer, scratch_.data(), in.cols, in.rows, out, stream);
+        runner_.quantize(requantizer, transposed_copy(), cols, rows, out, stream);
         return;
     }
     const QuantizePlan plan = requantizer.plan(0.0f);
-    // The plan's blocks along the transposed tensor's rows, which are in.rows long.
+    // The plan's blocks along the transposed tensor's rows, which are `rows` long.
     const bool blocks_1x128 = plan.block.cols == 128,
-               whole_rows = plan.block.cols == 0 || plan.block.cols == in.rows;
+               whole_rows = plan.block.cols == 0 || plan.block.cols == rows;
     if (plan.kind != QuantizePlan::Kind::blocks || plan.block.rows != 1 ||
         !(blocks_1x128 || whole_rows)) {
-        scratch_.resize(in.numel());
-        dequantize(in, scratch_.data(), true, stream);
-        runner_.run(scratch_.data(), in.cols, in.rows, plan, out, stream);
+        runner_.run(transposed_copy(), cols, rows, plan, out, stream);
         return;
     }
     out.format = plan.format;
-    out.rows = in.cols;
-    out.cols = in.rows;
-    out.codes.resize(in.numel());
+    out.rows = cols;
+    out.cols = rows;
+    out.codes.resize(rows * cols);
     out.level_count = 1;
     DeviceScaleGrid& g = out.levels[0];
-    g.shape(out.rows, out.cols, 1, whole_rows ? std::max<int64_t>(in.rows, 1) : 128, plan.encoding,
+    g.shape(out.rows, out.cols, 1, whole_rows ? std::max<int64_t>(rows, 1) : 128, plan.encoding,
             plan.power_of_two_scales());
-    if (in.numel() == 0) return;
-    const dim3 grid = dequantized_tile_grid(in.rows, in.cols);
-    const LevelViews levels = in.views();
+    if (rows * cols == 0) return;
+    const dim3 grid = source_tile_grid(rows, cols);
     if (blocks_1x128 && !whole_rows) {
-        requantize_transposed_kernel<false><<<grid, dequantized_tile_threads, 0, stream>>>(
-            in.codes.data(), levels, in.format, in.rows, in.cols, nullptr, plan.rule, plan.format,
-            out.codes.data(), g.scale_inv.data(), g.grid_cols);
+        quantize_transposed_kernel<false><<<grid, source_tile_threads, 0, stream>>>(
+            source, rows, cols, nullptr, plan.rule, plan.format, out.codes.data(),
+            g.scale_inv.data(), g.grid_cols);
         OCTET_CUDA_LAUNCHED();
         return;
     }
-    column_amax_.resize(in.cols);
+    column_amax_.resize(cols);
     OCTET_CUDA_CHECK(cudaMemsetAsync(column_amax_.data(), 0, column_amax_.bytes(), stream));
-    column_amax_kernel<<<grid, dequantized_tile_threads, 0, stream>>>(
-        in.codes.data(), levels, in.format, in.rows, in.cols, column_amax_.data());
+    column_amax_kernel<<<grid, source_tile_threads, 0, stream>>>(source, rows, cols,
+                                                                 column_amax_.data());
     OCTET_CUDA_LAUNCHED();
-    requantize_transposed_kernel<true><<<grid, dequantized_tile_threads, 0, stream>>>(
-        in.codes.data(), levels, in.format, in.rows, in.cols, column_amax_.data(), plan.rule,
-        plan.format, out.codes.data(), g.scale_inv.data(), g.grid_cols);
+    quantize_transposed_kernel<true><<<grid, source_tile_threads, 0, stream>>>(
+        source, rows, cols, column_amax_.data(), plan.rule, plan.format, out.codes.data(),
+        g.scale_inv.data(), g.grid_cols);
     OCTET_CUDA_LAUNCHED();
-}
-
-template <typename T>
-static void transpose_matrix(const T* in, int64_t rows, int64_t cols, T* out, cudaStream_t stream) {
-    tiled_transpose(rows, cols, out, stream,
-                    [=] __device__(int64_t r, int64_t c) { return in[r * cols + c]; });
 }
 
 void Fp8Transposer::exact(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream) {

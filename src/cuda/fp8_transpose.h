@@ -3,9 +3,10 @@
 //   exact          the codes and every scale grid transposed
 //   scaling_aware  power-of-two 1×G groups re-expressed per G×G tile by exponent shifts
 //                  (cuda/transpose.h's tiled kernel for G = 128, a two-pass kernel for other G)
-//   naive          dequantized and requantized by the recipe's quantizer for the transposed
-//                  tensor: through shared-memory tiles for 1×128 plans (one pass) and per-row
-//                  plans (a column-amax pass, then the cast), else through a transposed FP32 copy
+//   from_source    the FP32 source, transposed, quantized by the recipe's quantizer for the
+//                  transposed tensor: through shared-memory tiles for 1×128 plans (one pass) and
+//                  per-row plans (a column-amax pass, then the cast), else through a transposed
+//                  FP32 copy
 #pragma once
 
 #include <cuda_runtime.h>
@@ -21,20 +22,24 @@ class Fp8Transposer {
     Fp8Transposer(Memory& memory, PlanRunner& runner)
         : runner_(runner), scratch_(memory), tiles_(memory), column_amax_(memory) {}
 
-    // out = in transposed ([cols, rows]), quantized along its new rows.
+    // out = in transposed ([cols, rows]), quantized along its new rows; `source` is the FP32
+    // tensor in was quantized from (read by from_source only).
     void run(const DeviceQuantized& in, TransposeMethod method, Quantizer& requantizer,
-             DeviceQuantized& out, cudaStream_t stream);
+             const float* source, DeviceQuantized& out, cudaStream_t stream);
+
+    // The from_source method on its own: source [rows, cols] transposed, quantized by
+    // `requantizer` (for callers that kept no FP8 tensor).
+    void from_source(const float* source, int64_t rows, int64_t cols, Quantizer& requantizer,
+                     DeviceQuantized& out, cudaStream_t stream);
 
   private:
     void exact(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream);
     void scaling_aware(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream);
-    void naive(const DeviceQuantized& in, Quantizer& requantizer, DeviceQuantized& out,
-               cudaStream_t stream);
 
     PlanRunner& runner_;
-    Buffer<float> scratch_;        // naive: the dequantized transposed tensor
+    Buffer<float> scratch_;        // from_source: the transposed source
     Buffer<uint32_t> tiles_;       // scaling-aware: the largest scale of each tile
-    Buffer<uint32_t> column_amax_; // naive, per-row plans: each column's amax (float bits)
+    Buffer<uint32_t> column_amax_; // from_source, per-row plans: each column's amax (float bits)
 };
 
 } // namespace octet::cuda

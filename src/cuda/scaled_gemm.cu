@@ -216,8 +216,8 @@ void ScaledGemm::emulate(const DeviceQuantized& a, const DeviceQuantized& b, flo
     if (!bf16) {
         a_fp32_.resize(a.numel());
         b_fp32_.resize(b.numel());
-        dequantize(a, a_fp32_.data(), false, stream);
-        dequantize(b, b_fp32_.data(), false, stream);
+        dequantize(a, a_fp32_.data(), stream);
+        dequantize(b, b_fp32_.data(), stream);
         gemm_.run(DenseGemmArgs{a_fp32_.data(), b_fp32_.data(), false, false, true, out, nullptr,
                                 accumulate ? 1.0f : 0.0f, n, m, k},
                   stream);

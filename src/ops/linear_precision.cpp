@@ -93,17 +93,17 @@ LinearPrecision::Fp8Operands LinearPrecision::forward_fp8(const float* x, int64_
     return {x_q_, w_q_};
 }
 
-LinearPrecision::Fp8Operands LinearPrecision::dgrad_fp8(const float* dy) {
+LinearPrecision::Fp8Operands LinearPrecision::dgrad_fp8(const float* dy, const float* w) {
     if (kind_ != Kind::fp8) throw wrong_kind("FP8");
     dy_q_ = quantize(*grad_, {dy, n_, m_}, dy_method_);
-    w_t_ = transpose_for_gemm(w_q_, w_method_, *weight_t_);
+    w_t_ = transpose_for_gemm(w_q_, w_method_, *weight_t_, w);
     return {dy_q_, w_t_};
 }
 
-LinearPrecision::Fp8Operands LinearPrecision::wgrad_fp8() {
+LinearPrecision::Fp8Operands LinearPrecision::wgrad_fp8(const float* dy, const float* x) {
     if (kind_ != Kind::fp8) throw wrong_kind("FP8");
-    dy_t_ = transpose_for_gemm(dy_q_, dy_method_, *grad_t_);
-    x_t_ = transpose_for_gemm(x_q_, x_method_, *input_t_);
+    dy_t_ = transpose_for_gemm(dy_q_, dy_method_, *grad_t_, dy);
+    x_t_ = transpose_for_gemm(x_q_, x_method_, *input_t_, x);
     return {dy_t_, x_t_};
 }
 

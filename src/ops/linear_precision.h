@@ -6,7 +6,8 @@
 //            dgrad  dx = dy · W        dy: gradient (groups along M),  Wᵀ: transposed weight
 //            wgrad  dW = dyᵀ · x       dyᵀ and xᵀ: transposed, groups along tokens
 //          The transposed operands come from the FP8 tensors of the forward/dgrad through
-//          transpose_for_gemm (exact, scaling-aware or naive, as the recipe's layout allows).
+//          transpose_for_gemm (exact or scaling-aware), or where the recipe's layout allows
+//          neither, from the high-precision tensors themselves.
 // One object per linear layer: it holds the recipe's per-tensor quantizer state (delayed amax
 // histories, the MOSS weight predictor) and the FP8 tensors a step reuses (x from the forward
 // for wgrad, W for dgrad, dy from dgrad for wgrad).
@@ -51,11 +52,12 @@ class LinearPrecision {
         const QuantizedTensor& b;
     };
     Fp8Operands forward_fp8(const float* x, int64_t n, int64_t k, const float* w, int64_t m);
-    Fp8Operands dgrad_fp8(const float* dy); // a = dy [n, m], b = Wᵀ [k, m]
-    Fp8Operands wgrad_fp8();                // a = dyᵀ [m, n], b = xᵀ [k, n]
+    // The high-precision dy, W and x (as the forward had them) are the sources of transposes.
+    Fp8Operands dgrad_fp8(const float* dy, const float* w); // a = dy [n, m], b = Wᵀ [k, m]
+    Fp8Operands wgrad_fp8(const float* dy, const float* x); // a = dyᵀ [m, n], b = xᵀ [k, n]
 
     // FP8: the recipe's quantizers, for backends that run the plans themselves (the GPU); the
-    // *_t ones requantize naive transposes. The calls above use them in the same way.
+    // *_t ones quantize transposes from the source. The calls above use them in the same way.
     struct Fp8Quantizers {
         Quantizer& input;
         Quantizer& weight;
@@ -78,7 +80,7 @@ class LinearPrecision {
     explicit LinearPrecision(Kind kind) : kind_(kind) {}
     Kind kind_;
     std::unique_ptr<Quantizer> input_, weight_, grad_;
-    std::unique_ptr<Quantizer> input_t_, weight_t_, grad_t_; // requantizers for naive transposes
+    std::unique_ptr<Quantizer> input_t_, weight_t_, grad_t_; // for transposes from the source
     QuantizedTensor x_q_, w_q_, dy_q_, w_t_, dy_t_, x_t_;
     TransposeMethod x_method_{}, w_method_{}, dy_method_{};
     std::vector<float> x_bf16_, w_bf16_, dy_bf16_; // bf16: rounded operands, reused backward

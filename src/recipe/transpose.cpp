@@ -1,4 +1,4 @@
-// Naive and scaling-aware FP8 transposes (see transpose.h).
+// FP8 transposes: exact, scaling-aware, from the source and naive (see transpose.h).
 #include "recipe/transpose.h"
 
 #include <algorithm>
@@ -44,24 +44,27 @@ static QuantizedTensor transpose_exact(const QuantizedTensor& q) {
 }
 
 TransposeMethod transpose_method(const QuantizePlan& plan, int64_t rows, int64_t cols) {
-    if (plan.kind != QuantizePlan::Kind::blocks) return TransposeMethod::naive;
+    if (plan.kind != QuantizePlan::Kind::blocks) return TransposeMethod::from_source;
     const int64_t block_rows = plan.block.rows ? plan.block.rows : std::max<int64_t>(rows, 1);
     const int64_t block_cols = plan.block.cols ? plan.block.cols : std::max<int64_t>(cols, 1);
     const bool whole = block_rows >= rows && block_cols >= cols;
     if (whole || block_rows == block_cols) return TransposeMethod::exact;
     if (block_rows == 1 && plan.power_of_two_scales()) return TransposeMethod::scaling_aware;
-    return TransposeMethod::naive;
+    return TransposeMethod::from_source;
 }
 
 QuantizedTensor transpose_for_gemm(const QuantizedTensor& q, TransposeMethod method,
-                                   Quantizer& requantizer) {
+                                   Quantizer& requantizer, const float* source) {
     switch (method) {
     case TransposeMethod::exact:
         return transpose_exact(q);
     case TransposeMethod::scaling_aware:
         return transpose_scaling_aware(q);
-    default:
-        return transpose_naive(q, requantizer);
+    default: {
+        const std::vector<float> xt =
+            transposed(std::vector<float>(source, source + q.rows * q.cols), q.rows, q.cols);
+        return requantizer.quantize({xt.data(), q.cols, q.rows});
+    }
     }
 }
 

@@ -1,5 +1,5 @@
 // FP8 transposes. Backward needs the other orientation of a quantized tensor: wgrad = dyᵀ·x wants
-// groups along tokens, where the forward quantized along channels. Both functions return the
+// groups along tokens, where the forward quantized along channels. Every function returns the
 // tensor of shape [cols, rows], quantized along its new K (the input's rows).
 #pragma once
 
@@ -9,7 +9,8 @@
 namespace octet {
 
 // dequantize → transpose → requantize with `requantizer` (the recipe's own rule, new amaxes).
-// Two roundings; works for any recipe.
+// Two roundings; works for any recipe without the high-precision tensor (the reference that
+// scaling-aware transposes are measured against).
 QuantizedTensor transpose_naive(const QuantizedTensor& q, Quantizer& requantizer);
 
 // FP8-Flow-MoE's scaling-aware transpose (arXiv 2511.02302 §3.3). Needs one scale level of 1×G
@@ -24,13 +25,16 @@ QuantizedTensor transpose_scaling_aware(const QuantizedTensor& q);
 // - exact: one level whose blocks are square or cover the tensor (per-tensor, 128×128 weights):
 //   the codes move and the scale grid transposes;
 // - scaling_aware: one level of 1×G groups that the plan makes powers of two;
-// - naive: anything else, requantized by the recipe's quantizer for the transposed tensor.
+// - from_source: anything else: the high-precision tensor itself, transposed, quantized by the
+//   recipe's quantizer for the transposed tensor. One rounding, as TE's column-wise copies and
+//   DeepSeek-V3's backward have it (requantizing the FP8 codes would round twice).
 // Decided from the plan that quantized the [rows, cols] tensor, never from its data, so every
 // backend takes the same path without looking at the scales.
-enum class TransposeMethod { exact, scaling_aware, naive };
+enum class TransposeMethod { exact, scaling_aware, from_source };
 TransposeMethod transpose_method(const QuantizePlan& plan, int64_t rows, int64_t cols);
 
+// `source` is the [rows, cols] tensor q was quantized from (read by from_source only).
 QuantizedTensor transpose_for_gemm(const QuantizedTensor& q, TransposeMethod method,
-                                   Quantizer& requantizer);
+                                   Quantizer& requantizer, const float* source);
 
 } // namespace octet

@@ -111,8 +111,8 @@ TEST_F(Fp8RecipesTest, PlansAndTransposesMatchTheCpuBitForBit) {
                         runner.quantize(*gpu_q, dx.data(), rows, cols, q, ops_->stream());
                     expect_same(cpu, q.download(), what);
                     const TransposeMethod method = transpose_method(plan, rows, cols);
-                    transposer.run(q, method, *gpu_t, t, ops_->stream());
-                    expect_same(transpose_for_gemm(cpu, method, *cpu_t), t.download(),
+                    transposer.run(q, method, *gpu_t, dx.data(), t, ops_->stream());
+                    expect_same(transpose_for_gemm(cpu, method, *cpu_t, x.data()), t.download(),
                                 what + " transposed");
                 }
             }
