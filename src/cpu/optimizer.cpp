@@ -84,7 +84,7 @@ double adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < t.numel; ++i) {
             const int64_t at = t.offset + i;
-            const AdamWValues r = scaled_adamw_element(s, at, int64_t(j), w[at], g[at], h, t.decay);
+            const AdamWValues r = scaled_adamw_element(s, at, int64_t(j), w, g[at], h, t.decay);
             nw[size_t(i)] = r.w;
             nm[size_t(i)] = r.m;
             nv[size_t(i)] = r.v;

@@ -83,12 +83,9 @@ __global__ void scaled_update_amax_kernel(float* amax, int64_t tensors, const fl
                                           const double* norm) {
     const AdamWChunk chunk = chunks[blockIdx.x];
     h.clip = norm[1];
-    const bool fp32_master = s.master.format == StorageFormat::fp32;
     float am = 0.0f, av = 0.0f, aw = 0.0f;
     for (int64_t i = chunk.begin + threadIdx.x; i < chunk.end; i += blockDim.x) {
-        // A scaled master replaces w: not reading it saves 4 of 13 bytes per parameter.
-        const float wi = fp32_master ? w[i] : 0.0f;
-        const AdamWValues r = scaled_adamw_element(s, i, chunk.tensor, wi, g[i], h, chunk.decay);
+        const AdamWValues r = scaled_adamw_element(s, i, chunk.tensor, w, g[i], h, chunk.decay);
         am = finite_amax(am, r.m);
         av = finite_amax(av, r.v);
         aw = finite_amax(aw, r.w);
@@ -108,8 +105,7 @@ __global__ void scaled_update_store_kernel(float* w, const float* g, ScaledAdamW
     const BlockScale sw = storage_scale(s.master.format, amax[2 * tensors + chunk.tensor]);
     const bool fp32_master = s.master.format == StorageFormat::fp32;
     for (int64_t i = chunk.begin + threadIdx.x; i < chunk.end; i += blockDim.x) {
-        const float wi = fp32_master ? w[i] : 0.0f;
-        const AdamWValues r = scaled_adamw_element(s, i, chunk.tensor, wi, g[i], h, chunk.decay);
+        const AdamWValues r = scaled_adamw_element(s, i, chunk.tensor, w, g[i], h, chunk.decay);
         store_element(s.m.format, s.m.codes, i, r.m, sm.scale);
         store_element(s.v.format, s.v.codes, i, r.v, sv.scale);
         if (fp32_master) {

@@ -32,13 +32,6 @@ static QuantizedTensor quantize(Quantizer& q, MatrixView x, TransposeMethod& met
     return run_plan(x, plan);
 }
 
-static std::vector<float> transposed(const float* x, int64_t rows, int64_t cols) {
-    std::vector<float> t(size_t(rows * cols));
-    for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) t[size_t(c * rows + r)] = x[r * cols + c];
-    return t;
-}
-
 static std::vector<float> rounded_bf16(const float* x, int64_t n) {
     std::vector<float> out(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i)

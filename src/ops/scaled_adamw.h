@@ -38,13 +38,17 @@ struct AdamWValues {
 };
 
 // Parameter i of span j after one AdamW update from the stored state, before it is stored again;
-// w is the FP32 parameter, g its gradient (already rounded through weight_grad).
-OCTET_HD AdamWValues scaled_adamw_element(const ScaledAdamWState& s, int64_t i, int64_t j, float w,
-                                          float g, const AdamWHyper& h, bool decay) {
-    AdamWValues r{w, load_element(s.m.format, s.m.codes, i, s.m.scale_inv[j]),
+// w holds the FP32 parameters, read only where they are the master (a scaled master replaces
+// them, and not reading w saves 4 of the 13 bytes a GPU pass moves per parameter); g is the
+// gradient, already rounded through weight_grad.
+OCTET_HD AdamWValues scaled_adamw_element(const ScaledAdamWState& s, int64_t i, int64_t j,
+                                          const float* w, float g, const AdamWHyper& h,
+                                          bool decay) {
+    AdamWValues r{0.0f, load_element(s.m.format, s.m.codes, i, s.m.scale_inv[j]),
                   load_element(s.v.format, s.v.codes, i, s.v.scale_inv[j])};
-    if (s.master.format != StorageFormat::fp32)
-        r.w = load_element(s.master.format, s.master.codes, i, s.master.scale_inv[j]);
+    r.w = s.master.format == StorageFormat::fp32
+              ? w[i]
+              : load_element(s.master.format, s.master.codes, i, s.master.scale_inv[j]);
     adamw_update(r.w, g, r.m, r.v, h, decay);
     return r;
 }

@@ -9,15 +9,15 @@
 
 namespace octet {
 
-static std::vector<float> transposed(const std::vector<float>& x, int64_t rows, int64_t cols) {
-    std::vector<float> t(x.size());
+std::vector<float> transposed(const float* x, int64_t rows, int64_t cols) {
+    std::vector<float> t(size_t(rows * cols));
     for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) t[size_t(c * rows + r)] = x[size_t(r * cols + c)];
+        for (int64_t c = 0; c < cols; ++c) t[size_t(c * rows + r)] = x[r * cols + c];
     return t;
 }
 
 QuantizedTensor transpose_naive(const QuantizedTensor& q, Quantizer& requantizer) {
-    const std::vector<float> xt = transposed(dequantize(q), q.rows, q.cols);
+    const std::vector<float> xt = transposed(dequantize(q).data(), q.rows, q.cols);
     return requantizer.quantize({xt.data(), q.cols, q.rows});
 }
 
@@ -61,8 +61,7 @@ QuantizedTensor transpose_for_gemm(const QuantizedTensor& q, TransposeMethod met
     case TransposeMethod::scaling_aware:
         return transpose_scaling_aware(q);
     default: {
-        const std::vector<float> xt =
-            transposed(std::vector<float>(source, source + q.rows * q.cols), q.rows, q.cols);
+        const std::vector<float> xt = transposed(source, q.rows, q.cols);
         return requantizer.quantize({xt.data(), q.cols, q.rows});
     }
     }

@@ -3,10 +3,15 @@
 // tensor of shape [cols, rows], quantized along its new K (the input's rows).
 #pragma once
 
+#include <vector>
+
 #include "numerics/quantized_tensor.h"
 #include "recipe/recipe.h"
 
 namespace octet {
+
+// x [rows, cols] transposed, still in FP32: [cols, rows].
+std::vector<float> transposed(const float* x, int64_t rows, int64_t cols);
 
 // dequantize → transpose → requantize with `requantizer` (the recipe's own rule, new amaxes).
 // Two roundings; works for any recipe without the high-precision tensor (the reference that
