@@ -81,7 +81,11 @@ FidelityMetrics fidelity_of(const std::string& spec, const std::vector<float>& x
 // two-level microscaling fixes is underflow: a shared scale set by outliers pushes the small
 // tokens and groups into E4M3's subnormals. On heavy-tailed activations with outlier channels:
 //  - flush-to-zero falls per-tensor > 1×128 block-wise > two-level G=32,
-//  - the token-level (geo-mean over rows) SNR of two-level G=32 beats per-tensor,
+//  - the token-level (geo-mean over rows) SNR of two-level G=32 beats per-tensor. Both have the
+//    global scale amax/448 (to an ulp), and a local scale 2^-k only refines each group's grid, so
+//    no element's error grows; the gain comes from rescued subnormals, which carry little of a
+//    token's energy, so it is small and data-dependent (0.13 to 6.2 dB over 300 seeds): the test
+//    asserts its sign, not a margin,
 //  - 1×128 block-wise beats per-tensor in token-level SNR.
 // One part of the reported ordering does not hold here, and this test pins what does: with FP32
 // block scales (DeepSeek-V3) every 1×128 group's largest element is cast exactly to ±448, and
@@ -104,7 +108,7 @@ TEST(Moss, ReportedOrderingOnHeavyTailedActivations) {
 
     EXPECT_GT(per_tensor.flushed_fraction, 10 * block_1x128.flushed_fraction);
     EXPECT_GT(block_1x128.flushed_fraction, two_level.flushed_fraction);
-    EXPECT_GT(two_level.snr_rows_db, per_tensor.snr_rows_db + 0.2);
+    EXPECT_GT(two_level.snr_rows_db, per_tensor.snr_rows_db);
     EXPECT_GT(block_1x128.snr_rows_db, per_tensor.snr_rows_db + 3.0);
     EXPECT_GT(block_1x128.snr_rows_db, two_level.snr_rows_db + 3.0); // the deviation from the paper
 }
