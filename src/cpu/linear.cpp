@@ -112,6 +112,7 @@ template <typename T>
 void linear_backward(const LinearBackwardArgs<T>& a) {
     if (a.n == 0 || a.m == 0) return;
     if (exact<T>(a.precision)) {
+        if (!a.in) throw Error("linear backward: an exact layer needs its forward's input");
         // dx += dy · W;  dW += dyᵀ · x
         if (a.d_in)
             gemm(false, false, a.n, a.k, a.m, a.d_out, a.m, a.weight, a.k, T(1), a.d_in, a.k);
@@ -121,7 +122,7 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
         if (a.precision->kind() == LinearPrecision::Kind::fp8) {
             const auto dgrad = a.precision->dgrad_fp8(a.d_out, a.weight);
             if (a.d_in) scaled_gemm_nt(dgrad.a, dgrad.b, a.d_in, true);
-            const auto wgrad = a.precision->wgrad_fp8(a.d_out, a.in);
+            const auto wgrad = a.precision->wgrad_fp8(a.d_out);
             scaled_gemm_nt(wgrad.a, wgrad.b, a.d_weight, true);
         } else {
             std::vector<float> dyq, wtq, dytq, xtq;

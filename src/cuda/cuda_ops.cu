@@ -31,12 +31,12 @@ bool device_available() {
 CudaOps::CudaOps()
     : memory_(stream_.get()), profiler_(stream_.get()), scratch_(memory_), q_(memory_), k_(memory_),
       v_(memory_), y_(memory_), dq_(memory_), dk_(memory_), dv_(memory_), scores_(memory_),
-      bf16_a_(memory_), bf16_b_(memory_), bf16_c_(memory_), qkv_bf16_(memory_),
-      d_qkv_bf16_(memory_), d_out_bf16_(memory_), positions_(memory_), sorted_tokens_(memory_),
-      sorted_positions_(memory_), sort_temp_(memory_), chunks_(memory_), norm_(memory_, 2),
-      norm_partials_(memory_, adamw_norm_blocks), span_amax_(memory_), plans_(memory_),
-      transposer_(memory_, plans_), scaled_gemm_(gemm_, memory_), dy_(memory_), w_t_(memory_),
-      dy_t_(memory_), x_t_(memory_), x_transient_(memory_) {}
+      dy_bf16_(memory_), qkv_bf16_(memory_), d_qkv_bf16_(memory_), d_out_bf16_(memory_),
+      positions_(memory_), sorted_tokens_(memory_), sorted_positions_(memory_), sort_temp_(memory_),
+      chunks_(memory_), norm_(memory_, 2), norm_partials_(memory_, adamw_norm_blocks),
+      span_amax_(memory_), plans_(memory_), transposer_(memory_, plans_),
+      scaled_gemm_(gemm_, memory_), dy_(memory_), w_t_(memory_), dy_t_(memory_), x_t_(memory_),
+      x_transient_(memory_) {}
 
 float* CudaOps::column_scratch(int64_t rows, int64_t cols) {
     const int64_t need = column_sum_scratch(rows, cols);
@@ -105,16 +105,16 @@ void add_bias(float* out, const float* bias, int64_t n, int64_t m, cudaStream_t 
 
 } // namespace
 
-CudaOps::Fp8Layer& CudaOps::fp8_layer(const LinearPrecision* p) {
-    std::unique_ptr<Fp8Layer>& layer = fp8_layers_[p];
-    if (!layer) layer = std::make_unique<Fp8Layer>(memory_);
+CudaOps::SavedLinear& CudaOps::saved_linear(const LinearPrecision* p) {
+    std::unique_ptr<SavedLinear>& layer = saved_linears_[p];
+    if (!layer) layer = std::make_unique<SavedLinear>(memory_);
     return *layer;
 }
 
 // The CPU's LinearPrecision::forward_fp8 / dgrad_fp8 / wgrad_fp8 on the device: the recipe's
 // quantizers plan, the GPU runs the plans and the transposes, ScaledGemm multiplies.
 void CudaOps::linear_forward_fp8(const LinearForwardArgs<float>& a) {
-    Fp8Layer& layer = fp8_layer(a.precision);
+    SavedLinear& layer = saved_linear(a.precision);
     const LinearPrecision::Fp8Quantizers q = a.precision->fp8_quantizers();
     // A transpose method follows the plan's block shape, which a layer keeps from step to step:
     // after the first forward, a layer whose xᵀ comes from the source quantizes x into the
@@ -137,11 +137,16 @@ void CudaOps::linear_forward_fp8(const LinearForwardArgs<float>& a) {
         std::swap(layer.x, x_transient_); // the plans changed kind (or `a.precision` is new)
     else if (!transient && !keep)
         layer.x = DeviceQuantized(memory_); // the first step's copy, not needed again
+    if (!keep) {
+        const auto timed = profiler_.scope("linear.transpose");
+        transposer_.from_source(a.in, a.n, a.k, q.input_t, layer.x_t, stream());
+    }
     if (a.bias) add_bias(a.out, a.bias, a.n, a.m, stream());
 }
 
 void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
-    Fp8Layer& layer = fp8_layer(a.precision);
+    SavedLinear& layer = saved_linear(a.precision);
+    if (!layer.planned) throw Error("linear backward: no forward kept this layer's FP8 operands");
     const LinearPrecision::Fp8Quantizers q = a.precision->fp8_quantizers();
     TransposeMethod dy_method;
     {
@@ -161,19 +166,18 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
         {
             const auto timed = profiler_.scope("linear.transpose");
             transposer_.run(dy_, dy_method, q.grad_t, a.d_out, dy_t_, stream());
-            if (layer.x_method == TransposeMethod::from_source)
-                transposer_.from_source(a.in, a.n, a.k, q.input_t, x_t_, stream());
-            else
-                transposer_.run(layer.x, layer.x_method, q.input_t, a.in, x_t_, stream());
+            if (layer.x_method != TransposeMethod::from_source)
+                transposer_.run(layer.x, layer.x_method, q.input_t, nullptr, x_t_, stream());
         }
+        const DeviceQuantized& x_t =
+            layer.x_method == TransposeMethod::from_source ? layer.x_t : x_t_;
         const auto wgrad = profiler_.scope("linear.wgrad");
-        scaled_gemm_.run(dy_t_, x_t_, a.d_weight, true, false, stream());
+        scaled_gemm_.run(dy_t_, x_t, a.d_weight, true, false, stream());
     }
 }
 
-const void* CudaOps::operand(bool bf16, const float* x, int64_t count,
-                             Buffer<__nv_bfloat16>& slot) {
-    if (!bf16) return x;
+const __nv_bfloat16* CudaOps::rounded_bf16(const float* x, int64_t count,
+                                           Buffer<__nv_bfloat16>& slot) {
     const auto timed = profiler_.scope("linear.cast_bf16");
     slot.resize(count);
     to_bf16(slot.data(), x, count, stream());
@@ -184,9 +188,14 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
     const auto timed = profiler_.scope("linear_forward");
     if (fp8_operands(a.precision)) return linear_forward_fp8(a);
     const bool bf16 = bf16_operands(a.precision);
-    // out[n, m] = in[n, k] · W[m, k]ᵀ + bias
-    const void* in = operand(bf16, a.in, a.n * a.k, bf16_a_);
-    const void* w = operand(bf16, a.weight, a.m * a.k, bf16_b_);
+    // out[n, m] = in[n, k] · W[m, k]ᵀ + bias; BF16 operands are kept for the backward.
+    const void* in = a.in;
+    const void* w = a.weight;
+    if (bf16) {
+        SavedLinear& layer = saved_linear(a.precision);
+        in = rounded_bf16(a.in, a.n * a.k, layer.x_bf16);
+        w = rounded_bf16(a.weight, a.m * a.k, layer.w_bf16);
+    }
     gemm_.run({in, w, bf16, false, true, a.out, a.bias, 0.0f, a.n, a.m, a.k}, stream());
 }
 
@@ -202,13 +211,23 @@ void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
 
 void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {
     const bool bf16 = bf16_operands(a.precision);
-    const void* d_out = operand(bf16, a.d_out, a.n * a.m, bf16_a_);
+    const void* d_out = a.d_out;
+    const void* w = a.weight;
+    const void* in = a.in;
+    if (bf16) {
+        const SavedLinear& layer = saved_linear(a.precision);
+        if (layer.x_bf16.size() != a.n * a.k || layer.w_bf16.size() != a.m * a.k)
+            throw Error("linear backward: no forward of this shape kept its BF16 operands");
+        d_out = rounded_bf16(a.d_out, a.n * a.m, dy_bf16_);
+        w = layer.w_bf16.data();
+        in = layer.x_bf16.data();
+    } else if (!a.in) {
+        throw Error("linear backward: an exact layer needs its forward's input");
+    }
     if (a.d_in) { // d_in[n, k] += d_out[n, m] · W[m, k]
-        const void* w = operand(bf16, a.weight, a.m * a.k, bf16_b_);
         const auto dgrad = profiler_.scope("linear.dgrad");
         gemm_.run({d_out, w, bf16, false, false, a.d_in, nullptr, 1.0f, a.n, a.k, a.m}, stream());
     }
-    const void* in = operand(bf16, a.in, a.n * a.k, bf16_c_);
     { // d_W[m, k] += d_out[n, m]ᵀ · in[n, k]
         const auto wgrad = profiler_.scope("linear.wgrad");
         gemm_.run({d_out, in, bf16, true, false, a.d_weight, nullptr, 1.0f, a.m, a.k, a.n},

@@ -91,21 +91,26 @@ class CudaOps final : public Ops<float> {
                      const std::vector<TensorSpan>& spans) override;
 
   private:
-    // What an FP8 linear layer keeps from its forward for its backward: the quantized weight, the
-    // quantized input unless the backward quantizes xᵀ from the FP32 input (from_source), and
-    // how the recipe transposes them.
-    struct Fp8Layer {
-        explicit Fp8Layer(Memory& memory) : x(memory), w(memory) {}
-        DeviceQuantized x, w;
+    // What a BF16 or FP8 linear layer keeps from its forward for its backward, which then reads
+    // no FP32 input (LinearPrecision::keeps_input()).
+    // - BF16: x and W rounded.
+    // - FP8: the quantized weight; the quantized input, or, where the recipe's layout transposes
+    //   it from the source, xᵀ quantized from the FP32 input at once; how the recipe transposes
+    //   them.
+    struct SavedLinear {
+        explicit SavedLinear(Memory& memory)
+            : x(memory), w(memory), x_t(memory), x_bf16(memory), w_bf16(memory) {}
+        DeviceQuantized x, w, x_t;
         TransposeMethod x_method{}, w_method{};
         bool planned = false; // a forward has set the methods
+        Buffer<__nv_bfloat16> x_bf16, w_bf16;
     };
-    Fp8Layer& fp8_layer(const LinearPrecision* p);
+    SavedLinear& saved_linear(const LinearPrecision* p);
     void linear_forward_fp8(const LinearForwardArgs<float>& a);
     void linear_backward_fp8(const LinearBackwardArgs<float>& a);
     void linear_backward_dense(const LinearBackwardArgs<float>& a);
-    // A GEMM operand: x itself, or its BF16 rounding in `slot`.
-    const void* operand(bool bf16, const float* x, int64_t count, Buffer<__nv_bfloat16>& slot);
+    // x rounded to BF16 into `slot`.
+    const __nv_bfloat16* rounded_bf16(const float* x, int64_t count, Buffer<__nv_bfloat16>& slot);
     void per_head_gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
                        int64_t m, int64_t n, int64_t k, int64_t batch);
     float* column_scratch(int64_t rows, int64_t cols);
@@ -118,7 +123,7 @@ class CudaOps final : public Ops<float> {
     OpProfiler profiler_;
     CublasLtGemm gemm_;
     Buffer<float> scratch_, q_, k_, v_, y_, dq_, dk_, dv_, scores_;
-    Buffer<__nv_bfloat16> bf16_a_, bf16_b_, bf16_c_, qkv_bf16_, d_qkv_bf16_, d_out_bf16_;
+    Buffer<__nv_bfloat16> dy_bf16_, qkv_bf16_, d_qkv_bf16_, d_out_bf16_;
     std::unique_ptr<FlashAttention> flash_; // built at the first BF16 attention
     Buffer<int32_t> positions_, sorted_tokens_, sorted_positions_; // embedding backward
     Buffer<uint8_t> sort_temp_;
@@ -129,7 +134,7 @@ class CudaOps final : public Ops<float> {
     PlanRunner plans_;
     Fp8Transposer transposer_;
     ScaledGemm scaled_gemm_;
-    std::unordered_map<const LinearPrecision*, std::unique_ptr<Fp8Layer>> fp8_layers_;
+    std::unordered_map<const LinearPrecision*, std::unique_ptr<SavedLinear>> saved_linears_;
     DeviceQuantized dy_, w_t_, dy_t_, x_t_; // one backward's transient operands
     DeviceQuantized x_transient_;           // the forward's x of layers that keep none
 };

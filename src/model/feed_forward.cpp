@@ -24,11 +24,12 @@ template <typename T>
 class DenseFeedForward final : public FeedForward<T> {
   public:
     DenseFeedForward(const ModelConfig& c, int64_t layer, ParameterSet<T>& params, Ops<T>& ops,
-                     const PrecisionPolicy& policy)
+                     const PrecisionPolicy& policy, Buffer<T>& shared_act)
         : params_(params), ops_(ops), swiglu_(c.flavor == Flavor::llama), d_model_(c.d_model),
           hidden_(c.ffn_size()), up_precision_(make_linear_precision(policy, false)),
           down_precision_(make_linear_precision(policy, false)), up_(ops.memory()),
-          act_(ops.memory()), d_act_(ops.memory()), d_up_(ops.memory()) {
+          own_act_(ops.memory()), d_act_(ops.memory()), d_up_(ops.memory()),
+          act_(down_precision_->keeps_input() ? shared_act : own_act_) {
         const std::string prefix = "h." + std::to_string(layer) + ".mlp.";
         const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
         up_w_ = params.add(prefix + (swiglu_ ? "gate_up.weight" : "fc.weight"), {up_rows, d_model_},
@@ -62,8 +63,8 @@ class DenseFeedForward final : public FeedForward<T> {
         d_act_.zero();
         d_up_.zero();
         ops_.linear_backward({d_act_.data(), params_.grad(down_w_), grad(down_b_), d_out,
-                              act_.data(), params_.value(down_w_), n, hidden_, d_model_,
-                              down_precision_.get()});
+                              down_precision_->keeps_input() ? nullptr : act_.data(),
+                              params_.value(down_w_), n, hidden_, d_model_, down_precision_.get()});
         if (swiglu_)
             ops_.swiglu_backward(d_up_.data(), d_act_.data(), up_.data(), n, hidden_);
         else
@@ -71,6 +72,8 @@ class DenseFeedForward final : public FeedForward<T> {
         ops_.linear_backward({d_in, params_.grad(up_w_), grad(up_b_), d_up_.data(), in,
                               params_.value(up_w_), n, d_model_, up_rows, up_precision_.get()});
     }
+
+    const LinearPrecision& input_consumer() const override { return *up_precision_; }
 
     void on_optimizer_step(const OptimizerStep& step) override {
         up_precision_->on_optimizer_step(step);
@@ -96,25 +99,24 @@ class DenseFeedForward final : public FeedForward<T> {
     int64_t d_model_, hidden_;
     size_t up_w_ = none, up_b_ = none, down_w_ = none, down_b_ = none;
     std::unique_ptr<LinearPrecision> up_precision_, down_precision_;
-    Buffer<T> up_, act_, d_act_, d_up_; // activations of the last forward; backward scratch
+    Buffer<T> up_, own_act_, d_act_, d_up_; // activations of the last forward; backward scratch
+    Buffer<T>& act_;                        // own_act_, or the layers' shared one
 };
 
 } // namespace
 
 template <typename T>
-std::unique_ptr<FeedForward<T>> make_dense_feed_forward(const ModelConfig& config, int64_t layer,
-                                                        ParameterSet<T>& params, Ops<T>& ops,
-                                                        const PrecisionPolicy& policy) {
-    return std::make_unique<DenseFeedForward<T>>(config, layer, params, ops, policy);
+std::unique_ptr<FeedForward<T>>
+make_dense_feed_forward(const ModelConfig& config, int64_t layer, ParameterSet<T>& params,
+                        Ops<T>& ops, const PrecisionPolicy& policy, Buffer<T>& shared_act) {
+    return std::make_unique<DenseFeedForward<T>>(config, layer, params, ops, policy, shared_act);
 }
 
-template std::unique_ptr<FeedForward<float>> make_dense_feed_forward(const ModelConfig&, int64_t,
-                                                                     ParameterSet<float>&,
-                                                                     Ops<float>&,
-                                                                     const PrecisionPolicy&);
-template std::unique_ptr<FeedForward<double>> make_dense_feed_forward(const ModelConfig&, int64_t,
-                                                                      ParameterSet<double>&,
-                                                                      Ops<double>&,
-                                                                      const PrecisionPolicy&);
+template std::unique_ptr<FeedForward<float>>
+make_dense_feed_forward(const ModelConfig&, int64_t, ParameterSet<float>&, Ops<float>&,
+                        const PrecisionPolicy&, Buffer<float>&);
+template std::unique_ptr<FeedForward<double>>
+make_dense_feed_forward(const ModelConfig&, int64_t, ParameterSet<double>&, Ops<double>&,
+                        const PrecisionPolicy&, Buffer<double>&);
 
 } // namespace octet

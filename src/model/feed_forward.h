@@ -19,8 +19,11 @@ class FeedForward {
     virtual ~FeedForward() = default;
     // out [n, C] from in [n, C]; keeps what the backward needs.
     virtual void forward(T* out, const T* in, int64_t n) = 0;
-    // Accumulates d_in [n, C] and the parameter gradients.
+    // Accumulates d_in [n, C] and the parameter gradients. `in` is the forward's, or nullptr
+    // where input_consumer() keeps its own copy of it.
     virtual void backward(T* d_in, const T* d_out, const T* in, int64_t n) = 0;
+    // The linear layer that reads the input.
+    virtual const LinearPrecision& input_consumer() const = 0;
     // Forwards an optimizer step to the quantizers of its weights (MOSS weight scaling).
     virtual void on_optimizer_step(const OptimizerStep& step) = 0;
     // Recipe state of its linear layers (LinearPrecision::save_state / restore_state).
@@ -28,11 +31,13 @@ class FeedForward {
     virtual void restore_state(const std::vector<double>& in, size_t& at) = 0;
 };
 
-// The dense feed-forward of layer `layer`, its parameters registered in `params`.
+// The dense feed-forward of layer `layer`, its parameters registered in `params`. Its hidden
+// activations go to `shared_act`, which every layer shares, where the down projection keeps
+// its own copy of them (LinearPrecision::keeps_input()).
 template <typename T>
-std::unique_ptr<FeedForward<T>> make_dense_feed_forward(const ModelConfig& config, int64_t layer,
-                                                        ParameterSet<T>& params, Ops<T>& ops,
-                                                        const PrecisionPolicy& policy);
+std::unique_ptr<FeedForward<T>>
+make_dense_feed_forward(const ModelConfig& config, int64_t layer, ParameterSet<T>& params,
+                        Ops<T>& ops, const PrecisionPolicy& policy, Buffer<T>& shared_act);
 
 // The LinearPrecision a policy gives its linear layers (or its LM head).
 std::unique_ptr<LinearPrecision> make_linear_precision(const PrecisionPolicy& policy, bool lm_head);

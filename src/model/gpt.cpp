@@ -28,9 +28,10 @@ Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& polic
     : config_(config), ops_(ops), bf16_attention_(policy.gemm != PrecisionPolicy::Gemm::fp32),
       tokens_(ops.memory()), targets_(ops.memory()), residual_out_(ops.memory()),
       lnf_out_(ops.memory()), lnf_mean_(ops.memory()), lnf_rstd_(ops.memory()),
-      logits_(ops.memory()), losses_(ops.memory()), branch_(ops.memory()), d_lnf_(ops.memory()),
-      d_x_(ops.memory()), d_after_(ops.memory()), d_ln2_(ops.memory()), d_attn_(ops.memory()),
-      d_qkv_(ops.memory()), d_rope_(ops.memory()), d_ln1_(ops.memory()) {
+      logits_(ops.memory()), losses_(ops.memory()), linear_in_(ops.memory()),
+      ffn_act_(ops.memory()), branch_(ops.memory()), d_lnf_(ops.memory()), d_x_(ops.memory()),
+      d_after_(ops.memory()), d_ln2_(ops.memory()), d_attn_(ops.memory()), d_qkv_(ops.memory()),
+      d_rope_(ops.memory()), d_ln1_(ops.memory()) {
     config_.validate();
     const ModelConfig& c = config_;
     const bool gpt2 = c.flavor == Flavor::gpt2;
@@ -47,7 +48,7 @@ Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& polic
         if (gpt2) layer->proj_b = params_.add(p + "attn.proj.bias", {c.d_model}, false);
         layer->ln2_w = params_.add(p + "ln_2.weight", {c.d_model}, false);
         if (gpt2) layer->ln2_b = params_.add(p + "ln_2.bias", {c.d_model}, false);
-        layer->ffn = make_dense_feed_forward<T>(c, l, params_, ops_, policy);
+        layer->ffn = make_dense_feed_forward<T>(c, l, params_, ops_, policy, ffn_act_);
         layer->qkv_precision = make_linear_precision(policy, false);
         layer->proj_precision = make_linear_precision(policy, false);
         layers_.push_back(std::move(layer));
@@ -82,6 +83,18 @@ template <typename T>
 Gpt<T>::~Gpt() = default;
 
 template <typename T>
+T* Gpt<T>::linear_input(Buffer<T>& own, const LinearPrecision& consumer, int64_t size) {
+    Buffer<T>& b = consumer.keeps_input() ? linear_in_ : own;
+    b.resize(size);
+    return b.data();
+}
+
+template <typename T>
+const T* Gpt<T>::saved_input(const Buffer<T>& own, const LinearPrecision& consumer) {
+    return consumer.keeps_input() ? nullptr : own.data();
+}
+
+template <typename T>
 T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, int64_t seq) {
     const ModelConfig& c = config_;
     if (batch <= 0 || seq <= 0 || seq > c.seq_len)
@@ -112,24 +125,21 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
         Layer& L = *layers_[size_t(l)];
         const T* x = residual_out_.data() + l * n * C;
         T* out = residual_out_.data() + (l + 1) * n * C;
-        L.ln1_out.resize(n * C);
         L.ln1_mean.resize(n);
         L.ln1_rstd.resize(n);
         L.qkv.resize(n * 3 * C);
         L.att.resize(ops_.attention_state_size(shape));
-        L.attn_out.resize(n * C);
         L.after_attn.resize(n * C);
-        L.ln2_out.resize(n * C);
         L.ln2_mean.resize(n);
         L.ln2_rstd.resize(n);
 
+        T* ln1_out = linear_input(L.ln1_out, *L.qkv_precision, n * C);
         if (gpt2)
-            ops_.layernorm_forward(L.ln1_out.data(), L.ln1_mean.data(), L.ln1_rstd.data(), x,
-                                   value(L.ln1_w), value(L.ln1_b), n, C, c.norm_eps);
+            ops_.layernorm_forward(ln1_out, L.ln1_mean.data(), L.ln1_rstd.data(), x, value(L.ln1_w),
+                                   value(L.ln1_b), n, C, c.norm_eps);
         else
-            ops_.rmsnorm_forward(L.ln1_out.data(), L.ln1_rstd.data(), x, value(L.ln1_w), n, C,
-                                 c.norm_eps);
-        ops_.linear_forward({L.qkv.data(), L.ln1_out.data(), value(L.qkv_w),
+            ops_.rmsnorm_forward(ln1_out, L.ln1_rstd.data(), x, value(L.ln1_w), n, C, c.norm_eps);
+        ops_.linear_forward({L.qkv.data(), ln1_out, value(L.qkv_w),
                              L.qkv_b == Layer::none ? nullptr : value(L.qkv_b), n, C, 3 * C,
                              L.qkv_precision.get()});
         const T* attn_in = L.qkv.data();
@@ -138,35 +148,37 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
             ops_.rope_forward(L.qkv_rope.data(), L.qkv.data(), shape, c.rope_base);
             attn_in = L.qkv_rope.data();
         }
-        ops_.attention_forward(L.attn_out.data(), L.att.data(), attn_in, shape);
-        ops_.linear_forward({branch_.data(), L.attn_out.data(), value(L.proj_w),
+        T* attn_out = linear_input(L.attn_out, *L.proj_precision, n * C);
+        ops_.attention_forward(attn_out, L.att.data(), attn_in, shape);
+        ops_.linear_forward({branch_.data(), attn_out, value(L.proj_w),
                              L.proj_b == Layer::none ? nullptr : value(L.proj_b), n, C, C,
                              L.proj_precision.get()});
         ops_.add_forward(L.after_attn.data(), x, branch_.data(), n * C);
 
+        T* ln2_out = linear_input(L.ln2_out, L.ffn->input_consumer(), n * C);
         if (gpt2)
-            ops_.layernorm_forward(L.ln2_out.data(), L.ln2_mean.data(), L.ln2_rstd.data(),
+            ops_.layernorm_forward(ln2_out, L.ln2_mean.data(), L.ln2_rstd.data(),
                                    L.after_attn.data(), value(L.ln2_w), value(L.ln2_b), n, C,
                                    c.norm_eps);
         else
-            ops_.rmsnorm_forward(L.ln2_out.data(), L.ln2_rstd.data(), L.after_attn.data(),
-                                 value(L.ln2_w), n, C, c.norm_eps);
-        L.ffn->forward(branch_.data(), L.ln2_out.data(), n);
+            ops_.rmsnorm_forward(ln2_out, L.ln2_rstd.data(), L.after_attn.data(), value(L.ln2_w), n,
+                                 C, c.norm_eps);
+        L.ffn->forward(branch_.data(), ln2_out, n);
         ops_.add_forward(out, L.after_attn.data(), branch_.data(), n * C);
     }
 
     const T* x = residual_out_.data() + c.n_layer * n * C;
-    lnf_out_.resize(n * C);
     lnf_mean_.resize(n);
     lnf_rstd_.resize(n);
+    T* lnf_out = linear_input(lnf_out_, *head_precision_, n * C);
     if (gpt2)
-        ops_.layernorm_forward(lnf_out_.data(), lnf_mean_.data(), lnf_rstd_.data(), x,
-                               value(lnf_w_), value(lnf_b_), n, C, c.norm_eps);
+        ops_.layernorm_forward(lnf_out, lnf_mean_.data(), lnf_rstd_.data(), x, value(lnf_w_),
+                               value(lnf_b_), n, C, c.norm_eps);
     else
-        ops_.rmsnorm_forward(lnf_out_.data(), lnf_rstd_.data(), x, value(lnf_w_), n, C, c.norm_eps);
+        ops_.rmsnorm_forward(lnf_out, lnf_rstd_.data(), x, value(lnf_w_), n, C, c.norm_eps);
     logits_.resize(n * c.vocab_size);
-    ops_.linear_forward({logits_.data(), lnf_out_.data(), head_weight(), nullptr, n, C,
-                         c.vocab_size, head_precision_.get()});
+    ops_.linear_forward({logits_.data(), lnf_out, head_weight(), nullptr, n, C, c.vocab_size,
+                         head_precision_.get()});
     if (!targets) return T(0);
     losses_.resize(n);
     // In place: logits_ now holds the probabilities, and the backward turns them into d_logits.
@@ -206,8 +218,8 @@ void Gpt<T>::backward() {
     ops_.softmax_xent_backward(logits_.data(), logits_.data(), targets_.data(), T(1.0 / double(n)),
                                n, c.vocab_size);
     ops_.linear_backward({zeroed(d_lnf_, n * C), grad(lm_head_), nullptr, logits_.data(),
-                          lnf_out_.data(), head_weight(), n, C, c.vocab_size,
-                          head_precision_.get()});
+                          saved_input(lnf_out_, *head_precision_), head_weight(), n, C,
+                          c.vocab_size, head_precision_.get()});
     // d_x_: the gradient of the stream leaving the current layer.
     const T* x_last = residual_out_.data() + c.n_layer * n * C;
     if (gpt2)
@@ -222,7 +234,8 @@ void Gpt<T>::backward() {
         const T* x = residual_out_.data() + l * n * C;
         // out = after_attn + ffn(norm2(after_attn)): d_after_attn = d_x + through the ffn.
         d_after_.copy_from(d_x_);
-        L.ffn->backward(zeroed(d_ln2_, n * C), d_x_.data(), L.ln2_out.data(), n);
+        L.ffn->backward(zeroed(d_ln2_, n * C), d_x_.data(),
+                        saved_input(L.ln2_out, L.ffn->input_consumer()), n);
         if (gpt2)
             ops_.layernorm_backward(d_after_.data(), grad(L.ln2_w), grad(L.ln2_b), d_ln2_.data(),
                                     L.after_attn.data(), value(L.ln2_w), L.ln2_mean.data(),
@@ -234,7 +247,8 @@ void Gpt<T>::backward() {
         // after_attn = x + proj(attn(norm1(x))): d_x_in = d_after + through the attention.
         ops_.linear_backward({zeroed(d_attn_, n * C), grad(L.proj_w),
                               L.proj_b == Layer::none ? nullptr : grad(L.proj_b), d_after_.data(),
-                              L.attn_out.data(), value(L.proj_w), n, C, C, L.proj_precision.get()});
+                              saved_input(L.attn_out, *L.proj_precision), value(L.proj_w), n, C, C,
+                              L.proj_precision.get()});
         zeroed(d_qkv_, n * 3 * C);
         if (!gpt2) {
             ops_.attention_backward(zeroed(d_rope_, n * 3 * C), d_attn_.data(), L.qkv_rope.data(),
@@ -244,9 +258,10 @@ void Gpt<T>::backward() {
             ops_.attention_backward(d_qkv_.data(), d_attn_.data(), L.qkv.data(), L.att.data(),
                                     shape);
         }
-        ops_.linear_backward(
-            {zeroed(d_ln1_, n * C), grad(L.qkv_w), L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b),
-             d_qkv_.data(), L.ln1_out.data(), value(L.qkv_w), n, C, 3 * C, L.qkv_precision.get()});
+        ops_.linear_backward({zeroed(d_ln1_, n * C), grad(L.qkv_w),
+                              L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b), d_qkv_.data(),
+                              saved_input(L.ln1_out, *L.qkv_precision), value(L.qkv_w), n, C, 3 * C,
+                              L.qkv_precision.get()});
         if (gpt2)
             ops_.layernorm_backward(d_after_.data(), grad(L.ln1_w), grad(L.ln1_b), d_ln1_.data(), x,
                                     value(L.ln1_w), L.ln1_mean.data(), L.ln1_rstd.data(), n, C);

@@ -52,6 +52,10 @@ class Gpt {
 
   private:
     struct Layer;
+    // Where a linear layer's input is written: `own`, kept for the backward, or linear_in_ when
+    // the layer keeps its own copy. saved_input() is what the backward passes as that input.
+    T* linear_input(Buffer<T>& own, const LinearPrecision& consumer, int64_t size);
+    static const T* saved_input(const Buffer<T>& own, const LinearPrecision& consumer);
     T* value(size_t i) { return params_.value(i); }
     T* grad(size_t i) { return params_.grad(i); }
     T* head_weight() { return value(lm_head_); }
@@ -72,6 +76,10 @@ class Gpt {
     Buffer<T> lnf_out_, lnf_mean_, lnf_rstd_;
     Buffer<T> logits_; // the logits; with targets, then the probabilities, then d_logits
     Buffer<T> losses_;
+    // The inputs of linear layers that keep their own copy (LinearPrecision::keeps_input()): the
+    // norms' and the attention's outputs [N, C], and the feed-forward's activations [N, hidden],
+    // one buffer each for all layers.
+    Buffer<T> linear_in_, ffn_act_;
     // Scratch of forward and backward, kept to avoid allocations every step.
     Buffer<T> branch_, d_lnf_, d_x_, d_after_, d_ln2_, d_attn_, d_qkv_, d_rope_, d_ln1_;
 };

@@ -83,6 +83,8 @@ LinearPrecision::Fp8Operands LinearPrecision::forward_fp8(const float* x, int64_
     m_ = m;
     x_q_ = quantize(*input_, {x, n, k}, x_method_);
     w_q_ = quantize(*weight_, {w, m, k}, w_method_);
+    if (x_method_ == TransposeMethod::from_source)
+        x_t_ = transpose_for_gemm(x_q_, x_method_, *input_t_, x);
     return {x_q_, w_q_};
 }
 
@@ -93,10 +95,11 @@ LinearPrecision::Fp8Operands LinearPrecision::dgrad_fp8(const float* dy, const f
     return {dy_q_, w_t_};
 }
 
-LinearPrecision::Fp8Operands LinearPrecision::wgrad_fp8(const float* dy, const float* x) {
+LinearPrecision::Fp8Operands LinearPrecision::wgrad_fp8(const float* dy) {
     if (kind_ != Kind::fp8) throw wrong_kind("FP8");
     dy_t_ = transpose_for_gemm(dy_q_, dy_method_, *grad_t_, dy);
-    x_t_ = transpose_for_gemm(x_q_, x_method_, *input_t_, x);
+    if (x_method_ != TransposeMethod::from_source)
+        x_t_ = transpose_for_gemm(x_q_, x_method_, *input_t_, nullptr);
     return {dy_t_, x_t_};
 }
 

@@ -7,10 +7,15 @@
 //            wgrad  dW = dyᵀ · x       dyᵀ and xᵀ: transposed, groups along tokens
 //          The transposed operands come from the FP8 tensors of the forward/dgrad through
 //          transpose_for_gemm (exact or scaling-aware), or where the recipe's layout allows
-//          neither, from the high-precision tensors themselves.
+//          neither, from the high-precision tensors themselves: xᵀ then is quantized in the
+//          forward, while x is at hand, as TE's column-wise copy is.
 // One object per linear layer: it holds the recipe's per-tensor quantizer state (delayed amax
-// histories, the MOSS weight predictor) and the FP8 tensors a step reuses (x from the forward
-// for wgrad, W for dgrad, dy from dgrad for wgrad).
+// histories, the MOSS weight predictor) and the operands a step reuses (x, or xᵀ, from the
+// forward for wgrad, W for dgrad, dy from dgrad for wgrad).
+//
+// So under bf16 and fp8 the backward never reads the layer's high-precision input: the model
+// may overwrite it once the forward has run (keeps_input()), and keeps only what the layer kept,
+// in BF16 or FP8, instead of an FP32 copy per layer.
 //
 // The CPU backend multiplies FP8 operands as a Hopper kernel does (cpu/linear.cpp): partial sums
 // of the raw FP8 values over each K-block in FP32, promoted and multiplied by the A and B scales
@@ -36,6 +41,9 @@ class LinearPrecision {
     static std::unique_ptr<LinearPrecision> fp8(const Recipe& recipe);
 
     Kind kind() const { return kind_; }
+    // Whether the forward keeps its own rounded or quantized x for the backward, so the backward
+    // needs no `in` (ops.h's LinearBackwardArgs); exact layers multiply the input itself.
+    bool keeps_input() const { return kind_ != Kind::exact; }
 
     // BF16: the operands rounded to BF16. Call in this order within a step: forward, dgrad,
     // wgrad; the backward reuses what the forward rounded (x and W) and dgrad rounded (dy).
@@ -52,9 +60,9 @@ class LinearPrecision {
         const QuantizedTensor& b;
     };
     Fp8Operands forward_fp8(const float* x, int64_t n, int64_t k, const float* w, int64_t m);
-    // The high-precision dy, W and x (as the forward had them) are the sources of transposes.
+    // The high-precision dy and W are the sources of transposes (x's was the forward's).
     Fp8Operands dgrad_fp8(const float* dy, const float* w); // a = dy [n, m], b = Wᵀ [k, m]
-    Fp8Operands wgrad_fp8(const float* dy, const float* x); // a = dyᵀ [m, n], b = xᵀ [k, n]
+    Fp8Operands wgrad_fp8(const float* dy);                 // a = dyᵀ [m, n], b = xᵀ [k, n]
 
     // FP8: the recipe's quantizers, for backends that run the plans themselves (the GPU); the
     // *_t ones quantize transposes from the source. The calls above use them in the same way.

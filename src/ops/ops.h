@@ -38,7 +38,8 @@ struct LinearBackwardArgs {
     T* d_weight;     // [M, K], accumulated
     T* d_bias;       // [M] or nullptr, accumulated
     const T* d_out;  // [N, M]
-    const T* in;     // [N, K] (the forward input)
+    const T* in;     // [N, K] the forward's input, unchanged; may be nullptr (or overwritten)
+                     // where precision->keeps_input(): the forward kept what the backward reads
     const T* weight; // [M, K]
     int64_t n, k, m;
     LinearPrecision* precision;

@@ -169,6 +169,7 @@ TEST_F(CudaOpsTest, ExactLinear) {
 }
 
 // BF16 operands: the CPU rounds the same operands to BF16, so only the summation order differs.
+// The GPU's backward gets no input, which is overwritten: it reads what its forward kept.
 TEST_F(CudaOpsTest, Bf16Linear) {
     const int64_t N = 64, K = 96, M = 80;
     const Host x = random(N * K), w = random(M * K), d_y = random(N * M);
@@ -184,8 +185,10 @@ TEST_F(CudaOpsTest, Bf16Linear) {
                   gdx = device(Host(d_x.size())), gdw = device(Host(d_w.size()));
     auto gpu_precision = LinearPrecision::bf16();
     gpu_->linear_forward({gy.data(), gx.data(), gw.data(), nullptr, N, K, M, gpu_precision.get()});
-    gpu_->linear_backward({gdx.data(), gdw.data(), nullptr, gdy.data(), gx.data(), gw.data(), N, K,
-                           M, gpu_precision.get()});
+    const std::vector<float> overwritten(x.size(), std::nanf(""));
+    gx.upload(overwritten.data(), int64_t(x.size()));
+    gpu_->linear_backward({gdx.data(), gdw.data(), nullptr, gdy.data(), nullptr, gw.data(), N, K, M,
+                           gpu_precision.get()});
     expect_close(Host(y.begin(), y.end()), gy, 1e-5, "bf16 forward");
     expect_close(Host(d_x.begin(), d_x.end()), gdx, 1e-5, "bf16 d_x");
     expect_close(Host(d_w.begin(), d_w.end()), gdw, 1e-5, "bf16 d_w");

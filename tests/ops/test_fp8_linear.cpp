@@ -5,10 +5,16 @@
 //    bit.
 // 2. Any recipe: the FP8 GEMM equals the float64 product of the dequantized operands to FP32
 //    rounding (relative Frobenius error < 1e-5).
+// 3. BF16 and FP8 layers keep what their backward reads (LinearPrecision::keeps_input()): a
+//    backward given no input, after the input was overwritten, gives the same bits as one
+//    given the input; an exact layer refuses it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 
+#include "common/error.h"
 #include "cpu/cpu_ops.h"
 #include "ops/linear_precision.h"
 #include "recipe/transpose.h"
@@ -97,6 +103,45 @@ TEST(Fp8Linear, EqualsTheProductOfDequantizedOperandsForEveryRecipe) {
         }
         EXPECT_LT(std::sqrt(err / norm), 1e-5);
     }
+}
+
+TEST(Fp8Linear, BackwardReadsOnlyWhatTheForwardKept) {
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed_note(seed));
+    Rng rng(seed);
+    const int64_t n = 130, k = 256, m = 72;
+    const std::vector<float> x = testing::random_matrix(rng, n, k, 3.0),
+                             w = testing::random_matrix(rng, m, k, 1.0),
+                             dy = testing::random_matrix(rng, n, m, 1.0);
+    CpuOps<float> ops;
+    auto make = [](const std::string& spec) {
+        return spec == "bf16" ? LinearPrecision::bf16() : LinearPrecision::fp8(*make_recipe(spec));
+    };
+    std::vector<std::string> specs = recipe_names();
+    specs.insert(specs.begin(), "bf16");
+    for (const std::string& spec : specs) {
+        SCOPED_TRACE(spec);
+        const auto with_input = make(spec), without_input = make(spec);
+        ASSERT_TRUE(with_input->keeps_input());
+        std::vector<float> y(size_t(n * m)), dx(size_t(n * k), 0.0f), dw(size_t(m * k), 0.0f);
+        ops.linear_forward({y.data(), x.data(), w.data(), nullptr, n, k, m, with_input.get()});
+        ops.linear_backward({dx.data(), dw.data(), nullptr, dy.data(), x.data(), w.data(), n, k, m,
+                             with_input.get()});
+        std::vector<float> x_overwritten = x, dx2(dx.size(), 0.0f), dw2(dw.size(), 0.0f);
+        ops.linear_forward(
+            {y.data(), x_overwritten.data(), w.data(), nullptr, n, k, m, without_input.get()});
+        std::fill(x_overwritten.begin(), x_overwritten.end(), std::nanf(""));
+        ops.linear_backward({dx2.data(), dw2.data(), nullptr, dy.data(), nullptr, w.data(), n, k, m,
+                             without_input.get()});
+        for (size_t i = 0; i < dx.size(); ++i) ASSERT_EQ(dx[i], dx2[i]) << "dgrad " << i;
+        for (size_t i = 0; i < dw.size(); ++i) ASSERT_EQ(dw[i], dw2[i]) << "wgrad " << i;
+    }
+    auto exact = LinearPrecision::exact();
+    EXPECT_FALSE(exact->keeps_input());
+    std::vector<float> dx(size_t(n * k)), dw(size_t(m * k));
+    EXPECT_THROW(ops.linear_backward({dx.data(), dw.data(), nullptr, dy.data(), nullptr, w.data(),
+                                      n, k, m, exact.get()}),
+                 Error);
 }
 
 } // namespace
