@@ -9,7 +9,10 @@ namespace octet {
 template <typename T>
 class CpuOps final : public Ops<T> {
   public:
-    Memory& memory() override { return host_memory(); }
+    CpuOps() = default;
+    // Allocations through `memory`, a host-accessible one (tests count what a model holds).
+    explicit CpuOps(Memory& memory) : memory_(&memory) {}
+    Memory& memory() override { return *memory_; }
     void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int64_t batch,
                            int64_t seq, int64_t c) override;
     void embedding_backward(T* d_wte, T* d_wpe, const T* d_out, const int32_t* tokens,
@@ -51,6 +54,9 @@ class CpuOps final : public Ops<T> {
                       const std::vector<TensorSpan>& spans) override;
     void load_scaled(float* x, const ScaledTensors& src,
                      const std::vector<TensorSpan>& spans) override;
+
+  private:
+    Memory* memory_ = &host_memory();
 };
 
 extern template class CpuOps<float>;

@@ -24,12 +24,12 @@ template <typename T>
 class DenseFeedForward final : public FeedForward<T> {
   public:
     DenseFeedForward(const ModelConfig& c, int64_t layer, ParameterSet<T>& params, Ops<T>& ops,
-                     const PrecisionPolicy& policy, Buffer<T>& shared_act)
+                     const PrecisionPolicy& policy, FeedForwardScratch<T>& shared)
         : params_(params), ops_(ops), swiglu_(c.flavor == Flavor::llama), d_model_(c.d_model),
           hidden_(c.ffn_size()), up_precision_(make_linear_precision(policy, false)),
           down_precision_(make_linear_precision(policy, false)), up_(ops.memory()),
-          own_act_(ops.memory()), d_act_(ops.memory()), d_up_(ops.memory()),
-          act_(down_precision_->keeps_input() ? shared_act : own_act_) {
+          own_act_(ops.memory()), act_(down_precision_->keeps_input() ? shared.act : own_act_),
+          d_act_(shared.d_act), d_up_(shared.d_up) {
         const std::string prefix = "h." + std::to_string(layer) + ".mlp.";
         const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
         up_w_ = params.add(prefix + (swiglu_ ? "gate_up.weight" : "fc.weight"), {up_rows, d_model_},
@@ -99,8 +99,10 @@ class DenseFeedForward final : public FeedForward<T> {
     int64_t d_model_, hidden_;
     size_t up_w_ = none, up_b_ = none, down_w_ = none, down_b_ = none;
     std::unique_ptr<LinearPrecision> up_precision_, down_precision_;
-    Buffer<T> up_, own_act_, d_act_, d_up_; // activations of the last forward; backward scratch
-    Buffer<T>& act_;                        // own_act_, or the layers' shared one
+    Buffer<T> up_, own_act_; // activations of the last forward
+    Buffer<T>& act_;         // own_act_, or the layers' shared one
+    Buffer<T>& d_act_;       // the backward's scratch, shared by the layers
+    Buffer<T>& d_up_;
 };
 
 } // namespace
@@ -108,15 +110,15 @@ class DenseFeedForward final : public FeedForward<T> {
 template <typename T>
 std::unique_ptr<FeedForward<T>>
 make_dense_feed_forward(const ModelConfig& config, int64_t layer, ParameterSet<T>& params,
-                        Ops<T>& ops, const PrecisionPolicy& policy, Buffer<T>& shared_act) {
-    return std::make_unique<DenseFeedForward<T>>(config, layer, params, ops, policy, shared_act);
+                        Ops<T>& ops, const PrecisionPolicy& policy, FeedForwardScratch<T>& shared) {
+    return std::make_unique<DenseFeedForward<T>>(config, layer, params, ops, policy, shared);
 }
 
 template std::unique_ptr<FeedForward<float>>
 make_dense_feed_forward(const ModelConfig&, int64_t, ParameterSet<float>&, Ops<float>&,
-                        const PrecisionPolicy&, Buffer<float>&);
+                        const PrecisionPolicy&, FeedForwardScratch<float>&);
 template std::unique_ptr<FeedForward<double>>
 make_dense_feed_forward(const ModelConfig&, int64_t, ParameterSet<double>&, Ops<double>&,
-                        const PrecisionPolicy&, Buffer<double>&);
+                        const PrecisionPolicy&, FeedForwardScratch<double>&);
 
 } // namespace octet

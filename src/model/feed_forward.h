@@ -31,13 +31,20 @@ class FeedForward {
     virtual void restore_state(const std::vector<double>& in, size_t& at) = 0;
 };
 
-// The dense feed-forward of layer `layer`, its parameters registered in `params`. Its hidden
-// activations go to `shared_act`, which every layer shares, where the down projection keeps
-// its own copy of them (LinearPrecision::keeps_input()).
+// What the feed-forwards of all layers share: the hidden activations where the down projection
+// keeps its own copy of them (LinearPrecision::keeps_input()), and the backward's gradients of
+// the hidden layer, which live only while one layer's backward runs.
+template <typename T>
+struct FeedForwardScratch {
+    explicit FeedForwardScratch(Memory& memory) : act(memory), d_act(memory), d_up(memory) {}
+    Buffer<T> act, d_act, d_up;
+};
+
+// The dense feed-forward of layer `layer`, its parameters registered in `params`.
 template <typename T>
 std::unique_ptr<FeedForward<T>>
 make_dense_feed_forward(const ModelConfig& config, int64_t layer, ParameterSet<T>& params,
-                        Ops<T>& ops, const PrecisionPolicy& policy, Buffer<T>& shared_act);
+                        Ops<T>& ops, const PrecisionPolicy& policy, FeedForwardScratch<T>& shared);
 
 // The LinearPrecision a policy gives its linear layers (or its LM head).
 std::unique_ptr<LinearPrecision> make_linear_precision(const PrecisionPolicy& policy, bool lm_head);

@@ -29,7 +29,7 @@ Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& polic
       tokens_(ops.memory()), targets_(ops.memory()), residual_out_(ops.memory()),
       lnf_out_(ops.memory()), lnf_mean_(ops.memory()), lnf_rstd_(ops.memory()),
       logits_(ops.memory()), losses_(ops.memory()), linear_in_(ops.memory()),
-      ffn_act_(ops.memory()), branch_(ops.memory()), d_lnf_(ops.memory()), d_x_(ops.memory()),
+      ffn_scratch_(ops.memory()), branch_(ops.memory()), d_lnf_(ops.memory()), d_x_(ops.memory()),
       d_after_(ops.memory()), d_ln2_(ops.memory()), d_attn_(ops.memory()), d_qkv_(ops.memory()),
       d_rope_(ops.memory()), d_ln1_(ops.memory()) {
     config_.validate();
@@ -48,7 +48,7 @@ Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& polic
         if (gpt2) layer->proj_b = params_.add(p + "attn.proj.bias", {c.d_model}, false);
         layer->ln2_w = params_.add(p + "ln_2.weight", {c.d_model}, false);
         if (gpt2) layer->ln2_b = params_.add(p + "ln_2.bias", {c.d_model}, false);
-        layer->ffn = make_dense_feed_forward<T>(c, l, params_, ops_, policy, ffn_act_);
+        layer->ffn = make_dense_feed_forward<T>(c, l, params_, ops_, policy, ffn_scratch_);
         layer->qkv_precision = make_linear_precision(policy, false);
         layer->proj_precision = make_linear_precision(policy, false);
         layers_.push_back(std::move(layer));

@@ -76,10 +76,10 @@ class Gpt {
     Buffer<T> lnf_out_, lnf_mean_, lnf_rstd_;
     Buffer<T> logits_; // the logits; with targets, then the probabilities, then d_logits
     Buffer<T> losses_;
-    // The inputs of linear layers that keep their own copy (LinearPrecision::keeps_input()): the
-    // norms' and the attention's outputs [N, C], and the feed-forward's activations [N, hidden],
-    // one buffer each for all layers.
-    Buffer<T> linear_in_, ffn_act_;
+    // The inputs [N, C] of linear layers that keep their own copy (LinearPrecision::keeps_input()):
+    // the norms' and the attention's outputs, one buffer for all layers.
+    Buffer<T> linear_in_;
+    FeedForwardScratch<T> ffn_scratch_;
     // Scratch of forward and backward, kept to avoid allocations every step.
     Buffer<T> branch_, d_lnf_, d_x_, d_after_, d_ln2_, d_attn_, d_qkv_, d_rope_, d_ln1_;
 };

@@ -1,8 +1,10 @@
 // The whole model: every parameter's gradient against float64 central finite differences of the
-// mean loss (GPT-2 and Llama flavours, fp32 policy), and the checks that bad input is refused.
+// mean loss (GPT-2 and Llama flavours, fp32 policy), the memory each layer holds, and the checks
+// that bad input is refused.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <unordered_map>
 
 #include "common/error.h"
 #include "cpu/cpu_ops.h"
@@ -98,6 +100,75 @@ TEST(Gpt, ParameterCountsAndInitialLossAreAsExpected) {
     }
     // At initialisation the prediction is near uniform: loss ≈ ln V.
     EXPECT_NEAR(gpt2.forward(tokens.data(), targets.data(), 2, 6), std::log(64.0), 0.05);
+}
+
+// The host's memory, counting the bytes held.
+class CountingMemory final : public Memory {
+  public:
+    bool host_accessible() const override { return true; }
+    void* allocate(size_t bytes) override {
+        void* p = host_memory().allocate(bytes);
+        sizes_[p] = bytes;
+        held_ += bytes;
+        return p;
+    }
+    void release(void* p) noexcept override {
+        if (!p) return;
+        held_ -= sizes_.at(p);
+        sizes_.erase(p);
+        host_memory().release(p);
+    }
+    void zero(void* p, size_t bytes) override { host_memory().zero(p, bytes); }
+    void copy(void* dst, const void* src, size_t bytes) override {
+        host_memory().copy(dst, src, bytes);
+    }
+    void to_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
+    void from_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
+    size_t peak_bytes() const override { return 0; }
+    size_t held() const { return held_; }
+
+  private:
+    std::unordered_map<void*, size_t> sizes_;
+    size_t held_ = 0;
+};
+
+// What one more layer costs after a training step: its parameters and gradients, and the FP32
+// activations its backward reads. A linear layer that keeps its own BF16/FP8 copy of its input
+// (every policy but fp32) costs no FP32 copy of it, and backward scratch is shared by all layers.
+TEST(Gpt, EachLayerHoldsOnlyWhatItsBackwardReads) {
+    const int64_t batch = 2, seq = 6, n = batch * seq;
+    for (Flavor flavor : {Flavor::gpt2, Flavor::llama})
+        for (const char* policy : {"fp32", "bf16", "blockwise", "te-delayed"}) {
+            SCOPED_TRACE(std::string(flavor == Flavor::gpt2 ? "gpt2 " : "llama ") + policy);
+            int64_t held[2], params[2];
+            ModelConfig c = tiny(flavor);
+            for (int64_t layers : {1, 2}) {
+                c.n_layer = layers;
+                CountingMemory memory;
+                CpuOps<float> ops(memory);
+                Gpt<float> model(c, ops, make_policy(policy), 1);
+                std::vector<int32_t> tokens(static_cast<size_t>(n));
+                for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(i % 11);
+                model.zero_grads();
+                model.forward(tokens.data(), tokens.data(), batch, seq);
+                model.backward();
+                held[layers - 1] = int64_t(memory.held());
+                params[layers - 1] = model.params().size();
+            }
+            const int64_t C = c.d_model, hidden = c.ffn_size();
+            const bool llama = flavor == Flavor::llama;
+            // residual stream, norm statistics (two per norm), qkv (and its rotation), the
+            // attention's probabilities on the CPU, the stream after attention, the feed-forward's
+            // pre-activations.
+            int64_t floats =
+                n * (C + 4 + 3 * C + (llama ? 3 * C : 0) + C + (llama ? 2 * hidden : hidden)) +
+                batch * c.n_head * seq * seq;
+            // fp32 layers multiply their inputs themselves: both norms' outputs, the attention's
+            // output and the hidden activations.
+            if (std::string(policy) == "fp32") floats += n * (3 * C + hidden);
+            floats += 2 * (params[1] - params[0]); // values and gradients
+            EXPECT_EQ(held[1] - held[0], floats * int64_t(sizeof(float)));
+        }
 }
 
 TEST(Gpt, BadConfigAndInputAreRefused) {
