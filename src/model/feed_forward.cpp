@@ -63,8 +63,8 @@ class DenseFeedForward final : public FeedForward<T> {
         d_act_.zero();
         d_up_.zero();
         ops_.linear_backward({d_act_.data(), params_.grad(down_w_), grad(down_b_), d_out,
-                              down_precision_->keeps_input() ? nullptr : act_.data(),
-                              params_.value(down_w_), n, hidden_, d_model_, down_precision_.get()});
+                              down_precision_->backward_input(act_.data()), params_.value(down_w_),
+                              n, hidden_, d_model_, down_precision_.get()});
         if (swiglu_)
             ops_.swiglu_backward(d_up_.data(), d_act_.data(), up_.data(), n, hidden_);
         else

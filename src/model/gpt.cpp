@@ -90,11 +90,6 @@ T* Gpt<T>::linear_input(Buffer<T>& own, const LinearPrecision& consumer, int64_t
 }
 
 template <typename T>
-const T* Gpt<T>::saved_input(const Buffer<T>& own, const LinearPrecision& consumer) {
-    return consumer.keeps_input() ? nullptr : own.data();
-}
-
-template <typename T>
 T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, int64_t seq) {
     const ModelConfig& c = config_;
     if (batch <= 0 || seq <= 0 || seq > c.seq_len)
@@ -218,7 +213,7 @@ void Gpt<T>::backward() {
     ops_.softmax_xent_backward(logits_.data(), logits_.data(), targets_.data(), T(1.0 / double(n)),
                                n, c.vocab_size);
     ops_.linear_backward({zeroed(d_lnf_, n * C), grad(lm_head_), nullptr, logits_.data(),
-                          saved_input(lnf_out_, *head_precision_), head_weight(), n, C,
+                          head_precision_->backward_input(lnf_out_.data()), head_weight(), n, C,
                           c.vocab_size, head_precision_.get()});
     // d_x_: the gradient of the stream leaving the current layer.
     const T* x_last = residual_out_.data() + c.n_layer * n * C;
@@ -235,7 +230,7 @@ void Gpt<T>::backward() {
         // out = after_attn + ffn(norm2(after_attn)): d_after_attn = d_x + through the ffn.
         d_after_.copy_from(d_x_);
         L.ffn->backward(zeroed(d_ln2_, n * C), d_x_.data(),
-                        saved_input(L.ln2_out, L.ffn->input_consumer()), n);
+                        L.ffn->input_consumer().backward_input(L.ln2_out.data()), n);
         if (gpt2)
             ops_.layernorm_backward(d_after_.data(), grad(L.ln2_w), grad(L.ln2_b), d_ln2_.data(),
                                     L.after_attn.data(), value(L.ln2_w), L.ln2_mean.data(),
@@ -247,8 +242,8 @@ void Gpt<T>::backward() {
         // after_attn = x + proj(attn(norm1(x))): d_x_in = d_after + through the attention.
         ops_.linear_backward({zeroed(d_attn_, n * C), grad(L.proj_w),
                               L.proj_b == Layer::none ? nullptr : grad(L.proj_b), d_after_.data(),
-                              saved_input(L.attn_out, *L.proj_precision), value(L.proj_w), n, C, C,
-                              L.proj_precision.get()});
+                              L.proj_precision->backward_input(L.attn_out.data()), value(L.proj_w),
+                              n, C, C, L.proj_precision.get()});
         zeroed(d_qkv_, n * 3 * C);
         if (!gpt2) {
             ops_.attention_backward(zeroed(d_rope_, n * 3 * C), d_attn_.data(), L.qkv_rope.data(),
@@ -260,8 +255,8 @@ void Gpt<T>::backward() {
         }
         ops_.linear_backward({zeroed(d_ln1_, n * C), grad(L.qkv_w),
                               L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b), d_qkv_.data(),
-                              saved_input(L.ln1_out, *L.qkv_precision), value(L.qkv_w), n, C, 3 * C,
-                              L.qkv_precision.get()});
+                              L.qkv_precision->backward_input(L.ln1_out.data()), value(L.qkv_w), n,
+                              C, 3 * C, L.qkv_precision.get()});
         if (gpt2)
             ops_.layernorm_backward(d_after_.data(), grad(L.ln1_w), grad(L.ln1_b), d_ln1_.data(), x,
                                     value(L.ln1_w), L.ln1_mean.data(), L.ln1_rstd.data(), n, C);

@@ -53,9 +53,8 @@ class Gpt {
   private:
     struct Layer;
     // Where a linear layer's input is written: `own`, kept for the backward, or linear_in_ when
-    // the layer keeps its own copy. saved_input() is what the backward passes as that input.
+    // the layer keeps its own copy (LinearPrecision::backward_input()).
     T* linear_input(Buffer<T>& own, const LinearPrecision& consumer, int64_t size);
-    static const T* saved_input(const Buffer<T>& own, const LinearPrecision& consumer);
     T* value(size_t i) { return params_.value(i); }
     T* grad(size_t i) { return params_.grad(i); }
     T* head_weight() { return value(lm_head_); }

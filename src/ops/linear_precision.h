@@ -44,6 +44,11 @@ class LinearPrecision {
     // Whether the forward keeps its own rounded or quantized x for the backward, so the backward
     // needs no `in` (ops.h's LinearBackwardArgs); exact layers multiply the input itself.
     bool keeps_input() const { return kind_ != Kind::exact; }
+    // What the backward is given as `in`: the forward's input, or nullptr where the layer kept it.
+    template <typename T>
+    const T* backward_input(const T* forward_input) const {
+        return keeps_input() ? nullptr : forward_input;
+    }
 
     // BF16: the operands rounded to BF16. Call in this order within a step: forward, dgrad,
     // wgrad; the backward reuses what the forward rounded (x and W) and dgrad rounded (dy).
