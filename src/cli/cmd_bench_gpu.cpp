@@ -252,6 +252,10 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
                 {codes, scales, rows, cols, Format::e4m3, t_codes, t_scales}, nullptr);
         });
         report("scaling-aware transpose (FP8->FP8)", ms, double(n) * 2 + double(n / 128) * 8);
+        // The exact transpose of per-tensor scaled codes (TE's recipes, FP8-LM): bytes only.
+        const double exact_ms =
+            median_event_ms([&] { cuda::transpose_codes(codes, rows, cols, t_codes, nullptr); });
+        report("exact transpose (FP8 codes)", exact_ms, double(n) * 2);
     }
     {
         // What training runs today: the block-wise plan from FP32 activations, and the backward's

@@ -72,7 +72,68 @@ __global__ void quantize_transposed_kernel(const float* source, int64_t rows, in
     });
 }
 
+// Exact transposes of FP8 codes, a word (4 codes) per access. A block of 256 threads moves a
+// 128 × 128 tile: lane l of warp w loads the 4 × 4 squares at word column l of row quads w,
+// w + 8, …, transposes each in registers with byte permutes, and stores its 4 words (4 new rows,
+// 4 old rows each) in shared memory; then each warp writes whole new rows, 128 contiguous bytes
+// per instruction. The shared words are XOR-swizzled by new row / 4, so neither phase has bank
+// conflicts. Needs rows and cols multiples of 4: a square then lies wholly inside or outside.
+constexpr int code_tile = 128, code_tile_words = code_tile / 4, code_tile_warps = 8;
+
+__global__ void transpose_codes_kernel(const uint8_t* in, int64_t rows, int64_t cols,
+                                       uint8_t* out) {
+    __shared__ uint32_t tile[code_tile][code_tile_words]; // [new row in tile][swizzled word]
+    const int64_t r0 = int64_t(blockIdx.y) * code_tile, c0 = int64_t(blockIdx.x) * code_tile;
+    const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
+    constexpr int quads = code_tile_words / code_tile_warps;
+    const int64_t c = c0 + 4 * lane;
+    uint32_t w[quads][4];
+#pragma unroll
+    for (int k = 0; k < quads; ++k) {
+        const int64_t r = r0 + 4 * (warp + code_tile_warps * k);
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            w[k][i] = r < rows && c < cols
+                          ? *reinterpret_cast<const uint32_t*>(in + (r + i) * cols + c)
+                          : 0u;
+    }
+#pragma unroll
+    for (int k = 0; k < quads; ++k) {
+        // a, b: bytes 0 and 1 of rows (0, 1) and (2, 3) interleaved; e, f: bytes 2 and 3.
+        const uint32_t a = __byte_perm(w[k][0], w[k][1], 0x5140),
+                       b = __byte_perm(w[k][2], w[k][3], 0x5140),
+                       e = __byte_perm(w[k][0], w[k][1], 0x7362),
+                       f = __byte_perm(w[k][2], w[k][3], 0x7362);
+        const int q = warp + code_tile_warps * k;
+        tile[4 * lane + 0][q ^ lane] = __byte_perm(a, b, 0x5410);
+        tile[4 * lane + 1][q ^ lane] = __byte_perm(a, b, 0x7632);
+        tile[4 * lane + 2][q ^ lane] = __byte_perm(e, f, 0x5410);
+        tile[4 * lane + 3][q ^ lane] = __byte_perm(e, f, 0x7632);
+    }
+    __syncthreads();
+    for (int j = warp; j < code_tile; j += code_tile_warps) {
+        const int64_t new_row = c0 + j, r = r0 + 4 * lane;
+        if (new_row < cols && r < rows)
+            *reinterpret_cast<uint32_t*>(out + new_row * rows + r) = tile[j][lane ^ (j / 4)];
+    }
+}
+
 } // namespace
+
+void transpose_codes(const uint8_t* in, int64_t rows, int64_t cols, uint8_t* out,
+                     cudaStream_t stream) {
+    if (rows <= 0 || cols <= 0) return;
+    const bool words = rows % 4 == 0 && cols % 4 == 0 && reinterpret_cast<uintptr_t>(in) % 4 == 0 &&
+                       reinterpret_cast<uintptr_t>(out) % 4 == 0;
+    if (!words) {
+        tiled_transpose(rows, cols, out, stream,
+                        [=] __device__(int64_t r, int64_t c) { return in[r * cols + c]; });
+        return;
+    }
+    const dim3 grid(blocks_for(cols, code_tile), blocks_for(rows, code_tile));
+    transpose_codes_kernel<<<grid, code_tile_warps * 32, 0, stream>>>(in, rows, cols, out);
+    OCTET_CUDA_LAUNCHED();
+}
 
 template <typename T>
 static void transpose_matrix(const T* in, int64_t rows, int64_t cols, T* out, cudaStream_t stream) {
@@ -147,7 +208,7 @@ void Fp8Transposer::exact(const DeviceQuantized& in, DeviceQuantized& out, cudaS
     out.rows = in.cols;
     out.cols = in.rows;
     out.codes.resize(in.numel());
-    transpose_matrix(in.codes.data(), in.rows, in.cols, out.codes.data(), stream);
+    transpose_codes(in.codes.data(), in.rows, in.cols, out.codes.data(), stream);
     out.level_count = in.level_count;
     for (int i = 0; i < in.level_count; ++i) {
         const DeviceScaleGrid& g = in.levels[size_t(i)];

@@ -17,6 +17,10 @@
 
 namespace octet::cuda {
 
+// out[cols, rows] = in[rows, cols] transposed, for FP8 codes (the exact method's codes).
+void transpose_codes(const uint8_t* in, int64_t rows, int64_t cols, uint8_t* out,
+                     cudaStream_t stream);
+
 class Fp8Transposer {
   public:
     Fp8Transposer(Memory& memory, PlanRunner& runner)

@@ -1,12 +1,16 @@
-// The GPU scaling-aware transpose (cuda/transpose.cu) against the CPU oracle
-// (recipe/transpose.cpp), bit for bit: codes and scales, partial tiles, subnormal rounding, an
-// all-zero group, NaN and Inf. Skips without a GPU.
+// The GPU transposes of FP8 tensors against the CPU, bit for bit:
+// - the scaling-aware transpose (cuda/transpose.cu) against the oracle (recipe/transpose.cpp):
+//   codes and scales, partial tiles, subnormal rounding, an all-zero group, NaN and Inf;
+// - the exact transpose of codes (cuda/fp8_transpose.h) against a host transpose of random
+//   bytes: word-aligned shapes (full and partial tiles) and the byte-wise path for the others.
+// Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <limits>
 #include <vector>
 
 #include "cuda/check.h"
+#include "cuda/fp8_transpose.h"
 #include "cuda/transpose.h"
 #include "recipe/recipe.h"
 #include "recipe/transpose.h"
@@ -59,6 +63,38 @@ TEST(CudaTranspose, ScalingAwareMatchesTheCpuBitForBit) {
         for (void* p : {(void*)codes, (void*)out, (void*)scales, (void*)out_scales}) cudaFree(p);
         EXPECT_EQ(got, ref.codes);
         EXPECT_EQ(got_scales, ref.scales[0].scale_inv);
+    }
+}
+
+TEST(CudaTranspose, CodesMatchAHostTransposeBitForBit) {
+    OCTET_SKIP_WITHOUT_GPU();
+    const uint64_t seed = testing::fresh_seed();
+    SCOPED_TRACE(testing::seed_note(seed));
+    Rng rng(seed);
+    // Word-aligned: one partial tile, whole tiles, tiles cut in both directions. Then shapes
+    // whose rows or columns are not multiples of 4.
+    const int64_t shapes[][2] = {{4, 8},     {256, 384}, {260, 388}, {1024, 4096},
+                                 {130, 200}, {1, 33},    {96, 6},    {33, 1}};
+    for (auto [rows, cols] : shapes) {
+        SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols));
+        const size_t n = size_t(rows * cols);
+        std::vector<uint8_t> in(n), want(n);
+        for (uint8_t& b : in) b = uint8_t(rng.next_u64());
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < cols; ++c)
+                want[size_t(c * rows + r)] = in[size_t(r * cols + c)];
+        uint8_t *d_in = nullptr, *d_out = nullptr;
+        OCTET_CUDA_CHECK(cudaMalloc(&d_in, n));
+        OCTET_CUDA_CHECK(cudaMalloc(&d_out, n));
+        OCTET_CUDA_CHECK(cudaMemcpy(d_in, in.data(), n, cudaMemcpyHostToDevice));
+        OCTET_CUDA_CHECK(cudaMemset(d_out, 0xAA, n)); // poisoned: every byte must be written
+        cuda::transpose_codes(d_in, rows, cols, d_out, nullptr);
+        OCTET_CUDA_CHECK(cudaDeviceSynchronize());
+        std::vector<uint8_t> got(n);
+        OCTET_CUDA_CHECK(cudaMemcpy(got.data(), d_out, n, cudaMemcpyDeviceToHost));
+        cudaFree(d_in);
+        cudaFree(d_out);
+        EXPECT_EQ(got, want);
     }
 }
 
