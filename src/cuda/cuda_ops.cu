@@ -38,9 +38,8 @@ CudaOps::CudaOps()
       scaled_gemm_(gemm_, memory_), dy_(memory_), w_t_(memory_), dy_t_(memory_), x_t_(memory_),
       x_transient_(memory_) {}
 
-float* CudaOps::column_scratch(int64_t rows, int64_t cols) {
-    const int64_t need = column_sum_scratch(rows, cols);
-    if (scratch_.size() < need) scratch_.resize(need);
+float* CudaOps::scratch_floats(int64_t floats) {
+    if (scratch_.size() < floats) scratch_.resize(floats);
     return scratch_.data();
 }
 
@@ -56,9 +55,10 @@ void CudaOps::embedding_backward(float* d_wte, float* d_wpe, const float* d_out,
     const int64_t n = batch * seq;
     for (Buffer<int32_t>* b : {&positions_, &sorted_tokens_, &sorted_positions_}) b->resize(n);
     sort_temp_.resize(int64_t(embedding_sort_bytes(n)));
-    const EmbeddingScratch scratch{positions_.data(),         sorted_tokens_.data(),
-                                   sorted_positions_.data(),  sort_temp_.data(),
-                                   size_t(sort_temp_.size()), column_scratch(batch, seq * c)};
+    const EmbeddingScratch scratch{
+        positions_.data(),         sorted_tokens_.data(),
+        sorted_positions_.data(),  sort_temp_.data(),
+        size_t(sort_temp_.size()), scratch_floats(column_sum_scratch(batch, seq * c))};
     cuda::embedding_backward(d_wte, d_wpe, d_out, tokens, batch, seq, c, scratch, stream());
 }
 
@@ -72,8 +72,8 @@ void CudaOps::layernorm_backward(float* d_x, float* d_w, float* d_b, const float
                                  const float* x, const float* w, const float* mean,
                                  const float* rstd, int64_t n, int64_t c) {
     const auto timed = profiler_.scope("layernorm_backward");
-    cuda::layernorm_backward(d_x, d_w, d_b, d_out, x, w, mean, rstd, n, c, column_scratch(n, c),
-                             stream());
+    cuda::layernorm_backward(d_x, d_w, d_b, d_out, x, w, mean, rstd, n, c,
+                             scratch_floats(norm_backward_scratch(n, c)), stream());
 }
 
 void CudaOps::rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n,
@@ -85,7 +85,8 @@ void CudaOps::rmsnorm_forward(float* out, float* rstd, const float* x, const flo
 void CudaOps::rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x,
                                const float* w, const float* rstd, int64_t n, int64_t c) {
     const auto timed = profiler_.scope("rmsnorm_backward");
-    cuda::rmsnorm_backward(d_x, d_w, d_out, x, w, rstd, n, c, column_scratch(n, c), stream());
+    cuda::rmsnorm_backward(d_x, d_w, d_out, x, w, rstd, n, c,
+                           scratch_floats(norm_backward_scratch(n, c)), stream());
 }
 
 namespace {
@@ -206,7 +207,9 @@ void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
     } else {
         linear_backward_dense(a);
     }
-    if (a.d_bias) bias_backward(a.d_bias, a.d_out, a.n, a.m, column_scratch(a.n, a.m), stream());
+    if (a.d_bias)
+        bias_backward(a.d_bias, a.d_out, a.n, a.m, scratch_floats(column_sum_scratch(a.n, a.m)),
+                      stream());
 }
 
 void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {

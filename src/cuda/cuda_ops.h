@@ -113,7 +113,7 @@ class CudaOps final : public Ops<float> {
     const __nv_bfloat16* rounded_bf16(const float* x, int64_t count, Buffer<__nv_bfloat16>& slot);
     void per_head_gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
                        int64_t m, int64_t n, int64_t k, int64_t batch);
-    float* column_scratch(int64_t rows, int64_t cols);
+    float* scratch_floats(int64_t floats); // scratch_, grown to at least `floats`
     FlashAttention& flash();
     // The optimizer's chunks of `spans` on the device (rebuilt when the spans change).
     const AdamWChunk* adamw_chunks(const std::vector<TensorSpan>& spans);

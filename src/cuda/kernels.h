@@ -33,6 +33,9 @@ void embedding_backward(float* d_wte, float* d_wpe, const float* d_out, const in
                         int64_t batch, int64_t seq, int64_t c, const EmbeddingScratch& scratch,
                         cudaStream_t stream);
 
+// LayerNorm and RMSNorm over at most 16384 channels (Error beyond); their backwards take a
+// `scratch` of norm_backward_scratch(n, c) floats.
+int64_t norm_backward_scratch(int64_t rows, int64_t cols);
 void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
                        const float* b, int64_t n, int64_t c, double eps, cudaStream_t stream);
 void layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,

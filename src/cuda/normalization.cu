@@ -1,18 +1,48 @@
-// LayerNorm and RMSNorm on the GPU: one warp per row, statistics in FP32 over two passes (mean,
-// then centred variance, as the CPU oracle). Parameter gradients are deterministic column sums.
+// LayerNorm and RMSNorm on the GPU: a block per row (forward) or per slice of rows (backward), the
+// row held in registers, statistics in FP32 over two passes of the registers (mean, then
+// centred variance, as the CPU oracle). Parameter gradients are deterministic column sums.
+#include <algorithm>
+#include <string>
+
+#include "common/error.h"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
 
 namespace octet::cuda {
 
+namespace {
+
+// A block sums 32 columns: warp w adds slices w, w + W, … of each (W warps, coalesced along the
+// columns), then lane l of warp 0 adds the W warps' sums of its column in warp order. W grows
+// with the slices (one warp per 16, at most 32), so few slices (biases, positions) take small
+// blocks and many (norms) spread their loads.
 __global__ void column_finish_kernel(float* out, const float* partial, int64_t slices,
                                      int64_t cols) {
-    const int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (col >= cols) return;
+    __shared__ float sums[32][33];
+    const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32),
+              warps = int(blockDim.x / 32);
+    const int64_t col = int64_t(blockIdx.x) * 32 + lane;
     float s = 0.0f;
-    for (int64_t i = 0; i < slices; ++i) s += partial[i * cols + col];
-    out[col] += s;
+    if (col < cols)
+        for (int64_t i = warp; i < slices; i += warps) s += partial[i * cols + col];
+    sums[warp][lane] = s;
+    __syncthreads();
+    if (warp != 0 || col >= cols) return;
+    float total = 0.0f;
+    for (int w = 0; w < warps; ++w) total += sums[w][lane];
+    out[col] += total;
+}
+
+} // namespace
+
+void column_finish(float* out, const float* partial, int64_t slices, int64_t cols,
+                   cudaStream_t stream) {
+    if (cols <= 0) return;
+    const int64_t warps = std::clamp<int64_t>(slices / 16, 1, 32);
+    column_finish_kernel<<<blocks_for(cols, 32), unsigned(32 * warps), 0, stream>>>(out, partial,
+                                                                                    slices, cols);
+    OCTET_CUDA_LAUNCHED();
 }
 
 int64_t column_sum_scratch(int64_t rows, int64_t cols) {
@@ -21,111 +51,166 @@ int64_t column_sum_scratch(int64_t rows, int64_t cols) {
 
 namespace {
 
-__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* x,
-                                         const float* w, const float* b, int64_t n, int64_t c,
-                                         float eps) {
-    const RowWarp r = row_warp();
-    if (r.row >= n) return;
-    const float* xi = x + r.row * c;
+// A row is spread over one block: thread t holds columns t, t + blockDim.x, … (`per` of them,
+// in registers), so every row is read from memory once. per = 4 up to 1024 columns, 8 up to
+// 4096 (256 threads at d_model 2048), 16 beyond, with up to 1024 threads, so at most 64
+// registers each: beyond 4096 columns the backward spills some.
+constexpr int64_t max_norm_channels = 16384;
+constexpr int64_t norm_backward_slices = 512; // fixed, so the column sums' order is too
+
+struct NormLaunch {
+    int per, threads;
+};
+
+NormLaunch norm_launch(int64_t c) {
+    if (c > max_norm_channels)
+        throw Error("normalization over " + std::to_string(c) + " channels: at most " +
+                    std::to_string(max_norm_channels) + " are supported");
+    const int per = c <= 1024 ? 4 : c <= 4096 ? 8 : 16;
+    const int64_t threads = (c + per - 1) / per;
+    return {per, int(std::max<int64_t>(32, (threads + 31) / 32 * 32))};
+}
+
+// LayerNorm (centred) or RMSNorm: out = (x − mean) · rstd · w (+ b), one block per row.
+template <int per, bool centred>
+__global__ void __launch_bounds__(per == 16 ? 1024 : 512)
+    norm_forward_kernel(float* out, float* mean, float* rstd, const float* x, const float* w,
+                        const float* b, int64_t c, float eps) {
+    const int64_t row = blockIdx.x;
+    const float* xi = x + row * c;
+    float v[per];
     float sum = 0.0f;
-    for (int64_t j = r.lane; j < c; j += 32) sum += xi[j];
-    const float m = warp_sum(sum) / float(c);
+#pragma unroll
+    for (int k = 0; k < per; ++k) {
+        const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
+        v[k] = j < c ? xi[j] : 0.0f;
+        sum += v[k];
+    }
+    const float m = centred ? block_sum(sum) / float(c) : 0.0f;
     float var = 0.0f;
-    for (int64_t j = r.lane; j < c; j += 32) var += (xi[j] - m) * (xi[j] - m);
-    const float s = 1.0f / sqrtf(warp_sum(var) / float(c) + eps);
-    for (int64_t j = r.lane; j < c; j += 32) out[r.row * c + j] = (xi[j] - m) * s * w[j] + b[j];
-    if (r.lane == 0) {
-        mean[r.row] = m;
-        rstd[r.row] = s;
+#pragma unroll
+    for (int k = 0; k < per; ++k)
+        if (threadIdx.x + int64_t(k) * blockDim.x < c) var += (v[k] - m) * (v[k] - m);
+    const float s = 1.0f / sqrtf(block_sum(var) / float(c) + eps);
+#pragma unroll
+    for (int k = 0; k < per; ++k) {
+        const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
+        if (j < c) out[row * c + j] = centred ? (v[k] - m) * s * w[j] + b[j] : v[k] * s * w[j];
+    }
+    if (threadIdx.x == 0) {
+        if (centred) mean[row] = m;
+        rstd[row] = s;
     }
 }
 
-__global__ void layernorm_backward_kernel(float* d_x, const float* d_out, const float* x,
-                                          const float* w, const float* mean, const float* rstd,
-                                          int64_t n, int64_t c) {
-    const RowWarp r = row_warp();
-    if (r.row >= n) return;
-    const float* g = d_out + r.row * c;
-    const float* xi = x + r.row * c;
-    const float m = mean[r.row], s = rstd[r.row];
-    float mean_d = 0.0f, mean_dn = 0.0f;
-    for (int64_t j = r.lane; j < c; j += 32) {
-        const float dnorm = g[j] * w[j];
-        mean_d += dnorm;
-        mean_dn += dnorm * (xi[j] - m) * s;
+// The backward of both norms over a slice of rows per block: d_x += rstd · (dnorm − mean(dnorm)
+// − norm · mean(dnorm · norm)) (RMSNorm: no mean(dnorm), norm = x · rstd), and each block's
+// partial column sums of d_w = Σ g · norm and d_b = Σ g, which column_finish adds up in
+// slice order. One read of d_out, x and d_x for all three gradients.
+template <int per, bool centred>
+__global__ void __launch_bounds__(per == 16 ? 1024 : 512)
+    norm_backward_kernel(float* d_x, float* partial_w, float* partial_b, const float* d_out,
+                         const float* x, const float* w, const float* mean, const float* rstd,
+                         int64_t n, int64_t c) {
+    const int64_t rows_per_slice = (n + gridDim.x - 1) / gridDim.x;
+    const int64_t r0 = int64_t(blockIdx.x) * rows_per_slice,
+                  r1 = r0 + rows_per_slice < n ? r0 + rows_per_slice : n;
+    float wv[per], dw[per], db[per];
+#pragma unroll
+    for (int k = 0; k < per; ++k) {
+        const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
+        wv[k] = j < c ? w[j] : 0.0f;
+        dw[k] = db[k] = 0.0f;
     }
-    mean_d = warp_sum(mean_d) / float(c);
-    mean_dn = warp_sum(mean_dn) / float(c);
-    for (int64_t j = r.lane; j < c; j += 32) {
-        const float norm = (xi[j] - m) * s;
-        d_x[r.row * c + j] += s * (g[j] * w[j] - mean_d - norm * mean_dn);
+    for (int64_t row = r0; row < r1; ++row) {
+        const float m = centred ? mean[row] : 0.0f, s = rstd[row];
+        float g[per], norm[per], dx[per], sum_d = 0.0f, sum_dn = 0.0f;
+#pragma unroll
+        for (int k = 0; k < per; ++k) {
+            const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
+            const bool in = j < c;
+            g[k] = in ? d_out[row * c + j] : 0.0f;
+            norm[k] = in ? (x[row * c + j] - m) * s : 0.0f;
+            dx[k] = in ? d_x[row * c + j] : 0.0f;
+            const float dnorm = g[k] * wv[k];
+            sum_d += dnorm;
+            sum_dn += dnorm * norm[k];
+            dw[k] += g[k] * norm[k];
+            db[k] += g[k];
+        }
+        const float2 sums = block_sum2(sum_d, sum_dn);
+        const float mean_d = centred ? sums.x / float(c) : 0.0f, mean_dn = sums.y / float(c);
+#pragma unroll
+        for (int k = 0; k < per; ++k) {
+            const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
+            if (j < c) d_x[row * c + j] = dx[k] + s * (g[k] * wv[k] - mean_d - norm[k] * mean_dn);
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < per; ++k) {
+        const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
+        if (j >= c) continue;
+        partial_w[int64_t(blockIdx.x) * c + j] = dw[k];
+        if (centred) partial_b[int64_t(blockIdx.x) * c + j] = db[k];
     }
 }
 
-__global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* x, const float* w,
-                                       int64_t n, int64_t c, float eps) {
-    const RowWarp r = row_warp();
-    if (r.row >= n) return;
-    const float* xi = x + r.row * c;
-    float ss = 0.0f;
-    for (int64_t j = r.lane; j < c; j += 32) ss += xi[j] * xi[j];
-    const float s = 1.0f / sqrtf(warp_sum(ss) / float(c) + eps);
-    for (int64_t j = r.lane; j < c; j += 32) out[r.row * c + j] = xi[j] * s * w[j];
-    if (r.lane == 0) rstd[r.row] = s;
+template <bool centred>
+void norm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
+                  const float* b, int64_t n, int64_t c, double eps, cudaStream_t stream) {
+    if (n <= 0) return;
+    const NormLaunch l = norm_launch(c);
+    const auto kernel = l.per == 4   ? norm_forward_kernel<4, centred>
+                        : l.per == 8 ? norm_forward_kernel<8, centred>
+                                     : norm_forward_kernel<16, centred>;
+    kernel<<<unsigned(n), l.threads, 0, stream>>>(out, mean, rstd, x, w, b, c, float(eps));
+    OCTET_CUDA_LAUNCHED();
 }
 
-__global__ void rmsnorm_backward_kernel(float* d_x, const float* d_out, const float* x,
-                                        const float* w, const float* rstd, int64_t n, int64_t c) {
-    const RowWarp r = row_warp();
-    if (r.row >= n) return;
-    const float* g = d_out + r.row * c;
-    const float* xi = x + r.row * c;
-    const float s = rstd[r.row];
-    float mean_dn = 0.0f;
-    for (int64_t j = r.lane; j < c; j += 32) mean_dn += g[j] * w[j] * xi[j] * s;
-    mean_dn = warp_sum(mean_dn) / float(c);
-    for (int64_t j = r.lane; j < c; j += 32)
-        d_x[r.row * c + j] += s * (g[j] * w[j] - xi[j] * s * mean_dn);
+template <bool centred>
+void norm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,
+                   const float* w, const float* mean, const float* rstd, int64_t n, int64_t c,
+                   float* scratch, cudaStream_t stream) {
+    if (n <= 0) return;
+    const NormLaunch l = norm_launch(c);
+    const int64_t slices = std::min(n, norm_backward_slices);
+    float *partial_w = scratch, *partial_b = scratch + slices * c;
+    const auto kernel = l.per == 4   ? norm_backward_kernel<4, centred>
+                        : l.per == 8 ? norm_backward_kernel<8, centred>
+                                     : norm_backward_kernel<16, centred>;
+    kernel<<<unsigned(slices), l.threads, 0, stream>>>(d_x, partial_w, partial_b, d_out, x, w, mean,
+                                                       rstd, n, c);
+    OCTET_CUDA_LAUNCHED();
+    column_finish(d_w, partial_w, slices, c, stream);
+    if (centred) column_finish(d_b, partial_b, slices, c, stream);
 }
 
 } // namespace
 
+int64_t norm_backward_scratch(int64_t rows, int64_t cols) {
+    return 2 * std::min(rows, norm_backward_slices) * cols;
+}
+
 void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
                        const float* b, int64_t n, int64_t c, double eps, cudaStream_t stream) {
-    layernorm_forward_kernel<<<blocks_for(n, rows_per_block), rows_per_block * 32, 0, stream>>>(
-        out, mean, rstd, x, w, b, n, c, float(eps));
-    OCTET_CUDA_LAUNCHED();
+    norm_forward<true>(out, mean, rstd, x, w, b, n, c, eps, stream);
 }
 
 void layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,
                         const float* w, const float* mean, const float* rstd, int64_t n, int64_t c,
                         float* scratch, cudaStream_t stream) {
-    layernorm_backward_kernel<<<blocks_for(n, rows_per_block), rows_per_block * 32, 0, stream>>>(
-        d_x, d_out, x, w, mean, rstd, n, c);
-    OCTET_CUDA_LAUNCHED();
-    column_sum(d_w, n, c, scratch, stream, [=] __device__(int64_t i, int64_t j) {
-        return d_out[i * c + j] * (x[i * c + j] - mean[i]) * rstd[i];
-    });
-    bias_backward(d_b, d_out, n, c, scratch, stream);
+    norm_backward<true>(d_x, d_w, d_b, d_out, x, w, mean, rstd, n, c, scratch, stream);
 }
 
 void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n, int64_t c,
                      double eps, cudaStream_t stream) {
-    rmsnorm_forward_kernel<<<blocks_for(n, rows_per_block), rows_per_block * 32, 0, stream>>>(
-        out, rstd, x, w, n, c, float(eps));
-    OCTET_CUDA_LAUNCHED();
+    norm_forward<false>(out, nullptr, rstd, x, w, nullptr, n, c, eps, stream);
 }
 
 void rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x, const float* w,
                       const float* rstd, int64_t n, int64_t c, float* scratch,
                       cudaStream_t stream) {
-    rmsnorm_backward_kernel<<<blocks_for(n, rows_per_block), rows_per_block * 32, 0, stream>>>(
-        d_x, d_out, x, w, rstd, n, c);
-    OCTET_CUDA_LAUNCHED();
-    column_sum(d_w, n, c, scratch, stream, [=] __device__(int64_t i, int64_t j) {
-        return d_out[i * c + j] * x[i * c + j] * rstd[i];
-    });
-    OCTET_CUDA_LAUNCHED();
+    norm_backward<false>(d_x, d_w, nullptr, d_out, x, w, nullptr, rstd, n, c, scratch, stream);
 }
 
 void bias_backward(float* d_bias, const float* d_out, int64_t n, int64_t m, float* scratch,

@@ -45,6 +45,19 @@ __device__ T block_sum(T v) {
     return block_reduce(v, T(0), [](T x) { return warp_sum(x); });
 }
 
+// Two sums over the block at once (one pair of barriers); every thread gets both.
+__device__ inline float2 block_sum2(float a, float b) {
+    __shared__ float2 partial[32];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    a = warp_sum(a);
+    b = warp_sum(b);
+    __syncthreads(); // partial may still be read by a previous call
+    if (lane == 0) partial[warp] = make_float2(a, b);
+    __syncthreads();
+    const float2 p = lane < warps ? partial[lane] : make_float2(0.0f, 0.0f);
+    return make_float2(warp_sum(p.x), warp_sum(p.y));
+}
+
 // Non-negative values (amaxes): 0 stands in for the missing warps.
 __device__ inline float block_max(float v) {
     return block_reduce(v, 0.0f, [](float x) { return warp_max(x); });
@@ -66,8 +79,9 @@ __global__ void column_partials_kernel(float* partial, int64_t rows, int64_t col
     partial[int64_t(blockIdx.y) * cols + col] = acc;
 }
 
-__global__ void column_finish_kernel(float* out, const float* partial, int64_t slices,
-                                     int64_t cols);
+// out[col] += Σ_slices partial[slice, col], in a fixed order (normalization.cu).
+void column_finish(float* out, const float* partial, int64_t slices, int64_t cols,
+                   cudaStream_t stream);
 
 // out[col] += Σ_rows f(row, col); `scratch` holds column_sum_slices · cols floats.
 template <typename F>
@@ -76,8 +90,7 @@ void column_sum(float* out, int64_t rows, int64_t cols, float* scratch, cudaStre
     const dim3 grid(unsigned((cols + column_sum_threads - 1) / column_sum_threads),
                     unsigned(slices));
     column_partials_kernel<<<grid, column_sum_threads, 0, stream>>>(scratch, rows, cols, f);
-    column_finish_kernel<<<unsigned((cols + column_sum_threads - 1) / column_sum_threads),
-                           column_sum_threads, 0, stream>>>(out, scratch, slices, cols);
+    column_finish(out, scratch, slices, cols, stream);
 }
 
 } // namespace octet::cuda

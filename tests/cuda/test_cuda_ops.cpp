@@ -110,41 +110,51 @@ TEST_F(CudaOpsTest, Embedding) {
 }
 
 TEST_F(CudaOpsTest, LayerNormAndRmsNorm) {
-    const int64_t N = 45, C = 200; // C not a multiple of the warp
-    Host x = as_float(random(N * C, 3.0)), w = as_float(random(C)), b = as_float(random(C));
-    for (double& v : x) v += 2.0; // a mean to subtract
-    Host out(static_cast<size_t>(N * C)), mean(static_cast<size_t>(N)),
-        rstd(static_cast<size_t>(N));
-    Buffer<float> gx = device(x), gw = device(w), gb = device(b), gout = device(out),
-                  gmean = device(mean), grstd = device(rstd);
-    cpu_.layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C,
-                           1e-5);
-    gpu_->layernorm_forward(gout.data(), gmean.data(), grstd.data(), gx.data(), gw.data(),
-                            gb.data(), N, C, 1e-5);
-    expect_close(out, gout, 1e-5, "layernorm out");
-    expect_close(mean, gmean, 1e-5, "layernorm mean");
-    expect_close(rstd, grstd, 1e-5, "layernorm rstd");
-    Host d_out = as_float(random(N * C)), d_x = as_float(random(N * C)), d_w = as_float(random(C)),
-         d_b = as_float(random(C));
-    Buffer<float> gdout = device(d_out), gdx = device(d_x), gdw = device(d_w), gdb = device(d_b);
-    cpu_.layernorm_backward(d_x.data(), d_w.data(), d_b.data(), d_out.data(), x.data(), w.data(),
-                            mean.data(), rstd.data(), N, C);
-    gpu_->layernorm_backward(gdx.data(), gdw.data(), gdb.data(), gdout.data(), gx.data(), gw.data(),
-                             gmean.data(), grstd.data(), N, C);
-    expect_close(d_x, gdx, 1e-5, "layernorm d_x");
-    expect_close(d_w, gdw, 1e-5, "layernorm d_w");
-    expect_close(d_b, gdb, 1e-5, "layernorm d_b");
+    // C not a multiple of the warp; then a row of 16 registers per thread, and slices of
+    // several rows in the backward.
+    for (auto [N, C] : {std::pair<int64_t, int64_t>{45, 200}, {1100, 4100}}) {
+        SCOPED_TRACE(std::to_string(N) + "x" + std::to_string(C));
+        Host x = as_float(random(N * C, 3.0)), w = as_float(random(C)), b = as_float(random(C));
+        for (double& v : x) v += 2.0; // a mean to subtract
+        Host out(static_cast<size_t>(N * C)), mean(static_cast<size_t>(N)),
+            rstd(static_cast<size_t>(N));
+        Buffer<float> gx = device(x), gw = device(w), gb = device(b), gout = device(out),
+                      gmean = device(mean), grstd = device(rstd);
+        cpu_.layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(),
+                               N, C, 1e-5);
+        gpu_->layernorm_forward(gout.data(), gmean.data(), grstd.data(), gx.data(), gw.data(),
+                                gb.data(), N, C, 1e-5);
+        expect_close(out, gout, 1e-5, "layernorm out");
+        expect_close(mean, gmean, 1e-5, "layernorm mean");
+        expect_close(rstd, grstd, 1e-5, "layernorm rstd");
+        Host d_out = as_float(random(N * C)), d_x = as_float(random(N * C)),
+             d_w = as_float(random(C)), d_b = as_float(random(C));
+        Buffer<float> gdout = device(d_out), gdx = device(d_x), gdw = device(d_w),
+                      gdb = device(d_b);
+        cpu_.layernorm_backward(d_x.data(), d_w.data(), d_b.data(), d_out.data(), x.data(),
+                                w.data(), mean.data(), rstd.data(), N, C);
+        gpu_->layernorm_backward(gdx.data(), gdw.data(), gdb.data(), gdout.data(), gx.data(),
+                                 gw.data(), gmean.data(), grstd.data(), N, C);
+        expect_close(d_x, gdx, 1e-5, "layernorm d_x");
+        expect_close(d_w, gdw, 1e-5, "layernorm d_w");
+        expect_close(d_b, gdb, 1e-5, "layernorm d_b");
 
-    cpu_.rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), N, C, 1e-5);
-    gpu_->rmsnorm_forward(gout.data(), grstd.data(), gx.data(), gw.data(), N, C, 1e-5);
-    expect_close(out, gout, 1e-5, "rmsnorm out");
-    expect_close(rstd, grstd, 1e-5, "rmsnorm rstd");
-    cpu_.rmsnorm_backward(d_x.data(), d_w.data(), d_out.data(), x.data(), w.data(), rstd.data(), N,
-                          C);
-    gpu_->rmsnorm_backward(gdx.data(), gdw.data(), gdout.data(), gx.data(), gw.data(), grstd.data(),
-                           N, C);
-    expect_close(d_x, gdx, 1e-5, "rmsnorm d_x");
-    expect_close(d_w, gdw, 1e-5, "rmsnorm d_w");
+        cpu_.rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), N, C, 1e-5);
+        gpu_->rmsnorm_forward(gout.data(), grstd.data(), gx.data(), gw.data(), N, C, 1e-5);
+        expect_close(out, gout, 1e-5, "rmsnorm out");
+        expect_close(rstd, grstd, 1e-5, "rmsnorm rstd");
+        cpu_.rmsnorm_backward(d_x.data(), d_w.data(), d_out.data(), x.data(), w.data(), rstd.data(),
+                              N, C);
+        gpu_->rmsnorm_backward(gdx.data(), gdw.data(), gdout.data(), gx.data(), gw.data(),
+                               grstd.data(), N, C);
+        expect_close(d_x, gdx, 1e-5, "rmsnorm d_x");
+        expect_close(d_w, gdw, 1e-5, "rmsnorm d_w");
+    }
+    // Rows wider than the kernels hold are refused before anything is launched.
+    Buffer<float> row(gpu_->memory(), 16385), stat(gpu_->memory(), 1);
+    EXPECT_THROW(gpu_->layernorm_forward(row.data(), stat.data(), stat.data(), row.data(),
+                                         row.data(), row.data(), 1, 16385, 1e-5),
+                 Error);
 }
 
 // Exact (strict FP32) linear layers with odd shapes, bias and accumulation.
