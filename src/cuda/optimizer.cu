@@ -20,11 +20,19 @@ namespace {
 
 constexpr int norm_threads = 512;
 
-__global__ void square_partials_kernel(double* partials, const float* g, int64_t total) {
+// Four gradients per 16-byte load where g is aligned; the last total % 4 go to block 0.
+__global__ void square_partials_kernel(double* partials, const float* g, int64_t total,
+                                       bool vectors) {
     double acc = 0.0;
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
-         i += int64_t(gridDim.x) * blockDim.x)
-        acc += double(g[i]) * double(g[i]);
+    const int64_t stride = int64_t(gridDim.x) * blockDim.x,
+                  first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int64_t quads = vectors ? total / 4 : 0;
+    for (int64_t q = first; q < quads; q += stride) {
+        const float4 x = reinterpret_cast<const float4*>(g)[q];
+        acc += double(x.x) * double(x.x) + double(x.y) * double(x.y) + double(x.z) * double(x.z) +
+               double(x.w) * double(x.w);
+    }
+    for (int64_t i = 4 * quads + first; i < total; i += stride) acc += double(g[i]) * double(g[i]);
     acc = block_sum(acc);
     if (threadIdx.x == 0) partials[blockIdx.x] = acc;
 }
@@ -40,12 +48,36 @@ __global__ void norm_kernel(double* norm_out, const double* partials, int count,
     }
 }
 
+// The chunk's elements from the first multiple of 4 to the last go four at a time through 16-byte
+// loads and stores (the arrays start 16-byte aligned: `vectors`), the few at either end one by
+// one. The arithmetic per element is adamw_update's either way.
 __global__ void adamw_kernel(float* w, const float* g, float* m, float* v, const AdamWChunk* chunks,
-                             AdamWHyper h, const double* norm) {
+                             AdamWHyper h, const double* norm, bool vectors) {
     const AdamWChunk chunk = chunks[blockIdx.x];
     h.clip = norm[1];
-    for (int64_t i = chunk.begin + threadIdx.x; i < chunk.end; i += blockDim.x)
-        adamw_update(w[i], g[i], m[i], v[i], h, chunk.decay != 0);
+    const bool decay = chunk.decay != 0;
+    const int64_t body_begin = vectors ? min(chunk.end, (chunk.begin + 3) / 4 * 4) : chunk.end;
+    const int64_t body_end = vectors ? max(body_begin, chunk.end / 4 * 4) : chunk.end;
+    for (int64_t i = chunk.begin + threadIdx.x; i < body_begin; i += blockDim.x)
+        adamw_update(w[i], g[i], m[i], v[i], h, decay);
+    for (int64_t i = body_end + threadIdx.x; i < chunk.end; i += blockDim.x)
+        adamw_update(w[i], g[i], m[i], v[i], h, decay);
+    for (int64_t i = body_begin + 4 * int64_t(threadIdx.x); i < body_end; i += 4 * blockDim.x) {
+        float4 wi = *reinterpret_cast<const float4*>(w + i), mi = *reinterpret_cast<float4*>(m + i),
+               vi = *reinterpret_cast<float4*>(v + i);
+        const float4 gi = *reinterpret_cast<const float4*>(g + i);
+        adamw_update(wi.x, gi.x, mi.x, vi.x, h, decay);
+        adamw_update(wi.y, gi.y, mi.y, vi.y, h, decay);
+        adamw_update(wi.z, gi.z, mi.z, vi.z, h, decay);
+        adamw_update(wi.w, gi.w, mi.w, vi.w, h, decay);
+        *reinterpret_cast<float4*>(w + i) = wi;
+        *reinterpret_cast<float4*>(m + i) = mi;
+        *reinterpret_cast<float4*>(v + i) = vi;
+    }
+}
+
+bool aligned16(const void* p) {
+    return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 __device__ void atomic_amax(float* slot, float block_amax) {
@@ -153,13 +185,15 @@ void zero_amaxes(float* amax, int64_t count, cudaStream_t stream) {
 void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* chunks,
                 int64_t num_chunks, int64_t total, AdamWHyper h, double max_norm, double* norm_out,
                 double* partials, cudaStream_t stream) {
-    square_partials_kernel<<<adamw_norm_blocks, norm_threads, 0, stream>>>(partials, g, total);
+    square_partials_kernel<<<adamw_norm_blocks, norm_threads, 0, stream>>>(partials, g, total,
+                                                                           aligned16(g));
     OCTET_CUDA_LAUNCHED();
     norm_kernel<<<1, 1024, 0, stream>>>(norm_out, partials, adamw_norm_blocks, max_norm);
     OCTET_CUDA_LAUNCHED();
     if (num_chunks == 0) return;
+    const bool vectors = aligned16(w) && aligned16(g) && aligned16(m) && aligned16(v);
     adamw_kernel<<<unsigned(num_chunks), elementwise_threads, 0, stream>>>(w, g, m, v, chunks, h,
-                                                                           norm_out);
+                                                                           norm_out, vectors);
     OCTET_CUDA_LAUNCHED();
 }
 
