@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 
 #include "cuda/check.h"
@@ -44,6 +45,21 @@ void for_each(int64_t n, cudaStream_t stream, F f) {
     const unsigned blocks = std::min(blocks_for(n, elementwise_threads), 65536u);
     elementwise_kernel<<<blocks, elementwise_threads, 0, stream>>>(n, f);
     OCTET_CUDA_LAUNCHED();
+}
+
+inline bool aligned_to(const void* p, size_t bytes) {
+    return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
+
+// Elementwise work in groups of four elements: f4(q) for q in [0, n / 4) covers elements 4q …
+// 4q + 3 through wide loads and stores, f(i) the last n % 4 one by one. Where the caller's
+// pointers are not aligned for the wide accesses (`vectors` false), f covers all n.
+template <typename F4, typename F>
+void for_each_quad(int64_t n, bool vectors, cudaStream_t stream, F4 f4, F f) {
+    if (!vectors) return for_each(n, stream, f);
+    for_each(n / 4, stream, f4);
+    const int64_t tail = n / 4 * 4;
+    for_each(n - tail, stream, [=] __device__(int64_t i) { f(tail + i); });
 }
 
 } // namespace octet::cuda

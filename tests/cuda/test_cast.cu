@@ -1,6 +1,7 @@
 // GPU tests of the format casts (cuda/cast.cu): the device codec against the CPU oracle on random
 // inputs, and against the hardware's own conversions (cvt.rn.satfinite.{e4m3,e5m2}x2.f32,
-// cvt.rn.f16.f32, cvt.rn.bf16.f32) over all 2^32 float bit patterns. Skips without a GPU.
+// cvt.rn.f16.f32, cvt.rn.bf16.f32) over all 2^32 float bit patterns; the BF16 casts of GEMM
+// operands (cuda/kernels.h) against the codec, four at a time and one by one. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <cuda_bf16.h>
@@ -13,6 +14,7 @@
 #include "common/rng.h"
 #include "cuda/cast.h"
 #include "cuda/check.h"
+#include "cuda/kernels.h"
 #include "numerics/quantized_tensor.h"
 #include "tests/harness/fresh_seed.h"
 #include "tests/harness/gpu.h"
@@ -66,6 +68,51 @@ TEST(CudaCast, DeviceCodecMatchesTheCpuOracleBitForBit) {
                 ASSERT_TRUE(back[i] == expected || (std::isnan(back[i]) && std::isnan(expected)));
             }
             for (size_t i = n; i < n + 64; ++i) ASSERT_EQ(codes[i], 0xA5A5) << "write past the end";
+        }
+    }
+}
+
+bool same_value(float a, float b) {
+    return a == b || (std::isnan(a) && std::isnan(b));
+}
+
+// to_bf16, from_bf16 and accumulate_bf16 on random bit patterns: aligned buffers with a ragged
+// tail (whole quads, then the last n % 4), then buffers one element off alignment (one by one).
+TEST(CudaCast, Bf16OperandCastsMatchTheCodec) {
+    OCTET_SKIP_WITHOUT_GPU();
+    const uint64_t seed = testing::fresh_seed();
+    SCOPED_TRACE(testing::seed_note(seed));
+    Rng rng(seed);
+    const size_t n = 4099;
+    std::vector<float> x(n), acc(n);
+    for (size_t i = 0; i < n; ++i) {
+        x[i] = bits_to_float(uint32_t(rng.next_u64()));
+        acc[i] = float(rng.normal());
+    }
+    DeviceBuffer<float> d_x(n + 1), d_out(n + 1);
+    DeviceBuffer<__nv_bfloat16> d_codes(n + 1);
+    for (size_t offset : {0, 1}) {
+        SCOPED_TRACE("offset " + std::to_string(offset));
+        float* in = d_x.ptr + offset;
+        __nv_bfloat16* codes = d_codes.ptr + offset;
+        float* out = d_out.ptr + offset;
+        OCTET_CUDA_CHECK(cudaMemcpy(in, x.data(), n * 4, cudaMemcpyHostToDevice));
+        OCTET_CUDA_CHECK(cudaMemcpy(out, acc.data(), n * 4, cudaMemcpyHostToDevice));
+        cuda::to_bf16(codes, in, int64_t(n), nullptr);
+        cuda::accumulate_bf16(out, codes, int64_t(n), nullptr);
+        std::vector<uint16_t> got_codes(n);
+        std::vector<float> got_sum(n), got_back(n);
+        OCTET_CUDA_CHECK(cudaMemcpy(got_codes.data(), codes, n * 2, cudaMemcpyDeviceToHost));
+        OCTET_CUDA_CHECK(cudaMemcpy(got_sum.data(), out, n * 4, cudaMemcpyDeviceToHost));
+        cuda::from_bf16(out, codes, int64_t(n), nullptr);
+        OCTET_CUDA_CHECK(cudaMemcpy(got_back.data(), out, n * 4, cudaMemcpyDeviceToHost));
+        for (size_t i = 0; i < n; ++i) {
+            const uint16_t code = uint16_t(encode(x[i], Format::bf16, Overflow::ieee));
+            const float value = decode(code, Format::bf16);
+            ASSERT_TRUE(same_value(decode(got_codes[i], Format::bf16), value)) << "x=" << x[i];
+            if (!std::isnan(value)) ASSERT_EQ(got_codes[i], code) << "x=" << x[i];
+            ASSERT_TRUE(same_value(got_back[i], value)) << "x=" << x[i];
+            ASSERT_TRUE(same_value(got_sum[i], acc[i] + value)) << "x=" << x[i];
         }
     }
 }

@@ -280,6 +280,21 @@ TEST_F(CudaOpsTest, ActivationsAndAdd) {
     cpu_.scale(out.data(), 0.3, n * 2 * h);
     gpu_->scale(gout.data(), 0.3, n * 2 * h);
     expect_close(out, gout, 2e-6, "scale");
+
+    // Counts that leave a ragged tail after the groups of four, and inputs off 16-byte alignment.
+    for (int64_t offset : {0, 1}) {
+        SCOPED_TRACE("offset " + std::to_string(offset));
+        const int64_t count = n * 2 * h - 1;
+        Host ref(static_cast<size_t>(count)), sum(static_cast<size_t>(count));
+        cpu_.gelu_forward(ref.data(), x.data() + offset, count);
+        cpu_.add_forward(sum.data(), x.data() + offset, d_out.data() + offset, count);
+        const Host poison(static_cast<size_t>(count), std::nan(""));
+        Buffer<float> g_ref = device(poison), g_sum = device(poison);
+        gpu_->gelu_forward(g_ref.data(), gx.data() + offset, count);
+        gpu_->add_forward(g_sum.data(), gx.data() + offset, gdout.data() + offset, count);
+        expect_close(ref, g_ref, 2e-6, "gelu forward");
+        expect_close(sum, g_sum, 2e-6, "add");
+    }
 }
 
 TEST_F(CudaOpsTest, SoftmaxCrossEntropy) {
