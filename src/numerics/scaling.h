@@ -101,13 +101,20 @@ OCTET_HD TwoLevelScale moss_group_scale(float group_s, float global_s) {
     return {fminf(inv_s * exp2i(-k), 3.4028235e38f), exp2i(k)};
 }
 
+// NaN and ±Inf through the codec, out of line: a kernel casting from registers inlines
+// cast_scaled dozens of times, and the codec's general path in every copy overflows the
+// instruction cache.
+OCTET_HD_OUTLINED uint32_t encode_non_finite(float v, Format f) {
+    return encode(v, f, Overflow::ieee);
+}
+
 // Cast one scaled value the way every recipe does: finite values saturate (a delayed or predicted
 // scale may be stale), while NaN and ±Inf stay non-finite (E4M3: NaN) so an overflow upstream
 // remains visible downstream instead of turning into ±max.
 OCTET_HD uint8_t cast_scaled(float x, float scale, Format f) {
     const float v = x * scale;
     const bool finite = (float_to_bits(x) & 0x7F800000u) != 0x7F800000u;
-    return uint8_t(finite ? encode_saturate(v, f) : encode(v, f, Overflow::ieee));
+    return uint8_t(finite ? encode_saturate(v, f) : encode_non_finite(v, f));
 }
 
 } // namespace octet
