@@ -276,6 +276,13 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
             transposer.run(q, TransposeMethod::from_source, *quantizer, x32.data(), t, nullptr);
         });
         report("transposed 1x128 from FP32", ms, double(n) * 5 + double(n / 128) * 4);
+        // The weights' plan: 128 x 128 blocks.
+        const QuantizePlan weight_plan =
+            make_block_quantizer(Format::e4m3, {128, 128}, ScaleEncoding::fp32,
+                                 ScaleRule::from_amax(Format::e4m3, 0, false))
+                ->plan(0.0f);
+        ms = median_event_ms([&] { runner.run(x32.data(), rows, cols, weight_plan, q, nullptr); });
+        report("plan 128x128 from FP32 (weights)", ms, double(n) * 5);
     }
     for (void* p : {x, copy, (void*)codes, (void*)scales, (void*)work, (void*)global}) cudaFree(p);
     return 0;

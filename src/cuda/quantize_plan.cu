@@ -143,6 +143,42 @@ bool quantize_row_groups(const float* x, int64_t rows, int64_t cols, int64_t gro
     return true;
 }
 
+// The one-pass path of 128 × 128 blocks (block-wise weights) on rows of whole float4s: a block of
+// 256 threads per tile, lane l of warp w holding columns 4l … 4l + 3 of rows w, w + 8, …, so the
+// tile (64 floats a thread) is read once into registers, its amax is a block maximum, and each
+// warp stores a row's 128 codes in one instruction. The same amax, rule and cast as the general
+// path's three passes.
+constexpr int tile_block = 128, tile_warps = 8, tile_rows_per_warp = tile_block / tile_warps;
+
+__global__ void quantize_tiles_128_kernel(const float* x, int64_t rows, int64_t cols,
+                                          ScaleRule rule, bool fixed, Format format, uint8_t* codes,
+                                          float* scale_inv, int64_t grid_cols) {
+    const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
+    const int64_t r0 = int64_t(blockIdx.y) * tile_block,
+                  c = int64_t(blockIdx.x) * tile_block + 4 * lane;
+    float4 v[tile_rows_per_warp];
+    float amax = 0.0f;
+#pragma unroll
+    for (int k = 0; k < tile_rows_per_warp; ++k) {
+        const int64_t r = r0 + warp + tile_warps * k;
+        v[k] = r < rows && c < cols ? *reinterpret_cast<const float4*>(x + r * cols + c)
+                                    : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        amax = finite_amax(finite_amax(finite_amax(finite_amax(amax, v[k].x), v[k].y), v[k].z),
+                           v[k].w);
+    }
+    const BlockScale s = rule(fixed ? 0.0f : block_max(amax));
+    if (threadIdx.x == 0) scale_inv[int64_t(blockIdx.y) * grid_cols + blockIdx.x] = s.scale_inv;
+    if (c >= cols) return;
+#pragma unroll
+    for (int k = 0; k < tile_rows_per_warp; ++k) {
+        const int64_t r = r0 + warp + tile_warps * k;
+        if (r < rows)
+            *reinterpret_cast<uchar4*>(codes + r * cols + c) = make_uchar4(
+                cast_scaled(v[k].x, s.scale, format), cast_scaled(v[k].y, s.scale, format),
+                cast_scaled(v[k].z, s.scale, format), cast_scaled(v[k].w, s.scale, format));
+    }
+}
+
 // Plans with one scale per row (row-wise recipes): a block per row finds the row's amax, then
 // casts it, reading the row a second time from cache rather than from memory.
 __global__ void quantize_rows_kernel(const float* x, int64_t cols, ScaleRule rule, Format format,
@@ -360,11 +396,20 @@ void PlanRunner::run(const float* x, int64_t rows, int64_t cols, const QuantizeP
             quantize_row_groups(x, rows, cols, bc, plan.rule, plan.format, out.codes.data(),
                                 g.scale_inv.data(), g.grid_cols, stream))
             return;
+        // A given scale needs no amax.
+        const bool fixed = plan.rule.kind == ScaleRule::Kind::fixed;
+        if (br == tile_block && bc == tile_block && row_groups_fit(x, cols, tile_block) &&
+            g.grid_rows <= 65535) {
+            const dim3 grid(unsigned(g.grid_cols), unsigned(g.grid_rows));
+            quantize_tiles_128_kernel<<<grid, tile_warps * 32, 0, stream>>>(
+                x, rows, cols, plan.rule, fixed, plan.format, out.codes.data(), g.scale_inv.data(),
+                g.grid_cols);
+            OCTET_CUDA_LAUNCHED();
+            return;
+        }
         const int64_t cells = g.grid_rows * g.grid_cols, gc = g.grid_cols;
         amax_bits_.resize(cells);
         multipliers_.resize(cells);
-        // A given scale needs no amax.
-        const bool fixed = plan.rule.kind == ScaleRule::Kind::fixed;
         if (!fixed) block_amax(x, rows, cols, br, bc, gc, amax_bits_.data(), cells, stream);
         const ScaleRule rule = plan.rule;
         const uint32_t* amax = amax_bits_.data();
