@@ -120,25 +120,20 @@ __global__ void transpose_codes_kernel(const uint8_t* in, int64_t rows, int64_t 
 
 } // namespace
 
-void transpose_codes(const uint8_t* in, int64_t rows, int64_t cols, uint8_t* out,
-                     cudaStream_t stream) {
-    if (rows <= 0 || cols <= 0) return;
-    const bool words = rows % 4 == 0 && cols % 4 == 0 && reinterpret_cast<uintptr_t>(in) % 4 == 0 &&
-                       reinterpret_cast<uintptr_t>(out) % 4 == 0;
-    if (!words) {
-        tiled_transpose(rows, cols, out, stream,
-                        [=] __device__(int64_t r, int64_t c) { return in[r * cols + c]; });
-        return;
-    }
-    const dim3 grid(blocks_for(cols, code_tile), blocks_for(rows, code_tile));
-    transpose_codes_kernel<<<grid, code_tile_warps * 32, 0, stream>>>(in, rows, cols, out);
-    OCTET_CUDA_LAUNCHED();
-}
-
 template <typename T>
 static void transpose_matrix(const T* in, int64_t rows, int64_t cols, T* out, cudaStream_t stream) {
     tiled_transpose(rows, cols, out, stream,
                     [=] __device__(int64_t r, int64_t c) { return in[r * cols + c]; });
+}
+
+void transpose_codes(const uint8_t* in, int64_t rows, int64_t cols, uint8_t* out,
+                     cudaStream_t stream) {
+    if (rows <= 0 || cols <= 0) return;
+    if (rows % 4 != 0 || cols % 4 != 0 || !aligned_to(in, 4) || !aligned_to(out, 4))
+        return transpose_matrix(in, rows, cols, out, stream);
+    const dim3 grid(blocks_for(cols, code_tile), blocks_for(rows, code_tile));
+    transpose_codes_kernel<<<grid, code_tile_warps * 32, 0, stream>>>(in, rows, cols, out);
+    OCTET_CUDA_LAUNCHED();
 }
 
 void Fp8Transposer::run(const DeviceQuantized& in, TransposeMethod method, Quantizer& requantizer,

@@ -47,7 +47,7 @@ void for_each(int64_t n, cudaStream_t stream, F f) {
     OCTET_CUDA_LAUNCHED();
 }
 
-inline bool aligned_to(const void* p, size_t bytes) {
+__host__ __device__ inline bool aligned_to(const void* p, size_t bytes) {
     return reinterpret_cast<uintptr_t>(p) % bytes == 0;
 }
 

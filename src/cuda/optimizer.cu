@@ -76,10 +76,6 @@ __global__ void adamw_kernel(float* w, const float* g, float* m, float* v, const
     }
 }
 
-bool aligned16(const void* p) {
-    return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 __device__ void atomic_amax(float* slot, float block_amax) {
     if (threadIdx.x == 0 && block_amax > 0.0f)
         atomicMax(reinterpret_cast<unsigned*>(slot), __float_as_uint(block_amax));
@@ -186,12 +182,13 @@ void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* 
                 int64_t num_chunks, int64_t total, AdamWHyper h, double max_norm, double* norm_out,
                 double* partials, cudaStream_t stream) {
     square_partials_kernel<<<adamw_norm_blocks, norm_threads, 0, stream>>>(partials, g, total,
-                                                                           aligned16(g));
+                                                                           aligned_to(g, 16));
     OCTET_CUDA_LAUNCHED();
     norm_kernel<<<1, 1024, 0, stream>>>(norm_out, partials, adamw_norm_blocks, max_norm);
     OCTET_CUDA_LAUNCHED();
     if (num_chunks == 0) return;
-    const bool vectors = aligned16(w) && aligned16(g) && aligned16(m) && aligned16(v);
+    const bool vectors =
+        aligned_to(w, 16) && aligned_to(g, 16) && aligned_to(m, 16) && aligned_to(v, 16);
     adamw_kernel<<<unsigned(num_chunks), elementwise_threads, 0, stream>>>(w, g, m, v, chunks, h,
                                                                            norm_out, vectors);
     OCTET_CUDA_LAUNCHED();

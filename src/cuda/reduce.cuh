@@ -47,15 +47,8 @@ __device__ T block_sum(T v) {
 
 // Two sums over the block at once (one pair of barriers); every thread gets both.
 __device__ inline float2 block_sum2(float a, float b) {
-    __shared__ float2 partial[32];
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    a = warp_sum(a);
-    b = warp_sum(b);
-    __syncthreads(); // partial may still be read by a previous call
-    if (lane == 0) partial[warp] = make_float2(a, b);
-    __syncthreads();
-    const float2 p = lane < warps ? partial[lane] : make_float2(0.0f, 0.0f);
-    return make_float2(warp_sum(p.x), warp_sum(p.y));
+    return block_reduce(make_float2(a, b), make_float2(0.0f, 0.0f),
+                        [](float2 x) { return make_float2(warp_sum(x.x), warp_sum(x.y)); });
 }
 
 // Non-negative values (amaxes): 0 stands in for the missing warps.

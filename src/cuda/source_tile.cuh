@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "cuda/launch.cuh"
+
 namespace octet::cuda {
 
 constexpr int source_tile_rows = 128, source_tile_cols = 64, source_tile_threads = 256;
@@ -34,7 +36,7 @@ __device__ inline TileOrigin load_source_tile(SourceTile& t, const float* x, int
                                               int64_t cols) {
     const int64_t r0 = int64_t(blockIdx.y) * source_tile_rows,
                   c0 = int64_t(blockIdx.x) * source_tile_cols;
-    if (cols % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
+    if (cols % 4 == 0 && aligned_to(x, 16)) {
         constexpr int quads_per_row = source_tile_cols / 4,
                       per_thread = source_tile_rows * quads_per_row / source_tile_threads;
         float4 v[per_thread];
