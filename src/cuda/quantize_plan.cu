@@ -87,6 +87,17 @@ void cast_by_blocks(const float* x, int64_t rows, int64_t cols, int64_t block_ro
     });
 }
 
+// The finite amax of m and four values, and the codes of four values under one scale: the
+// float4 steps of the kernels below.
+__device__ float finite_amax4(float m, const float4& v) {
+    return finite_amax(finite_amax(finite_amax(finite_amax(m, v.x), v.y), v.z), v.w);
+}
+
+__device__ uchar4 cast_scaled4(const float4& v, float scale, Format format) {
+    return make_uchar4(cast_scaled(v.x, scale, format), cast_scaled(v.y, scale, format),
+                       cast_scaled(v.z, scale, format), cast_scaled(v.w, scale, format));
+}
+
 // The one-pass path of 1×G plans (G = 32: MX, 128: block-wise) on rows of whole float4s: a warp per
 // 128 columns of a row, lane l holding columns 4l…4l+3, a group G/4 lanes. It reads x once, where
 // the general path reads it twice; the amax is the same exact maximum, the rule and cast the same.
@@ -102,15 +113,11 @@ __global__ void quantize_row_groups_kernel(const float* x, int64_t rows, int64_t
     const bool inside = c < cols;
     float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     if (inside) v = *reinterpret_cast<const float4*>(x + r * cols + c);
-    const float amax = segment_max<group / 4>(
-        finite_amax(finite_amax(finite_amax(finite_amax(0.0f, v.x), v.y), v.z), v.w));
+    const float amax = segment_max<group / 4>(finite_amax4(0.0f, v));
     const BlockScale s = rule(amax);
     if (!inside) return;
     if (lane % (group / 4) == 0) scale_inv[r * grid_cols + c / group] = s.scale_inv;
-    const uchar4 q =
-        make_uchar4(cast_scaled(v.x, s.scale, format), cast_scaled(v.y, s.scale, format),
-                    cast_scaled(v.z, s.scale, format), cast_scaled(v.w, s.scale, format));
-    *reinterpret_cast<uchar4*>(codes + r * cols + c) = q;
+    *reinterpret_cast<uchar4*>(codes + r * cols + c) = cast_scaled4(v, s.scale, format);
 }
 
 // The row-group paths (quantize_row_groups, two_level_row_groups) take G = 32 or 128 on rows of
@@ -163,8 +170,7 @@ __global__ void quantize_tiles_128_kernel(const float* x, int64_t rows, int64_t 
         const int64_t r = r0 + warp + tile_warps * k;
         v[k] = r < rows && c < cols ? *reinterpret_cast<const float4*>(x + r * cols + c)
                                     : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        amax = finite_amax(finite_amax(finite_amax(finite_amax(amax, v[k].x), v[k].y), v[k].z),
-                           v[k].w);
+        amax = finite_amax4(amax, v[k]);
     }
     const BlockScale s = rule(fixed ? 0.0f : block_max(amax));
     if (threadIdx.x == 0) scale_inv[int64_t(blockIdx.y) * grid_cols + blockIdx.x] = s.scale_inv;
@@ -173,9 +179,7 @@ __global__ void quantize_tiles_128_kernel(const float* x, int64_t rows, int64_t 
     for (int k = 0; k < tile_rows_per_warp; ++k) {
         const int64_t r = r0 + warp + tile_warps * k;
         if (r < rows)
-            *reinterpret_cast<uchar4*>(codes + r * cols + c) = make_uchar4(
-                cast_scaled(v[k].x, s.scale, format), cast_scaled(v[k].y, s.scale, format),
-                cast_scaled(v[k].z, s.scale, format), cast_scaled(v[k].w, s.scale, format));
+            *reinterpret_cast<uchar4*>(codes + r * cols + c) = cast_scaled4(v[k], s.scale, format);
     }
 }
 
@@ -195,8 +199,8 @@ __global__ void quantize_rows_kernel(const float* x, int64_t cols, ScaleRule rul
 
 // A whole tensor cast with one given scale, its finite amax measured on the way (one atomic per
 // block): delayed scaling's cast and its history's amax in one read of x. Four values per 16-byte
-// load and their codes in one word where x and codes are aligned (`vectors`); the last n % 4,
-// or all of them otherwise, one by one.
+// load and their four codes in one store where x and codes are aligned (`vectors`); the last
+// n % 4, or all of them otherwise, one by one.
 __global__ void cast_fixed_with_amax_kernel(const float* x, int64_t n, BlockScale s, Format format,
                                             uint8_t* codes, float* scale_inv, uint32_t* amax_bits,
                                             bool vectors) {
@@ -207,12 +211,8 @@ __global__ void cast_fixed_with_amax_kernel(const float* x, int64_t n, BlockScal
     const int64_t quads = vectors ? n / 4 : 0;
     for (int64_t q = first; q < quads; q += stride) {
         const float4 v = reinterpret_cast<const float4*>(x)[q];
-        amax = finite_amax(finite_amax(amax, v.x), v.y);
-        amax = finite_amax(finite_amax(amax, v.z), v.w);
-        reinterpret_cast<uint32_t*>(codes)[q] = uint32_t(cast_scaled(v.x, s.scale, format)) |
-                                                uint32_t(cast_scaled(v.y, s.scale, format)) << 8 |
-                                                uint32_t(cast_scaled(v.z, s.scale, format)) << 16 |
-                                                uint32_t(cast_scaled(v.w, s.scale, format)) << 24;
+        amax = finite_amax4(amax, v);
+        reinterpret_cast<uchar4*>(codes)[q] = cast_scaled4(v, s.scale, format);
     }
     for (int64_t i = 4 * quads + first; i < n; i += stride) {
         const float v = x[i];
@@ -243,9 +243,7 @@ __global__ void two_level_group_s_kernel(const float* x, int64_t rows, int64_t c
         const bool inside = c < cols;
         float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (inside) v = *reinterpret_cast<const float4*>(x + r * cols + c);
-        const float s = segment_max<group / 4>(finite_amax(
-                            finite_amax(finite_amax(finite_amax(0.0f, v.x), v.y), v.z), v.w)) /
-                        fmt_max;
+        const float s = segment_max<group / 4>(finite_amax4(0.0f, v)) / fmt_max;
         if (inside && lane % (group / 4) == 0) group_s[r * gc + c / group] = s;
         if (r / coarse != block) {
             if (block >= 0 && lane == 0) atomicMax(coarse_max + block, __float_as_uint(block_max));
@@ -274,9 +272,7 @@ __global__ void two_level_cast_kernel(const float* x, int64_t rows, int64_t cols
     const TwoLevelScale ts = moss_group_scale(group_s[cell], global);
     if (lane % (group / 4) == 0) local_inv[cell] = ts.local_scale_inv;
     const float4 v = *reinterpret_cast<const float4*>(x + r * cols + c);
-    *reinterpret_cast<uchar4*>(codes + r * cols + c) =
-        make_uchar4(cast_scaled(v.x, ts.scale, format), cast_scaled(v.y, ts.scale, format),
-                    cast_scaled(v.z, ts.scale, format), cast_scaled(v.w, ts.scale, format));
+    *reinterpret_cast<uchar4*>(codes + r * cols + c) = cast_scaled4(v, ts.scale, format);
 }
 
 // Runs the two-pass MOSS path when the group and the layout allow it; false otherwise.
@@ -487,8 +483,7 @@ bool PlanRunner::run_fixed_measuring_amax(const float* x, int64_t rows, int64_t 
     const int64_t n = rows * cols;
     if (n == 0) return true;
     const unsigned blocks = std::min(blocks_for(n, elementwise_threads), 4096u);
-    const bool vectors = reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                         reinterpret_cast<uintptr_t>(out.codes.data()) % 4 == 0;
+    const bool vectors = aligned_to(x, 16) && aligned_to(out.codes.data(), 4);
     cast_fixed_with_amax_kernel<<<blocks, elementwise_threads, 0, stream>>>(
         x, n, plan.rule.fixed, plan.format, out.codes.data(), g.scale_inv.data(), amax_.data(),
         vectors);
