@@ -163,17 +163,18 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
         const auto dgrad = profiler_.scope("linear.dgrad");
         scaled_gemm_.run(dy_, w_t_, a.d_in, true, false, stream());
     }
-    { // d_W[m, k] += dyᵀ[m, n] · (xᵀ[k, n])ᵀ
+    {                                            // d_W[m, k] += dyᵀ[m, n] · (xᵀ[k, n])ᵀ
+        const DeviceQuantized* x_t = &layer.x_t; // quantized from the source in the forward
         {
             const auto timed = profiler_.scope("linear.transpose");
             transposer_.run(dy_, dy_method, q.grad_t, a.d_out, dy_t_, stream());
-            if (layer.x_method != TransposeMethod::from_source)
+            if (layer.x_method != TransposeMethod::from_source) {
                 transposer_.run(layer.x, layer.x_method, q.input_t, nullptr, x_t_, stream());
+                x_t = &x_t_;
+            }
         }
-        const DeviceQuantized& x_t =
-            layer.x_method == TransposeMethod::from_source ? layer.x_t : x_t_;
         const auto wgrad = profiler_.scope("linear.wgrad");
-        scaled_gemm_.run(dy_t_, x_t, a.d_weight, true, false, stream());
+        scaled_gemm_.run(dy_t_, *x_t, a.d_weight, true, false, stream());
     }
 }
 
