@@ -4,6 +4,7 @@
 // amax with shuffles. 256 threads per block.
 // Fallback (any shape): one warp per group, lane l handles elements l, l + 32, … .
 #include "cuda/check.h"
+#include "cuda/launch.cuh"
 #include "cuda/quantize.h"
 #include "cuda/reduce.cuh"
 #include "numerics/scaling.h"
@@ -167,8 +168,7 @@ __global__ void two_level_codes_vec_kernel(TwoLevelQuantizeArgs a) {
 
 // The fast path needs rows of whole 16-byte chunks and a group of 32 or 128.
 bool vectorizable(int64_t cols, int64_t group, const void* x) {
-    return cols % 8 == 0 && (group == 32 || group == 128) &&
-           reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    return cols % 8 == 0 && (group == 32 || group == 128) && aligned_to(x, 16);
 }
 
 unsigned vec_blocks(int64_t groups, int64_t group) {

@@ -123,8 +123,7 @@ __global__ void quantize_row_groups_kernel(const float* x, int64_t rows, int64_t
 // The row-group paths (quantize_row_groups, two_level_row_groups) take G = 32 or 128 on rows of
 // whole float4s.
 bool row_groups_fit(const float* x, int64_t cols, int64_t group) {
-    return (group == 32 || group == 128) && cols % 4 == 0 &&
-           reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    return (group == 32 || group == 128) && cols % 4 == 0 && aligned_to(x, 16);
 }
 
 // f(std::integral_constant<int, G>) for G = group, 32 or 128: the kernels' template argument.
