@@ -25,7 +25,7 @@ void gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n) {
         const double th = std::tanh(u);
         const double du = gelu_k * (1.0 + 3.0 * 0.044715 * v * v);
         const double grad = 0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du;
-        d_x[i] += T(grad * double(d_out[i]));
+        d_x[i] = T(grad * double(d_out[i]));
     }
 }
 
@@ -48,8 +48,8 @@ void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h) {
             const double g = double(x[i * 2 * h + j]), u = double(x[i * 2 * h + h + j]);
             const double sig = 1.0 / (1.0 + std::exp(-g));
             const double d = double(d_out[i * h + j]);
-            d_x[i * 2 * h + j] += T(d * u * sig * (1.0 + g * (1.0 - sig)));
-            d_x[i * 2 * h + h + j] += T(d * g * sig);
+            d_x[i * 2 * h + j] = T(d * u * sig * (1.0 + g * (1.0 - sig)));
+            d_x[i * 2 * h + h + j] = T(d * g * sig);
         }
     }
 }

@@ -1,5 +1,6 @@
 // Causal multi-head attention (softmax in float64 accumulators) and rotary position embeddings.
 // qkv is [B, T, 3C] packed as q | k | v, each head a contiguous slice of HS channels.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -49,6 +50,8 @@ void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* att,
                         const AttentionShape& a) {
     const int64_t c = a.heads * a.head_size, c3 = 3 * c;
     const double scale = 1.0 / std::sqrt(double(a.head_size));
+    // d_qkv is written: zeroed here, then summed over the positions that attend to each row.
+    std::fill(d_qkv, d_qkv + a.batch * a.seq * c3, T(0));
     // Each (b, h) owns its slices of d_qkv: the parallel loop writes disjoint memory.
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t b = 0; b < a.batch; ++b) {
@@ -89,21 +92,21 @@ void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* att,
 
 // Rotate-half RoPE: channel i pairs with i + HS/2 at angle t · base^(−2i/HS).
 template <typename T>
-static void rotate(T* out, const T* in, int64_t t, int64_t head_size, double base, double sign,
-                   bool accumulate) {
+static void rotate(T* out, const T* in, int64_t t, int64_t head_size, double base, double sign) {
     const int64_t half = head_size / 2;
     for (int64_t i = 0; i < half; ++i) {
         const double theta = double(t) * std::pow(base, -2.0 * double(i) / double(head_size));
         const double cs = std::cos(theta), sn = sign * std::sin(theta);
         const double x0 = double(in[i]), x1 = double(in[i + half]);
-        const T y0 = T(x0 * cs - x1 * sn), y1 = T(x0 * sn + x1 * cs);
-        out[i] = accumulate ? out[i] + y0 : y0;
-        out[i + half] = accumulate ? out[i + half] + y1 : y1;
+        out[i] = T(x0 * cs - x1 * sn);
+        out[i + half] = T(x0 * sn + x1 * cs);
     }
 }
 
+// out = in with q and k rotated by +θ (sign 1, the forward) or −θ (sign −1, its backward), and v
+// copied.
 template <typename T>
-void rope_forward(T* out, const T* qkv, const AttentionShape& a, double base) {
+static void rotate_qk(T* out, const T* in, const AttentionShape& a, double base, double sign) {
     const int64_t c = a.heads * a.head_size, c3 = 3 * c;
 #pragma omp parallel for schedule(static)
     for (int64_t bt = 0; bt < a.batch * a.seq; ++bt) {
@@ -111,25 +114,20 @@ void rope_forward(T* out, const T* qkv, const AttentionShape& a, double base) {
         for (int64_t part = 0; part < 2; ++part) // q and k
             for (int64_t h = 0; h < a.heads; ++h) {
                 const int64_t at = bt * c3 + part * c + h * a.head_size;
-                rotate(out + at, qkv + at, t, a.head_size, base, 1.0, false);
+                rotate(out + at, in + at, t, a.head_size, base, sign);
             }
-        for (int64_t i = 0; i < c; ++i) out[bt * c3 + 2 * c + i] = qkv[bt * c3 + 2 * c + i];
+        for (int64_t i = 0; i < c; ++i) out[bt * c3 + 2 * c + i] = in[bt * c3 + 2 * c + i];
     }
 }
 
 template <typename T>
+void rope_forward(T* out, const T* qkv, const AttentionShape& a, double base) {
+    rotate_qk(out, qkv, a, base, 1.0);
+}
+
+template <typename T>
 void rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base) {
-    const int64_t c = a.heads * a.head_size, c3 = 3 * c;
-#pragma omp parallel for schedule(static)
-    for (int64_t bt = 0; bt < a.batch * a.seq; ++bt) {
-        const int64_t t = bt % a.seq;
-        for (int64_t part = 0; part < 2; ++part)
-            for (int64_t h = 0; h < a.heads; ++h) {
-                const int64_t at = bt * c3 + part * c + h * a.head_size;
-                rotate(d_qkv + at, d_out + at, t, a.head_size, base, -1.0, true);
-            }
-        for (int64_t i = 0; i < c; ++i) d_qkv[bt * c3 + 2 * c + i] += d_out[bt * c3 + 2 * c + i];
-    }
+    rotate_qk(d_qkv, d_out, a, base, -1.0);
 }
 
 #define OCTET_INSTANTIATE(T)                                                                       \

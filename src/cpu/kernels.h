@@ -1,8 +1,9 @@
 // CPU reference kernels, one op family per .cpp file (embedding, normalization, linear,
 // attention, activation, softmax_xent, optimizer). Templates over the scalar type, instantiated for
 // float (training) and double (float64 gradient checks). Semantics are those of ops/ops.h: backward
-// kernels accumulate into every gradient. Row loops run under OpenMP with static schedules;
-// reductions across rows run in a fixed order, so results do not depend on the thread count.
+// kernels write the gradients of activations (but the norms') and accumulate into parameters'.
+// Row loops run under OpenMP with static schedules; reductions across rows run in a fixed order,
+// so results do not depend on the thread count.
 #pragma once
 
 #include <cstdint>

@@ -113,15 +113,15 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
     if (a.n == 0 || a.m == 0) return;
     if (exact<T>(a.precision)) {
         if (!a.in) throw Error("linear backward: an exact layer needs its forward's input");
-        // dx += dy · W;  dW += dyᵀ · x
+        // dx = dy · W;  dW += dyᵀ · x
         if (a.d_in)
-            gemm(false, false, a.n, a.k, a.m, a.d_out, a.m, a.weight, a.k, T(1), a.d_in, a.k);
+            gemm(false, false, a.n, a.k, a.m, a.d_out, a.m, a.weight, a.k, T(0), a.d_in, a.k);
         gemm(true, false, a.m, a.k, a.n, a.d_out, a.m, a.in, a.k, T(1), a.d_weight, a.k);
     } else if constexpr (std::is_same_v<T, float>) {
-        // The TN GEMMs of the GPU: dx += dy · (Wᵀ)ᵀ with Wᵀ [k, m]; dW += dyᵀ · (xᵀ)ᵀ.
+        // The TN GEMMs of the GPU: dx = dy · (Wᵀ)ᵀ with Wᵀ [k, m]; dW += dyᵀ · (xᵀ)ᵀ.
         if (a.precision->kind() == LinearPrecision::Kind::fp8) {
             const auto dgrad = a.precision->dgrad_fp8(a.d_out, a.weight);
-            if (a.d_in) scaled_gemm_nt(dgrad.a, dgrad.b, a.d_in, true);
+            if (a.d_in) scaled_gemm_nt(dgrad.a, dgrad.b, a.d_in, false);
             const auto wgrad = a.precision->wgrad_fp8(a.d_out);
             scaled_gemm_nt(wgrad.a, wgrad.b, a.d_weight, true);
         } else {
@@ -129,7 +129,7 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
             a.precision->dgrad_operands(a.d_out, dyq, wtq);
             a.precision->wgrad_operands(dytq, xtq);
             if (a.d_in)
-                gemm(false, true, a.n, a.k, a.m, dyq.data(), a.m, wtq.data(), a.m, 1.0f, a.d_in,
+                gemm(false, true, a.n, a.k, a.m, dyq.data(), a.m, wtq.data(), a.m, 0.0f, a.d_in,
                      a.k);
             gemm(false, true, a.m, a.k, a.n, dytq.data(), a.n, xtq.data(), a.n, 1.0f, a.d_weight,
                  a.k);

@@ -12,6 +12,13 @@ __device__ float gelu(float v) {
     return 0.5f * v * (1.0f + tanhf(gelu_k * (v + 0.044715f * v * v * v)));
 }
 
+// d gelu(v) / dv · d
+__device__ float gelu_grad(float v, float d) {
+    const float th = tanhf(gelu_k * (v + 0.044715f * v * v * v));
+    const float du = gelu_k * (1.0f + 3.0f * 0.044715f * v * v);
+    return (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du) * d;
+}
+
 } // namespace
 
 void gelu_forward(float* out, const float* x, int64_t n, cudaStream_t stream) {
@@ -26,12 +33,15 @@ void gelu_forward(float* out, const float* x, int64_t n, cudaStream_t stream) {
 }
 
 void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n, cudaStream_t stream) {
-    for_each(n, stream, [=] __device__(int64_t i) {
-        const float v = x[i];
-        const float th = tanhf(gelu_k * (v + 0.044715f * v * v * v));
-        const float du = gelu_k * (1.0f + 3.0f * 0.044715f * v * v);
-        d_x[i] += (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du) * d_out[i];
-    });
+    for_each_quad(
+        n, aligned_to(d_x, 16) && aligned_to(d_out, 16) && aligned_to(x, 16), stream,
+        [=] __device__(int64_t q) {
+            const float4 v = reinterpret_cast<const float4*>(x)[q],
+                         d = reinterpret_cast<const float4*>(d_out)[q];
+            reinterpret_cast<float4*>(d_x)[q] = make_float4(
+                gelu_grad(v.x, d.x), gelu_grad(v.y, d.y), gelu_grad(v.z, d.z), gelu_grad(v.w, d.w));
+        },
+        [=] __device__(int64_t i) { d_x[i] = gelu_grad(x[i], d_out[i]); });
 }
 
 void swiglu_forward(float* out, const float* x, int64_t n, int64_t h, cudaStream_t stream) {
@@ -48,8 +58,8 @@ void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, 
         const int64_t row = i / h, j = i % h;
         const float g = x[row * 2 * h + j], u = x[row * 2 * h + h + j];
         const float sig = 1.0f / (1.0f + expf(-g)), d = d_out[i];
-        d_x[row * 2 * h + j] += d * u * sig * (1.0f + g * (1.0f - sig));
-        d_x[row * 2 * h + h + j] += d * g * sig;
+        d_x[row * 2 * h + j] = d * u * sig * (1.0f + g * (1.0f - sig));
+        d_x[row * 2 * h + h + j] = d * g * sig;
     });
 }
 
@@ -101,17 +111,6 @@ void from_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stre
             reinterpret_cast<float4*>(out)[q] = bf16_quad(reinterpret_cast<const uint2*>(in)[q]);
         },
         [=] __device__(int64_t i) { out[i] = __bfloat162float(in[i]); });
-}
-
-void accumulate_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream) {
-    for_each_quad(
-        n, aligned_to(in, 8) && aligned_to(out, 16), stream,
-        [=] __device__(int64_t q) {
-            const float4 v = bf16_quad(reinterpret_cast<const uint2*>(in)[q]);
-            float4& o = reinterpret_cast<float4*>(out)[q];
-            o = make_float4(o.x + v.x, o.y + v.y, o.z + v.z, o.w + v.w);
-        },
-        [=] __device__(int64_t i) { out[i] += __bfloat162float(in[i]); });
 }
 
 } // namespace octet::cuda

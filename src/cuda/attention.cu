@@ -64,7 +64,7 @@ __global__ void causal_softmax_backward_kernel(float* d_scores, const float* d_a
 
 // Rotate-half RoPE of the q and k parts of row bt (channel i pairs with i + HS/2).
 __device__ void rotate_pair(float* out, const float* in, int64_t i, const AttentionShape& a,
-                            double base, double sign, bool accumulate) {
+                            double base, double sign) {
     const int64_t half = a.head_size / 2, c = a.heads * a.head_size;
     const int64_t pair = i % half;
     int64_t rest = i / half;
@@ -77,9 +77,21 @@ __device__ void rotate_pair(float* out, const float* in, int64_t i, const Attent
     sn *= sign;
     const int64_t at = bt * 3 * c + part * c + h * a.head_size + pair;
     const double x0 = in[at], x1 = in[at + half];
-    const float y0 = float(x0 * cs - x1 * sn), y1 = float(x0 * sn + x1 * cs);
-    out[at] = accumulate ? out[at] + y0 : y0;
-    out[at + half] = accumulate ? out[at + half] + y1 : y1;
+    out[at] = float(x0 * cs - x1 * sn);
+    out[at + half] = float(x0 * sn + x1 * cs);
+}
+
+// out = in with q and k rotated by +θ (sign 1, the forward) or −θ (sign −1, its backward), and v
+// copied.
+void rotate_qk(float* out, const float* in, const AttentionShape& a, double base, double sign,
+               cudaStream_t stream) {
+    const int64_t c = a.heads * a.head_size;
+    for_each(a.batch * a.seq * c, stream, [=] __device__(int64_t i) {
+        const int64_t at = (i / c) * 3 * c + 2 * c + i % c;
+        out[at] = in[at];
+    });
+    for_each(a.batch * a.seq * 2 * c / 2, stream,
+             [=] __device__(int64_t i) { rotate_pair(out, in, i, a, base, sign); });
 }
 
 } // namespace
@@ -94,13 +106,13 @@ void split_heads(float* q, float* k, float* v, const float* qkv, const Attention
     });
 }
 
-void merge_heads_accumulate(float* d_qkv, const float* dq, const float* dk, const float* dv,
-                            const AttentionShape& a, cudaStream_t stream) {
+void merge_heads(float* d_qkv, const float* dq, const float* dk, const float* dv,
+                 const AttentionShape& a, cudaStream_t stream) {
     for_each(a.batch * a.heads * a.seq * a.head_size, stream, [=] __device__(int64_t i) {
         const HeadIndex x = head_index(i, a);
-        d_qkv[token_offset(x, a, 3, 0)] += dq[i];
-        d_qkv[token_offset(x, a, 3, 1)] += dk[i];
-        d_qkv[token_offset(x, a, 3, 2)] += dv[i];
+        d_qkv[token_offset(x, a, 3, 0)] = dq[i];
+        d_qkv[token_offset(x, a, 3, 1)] = dk[i];
+        d_qkv[token_offset(x, a, 3, 2)] = dv[i];
     });
 }
 
@@ -130,25 +142,12 @@ void causal_softmax_backward(float* d_scores, const float* d_att, const float* a
 
 void rope_forward(float* out, const float* qkv, const AttentionShape& a, double base,
                   cudaStream_t stream) {
-    const int64_t c = a.heads * a.head_size;
-    // v is copied; q and k are rotated pair by pair.
-    for_each(a.batch * a.seq * c, stream, [=] __device__(int64_t i) {
-        const int64_t at = (i / c) * 3 * c + 2 * c + i % c;
-        out[at] = qkv[at];
-    });
-    for_each(a.batch * a.seq * 2 * c / 2, stream,
-             [=] __device__(int64_t i) { rotate_pair(out, qkv, i, a, base, 1.0, false); });
+    rotate_qk(out, qkv, a, base, 1.0, stream);
 }
 
 void rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a, double base,
                    cudaStream_t stream) {
-    const int64_t c = a.heads * a.head_size;
-    for_each(a.batch * a.seq * c, stream, [=] __device__(int64_t i) {
-        const int64_t at = (i / c) * 3 * c + 2 * c + i % c;
-        d_qkv[at] += d_out[at];
-    });
-    for_each(a.batch * a.seq * 2 * c / 2, stream,
-             [=] __device__(int64_t i) { rotate_pair(d_qkv, d_out, i, a, base, -1.0, true); });
+    rotate_qk(d_qkv, d_out, a, base, -1.0, stream);
 }
 
 } // namespace octet::cuda

@@ -155,13 +155,13 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
         const QuantizePlan dy_plan = plans_.quantize(q.grad, a.d_out, a.n, a.m, dy_, stream());
         dy_method = transpose_method(dy_plan, a.n, a.m);
     }
-    if (a.d_in) { // d_in[n, k] += dy[n, m] · (Wᵀ[k, m])ᵀ
+    if (a.d_in) { // d_in[n, k] = dy[n, m] · (Wᵀ[k, m])ᵀ
         {
             const auto timed = profiler_.scope("linear.transpose");
             transposer_.run(layer.w, layer.w_method, q.weight_t, a.weight, w_t_, stream());
         }
         const auto dgrad = profiler_.scope("linear.dgrad");
-        scaled_gemm_.run(dy_, w_t_, a.d_in, true, false, stream());
+        scaled_gemm_.run(dy_, w_t_, a.d_in, false, false, stream());
     }
     {                                            // d_W[m, k] += dyᵀ[m, n] · (xᵀ[k, n])ᵀ
         const DeviceQuantized* x_t = &layer.x_t; // quantized from the source in the forward
@@ -228,9 +228,9 @@ void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {
     } else if (!a.in) {
         throw Error("linear backward: an exact layer needs its forward's input");
     }
-    if (a.d_in) { // d_in[n, k] += d_out[n, m] · W[m, k]
+    if (a.d_in) { // d_in[n, k] = d_out[n, m] · W[m, k]
         const auto dgrad = profiler_.scope("linear.dgrad");
-        gemm_.run({d_out, w, bf16, false, false, a.d_in, nullptr, 1.0f, a.n, a.k, a.m}, stream());
+        gemm_.run({d_out, w, bf16, false, false, a.d_in, nullptr, 0.0f, a.n, a.k, a.m}, stream());
     }
     { // d_W[m, k] += d_out[n, m]ᵀ · in[n, k]
         const auto wgrad = profiler_.scope("linear.wgrad");
@@ -296,7 +296,7 @@ void CudaOps::attention_backward(float* d_qkv, const float* d_out, const float* 
         to_bf16(d_out_bf16_.data(), d_out, n * c, stream());
         flash().backward(a, qkv_bf16_.data(), o, d_out_bf16_.data(), state, d_qkv_bf16_.data(),
                          stream());
-        accumulate_bf16(d_qkv, d_qkv_bf16_.data(), n * 3 * c, stream());
+        from_bf16(d_qkv, d_qkv_bf16_.data(), n * 3 * c, stream());
         return;
     }
     const float* att = state;
@@ -313,7 +313,7 @@ void CudaOps::attention_backward(float* d_qkv, const float* d_out, const float* 
                             float(1.0 / std::sqrt(double(hs))), stream());
     per_head_gemm(scores_.data(), false, k_.data(), false, dq_.data(), t, hs, t, bh);
     per_head_gemm(scores_.data(), true, q_.data(), false, dk_.data(), t, hs, t, bh);
-    merge_heads_accumulate(d_qkv, dq_.data(), dk_.data(), dv_.data(), a, stream());
+    merge_heads(d_qkv, dq_.data(), dk_.data(), dv_.data(), a, stream());
 }
 
 void CudaOps::rope_forward(float* out, const float* qkv, const AttentionShape& a, double base) {

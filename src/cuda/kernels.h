@@ -1,10 +1,10 @@
 // CUDA kernels of the dense GPT, one op family per .cu file (embedding, normalization,
 // activation, attention, softmax_xent, optimizer), FP32 in memory, launched on `stream`. The
-// semantics are those of ops/ops.h and the CPU oracle (cpu/kernels.h): backward kernels
-// accumulate into every gradient (but the loss's, see there). Every reduction runs in a fixed
-// order, so a step's results are the same from run to run: column sums in two passes for the
-// gradients of norms, biases and position embeddings, and a sort by token for the token
-// embedding's.
+// semantics are those of ops/ops.h and the CPU oracle (cpu/kernels.h): backward kernels write
+// the gradients of activations (but the norms') and accumulate into parameters'. Every reduction
+// runs in a fixed order, so a step's results are the same from run to run: column sums in two
+// passes for the gradients of norms, biases and position embeddings, and a sort by token for the
+// token embedding's.
 #pragma once
 
 #include <cstdint>
@@ -51,7 +51,6 @@ void bias_backward(float* d_bias, const float* d_out, int64_t n, int64_t m, floa
                    cudaStream_t stream);
 void to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream);
 void from_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream);
-void accumulate_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream);
 
 void gelu_forward(float* out, const float* x, int64_t n, cudaStream_t stream);
 void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n, cudaStream_t stream);
@@ -66,9 +65,9 @@ void scale(float* x, double s, int64_t n, cudaStream_t stream);
 // [B·NH·T, T].
 void split_heads(float* q, float* k, float* v, const float* qkv, const AttentionShape& a,
                  cudaStream_t stream);
-// d_qkv[…] += (dq | dk | dv) in the packed layout.
-void merge_heads_accumulate(float* d_qkv, const float* dq, const float* dk, const float* dv,
-                            const AttentionShape& a, cudaStream_t stream);
+// d_qkv[…] = (dq | dk | dv) in the packed layout.
+void merge_heads(float* d_qkv, const float* dq, const float* dk, const float* dv,
+                 const AttentionShape& a, cudaStream_t stream);
 // [B, NH, T, HS] → [B, T, NH·HS] (out = …), and the reverse for gradients.
 void heads_to_tokens(float* out, const float* y, const AttentionShape& a, cudaStream_t stream);
 void tokens_to_heads(float* y, const float* in, const AttentionShape& a, cudaStream_t stream);

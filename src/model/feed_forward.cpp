@@ -60,8 +60,6 @@ class DenseFeedForward final : public FeedForward<T> {
         const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
         d_act_.resize(n * hidden_);
         d_up_.resize(n * up_rows);
-        d_act_.zero();
-        d_up_.zero();
         ops_.linear_backward({d_act_.data(), params_.grad(down_w_), grad(down_b_), d_out,
                               down_precision_->backward_input(act_.data()), params_.value(down_w_),
                               n, hidden_, d_model_, down_precision_.get()});

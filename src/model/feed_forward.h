@@ -19,7 +19,7 @@ class FeedForward {
     virtual ~FeedForward() = default;
     // out [n, C] from in [n, C]; keeps what the backward needs.
     virtual void forward(T* out, const T* in, int64_t n) = 0;
-    // Accumulates d_in [n, C] and the parameter gradients. `in` is the forward's, or nullptr
+    // Writes d_in [n, C] and accumulates the parameter gradients. `in` is the forward's, or nullptr
     // where input_consumer() keeps its own copy of it.
     virtual void backward(T* d_in, const T* d_out, const T* in, int64_t n) = 0;
     // The linear layer that reads the input.

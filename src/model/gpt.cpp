@@ -202,34 +202,35 @@ void Gpt<T>::backward() {
     const int64_t n = batch_ * seq_, C = c.d_model;
     const AttentionShape shape{batch_, seq_, c.n_head, c.head_size(), bf16_attention_};
     const bool gpt2 = c.flavor == Flavor::gpt2;
-    // Backward ops accumulate: every gradient buffer starts at zero.
-    auto zeroed = [](Buffer<T>& b, int64_t size) -> T* {
+    // Backward ops write the gradients of activations (ops.h), so their buffers are only sized.
+    auto sized = [](Buffer<T>& b, int64_t size) -> T* {
         b.resize(size);
-        b.zero();
         return b.data();
     };
 
     has_targets_ = false; // the probabilities are consumed: one backward per forward
     ops_.softmax_xent_backward(logits_.data(), logits_.data(), targets_.data(), T(1.0 / double(n)),
                                n, c.vocab_size);
-    ops_.linear_backward({zeroed(d_lnf_, n * C), grad(lm_head_), nullptr, logits_.data(),
+    ops_.linear_backward({sized(d_lnf_, n * C), grad(lm_head_), nullptr, logits_.data(),
                           head_precision_->backward_input(lnf_out_.data()), head_weight(), n, C,
                           c.vocab_size, head_precision_.get()});
-    // d_x_: the gradient of the stream leaving the current layer.
+    // d_x_: the gradient of the stream leaving the current layer; the norm adds to it.
     const T* x_last = residual_out_.data() + c.n_layer * n * C;
+    d_x_.resize(n * C);
+    d_x_.zero();
     if (gpt2)
-        ops_.layernorm_backward(zeroed(d_x_, n * C), grad(lnf_w_), grad(lnf_b_), d_lnf_.data(),
-                                x_last, value(lnf_w_), lnf_mean_.data(), lnf_rstd_.data(), n, C);
+        ops_.layernorm_backward(d_x_.data(), grad(lnf_w_), grad(lnf_b_), d_lnf_.data(), x_last,
+                                value(lnf_w_), lnf_mean_.data(), lnf_rstd_.data(), n, C);
     else
-        ops_.rmsnorm_backward(zeroed(d_x_, n * C), grad(lnf_w_), d_lnf_.data(), x_last,
-                              value(lnf_w_), lnf_rstd_.data(), n, C);
+        ops_.rmsnorm_backward(d_x_.data(), grad(lnf_w_), d_lnf_.data(), x_last, value(lnf_w_),
+                              lnf_rstd_.data(), n, C);
 
     for (int64_t l = c.n_layer - 1; l >= 0; --l) {
         Layer& L = *layers_[size_t(l)];
         const T* x = residual_out_.data() + l * n * C;
         // out = after_attn + ffn(norm2(after_attn)): d_after_attn = d_x + through the ffn.
         d_after_.copy_from(d_x_);
-        L.ffn->backward(zeroed(d_ln2_, n * C), d_x_.data(),
+        L.ffn->backward(sized(d_ln2_, n * C), d_x_.data(),
                         L.ffn->input_consumer().backward_input(L.ln2_out.data()), n);
         if (gpt2)
             ops_.layernorm_backward(d_after_.data(), grad(L.ln2_w), grad(L.ln2_b), d_ln2_.data(),
@@ -240,20 +241,20 @@ void Gpt<T>::backward() {
                                   L.after_attn.data(), value(L.ln2_w), L.ln2_rstd.data(), n, C);
 
         // after_attn = x + proj(attn(norm1(x))): d_x_in = d_after + through the attention.
-        ops_.linear_backward({zeroed(d_attn_, n * C), grad(L.proj_w),
+        ops_.linear_backward({sized(d_attn_, n * C), grad(L.proj_w),
                               L.proj_b == Layer::none ? nullptr : grad(L.proj_b), d_after_.data(),
                               L.proj_precision->backward_input(L.attn_out.data()), value(L.proj_w),
                               n, C, C, L.proj_precision.get()});
-        zeroed(d_qkv_, n * 3 * C);
+        sized(d_qkv_, n * 3 * C);
         if (!gpt2) {
-            ops_.attention_backward(zeroed(d_rope_, n * 3 * C), d_attn_.data(), L.qkv_rope.data(),
+            ops_.attention_backward(sized(d_rope_, n * 3 * C), d_attn_.data(), L.qkv_rope.data(),
                                     L.att.data(), shape);
             ops_.rope_backward(d_qkv_.data(), d_rope_.data(), shape, c.rope_base);
         } else {
             ops_.attention_backward(d_qkv_.data(), d_attn_.data(), L.qkv.data(), L.att.data(),
                                     shape);
         }
-        ops_.linear_backward({zeroed(d_ln1_, n * C), grad(L.qkv_w),
+        ops_.linear_backward({sized(d_ln1_, n * C), grad(L.qkv_w),
                               L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b), d_qkv_.data(),
                               L.qkv_precision->backward_input(L.ln1_out.data()), value(L.qkv_w), n,
                               C, 3 * C, L.qkv_precision.get()});

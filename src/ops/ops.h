@@ -4,8 +4,11 @@
 // dimension contiguous.
 //
 // Conventions:
-// - Backward functions ACCUMULATE (+=) into every gradient they produce, inputs and parameters
-//   alike, so residual branches and tied weights need no extra adds. Callers zero gradients.
+// - Backward functions WRITE the gradient of their activation input (d_in, d_x, d_qkv), so its
+//   buffer needs no zeroing and a GEMM producing it reads no old output, and ACCUMULATE (+=)
+//   into parameter gradients (tied weights, micro-batches: callers zero those). The norms are
+//   the exception: their d_x is the residual stream's gradient, which also flows past the
+//   block, so they add to it.
 // - `T` is the storage and arithmetic type: float for training, double for the float64
 //   finite-difference checks (CPU only).
 // - Softmax, normalization statistics and the loss are computed in at least float.
@@ -34,7 +37,7 @@ struct LinearForwardArgs {
 
 template <typename T>
 struct LinearBackwardArgs {
-    T* d_in;         // [N, K], accumulated; nullptr to skip dgrad
+    T* d_in;         // [N, K], written; nullptr to skip dgrad
     T* d_weight;     // [M, K], accumulated
     T* d_bias;       // [M] or nullptr, accumulated
     const T* d_out;  // [N, M]
@@ -66,7 +69,8 @@ class Ops {
     virtual void embedding_backward(T* d_wte, T* d_wpe, const T* d_out, const int32_t* tokens,
                                     int64_t batch, int64_t seq, int64_t c) = 0;
 
-    // LayerNorm over the last dim; mean and rstd [N] are saved for the backward.
+    // LayerNorm over the last dim; mean and rstd [N] are saved for the backward, which adds
+    // its d_x to the given one (the residual stream's gradient).
     virtual void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b,
                                    int64_t n, int64_t c, double eps) = 0;
     virtual void layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
@@ -105,10 +109,9 @@ class Ops {
 
     // Softmax cross-entropy over [N, V] logits, fused: probs [N, V] and losses [N] saved; probs
     // may be the logits themselves (overwritten in place).
-    // Backward: d_logits = (probs − onehot(target)) · d_loss (d_loss = 1/N for a mean loss). The
-    // one backward that writes instead of accumulating: the loss is the root of the graph, so
-    // nothing else contributes to d_logits, and d_logits may be probs itself. One [N, V] buffer
-    // then serves the logits, the probabilities and their gradient.
+    // Backward: d_logits = (probs − onehot(target)) · d_loss (d_loss = 1/N for a mean loss);
+    // d_logits may be probs itself, so one [N, V] buffer serves the logits, the probabilities and
+    // their gradient.
     virtual void softmax_xent_forward(T* losses, T* probs, const T* logits, const int32_t* targets,
                                       int64_t n, int64_t v) = 0;
     virtual void softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets,

@@ -76,7 +76,7 @@ bool same_value(float a, float b) {
     return a == b || (std::isnan(a) && std::isnan(b));
 }
 
-// to_bf16, from_bf16 and accumulate_bf16 on random bit patterns: aligned buffers with a ragged
+// to_bf16 and from_bf16 on random bit patterns: aligned buffers with a ragged
 // tail (whole quads, then the last n % 4), then buffers one element off alignment (one by one).
 TEST(CudaCast, Bf16OperandCastsMatchTheCodec) {
     OCTET_SKIP_WITHOUT_GPU();
@@ -84,11 +84,8 @@ TEST(CudaCast, Bf16OperandCastsMatchTheCodec) {
     SCOPED_TRACE(testing::seed_note(seed));
     Rng rng(seed);
     const size_t n = 4099;
-    std::vector<float> x(n), acc(n);
-    for (size_t i = 0; i < n; ++i) {
-        x[i] = bits_to_float(uint32_t(rng.next_u64()));
-        acc[i] = float(rng.normal());
-    }
+    std::vector<float> x(n);
+    for (size_t i = 0; i < n; ++i) x[i] = bits_to_float(uint32_t(rng.next_u64()));
     DeviceBuffer<float> d_x(n + 1), d_out(n + 1);
     DeviceBuffer<__nv_bfloat16> d_codes(n + 1);
     for (size_t offset : {0, 1}) {
@@ -97,13 +94,11 @@ TEST(CudaCast, Bf16OperandCastsMatchTheCodec) {
         __nv_bfloat16* codes = d_codes.ptr + offset;
         float* out = d_out.ptr + offset;
         OCTET_CUDA_CHECK(cudaMemcpy(in, x.data(), n * 4, cudaMemcpyHostToDevice));
-        OCTET_CUDA_CHECK(cudaMemcpy(out, acc.data(), n * 4, cudaMemcpyHostToDevice));
+        OCTET_CUDA_CHECK(cudaMemset(out, 0xFF, n * 4)); // NaN where nothing is written
         cuda::to_bf16(codes, in, int64_t(n), nullptr);
-        cuda::accumulate_bf16(out, codes, int64_t(n), nullptr);
         std::vector<uint16_t> got_codes(n);
-        std::vector<float> got_sum(n), got_back(n);
+        std::vector<float> got_back(n);
         OCTET_CUDA_CHECK(cudaMemcpy(got_codes.data(), codes, n * 2, cudaMemcpyDeviceToHost));
-        OCTET_CUDA_CHECK(cudaMemcpy(got_sum.data(), out, n * 4, cudaMemcpyDeviceToHost));
         cuda::from_bf16(out, codes, int64_t(n), nullptr);
         OCTET_CUDA_CHECK(cudaMemcpy(got_back.data(), out, n * 4, cudaMemcpyDeviceToHost));
         for (size_t i = 0; i < n; ++i) {
@@ -112,7 +107,6 @@ TEST(CudaCast, Bf16OperandCastsMatchTheCodec) {
             ASSERT_TRUE(same_value(decode(got_codes[i], Format::bf16), value)) << "x=" << x[i];
             if (!std::isnan(value)) ASSERT_EQ(got_codes[i], code) << "x=" << x[i];
             ASSERT_TRUE(same_value(got_back[i], value)) << "x=" << x[i];
-            ASSERT_TRUE(same_value(got_sum[i], acc[i] + value)) << "x=" << x[i];
         }
     }
 }

@@ -53,6 +53,8 @@ class CudaOpsTest : public ::testing::Test {
         b.upload(x.data(), int64_t(x.size()));
         return b;
     }
+    // A gradient buffer the op must write, not read: NaN, which expect_close refuses.
+    Buffer<float> poisoned(size_t n) { return device(Host(n, std::nan(""))); }
     static Host host(const Buffer<float>& b) {
         const std::vector<float> f = b.download();
         return Host(f.begin(), f.end());
@@ -157,7 +159,7 @@ TEST_F(CudaOpsTest, LayerNormAndRmsNorm) {
                  Error);
 }
 
-// Exact (strict FP32) linear layers with odd shapes, bias and accumulation.
+// Exact (strict FP32) linear layers with odd shapes and bias; d_x written, d_w and d_b added to.
 TEST_F(CudaOpsTest, ExactLinear) {
     const int64_t N = 37, K = 24, M = 41;
     Host x = as_float(random(N * K)), w = as_float(random(M * K)), b = as_float(random(M));
@@ -165,7 +167,7 @@ TEST_F(CudaOpsTest, ExactLinear) {
         d_y = as_float(random(N * M)), d_x = as_float(random(N * K)), d_w = as_float(random(M * K)),
         d_b = as_float(random(M));
     Buffer<float> gx = device(x), gw = device(w), gb = device(b), gy = device(y), gdy = device(d_y),
-                  gdx = device(d_x), gdw = device(d_w), gdb = device(d_b);
+                  gdx = poisoned(d_x.size()), gdw = device(d_w), gdb = device(d_b);
     cpu_.linear_forward({y.data(), x.data(), w.data(), b.data(), N, K, M, nullptr});
     gpu_->linear_forward({gy.data(), gx.data(), gw.data(), gb.data(), N, K, M, nullptr});
     expect_close(y, gy, 1e-5, "linear forward");
@@ -192,7 +194,7 @@ TEST_F(CudaOpsTest, Bf16Linear) {
     cpu32.linear_backward({d_x.data(), d_w.data(), nullptr, dyf.data(), xf.data(), wf.data(), N, K,
                            M, cpu_precision.get()});
     Buffer<float> gx = device(x), gw = device(w), gdy = device(d_y), gy = device(Host(y.size())),
-                  gdx = device(Host(d_x.size())), gdw = device(Host(d_w.size()));
+                  gdx = poisoned(d_x.size()), gdw = device(Host(d_w.size()));
     auto gpu_precision = LinearPrecision::bf16();
     gpu_->linear_forward({gy.data(), gx.data(), gw.data(), nullptr, N, K, M, gpu_precision.get()});
     const std::vector<float> overwritten(x.size(), std::nanf(""));
@@ -217,7 +219,7 @@ void CudaOpsTest::check_attention(const AttentionShape& a, double tol) {
     expect_close(out, gout, tol, "attention out");
     if (!a.bf16) expect_close(att, gstate, tol, "attention probabilities");
     Host d_out = as_float(random(n * c)), d_qkv = as_float(random(n * 3 * c));
-    Buffer<float> gdout = device(d_out), gdqkv = device(d_qkv);
+    Buffer<float> gdout = device(d_out), gdqkv = poisoned(d_qkv.size());
     cpu_.attention_backward(d_qkv.data(), d_out.data(), qkv.data(), att.data(), a);
     gpu_->attention_backward(gdqkv.data(), gdout.data(), gqkv.data(), gstate.data(), a);
     expect_close(d_qkv, gdqkv, tol, "attention d_qkv");
@@ -245,7 +247,7 @@ TEST_F(CudaOpsTest, Rope) {
     gpu_->rope_forward(grot.data(), gqkv.data(), a, 10000.0);
     expect_close(rot, grot, 2e-6, "rope forward");
     Host d_rot = as_float(random(n)), d_qkv = as_float(random(n));
-    Buffer<float> gdrot = device(d_rot), gdqkv = device(d_qkv);
+    Buffer<float> gdrot = device(d_rot), gdqkv = poisoned(d_qkv.size());
     cpu_.rope_backward(d_qkv.data(), d_rot.data(), a, 10000.0);
     gpu_->rope_backward(gdqkv.data(), gdrot.data(), a, 10000.0);
     expect_close(d_qkv, gdqkv, 2e-6, "rope backward");
@@ -255,7 +257,8 @@ TEST_F(CudaOpsTest, ActivationsAndAdd) {
     const int64_t n = 33, h = 70;
     Host x = as_float(random(n * 2 * h, 2.0)), out(static_cast<size_t>(n * 2 * h)),
          d_out = as_float(random(n * 2 * h)), d_x = as_float(random(n * 2 * h));
-    Buffer<float> gx = device(x), gout = device(out), gdout = device(d_out), gdx = device(d_x);
+    Buffer<float> gx = device(x), gout = device(out), gdout = device(d_out),
+                  gdx = poisoned(d_x.size());
     cpu_.gelu_forward(out.data(), x.data(), n * 2 * h);
     gpu_->gelu_forward(gout.data(), gx.data(), n * 2 * h);
     expect_close(out, gout, 2e-6, "gelu forward");
@@ -270,6 +273,7 @@ TEST_F(CudaOpsTest, ActivationsAndAdd) {
     expect_close(s, gs, 2e-6, "swiglu forward");
     Host d_s = as_float(random(n * h));
     Buffer<float> gds = device(d_s);
+    gdx = poisoned(d_x.size());
     cpu_.swiglu_backward(d_x.data(), d_s.data(), x.data(), n, h);
     gpu_->swiglu_backward(gdx.data(), gds.data(), gx.data(), n, h);
     expect_close(d_x, gdx, 2e-6, "swiglu backward");

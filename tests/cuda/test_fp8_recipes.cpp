@@ -193,11 +193,13 @@ TEST_F(Fp8RecipesTest, LinearLayersMatchTheCpuBackend) {
                                      w = testing::random_matrix(rng_, m, k, 1.0),
                                      bias = testing::random_matrix(rng_, 1, m, 0.0),
                                      dy = testing::random_matrix(rng_, n, m, 3.0);
-            std::vector<float> out(size_t(n * m)), dx = testing::random_matrix(rng_, n, k, 0.0),
-                                                   dw = testing::random_matrix(rng_, m, k, 0.0),
-                                                   db = testing::random_matrix(rng_, 1, m, 0.0);
+            // dx is written (NaN on the GPU until then), dw and db added to.
+            std::vector<float> out(size_t(n * m)), dx(size_t(n * k)),
+                dw = testing::random_matrix(rng_, m, k, 1.0),
+                db = testing::random_matrix(rng_, 1, m, 1.0);
             Buffer<float> g_x = device(x), g_w = device(w), g_bias = device(bias),
-                          g_dy = device(dy), g_out = device(out), g_dx = device(dx),
+                          g_dy = device(dy), g_out = device(out),
+                          g_dx = device(std::vector<float>(dx.size(), std::nanf(""))),
                           g_dw = device(dw), g_db = device(db);
             cpu.linear_forward({out.data(), x.data(), w.data(), bias.data(), n, k, m, cpu_p.get()});
             ops_->linear_forward(

@@ -31,19 +31,37 @@ double dot(const Vec& a, const Vec& b) {
     return s;
 }
 
+// An input of an op and how its backward delivers the gradient (ops.h): written (activations),
+// or added to what the buffer holds (parameters, and the norms' d_x).
+struct Input {
+    Vec* values;
+    bool accumulated;
+};
+Input written(Vec* v) {
+    return {v, false};
+}
+Input added(Vec* v) {
+    return {v, true};
+}
+
 // Checks d(Σ forward() · r)/d(input) for every element of every input against `backward`, which
-// receives r as d_out and must accumulate into the gradient buffers it is given (zeroed).
-void check_gradients(std::vector<Vec*> inputs, const std::function<Vec()>& forward,
+// receives r as d_out. Buffers of written gradients start as NaN, so reading them fails; those of
+// added ones start random, and that prior is subtracted.
+void check_gradients(std::vector<Input> inputs, const std::function<Vec()>& forward,
                      const std::function<void(const Vec& d_out, std::vector<Vec>& grads)>& backward,
                      Rng& rng, const char* what) {
     const Vec out = forward();
     const Vec r = random_vec(rng, out.size());
-    std::vector<Vec> grads;
-    for (Vec* in : inputs) grads.emplace_back(in->size(), 0.0);
+    std::vector<Vec> grads, priors;
+    for (const Input& in : inputs) {
+        priors.push_back(in.accumulated ? random_vec(rng, in.values->size())
+                                        : Vec(in.values->size(), 0.0));
+        grads.push_back(in.accumulated ? priors.back() : Vec(in.values->size(), std::nan("")));
+    }
     backward(r, grads);
     const double h = 1e-5;
     for (size_t k = 0; k < inputs.size(); ++k) {
-        Vec& x = *inputs[k];
+        Vec& x = *inputs[k].values;
         for (size_t i = 0; i < x.size(); ++i) {
             const double saved = x[i];
             x[i] = saved + h;
@@ -52,9 +70,10 @@ void check_gradients(std::vector<Vec*> inputs, const std::function<Vec()>& forwa
             const double down = dot(forward(), r);
             x[i] = saved;
             const double numeric = (up - down) / (2 * h);
-            ASSERT_NEAR(grads[k][i], numeric, 1e-6 * std::fabs(numeric) + 1e-8)
+            const double analytic = grads[k][i] - priors[k][i];
+            ASSERT_NEAR(analytic, numeric, 1e-6 * std::fabs(numeric) + 1e-8)
                 << what << ": input " << k << " element " << i;
-            ASSERT_FALSE(std::isnan(grads[k][i]));
+            ASSERT_FALSE(std::isnan(analytic));
         }
     }
 }
@@ -72,7 +91,7 @@ TEST_F(CpuOpsTest, Embedding) {
     std::vector<int32_t> tokens = {1, 4, 1, 0, 2, 1};
     Vec wte = random_vec(rng, v * c), wpe = random_vec(rng, t * c);
     check_gradients(
-        {&wte, &wpe},
+        {added(&wte), added(&wpe)},
         [&] {
             Vec out(b * t * c);
             ops.embedding_forward(out.data(), tokens.data(), wte.data(), wpe.data(), b, t, c);
@@ -96,7 +115,7 @@ TEST_F(CpuOpsTest, LayerNorm) {
         return out;
     };
     check_gradients(
-        {&x, &w, &bias}, forward,
+        {added(&x), added(&w), added(&bias)}, forward,
         [&](const Vec& d, std::vector<Vec>& g) {
             forward();
             ops.layernorm_backward(g[0].data(), g[1].data(), g[2].data(), d.data(), x.data(),
@@ -115,7 +134,7 @@ TEST_F(CpuOpsTest, RmsNorm) {
         return out;
     };
     check_gradients(
-        {&x, &w}, forward,
+        {added(&x), added(&w)}, forward,
         [&](const Vec& d, std::vector<Vec>& g) {
             forward();
             ops.rmsnorm_backward(g[0].data(), g[1].data(), d.data(), x.data(), w.data(),
@@ -129,7 +148,7 @@ TEST_F(CpuOpsTest, Linear) {
     const int64_t n = 4, k = 5, m = 3;
     Vec x = random_vec(rng, n * k), w = random_vec(rng, m * k), bias = random_vec(rng, m);
     check_gradients(
-        {&x, &w, &bias},
+        {written(&x), added(&w), added(&bias)},
         [&] {
             Vec out(n * m);
             ops.linear_forward({out.data(), x.data(), w.data(), bias.data(), n, k, m, nullptr});
@@ -154,7 +173,7 @@ TEST_F(CpuOpsTest, CausalAttention) {
         return out;
     };
     check_gradients(
-        {&qkv}, forward,
+        {written(&qkv)}, forward,
         [&](const Vec& d, std::vector<Vec>& g) {
             forward();
             ops.attention_backward(g[0].data(), d.data(), qkv.data(), att.data(), s);
@@ -174,7 +193,7 @@ TEST_F(CpuOpsTest, RotaryEmbedding) {
     const AttentionShape s{2, 5, 2, 4};
     Vec qkv = random_vec(rng, s.batch * s.seq * 3 * s.heads * s.head_size);
     check_gradients(
-        {&qkv},
+        {written(&qkv)},
         [&] {
             Vec out(qkv.size());
             ops.rope_forward(out.data(), qkv.data(), s, 10000.0);
@@ -194,7 +213,7 @@ TEST_F(CpuOpsTest, GeluAndSwiGlu) {
     SCOPED_TRACE(seed_note(seed));
     Vec x = random_vec(rng, 24, 2.0);
     check_gradients(
-        {&x},
+        {written(&x)},
         [&] {
             Vec out(x.size());
             ops.gelu_forward(out.data(), x.data(), int64_t(x.size()));
@@ -207,7 +226,7 @@ TEST_F(CpuOpsTest, GeluAndSwiGlu) {
     const int64_t n = 3, h = 4;
     Vec y = random_vec(rng, n * 2 * h, 2.0);
     check_gradients(
-        {&y},
+        {written(&y)},
         [&] {
             Vec out(n * h);
             ops.swiglu_forward(out.data(), y.data(), n, h);
