@@ -81,15 +81,11 @@ void CpuOps<T>::add_forward(T* out, const T* a, const T* b, int64_t n) {
     cpu::add_forward(out, a, b, n);
 }
 template <typename T>
-void CpuOps<T>::softmax_xent_forward(T* losses, T* probs, const T* logits, const int32_t* targets,
-                                     int64_t n, int64_t v) {
-    cpu::softmax_xent_forward(losses, probs, logits, targets, n, v);
+void CpuOps<T>::softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets,
+                             T d_loss, int64_t n, int64_t v) {
+    cpu::softmax_xent(losses, d_logits, logits, targets, d_loss, n, v);
 }
-template <typename T>
-void CpuOps<T>::softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets, T d_loss,
-                                      int64_t n, int64_t v) {
-    cpu::softmax_xent_backward(d_logits, probs, targets, d_loss, n, v);
-}
+
 template <typename T>
 void CpuOps<T>::scale(T* x, double s, int64_t n) {
     cpu::scale(x, s, n);

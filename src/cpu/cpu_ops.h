@@ -40,10 +40,8 @@ class CpuOps final : public Ops<T> {
     void swiglu_forward(T* out, const T* x, int64_t n, int64_t h) override;
     void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h) override;
     void add_forward(T* out, const T* a, const T* b, int64_t n) override;
-    void softmax_xent_forward(T* losses, T* probs, const T* logits, const int32_t* targets,
-                              int64_t n, int64_t v) override;
-    void softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets, T d_loss,
-                               int64_t n, int64_t v) override;
+    void softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets, T d_loss,
+                      int64_t n, int64_t v) override;
     void scale(T* x, double s, int64_t n) override;
     double adamw_step(float* w, const float* g, float* m, float* v,
                       const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;

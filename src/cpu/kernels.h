@@ -64,11 +64,8 @@ template <typename T>
 void add_forward(T* out, const T* a, const T* b, int64_t n);
 
 template <typename T>
-void softmax_xent_forward(T* losses, T* probs, const T* logits, const int32_t* targets, int64_t n,
-                          int64_t v);
-template <typename T>
-void softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets, T d_loss, int64_t n,
-                           int64_t v);
+void softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets, T d_loss,
+                  int64_t n, int64_t v);
 
 template <typename T>
 void scale(T* x, double s, int64_t n);

@@ -1,7 +1,10 @@
 // Elementwise ops on the GPU: GELU (tanh approximation), SwiGLU, the residual add, scaling and
 // the BF16 rounding of GEMM operands. FP32 arithmetic.
+#include <algorithm>
+
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
+#include "cuda/reduce.cuh"
 
 namespace octet::cuda {
 namespace {
@@ -102,6 +105,35 @@ void to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream
             reinterpret_cast<uint2*>(out)[q] = make_uint2(bf16_pair(v.x, v.y), bf16_pair(v.z, v.w));
         },
         [=] __device__(int64_t i) { out[i] = __float2bfloat16_rn(in[i]); });
+}
+
+namespace {
+
+bool quad_rows(const __nv_bfloat16* out, const float* in, int64_t m, const float* scratch) {
+    return m % 4 == 0 && aligned_to(in, 16) && aligned_to(out, 8) && aligned_to(scratch, 16);
+}
+
+} // namespace
+
+int64_t bf16_column_sums_scratch(int64_t n, int64_t m) {
+    return std::max(column_quad_slices(n, m) * m, column_sum_scratch(n, m));
+}
+
+void to_bf16_with_column_sums(__nv_bfloat16* out, float* sums, const float* in, int64_t n,
+                              int64_t m, float* scratch, cudaStream_t stream) {
+    if (n <= 0 || m <= 0) return;
+    if (!quad_rows(out, in, m, scratch)) {
+        to_bf16(out, in, n * m, stream);
+        return bias_backward(sums, in, n, m, scratch, stream);
+    }
+    const int64_t quads = m / 4;
+    column_quad_sum(sums, n, m, scratch, stream, [=] __device__(int64_t r, int64_t q) {
+        const float4 v = reinterpret_cast<const float4*>(in)[r * quads + q];
+        reinterpret_cast<uint2*>(out)[r * quads + q] =
+            make_uint2(bf16_pair(v.x, v.y), bf16_pair(v.z, v.w));
+        return v;
+    });
+    OCTET_CUDA_LAUNCHED();
 }
 
 void from_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream) {

@@ -176,6 +176,7 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
         const auto wgrad = profiler_.scope("linear.wgrad");
         scaled_gemm_.run(dy_t_, *x_t, a.d_weight, true, false, stream());
     }
+    bias_grad(a);
 }
 
 const __nv_bfloat16* CudaOps::rounded_bf16(const float* x, int64_t count,
@@ -208,6 +209,10 @@ void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
     } else {
         linear_backward_dense(a);
     }
+}
+
+// d_bias[j] += Σ_i d_out[i, j], where no cast of dy summed it on the way.
+void CudaOps::bias_grad(const LinearBackwardArgs<float>& a) {
     if (a.d_bias)
         bias_backward(a.d_bias, a.d_out, a.n, a.m, scratch_floats(column_sum_scratch(a.n, a.m)),
                       stream());
@@ -222,11 +227,20 @@ void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {
         const SavedLinear& layer = saved_linear(a.precision);
         if (layer.x_bf16.size() != a.n * a.k || layer.w_bf16.size() != a.m * a.k)
             throw Error("linear backward: no forward of this shape kept its BF16 operands");
-        d_out = rounded_bf16(a.d_out, a.n * a.m, dy_bf16_);
+        const auto timed = profiler_.scope("linear.cast_bf16");
+        dy_bf16_.resize(a.n * a.m);
+        if (a.d_bias) // the bias gradient from the same read of dy
+            to_bf16_with_column_sums(dy_bf16_.data(), a.d_bias, a.d_out, a.n, a.m,
+                                     scratch_floats(bf16_column_sums_scratch(a.n, a.m)), stream());
+        else
+            to_bf16(dy_bf16_.data(), a.d_out, a.n * a.m, stream());
+        d_out = dy_bf16_.data();
         w = layer.w_bf16.data();
         in = layer.x_bf16.data();
     } else if (!a.in) {
         throw Error("linear backward: an exact layer needs its forward's input");
+    } else {
+        bias_grad(a);
     }
     if (a.d_in) { // d_in[n, k] = d_out[n, m] · W[m, k]
         const auto dgrad = profiler_.scope("linear.dgrad");
@@ -353,16 +367,10 @@ void CudaOps::add_forward(float* out, const float* a, const float* b, int64_t n)
     cuda::add_forward(out, a, b, n, stream());
 }
 
-void CudaOps::softmax_xent_forward(float* losses, float* probs, const float* logits,
-                                   const int32_t* targets, int64_t n, int64_t v) {
-    const auto timed = profiler_.scope("softmax_xent_forward");
-    cuda::softmax_xent_forward(losses, probs, logits, targets, n, v, stream());
-}
-
-void CudaOps::softmax_xent_backward(float* d_logits, const float* probs, const int32_t* targets,
-                                    float d_loss, int64_t n, int64_t v) {
-    const auto timed = profiler_.scope("softmax_xent_backward");
-    cuda::softmax_xent_backward(d_logits, probs, targets, d_loss, n, v, stream());
+void CudaOps::softmax_xent(float* losses, float* d_logits, const float* logits,
+                           const int32_t* targets, float d_loss, int64_t n, int64_t v) {
+    const auto timed = profiler_.scope("softmax_xent");
+    cuda::softmax_xent(losses, d_logits, logits, targets, d_loss, n, v, stream());
 }
 
 void CudaOps::scale(float* x, double s, int64_t n) {

@@ -75,10 +75,8 @@ class CudaOps final : public Ops<float> {
     void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n,
                          int64_t h) override;
     void add_forward(float* out, const float* a, const float* b, int64_t n) override;
-    void softmax_xent_forward(float* losses, float* probs, const float* logits,
-                              const int32_t* targets, int64_t n, int64_t v) override;
-    void softmax_xent_backward(float* d_logits, const float* probs, const int32_t* targets,
-                               float d_loss, int64_t n, int64_t v) override;
+    void softmax_xent(float* losses, float* d_logits, const float* logits, const int32_t* targets,
+                      float d_loss, int64_t n, int64_t v) override;
     void scale(float* x, double s, int64_t n) override;
     double adamw_step(float* w, const float* g, float* m, float* v,
                       const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;
@@ -109,6 +107,7 @@ class CudaOps final : public Ops<float> {
     void linear_forward_fp8(const LinearForwardArgs<float>& a);
     void linear_backward_fp8(const LinearBackwardArgs<float>& a);
     void linear_backward_dense(const LinearBackwardArgs<float>& a);
+    void bias_grad(const LinearBackwardArgs<float>& a);
     // x rounded to BF16 into `slot`.
     const __nv_bfloat16* rounded_bf16(const float* x, int64_t count, Buffer<__nv_bfloat16>& slot);
     void per_head_gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c,

@@ -50,6 +50,12 @@ void rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x
 void bias_backward(float* d_bias, const float* d_out, int64_t n, int64_t m, float* scratch,
                    cudaStream_t stream);
 void to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream);
+// out = in [n, m] rounded to BF16 and sums[j] += Σ_i in[i, j], from one read of `in` where rows
+// allow 16-byte accesses (a linear layer's dy and its bias gradient); `scratch` holds
+// bf16_column_sums_scratch(n, m) floats.
+int64_t bf16_column_sums_scratch(int64_t n, int64_t m);
+void to_bf16_with_column_sums(__nv_bfloat16* out, float* sums, const float* in, int64_t n,
+                              int64_t m, float* scratch, cudaStream_t stream);
 void from_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream);
 
 void gelu_forward(float* out, const float* x, int64_t n, cudaStream_t stream);
@@ -82,10 +88,8 @@ void rope_forward(float* out, const float* qkv, const AttentionShape& a, double 
 void rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a, double base,
                    cudaStream_t stream);
 
-void softmax_xent_forward(float* losses, float* probs, const float* logits, const int32_t* targets,
-                          int64_t n, int64_t v, cudaStream_t stream);
-void softmax_xent_backward(float* d_logits, const float* probs, const int32_t* targets,
-                           float d_loss, int64_t n, int64_t v, cudaStream_t stream);
+void softmax_xent(float* losses, float* d_logits, const float* logits, const int32_t* targets,
+                  float d_loss, int64_t n, int64_t v, cudaStream_t stream);
 
 // The multi-tensor AdamW step: `chunks` (device) cut the spans into pieces of at most
 // adamw_chunk elements, each launched as one block; norm_out (device, 2 doubles: norm, clip).

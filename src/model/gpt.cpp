@@ -176,9 +176,9 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
                          head_precision_.get()});
     if (!targets) return T(0);
     losses_.resize(n);
-    // In place: logits_ now holds the probabilities, and the backward turns them into d_logits.
-    ops_.softmax_xent_forward(losses_.data(), logits_.data(), logits_.data(), targets_.data(), n,
-                              c.vocab_size);
+    // In place: logits_ now holds the gradient of the mean loss, which the backward starts from.
+    ops_.softmax_xent(losses_.data(), logits_.data(), logits_.data(), targets_.data(),
+                      T(1.0 / double(n)), n, c.vocab_size);
     double sum = 0;
     for (T l : losses_.download()) sum += double(l);
     return T(sum / double(n));
@@ -208,9 +208,7 @@ void Gpt<T>::backward() {
         return b.data();
     };
 
-    has_targets_ = false; // the probabilities are consumed: one backward per forward
-    ops_.softmax_xent_backward(logits_.data(), logits_.data(), targets_.data(), T(1.0 / double(n)),
-                               n, c.vocab_size);
+    has_targets_ = false; // d_logits are consumed: one backward per forward
     ops_.linear_backward({sized(d_lnf_, n * C), grad(lm_head_), nullptr, logits_.data(),
                           head_precision_->backward_input(lnf_out_.data()), head_weight(), n, C,
                           c.vocab_size, head_precision_.get()});

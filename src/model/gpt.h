@@ -39,7 +39,7 @@ class Gpt {
     void backward();
     void zero_grads() { params_.zero_grads(); }
     // Row `row` of the last forward's [B·T, V] logits, copied to the host (a forward without
-    // targets: with targets the buffer holds the probabilities, then their gradient).
+    // targets: with targets the buffer holds their gradient instead).
     std::vector<T> logits_row(int64_t row) const;
 
     // Tells every linear layer's quantizers that the optimizer took a step (MOSS predicts weight

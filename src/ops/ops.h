@@ -107,15 +107,12 @@ class Ops {
     // out = a + b (the residual stream).
     virtual void add_forward(T* out, const T* a, const T* b, int64_t n) = 0;
 
-    // Softmax cross-entropy over [N, V] logits, fused: probs [N, V] and losses [N] saved; probs
-    // may be the logits themselves (overwritten in place).
-    // Backward: d_logits = (probs − onehot(target)) · d_loss (d_loss = 1/N for a mean loss);
-    // d_logits may be probs itself, so one [N, V] buffer serves the logits, the probabilities and
-    // their gradient.
-    virtual void softmax_xent_forward(T* losses, T* probs, const T* logits, const int32_t* targets,
-                                      int64_t n, int64_t v) = 0;
-    virtual void softmax_xent_backward(T* d_logits, const T* probs, const int32_t* targets,
-                                       T d_loss, int64_t n, int64_t v) = 0;
+    // Softmax cross-entropy over [N, V] logits fused with its gradient: losses [N] and d_logits =
+    // (softmax(logits) − onehot(target)) · d_loss (d_loss = 1/N for a mean loss). The loss is the
+    // root of the graph, so its gradient is known in the forward: one pass over the logits serves
+    // both, and d_logits may be the logits themselves (one [N, V] buffer).
+    virtual void softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets,
+                              T d_loss, int64_t n, int64_t v) = 0;
 
     // x ·= s (the mean over accumulated micro-batches).
     virtual void scale(T* x, double s, int64_t n) = 0;

@@ -111,6 +111,44 @@ TEST(CudaCast, Bf16OperandCastsMatchTheCodec) {
     }
 }
 
+// A linear layer's dy rounded to BF16 with its column sums (the bias gradient) from the same read:
+// codes bit for bit, sums added to a random prior within 1e-6 of float64 sums. Shapes: many rows
+// per slice, 4-column groups not a multiple of the block, and an odd width (two passes).
+TEST(CudaCast, Bf16CastWithColumnSums) {
+    OCTET_SKIP_WITHOUT_GPU();
+    const uint64_t seed = testing::fresh_seed();
+    SCOPED_TRACE(testing::seed_note(seed));
+    Rng rng(seed);
+    for (const auto& [n, m] : {std::pair<size_t, size_t>{5000, 1024}, {777, 772}, {130, 771}}) {
+        SCOPED_TRACE(std::to_string(n) + " x " + std::to_string(m));
+        std::vector<float> x(n * m), prior(m);
+        for (float& v : x) v = float(rng.normal());
+        for (float& v : prior) v = float(rng.normal());
+        DeviceBuffer<float> d_x(n * m), d_sums(m),
+            d_scratch(size_t(cuda::bf16_column_sums_scratch(int64_t(n), int64_t(m))));
+        DeviceBuffer<__nv_bfloat16> d_codes(n * m);
+        OCTET_CUDA_CHECK(cudaMemcpy(d_x.ptr, x.data(), n * m * 4, cudaMemcpyHostToDevice));
+        OCTET_CUDA_CHECK(cudaMemcpy(d_sums.ptr, prior.data(), m * 4, cudaMemcpyHostToDevice));
+        cuda::to_bf16_with_column_sums(d_codes.ptr, d_sums.ptr, d_x.ptr, int64_t(n), int64_t(m),
+                                       d_scratch.ptr, nullptr);
+        std::vector<uint16_t> codes(n * m);
+        std::vector<float> sums(m);
+        OCTET_CUDA_CHECK(cudaMemcpy(codes.data(), d_codes.ptr, n * m * 2, cudaMemcpyDeviceToHost));
+        OCTET_CUDA_CHECK(cudaMemcpy(sums.data(), d_sums.ptr, m * 4, cudaMemcpyDeviceToHost));
+        for (size_t i = 0; i < n * m; ++i)
+            ASSERT_EQ(codes[i], uint16_t(encode(x[i], Format::bf16, Overflow::ieee))) << i;
+        for (size_t j = 0; j < m; ++j) {
+            double ref = 0, magnitude = 0;
+            for (size_t i = 0; i < n; ++i) {
+                ref += x[i * m + j];
+                magnitude += std::fabs(x[i * m + j]);
+            }
+            ASSERT_FALSE(std::isnan(sums[j])) << "column " << j;
+            ASSERT_NEAR(sums[j] - double(prior[j]), ref, 1e-6 * magnitude + 1e-6) << "column " << j;
+        }
+    }
+}
+
 struct SweepResult {
     unsigned long long mismatches;
     unsigned long long nan_payload_only; // both NaN, different NaN codes

@@ -181,29 +181,39 @@ TEST_F(CudaOpsTest, ExactLinear) {
 }
 
 // BF16 operands: the CPU rounds the same operands to BF16, so only the summation order differs.
-// The GPU's backward gets no input, which is overwritten: it reads what its forward kept.
+// The GPU's backward gets no input, which is overwritten: it reads what its forward kept. The bias
+// gradient is summed while dy is rounded (M a multiple of 4), or after it (M odd).
 TEST_F(CudaOpsTest, Bf16Linear) {
-    const int64_t N = 64, K = 96, M = 80;
-    const Host x = random(N * K), w = random(M * K), d_y = random(N * M);
-    std::vector<float> xf(x.begin(), x.end()), wf(w.begin(), w.end()), dyf(d_y.begin(), d_y.end());
-    std::vector<float> y(static_cast<size_t>(N * M)), d_x(size_t(N * K), 0.0f),
-        d_w(size_t(M * K), 0.0f);
-    CpuOps<float> cpu32;
-    auto cpu_precision = LinearPrecision::bf16();
-    cpu32.linear_forward({y.data(), xf.data(), wf.data(), nullptr, N, K, M, cpu_precision.get()});
-    cpu32.linear_backward({d_x.data(), d_w.data(), nullptr, dyf.data(), xf.data(), wf.data(), N, K,
-                           M, cpu_precision.get()});
-    Buffer<float> gx = device(x), gw = device(w), gdy = device(d_y), gy = device(Host(y.size())),
-                  gdx = poisoned(d_x.size()), gdw = device(Host(d_w.size()));
-    auto gpu_precision = LinearPrecision::bf16();
-    gpu_->linear_forward({gy.data(), gx.data(), gw.data(), nullptr, N, K, M, gpu_precision.get()});
-    const std::vector<float> overwritten(x.size(), std::nanf(""));
-    gx.upload(overwritten.data(), int64_t(x.size()));
-    gpu_->linear_backward({gdx.data(), gdw.data(), nullptr, gdy.data(), nullptr, gw.data(), N, K, M,
-                           gpu_precision.get()});
-    expect_close(Host(y.begin(), y.end()), gy, 1e-5, "bf16 forward");
-    expect_close(Host(d_x.begin(), d_x.end()), gdx, 1e-5, "bf16 d_x");
-    expect_close(Host(d_w.begin(), d_w.end()), gdw, 1e-5, "bf16 d_w");
+    for (const int64_t M : {80, 75}) {
+        SCOPED_TRACE("M " + std::to_string(M));
+        const int64_t N = 300, K = 96;
+        const Host x = random(N * K), w = random(M * K), b = random(M), d_y = random(N * M);
+        const auto floats = [](const Host& h) { return std::vector<float>(h.begin(), h.end()); };
+        std::vector<float> xf = floats(x), wf = floats(w), bf = floats(b), dyf = floats(d_y);
+        std::vector<float> y(static_cast<size_t>(N * M)), d_x(size_t(N * K)),
+            d_w = floats(random(M * K)), d_b = floats(random(M));
+        Buffer<float> gx = device(x), gw = device(w), gb = device(b), gdy = device(d_y),
+                      gy = poisoned(y.size()), gdx = poisoned(d_x.size()),
+                      gdw = device(Host(d_w.begin(), d_w.end())),
+                      gdb = device(Host(d_b.begin(), d_b.end()));
+        CpuOps<float> cpu32;
+        auto cpu_precision = LinearPrecision::bf16();
+        cpu32.linear_forward(
+            {y.data(), xf.data(), wf.data(), bf.data(), N, K, M, cpu_precision.get()});
+        cpu32.linear_backward({d_x.data(), d_w.data(), d_b.data(), dyf.data(), xf.data(), wf.data(),
+                               N, K, M, cpu_precision.get()});
+        auto gpu_precision = LinearPrecision::bf16();
+        gpu_->linear_forward(
+            {gy.data(), gx.data(), gw.data(), gb.data(), N, K, M, gpu_precision.get()});
+        const std::vector<float> overwritten(x.size(), std::nanf(""));
+        gx.upload(overwritten.data(), int64_t(x.size()));
+        gpu_->linear_backward({gdx.data(), gdw.data(), gdb.data(), gdy.data(), nullptr, gw.data(),
+                               N, K, M, gpu_precision.get()});
+        expect_close(Host(y.begin(), y.end()), gy, 1e-5, "bf16 forward");
+        expect_close(Host(d_x.begin(), d_x.end()), gdx, 1e-5, "bf16 d_x");
+        expect_close(Host(d_w.begin(), d_w.end()), gdw, 1e-5, "bf16 d_w");
+        expect_close(Host(d_b.begin(), d_b.end()), gdb, 1e-6, "bf16 d_b");
+    }
 }
 
 // Attention forward and backward on both backends; with the exact kernel the state is the
@@ -301,33 +311,32 @@ TEST_F(CudaOpsTest, ActivationsAndAdd) {
     }
 }
 
+// Vocabularies in 16-byte rows and not, held in shared memory and too large for it (60,000 FP32
+// logits are 240 KB); d_logits starts as NaN, and in place is checked against out of place.
 TEST_F(CudaOpsTest, SoftmaxCrossEntropy) {
-    const int64_t n = 19, v = 1003;
-    Host logits = as_float(random(n * v, 4.0)), probs(static_cast<size_t>(n * v)),
-         losses(static_cast<size_t>(n));
-    std::vector<int32_t> targets(static_cast<size_t>(n));
-    for (int32_t& t : targets) t = int32_t(rng_.next_u64() % v);
-    Buffer<float> glogits = device(logits), gprobs = device(probs), glosses = device(losses);
-    Buffer<int32_t> gtargets = device(targets);
-    cpu_.softmax_xent_forward(losses.data(), probs.data(), logits.data(), targets.data(), n, v);
-    gpu_->softmax_xent_forward(glosses.data(), gprobs.data(), glogits.data(), gtargets.data(), n,
-                               v);
-    expect_close(losses, glosses, 1e-5, "losses");
-    expect_close(probs, gprobs, 1e-5, "probabilities");
-    Host d = as_float(random(n * v));
-    Buffer<float> gd = device(d);
-    cpu_.softmax_xent_backward(d.data(), probs.data(), targets.data(), 1.0 / double(n), n, v);
-    gpu_->softmax_xent_backward(gd.data(), gprobs.data(), gtargets.data(), float(1.0 / double(n)),
-                                n, v);
-    expect_close(d, gd, 1e-5, "d_logits");
-    // In place, as the model runs it: one buffer for logits, probabilities and d_logits.
-    Buffer<float> gbuf = device(logits), glosses2 = device(losses);
-    gpu_->softmax_xent_forward(glosses2.data(), gbuf.data(), gbuf.data(), gtargets.data(), n, v);
-    expect_close(losses, glosses2, 1e-5, "losses in place");
-    expect_close(probs, gbuf, 1e-5, "probabilities in place");
-    gpu_->softmax_xent_backward(gbuf.data(), gbuf.data(), gtargets.data(), float(1.0 / double(n)),
-                                n, v);
-    expect_close(d, gbuf, 1e-5, "d_logits in place");
+    for (const auto& [n, v] :
+         {std::pair<int64_t, int64_t>{19, 1003}, {19, 1004}, {3, 60000}, {3, 60001}}) {
+        SCOPED_TRACE("v " + std::to_string(v));
+        Host logits = as_float(random(n * v, 4.0)), d(static_cast<size_t>(n * v)),
+             losses(static_cast<size_t>(n));
+        std::vector<int32_t> targets(static_cast<size_t>(n));
+        for (int32_t& t : targets) t = int32_t(rng_.next_u64() % uint64_t(v));
+        Buffer<float> glogits = device(logits), gd = poisoned(d.size()),
+                      glosses = poisoned(losses.size());
+        Buffer<int32_t> gtargets = device(targets);
+        cpu_.softmax_xent(losses.data(), d.data(), logits.data(), targets.data(), 1.0 / double(n),
+                          n, v);
+        gpu_->softmax_xent(glosses.data(), gd.data(), glogits.data(), gtargets.data(),
+                           float(1.0 / double(n)), n, v);
+        expect_close(losses, glosses, 1e-5, "losses");
+        expect_close(d, gd, 1e-5, "d_logits");
+        // In place, as the model runs it: one buffer for the logits and their gradient.
+        Buffer<float> glosses2 = poisoned(losses.size());
+        gpu_->softmax_xent(glosses2.data(), glogits.data(), glogits.data(), gtargets.data(),
+                           float(1.0 / double(n)), n, v);
+        EXPECT_EQ(glosses.download(), glosses2.download());
+        EXPECT_EQ(gd.download(), glogits.download());
+    }
 }
 
 // The multi-tensor step against the CPU's, spans of several chunks with and without decay,

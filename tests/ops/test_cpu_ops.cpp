@@ -241,38 +241,37 @@ TEST_F(CpuOpsTest, GeluAndSwiGlu) {
 TEST_F(CpuOpsTest, SoftmaxCrossEntropy) {
     SCOPED_TRACE(seed_note(seed));
     const int64_t n = 4, v = 6;
-    Vec logits = random_vec(rng, n * v, 3.0), probs(n * v);
+    Vec logits = random_vec(rng, n * v, 3.0);
     std::vector<int32_t> targets = {0, 5, 2, 2};
-    auto forward = [&] {
-        Vec losses(n);
-        ops.softmax_xent_forward(losses.data(), probs.data(), logits.data(), targets.data(), n, v);
+    // The gradient of the mean loss: d_loss = 1/N for every row.
+    auto run = [&](Vec& losses, Vec& d_logits, const Vec& z) {
+        ops.softmax_xent(losses.data(), d_logits.data(), z.data(), targets.data(), 1.0 / n, n, v);
+    };
+    auto losses_at = [&] {
+        Vec losses(n), unused(n * v);
+        run(losses, unused, logits);
         return losses;
     };
-    // The backward takes one d_loss for all rows (the mean loss): check with r = 1/N everywhere.
-    const Vec base = forward();
-    Vec grad(n * v, 0.0);
-    ops.softmax_xent_backward(grad.data(), probs.data(), targets.data(), 1.0 / n, n, v);
+    Vec base(n), grad(n * v, std::nan(""));
+    run(base, grad, logits);
     for (size_t i = 0; i < logits.size(); ++i) {
         const double saved = logits[i];
         logits[i] = saved + 1e-5;
-        Vec up = forward();
+        const Vec up = losses_at();
         logits[i] = saved - 1e-5;
-        Vec down = forward();
+        const Vec down = losses_at();
         logits[i] = saved;
         double numeric = 0;
         for (int64_t j = 0; j < n; ++j) numeric += (up[j] - down[j]) / (2e-5) / double(n);
         ASSERT_NEAR(grad[i], numeric, 1e-6 * std::fabs(numeric) + 1e-8) << "logit " << i;
     }
-    // In place (one buffer for logits, probabilities and d_logits), as the model runs it.
-    forward(); // probs of the unperturbed logits again
+    // In place (one buffer for the logits and their gradient), as the model runs it.
     Vec buffer = logits, losses(n);
-    ops.softmax_xent_forward(losses.data(), buffer.data(), buffer.data(), targets.data(), n, v);
+    run(losses, buffer, buffer);
     EXPECT_EQ(losses, base);
-    EXPECT_EQ(buffer, probs);
-    ops.softmax_xent_backward(buffer.data(), buffer.data(), targets.data(), 1.0 / n, n, v);
     EXPECT_EQ(buffer, grad);
     targets[1] = int32_t(v); // out of the vocabulary
-    EXPECT_THROW(forward(), Error);
+    EXPECT_THROW(losses_at(), Error);
 }
 
 // The float kernels against the double ones on the same inputs: same formulas, float rounding.
