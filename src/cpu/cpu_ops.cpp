@@ -17,7 +17,7 @@ void CpuOps<T>::embedding_backward(T* d_wte, T* d_wpe, const T* d_out, const int
 }
 template <typename T>
 void CpuOps<T>::layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b,
-                                  int64_t n, int64_t c, double eps) {
+                                  int64_t n, int64_t c, double eps, const LinearPrecision*) {
     cpu::layernorm_forward(out, mean, rstd, x, w, b, n, c, eps);
 }
 template <typename T>
@@ -27,7 +27,7 @@ void CpuOps<T>::layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const
 }
 template <typename T>
 void CpuOps<T>::rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c,
-                                double eps) {
+                                double eps, const LinearPrecision*) {
     cpu::rmsnorm_forward(out, rstd, x, w, n, c, eps);
 }
 template <typename T>
@@ -44,7 +44,8 @@ void CpuOps<T>::linear_backward(const LinearBackwardArgs<T>& a) {
     cpu::linear_backward(a);
 }
 template <typename T>
-void CpuOps<T>::attention_forward(T* out, T* att, const T* qkv, const AttentionShape& a) {
+void CpuOps<T>::attention_forward(T* out, T* att, const T* qkv, const AttentionShape& a,
+                                  const LinearPrecision*) {
     cpu::attention_forward(out, att, qkv, a);
 }
 template <typename T>
@@ -61,7 +62,7 @@ void CpuOps<T>::rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a,
     cpu::rope_backward(d_qkv, d_out, a, base);
 }
 template <typename T>
-void CpuOps<T>::gelu_forward(T* out, const T* x, int64_t n) {
+void CpuOps<T>::gelu_forward(T* out, const T* x, int64_t n, const LinearPrecision*) {
     cpu::gelu_forward(out, x, n);
 }
 template <typename T>
@@ -69,7 +70,7 @@ void CpuOps<T>::gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n) {
     cpu::gelu_backward(d_x, d_out, x, n);
 }
 template <typename T>
-void CpuOps<T>::swiglu_forward(T* out, const T* x, int64_t n, int64_t h) {
+void CpuOps<T>::swiglu_forward(T* out, const T* x, int64_t n, int64_t h, const LinearPrecision*) {
     cpu::swiglu_forward(out, x, n, h);
 }
 template <typename T>

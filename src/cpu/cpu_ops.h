@@ -17,12 +17,13 @@ class CpuOps final : public Ops<T> {
                            int64_t seq, int64_t c) override;
     void embedding_backward(T* d_wte, T* d_wpe, const T* d_out, const int32_t* tokens,
                             int64_t batch, int64_t seq, int64_t c) override;
+    // The CPU keeps no operands of its own: `consumer` is ignored and `out` always written.
     void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t n,
-                           int64_t c, double eps) override;
+                           int64_t c, double eps, const LinearPrecision* consumer) override;
     void layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
                             const T* mean, const T* rstd, int64_t n, int64_t c) override;
-    void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c,
-                         double eps) override;
+    void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c, double eps,
+                         const LinearPrecision* consumer) override;
     void rmsnorm_backward(T* d_x, T* d_w, const T* d_out, const T* x, const T* w, const T* rstd,
                           int64_t n, int64_t c) override;
     void linear_forward(const LinearForwardArgs<T>& a) override;
@@ -30,14 +31,16 @@ class CpuOps final : public Ops<T> {
     int64_t attention_state_size(const AttentionShape& a) override {
         return a.batch * a.heads * a.seq * a.seq;
     }
-    void attention_forward(T* out, T* att, const T* qkv, const AttentionShape& a) override;
+    void attention_forward(T* out, T* att, const T* qkv, const AttentionShape& a,
+                           const LinearPrecision* consumer) override;
     void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* att,
                             const AttentionShape& a) override;
     void rope_forward(T* out, const T* qkv, const AttentionShape& a, double base) override;
     void rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base) override;
-    void gelu_forward(T* out, const T* x, int64_t n) override;
+    void gelu_forward(T* out, const T* x, int64_t n, const LinearPrecision* consumer) override;
     void gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n) override;
-    void swiglu_forward(T* out, const T* x, int64_t n, int64_t h) override;
+    void swiglu_forward(T* out, const T* x, int64_t n, int64_t h,
+                        const LinearPrecision* consumer) override;
     void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h) override;
     void add_forward(T* out, const T* a, const T* b, int64_t n) override;
     void softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets, T d_loss,

@@ -2,6 +2,7 @@
 // the BF16 rounding of GEMM operands. FP32 arithmetic.
 #include <algorithm>
 
+#include "cuda/bf16.cuh"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
@@ -35,6 +36,17 @@ void gelu_forward(float* out, const float* x, int64_t n, cudaStream_t stream) {
         [=] __device__(int64_t i) { out[i] = gelu(x[i]); });
 }
 
+void gelu_forward(__nv_bfloat16* out, const float* x, int64_t n, cudaStream_t stream) {
+    for_each_quad(
+        n, aligned_to(out, 8) && aligned_to(x, 16), stream,
+        [=] __device__(int64_t q) {
+            const float4 v = reinterpret_cast<const float4*>(x)[q];
+            reinterpret_cast<uint2*>(out)[q] =
+                bf16_quad(make_float4(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w)));
+        },
+        [=] __device__(int64_t i) { out[i] = __float2bfloat16_rn(gelu(x[i])); });
+}
+
 void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n, cudaStream_t stream) {
     for_each_quad(
         n, aligned_to(d_x, 16) && aligned_to(d_out, 16) && aligned_to(x, 16), stream,
@@ -47,12 +59,25 @@ void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n, cu
         [=] __device__(int64_t i) { d_x[i] = gelu_grad(x[i], d_out[i]); });
 }
 
-void swiglu_forward(float* out, const float* x, int64_t n, int64_t h, cudaStream_t stream) {
+namespace {
+
+template <typename Out>
+void swiglu_forward_as(Out* out, const float* x, int64_t n, int64_t h, cudaStream_t stream) {
     for_each(n * h, stream, [=] __device__(int64_t i) {
         const int64_t row = i / h, j = i % h;
         const float g = x[row * 2 * h + j], u = x[row * 2 * h + h + j];
-        out[i] = g / (1.0f + expf(-g)) * u;
+        store_as(out + i, g / (1.0f + expf(-g)) * u);
     });
+}
+
+} // namespace
+
+void swiglu_forward(float* out, const float* x, int64_t n, int64_t h, cudaStream_t stream) {
+    swiglu_forward_as(out, x, n, h, stream);
+}
+
+void swiglu_forward(__nv_bfloat16* out, const float* x, int64_t n, int64_t h, cudaStream_t stream) {
+    swiglu_forward_as(out, x, n, h, stream);
 }
 
 void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
@@ -83,26 +108,13 @@ void scale(float* x, double s, int64_t n, cudaStream_t stream) {
 }
 
 // The BF16 casts move four elements per access: 16 bytes of FP32, 8 of BF16.
-namespace {
-
-__device__ uint32_t bf16_pair(float lo, float hi) {
-    return uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(lo))) |
-           uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(hi))) << 16;
-}
-
-__device__ float4 bf16_quad(uint2 bits) {
-    return make_float4(__uint_as_float(bits.x << 16), __uint_as_float(bits.x & 0xFFFF0000u),
-                       __uint_as_float(bits.y << 16), __uint_as_float(bits.y & 0xFFFF0000u));
-}
-
-} // namespace
 
 void to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream) {
     for_each_quad(
         n, aligned_to(in, 16) && aligned_to(out, 8), stream,
         [=] __device__(int64_t q) {
             const float4 v = reinterpret_cast<const float4*>(in)[q];
-            reinterpret_cast<uint2*>(out)[q] = make_uint2(bf16_pair(v.x, v.y), bf16_pair(v.z, v.w));
+            reinterpret_cast<uint2*>(out)[q] = bf16_quad(v);
         },
         [=] __device__(int64_t i) { out[i] = __float2bfloat16_rn(in[i]); });
 }
@@ -129,8 +141,7 @@ void to_bf16_with_column_sums(__nv_bfloat16* out, float* sums, const float* in, 
     const int64_t quads = m / 4;
     column_quad_sum(sums, n, m, scratch, stream, [=] __device__(int64_t r, int64_t q) {
         const float4 v = reinterpret_cast<const float4*>(in)[r * quads + q];
-        reinterpret_cast<uint2*>(out)[r * quads + q] =
-            make_uint2(bf16_pair(v.x, v.y), bf16_pair(v.z, v.w));
+        reinterpret_cast<uint2*>(out)[r * quads + q] = bf16_quad(v);
         return v;
     });
     OCTET_CUDA_LAUNCHED();
@@ -140,7 +151,7 @@ void from_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stre
     for_each_quad(
         n, aligned_to(in, 8) && aligned_to(out, 16), stream,
         [=] __device__(int64_t q) {
-            reinterpret_cast<float4*>(out)[q] = bf16_quad(reinterpret_cast<const uint2*>(in)[q]);
+            reinterpret_cast<float4*>(out)[q] = float_quad(reinterpret_cast<const uint2*>(in)[q]);
         },
         [=] __device__(int64_t i) { out[i] = __bfloat162float(in[i]); });
 }

@@ -63,9 +63,13 @@ void CudaOps::embedding_backward(float* d_wte, float* d_wpe, const float* d_out,
 }
 
 void CudaOps::layernorm_forward(float* out, float* mean, float* rstd, const float* x,
-                                const float* w, const float* b, int64_t n, int64_t c, double eps) {
+                                const float* w, const float* b, int64_t n, int64_t c, double eps,
+                                const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("layernorm_forward");
-    cuda::layernorm_forward(out, mean, rstd, x, w, b, n, c, eps, stream());
+    if (__nv_bfloat16* operand = staged_bf16(consumer, out, n * c))
+        cuda::layernorm_forward(operand, mean, rstd, x, w, b, n, c, eps, stream());
+    else
+        cuda::layernorm_forward(out, mean, rstd, x, w, b, n, c, eps, stream());
 }
 
 void CudaOps::layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out,
@@ -77,9 +81,12 @@ void CudaOps::layernorm_backward(float* d_x, float* d_w, float* d_b, const float
 }
 
 void CudaOps::rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n,
-                              int64_t c, double eps) {
+                              int64_t c, double eps, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("rmsnorm_forward");
-    cuda::rmsnorm_forward(out, rstd, x, w, n, c, eps, stream());
+    if (__nv_bfloat16* operand = staged_bf16(consumer, out, n * c))
+        cuda::rmsnorm_forward(operand, rstd, x, w, n, c, eps, stream());
+    else
+        cuda::rmsnorm_forward(out, rstd, x, w, n, c, eps, stream());
 }
 
 void CudaOps::rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x,
@@ -179,6 +186,15 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
     bias_grad(a);
 }
 
+__nv_bfloat16* CudaOps::staged_bf16(const LinearPrecision* consumer, const float* out,
+                                    int64_t count) {
+    if (!bf16_operands(consumer)) return nullptr;
+    SavedLinear& layer = saved_linear(consumer);
+    layer.x_bf16.resize(count);
+    layer.staged_for = out;
+    return layer.x_bf16.data();
+}
+
 const __nv_bfloat16* CudaOps::rounded_bf16(const float* x, int64_t count,
                                            Buffer<__nv_bfloat16>& slot) {
     const auto timed = profiler_.scope("linear.cast_bf16");
@@ -196,7 +212,14 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
     const void* w = a.weight;
     if (bf16) {
         SavedLinear& layer = saved_linear(a.precision);
-        in = rounded_bf16(a.in, a.n * a.k, layer.x_bf16);
+        if (layer.staged_for) { // the op that made x wrote it in BF16 (staged_bf16)
+            if (layer.staged_for != a.in || layer.x_bf16.size() != a.n * a.k)
+                throw Error("linear forward: its input was written in BF16 for another buffer");
+            layer.staged_for = nullptr;
+            in = layer.x_bf16.data();
+        } else {
+            in = rounded_bf16(a.in, a.n * a.k, layer.x_bf16);
+        }
         w = rounded_bf16(a.weight, a.m * a.k, layer.w_bf16);
     }
     gemm_.run({in, w, bf16, false, true, a.out, a.bias, 0.0f, a.n, a.m, a.k}, stream());
@@ -273,8 +296,8 @@ FlashAttention& CudaOps::flash() {
     return *flash_;
 }
 
-void CudaOps::attention_forward(float* out, float* state, const float* qkv,
-                                const AttentionShape& a) {
+void CudaOps::attention_forward(float* out, float* state, const float* qkv, const AttentionShape& a,
+                                const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("attention_forward");
     if (a.bf16) {
         const int64_t n = a.batch * a.seq, c = a.heads * a.head_size;
@@ -282,7 +305,11 @@ void CudaOps::attention_forward(float* out, float* state, const float* qkv,
         qkv_bf16_.resize(n * 3 * c);
         to_bf16(qkv_bf16_.data(), qkv, n * 3 * c, stream());
         flash().forward(a, qkv_bf16_.data(), o, state, stream());
-        from_bf16(out, o, n * c, stream());
+        if (__nv_bfloat16* operand = staged_bf16(consumer, out, n * c))
+            OCTET_CUDA_CHECK(cudaMemcpyAsync(operand, o, size_t(n * c) * sizeof(*o),
+                                             cudaMemcpyDeviceToDevice, stream()));
+        else
+            from_bf16(out, o, n * c, stream());
         return;
     }
     float* att = state;
@@ -341,9 +368,12 @@ void CudaOps::rope_backward(float* d_qkv, const float* d_out, const AttentionSha
     cuda::rope_backward(d_qkv, d_out, a, base, stream());
 }
 
-void CudaOps::gelu_forward(float* out, const float* x, int64_t n) {
+void CudaOps::gelu_forward(float* out, const float* x, int64_t n, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("gelu_forward");
-    cuda::gelu_forward(out, x, n, stream());
+    if (__nv_bfloat16* operand = staged_bf16(consumer, out, n))
+        cuda::gelu_forward(operand, x, n, stream());
+    else
+        cuda::gelu_forward(out, x, n, stream());
 }
 
 void CudaOps::gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n) {
@@ -351,9 +381,13 @@ void CudaOps::gelu_backward(float* d_x, const float* d_out, const float* x, int6
     cuda::gelu_backward(d_x, d_out, x, n, stream());
 }
 
-void CudaOps::swiglu_forward(float* out, const float* x, int64_t n, int64_t h) {
+void CudaOps::swiglu_forward(float* out, const float* x, int64_t n, int64_t h,
+                             const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("swiglu_forward");
-    cuda::swiglu_forward(out, x, n, h, stream());
+    if (__nv_bfloat16* operand = staged_bf16(consumer, out, n * h))
+        cuda::swiglu_forward(operand, x, n, h, stream());
+    else
+        cuda::swiglu_forward(out, x, n, h, stream());
 }
 
 void CudaOps::swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n,

@@ -51,27 +51,30 @@ class CudaOps final : public Ops<float> {
     void embedding_backward(float* d_wte, float* d_wpe, const float* d_out, const int32_t* tokens,
                             int64_t batch, int64_t seq, int64_t c) override;
     void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
-                           const float* b, int64_t n, int64_t c, double eps) override;
+                           const float* b, int64_t n, int64_t c, double eps,
+                           const LinearPrecision* consumer) override;
     void layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,
                             const float* w, const float* mean, const float* rstd, int64_t n,
                             int64_t c) override;
     void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n,
-                         int64_t c, double eps) override;
+                         int64_t c, double eps, const LinearPrecision* consumer) override;
     void rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x,
                           const float* w, const float* rstd, int64_t n, int64_t c) override;
     void linear_forward(const LinearForwardArgs<float>& a) override;
     void linear_backward(const LinearBackwardArgs<float>& a) override;
     int64_t attention_state_size(const AttentionShape& a) override;
-    void attention_forward(float* out, float* state, const float* qkv,
-                           const AttentionShape& a) override;
+    void attention_forward(float* out, float* state, const float* qkv, const AttentionShape& a,
+                           const LinearPrecision* consumer) override;
     void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* state,
                             const AttentionShape& a) override;
     void rope_forward(float* out, const float* qkv, const AttentionShape& a, double base) override;
     void rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a,
                        double base) override;
-    void gelu_forward(float* out, const float* x, int64_t n) override;
+    void gelu_forward(float* out, const float* x, int64_t n,
+                      const LinearPrecision* consumer) override;
     void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n) override;
-    void swiglu_forward(float* out, const float* x, int64_t n, int64_t h) override;
+    void swiglu_forward(float* out, const float* x, int64_t n, int64_t h,
+                        const LinearPrecision* consumer) override;
     void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n,
                          int64_t h) override;
     void add_forward(float* out, const float* a, const float* b, int64_t n) override;
@@ -102,12 +105,16 @@ class CudaOps final : public Ops<float> {
         TransposeMethod x_method{}, w_method{};
         bool planned = false; // a forward has set the methods
         Buffer<__nv_bfloat16> x_bf16, w_bf16;
+        const float* staged_for = nullptr; // x_bf16 was written for the input at this address
     };
     SavedLinear& saved_linear(const LinearPrecision* p);
     void linear_forward_fp8(const LinearForwardArgs<float>& a);
     void linear_backward_fp8(const LinearBackwardArgs<float>& a);
     void linear_backward_dense(const LinearBackwardArgs<float>& a);
     void bias_grad(const LinearBackwardArgs<float>& a);
+    // Where the op writing `out`, the input of `consumer`'s next forward, writes it instead:
+    // the layer's BF16 operand, if it is a BF16 layer (ops.h's `consumer`), else nullptr.
+    __nv_bfloat16* staged_bf16(const LinearPrecision* consumer, const float* out, int64_t count);
     // x rounded to BF16 into `slot`.
     const __nv_bfloat16* rounded_bf16(const float* x, int64_t count, Buffer<__nv_bfloat16>& slot);
     void per_head_gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c,

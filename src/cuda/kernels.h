@@ -38,11 +38,17 @@ void embedding_backward(float* d_wte, float* d_wpe, const float* d_out, const in
 int64_t norm_backward_scratch(int64_t rows, int64_t cols);
 void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
                        const float* b, int64_t n, int64_t c, double eps, cudaStream_t stream);
+// The norms and activations with BF16 outputs: the FP32 results rounded to nearest, for a BF16
+// linear layer that reads nothing else (ops.h's `consumer`).
+void layernorm_forward(__nv_bfloat16* out, float* mean, float* rstd, const float* x, const float* w,
+                       const float* b, int64_t n, int64_t c, double eps, cudaStream_t stream);
 void layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,
                         const float* w, const float* mean, const float* rstd, int64_t n, int64_t c,
                         float* scratch, cudaStream_t stream);
 void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n, int64_t c,
                      double eps, cudaStream_t stream);
+void rmsnorm_forward(__nv_bfloat16* out, float* rstd, const float* x, const float* w, int64_t n,
+                     int64_t c, double eps, cudaStream_t stream);
 void rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x, const float* w,
                       const float* rstd, int64_t n, int64_t c, float* scratch, cudaStream_t stream);
 
@@ -59,8 +65,10 @@ void to_bf16_with_column_sums(__nv_bfloat16* out, float* sums, const float* in, 
 void from_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream);
 
 void gelu_forward(float* out, const float* x, int64_t n, cudaStream_t stream);
+void gelu_forward(__nv_bfloat16* out, const float* x, int64_t n, cudaStream_t stream);
 void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n, cudaStream_t stream);
 void swiglu_forward(float* out, const float* x, int64_t n, int64_t h, cudaStream_t stream);
+void swiglu_forward(__nv_bfloat16* out, const float* x, int64_t n, int64_t h, cudaStream_t stream);
 void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
                      cudaStream_t stream);
 void add_forward(float* out, const float* a, const float* b, int64_t n, cudaStream_t stream);

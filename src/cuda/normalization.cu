@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "cuda/bf16.cuh"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
@@ -71,10 +72,11 @@ NormLaunch norm_launch(int64_t c) {
     return {per, int(std::max<int64_t>(32, (threads + 31) / 32 * 32))};
 }
 
-// LayerNorm (centred) or RMSNorm: out = (x − mean) · rstd · w (+ b), one block per row.
-template <int per, bool centred>
+// LayerNorm (centred) or RMSNorm: out = (x − mean) · rstd · w (+ b), one block per row; `Out` is
+// float, or BF16 for a BF16 linear layer's operand (the FP32 value rounded, as a cast would).
+template <int per, bool centred, typename Out>
 __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
-    norm_forward_kernel(float* out, float* mean, float* rstd, const float* x, const float* w,
+    norm_forward_kernel(Out* out, float* mean, float* rstd, const float* x, const float* w,
                         const float* b, int64_t c, float eps) {
     const int64_t row = blockIdx.x;
     const float* xi = x + row * c;
@@ -95,7 +97,8 @@ __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
 #pragma unroll
     for (int k = 0; k < per; ++k) {
         const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
-        if (j < c) out[row * c + j] = centred ? (v[k] - m) * s * w[j] + b[j] : v[k] * s * w[j];
+        if (j < c)
+            store_as(out + row * c + j, centred ? (v[k] - m) * s * w[j] + b[j] : v[k] * s * w[j]);
     }
     if (threadIdx.x == 0) {
         if (centred) mean[row] = m;
@@ -155,14 +158,14 @@ __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
     }
 }
 
-template <bool centred>
-void norm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
+template <bool centred, typename Out>
+void norm_forward(Out* out, float* mean, float* rstd, const float* x, const float* w,
                   const float* b, int64_t n, int64_t c, double eps, cudaStream_t stream) {
     if (n <= 0) return;
     const NormLaunch l = norm_launch(c);
-    const auto kernel = l.per == 4   ? norm_forward_kernel<4, centred>
-                        : l.per == 8 ? norm_forward_kernel<8, centred>
-                                     : norm_forward_kernel<16, centred>;
+    const auto kernel = l.per == 4   ? norm_forward_kernel<4, centred, Out>
+                        : l.per == 8 ? norm_forward_kernel<8, centred, Out>
+                                     : norm_forward_kernel<16, centred, Out>;
     kernel<<<unsigned(n), l.threads, 0, stream>>>(out, mean, rstd, x, w, b, c, float(eps));
     OCTET_CUDA_LAUNCHED();
 }
@@ -196,6 +199,11 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* x, con
     norm_forward<true>(out, mean, rstd, x, w, b, n, c, eps, stream);
 }
 
+void layernorm_forward(__nv_bfloat16* out, float* mean, float* rstd, const float* x, const float* w,
+                       const float* b, int64_t n, int64_t c, double eps, cudaStream_t stream) {
+    norm_forward<true>(out, mean, rstd, x, w, b, n, c, eps, stream);
+}
+
 void layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,
                         const float* w, const float* mean, const float* rstd, int64_t n, int64_t c,
                         float* scratch, cudaStream_t stream) {
@@ -204,6 +212,11 @@ void layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, 
 
 void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n, int64_t c,
                      double eps, cudaStream_t stream) {
+    norm_forward<false>(out, nullptr, rstd, x, w, nullptr, n, c, eps, stream);
+}
+
+void rmsnorm_forward(__nv_bfloat16* out, float* rstd, const float* x, const float* w, int64_t n,
+                     int64_t c, double eps, cudaStream_t stream) {
     norm_forward<false>(out, nullptr, rstd, x, w, nullptr, n, c, eps, stream);
 }
 

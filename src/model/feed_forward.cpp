@@ -49,9 +49,10 @@ class DenseFeedForward final : public FeedForward<T> {
         ops_.linear_forward({up_.data(), in, params_.value(up_w_), bias(up_b_), n, d_model_,
                              up_rows, up_precision_.get()});
         if (swiglu_)
-            ops_.swiglu_forward(act_.data(), up_.data(), n, hidden_);
+            ops_.swiglu_forward(act_.data(), up_.data(), n, hidden_,
+                                down_precision_->as_consumer());
         else
-            ops_.gelu_forward(act_.data(), up_.data(), n * hidden_);
+            ops_.gelu_forward(act_.data(), up_.data(), n * hidden_, down_precision_->as_consumer());
         ops_.linear_forward({out, act_.data(), params_.value(down_w_), bias(down_b_), n, hidden_,
                              d_model_, down_precision_.get()});
     }

@@ -131,9 +131,11 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
         T* ln1_out = linear_input(L.ln1_out, *L.qkv_precision, n * C);
         if (gpt2)
             ops_.layernorm_forward(ln1_out, L.ln1_mean.data(), L.ln1_rstd.data(), x, value(L.ln1_w),
-                                   value(L.ln1_b), n, C, c.norm_eps);
+                                   value(L.ln1_b), n, C, c.norm_eps,
+                                   L.qkv_precision->as_consumer());
         else
-            ops_.rmsnorm_forward(ln1_out, L.ln1_rstd.data(), x, value(L.ln1_w), n, C, c.norm_eps);
+            ops_.rmsnorm_forward(ln1_out, L.ln1_rstd.data(), x, value(L.ln1_w), n, C, c.norm_eps,
+                                 L.qkv_precision->as_consumer());
         ops_.linear_forward({L.qkv.data(), ln1_out, value(L.qkv_w),
                              L.qkv_b == Layer::none ? nullptr : value(L.qkv_b), n, C, 3 * C,
                              L.qkv_precision.get()});
@@ -144,7 +146,8 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
             attn_in = L.qkv_rope.data();
         }
         T* attn_out = linear_input(L.attn_out, *L.proj_precision, n * C);
-        ops_.attention_forward(attn_out, L.att.data(), attn_in, shape);
+        ops_.attention_forward(attn_out, L.att.data(), attn_in, shape,
+                               L.proj_precision->as_consumer());
         ops_.linear_forward({branch_.data(), attn_out, value(L.proj_w),
                              L.proj_b == Layer::none ? nullptr : value(L.proj_b), n, C, C,
                              L.proj_precision.get()});
@@ -154,10 +157,10 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
         if (gpt2)
             ops_.layernorm_forward(ln2_out, L.ln2_mean.data(), L.ln2_rstd.data(),
                                    L.after_attn.data(), value(L.ln2_w), value(L.ln2_b), n, C,
-                                   c.norm_eps);
+                                   c.norm_eps, L.ffn->input_consumer().as_consumer());
         else
             ops_.rmsnorm_forward(ln2_out, L.ln2_rstd.data(), L.after_attn.data(), value(L.ln2_w), n,
-                                 C, c.norm_eps);
+                                 C, c.norm_eps, L.ffn->input_consumer().as_consumer());
         L.ffn->forward(branch_.data(), ln2_out, n);
         ops_.add_forward(out, L.after_attn.data(), branch_.data(), n * C);
     }
@@ -168,9 +171,10 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
     T* lnf_out = linear_input(lnf_out_, *head_precision_, n * C);
     if (gpt2)
         ops_.layernorm_forward(lnf_out, lnf_mean_.data(), lnf_rstd_.data(), x, value(lnf_w_),
-                               value(lnf_b_), n, C, c.norm_eps);
+                               value(lnf_b_), n, C, c.norm_eps, head_precision_->as_consumer());
     else
-        ops_.rmsnorm_forward(lnf_out, lnf_rstd_.data(), x, value(lnf_w_), n, C, c.norm_eps);
+        ops_.rmsnorm_forward(lnf_out, lnf_rstd_.data(), x, value(lnf_w_), n, C, c.norm_eps,
+                             head_precision_->as_consumer());
     logits_.resize(n * c.vocab_size);
     ops_.linear_forward({logits_.data(), lnf_out, head_weight(), nullptr, n, C, c.vocab_size,
                          head_precision_.get()});

@@ -44,6 +44,9 @@ class LinearPrecision {
     // Whether the forward keeps its own rounded or quantized x for the backward, so the backward
     // needs no `in` (ops.h's LinearBackwardArgs); exact layers multiply the input itself.
     bool keeps_input() const { return kind_ != Kind::exact; }
+    // The layer as the `consumer` of the op that writes its input (ops.h): itself where its
+    // forward alone reads that input (it keeps its own copy for the backward), else nullptr.
+    const LinearPrecision* as_consumer() const { return keeps_input() ? this : nullptr; }
     // What the backward is given as `in`: the forward's input, or nullptr where the layer kept it.
     template <typename T>
     const T* backward_input(const T* forward_input) const {

@@ -12,6 +12,10 @@
 // - `T` is the storage and arithmetic type: float for training, double for the float64
 //   finite-difference checks (CPU only).
 // - Softmax, normalization statistics and the loss are computed in at least float.
+// - `consumer` (norms, activations, attention): the linear layer whose forward alone reads the
+//   op's `out`, next; nullptr where `out` is read as T. A backend that keeps that layer's
+//   operands rounded or quantized may write them from the op instead of `out`, which is then
+//   left unwritten (the GPU writes a BF16 layer's operand, saving a pass that casts it).
 #pragma once
 
 #include <cstdint>
@@ -72,12 +76,13 @@ class Ops {
     // LayerNorm over the last dim; mean and rstd [N] are saved for the backward, which adds
     // its d_x to the given one (the residual stream's gradient).
     virtual void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b,
-                                   int64_t n, int64_t c, double eps) = 0;
+                                   int64_t n, int64_t c, double eps,
+                                   const LinearPrecision* consumer) = 0;
     virtual void layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
                                     const T* mean, const T* rstd, int64_t n, int64_t c) = 0;
     // RMSNorm: out = x · rstd · w, rstd = 1 / sqrt(mean(x²) + eps) saved.
     virtual void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c,
-                                 double eps) = 0;
+                                 double eps, const LinearPrecision* consumer) = 0;
     virtual void rmsnorm_backward(T* d_x, T* d_w, const T* d_out, const T* x, const T* w,
                                   const T* rstd, int64_t n, int64_t c) = 0;
 
@@ -88,7 +93,8 @@ class Ops {
     // attention_state_size() elements) keeps what the backward needs: the softmax probabilities
     // [B, NH, T, T] on the CPU, the log-sum-exp rows and the output with flash attention.
     virtual int64_t attention_state_size(const AttentionShape& a) = 0;
-    virtual void attention_forward(T* out, T* state, const T* qkv, const AttentionShape& a) = 0;
+    virtual void attention_forward(T* out, T* state, const T* qkv, const AttentionShape& a,
+                                   const LinearPrecision* consumer) = 0;
     virtual void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* state,
                                     const AttentionShape& a) = 0;
 
@@ -98,10 +104,11 @@ class Ops {
     virtual void rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base) = 0;
 
     // GELU, tanh approximation (GPT-2).
-    virtual void gelu_forward(T* out, const T* x, int64_t n) = 0;
+    virtual void gelu_forward(T* out, const T* x, int64_t n, const LinearPrecision* consumer) = 0;
     virtual void gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n) = 0;
     // SwiGLU on [N, 2H] = (gate | up): out [N, H] = silu(gate) · up.
-    virtual void swiglu_forward(T* out, const T* x, int64_t n, int64_t h) = 0;
+    virtual void swiglu_forward(T* out, const T* x, int64_t n, int64_t h,
+                                const LinearPrecision* consumer) = 0;
     virtual void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h) = 0;
 
     // out = a + b (the residual stream).

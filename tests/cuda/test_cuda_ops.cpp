@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <vector>
 
 #include "common/error.h"
@@ -123,9 +124,9 @@ TEST_F(CudaOpsTest, LayerNormAndRmsNorm) {
         Buffer<float> gx = device(x), gw = device(w), gb = device(b), gout = device(out),
                       gmean = device(mean), grstd = device(rstd);
         cpu_.layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(),
-                               N, C, 1e-5);
+                               N, C, 1e-5, nullptr);
         gpu_->layernorm_forward(gout.data(), gmean.data(), grstd.data(), gx.data(), gw.data(),
-                                gb.data(), N, C, 1e-5);
+                                gb.data(), N, C, 1e-5, nullptr);
         expect_close(out, gout, 1e-5, "layernorm out");
         expect_close(mean, gmean, 1e-5, "layernorm mean");
         expect_close(rstd, grstd, 1e-5, "layernorm rstd");
@@ -141,8 +142,8 @@ TEST_F(CudaOpsTest, LayerNormAndRmsNorm) {
         expect_close(d_w, gdw, 1e-5, "layernorm d_w");
         expect_close(d_b, gdb, 1e-5, "layernorm d_b");
 
-        cpu_.rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), N, C, 1e-5);
-        gpu_->rmsnorm_forward(gout.data(), grstd.data(), gx.data(), gw.data(), N, C, 1e-5);
+        cpu_.rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), N, C, 1e-5, nullptr);
+        gpu_->rmsnorm_forward(gout.data(), grstd.data(), gx.data(), gw.data(), N, C, 1e-5, nullptr);
         expect_close(out, gout, 1e-5, "rmsnorm out");
         expect_close(rstd, grstd, 1e-5, "rmsnorm rstd");
         cpu_.rmsnorm_backward(d_x.data(), d_w.data(), d_out.data(), x.data(), w.data(), rstd.data(),
@@ -155,7 +156,7 @@ TEST_F(CudaOpsTest, LayerNormAndRmsNorm) {
     // Rows wider than the kernels hold are refused before anything is launched.
     Buffer<float> row(gpu_->memory(), 16385), stat(gpu_->memory(), 1);
     EXPECT_THROW(gpu_->layernorm_forward(row.data(), stat.data(), stat.data(), row.data(),
-                                         row.data(), row.data(), 1, 16385, 1e-5),
+                                         row.data(), row.data(), 1, 16385, 1e-5, nullptr),
                  Error);
 }
 
@@ -224,8 +225,8 @@ void CudaOpsTest::check_attention(const AttentionShape& a, double tol) {
          att(static_cast<size_t>(a.batch * a.heads * a.seq * a.seq));
     Buffer<float> gqkv = device(qkv), gout = device(out),
                   gstate = device(Host(static_cast<size_t>(gpu_->attention_state_size(a))));
-    cpu_.attention_forward(out.data(), att.data(), qkv.data(), a);
-    gpu_->attention_forward(gout.data(), gstate.data(), gqkv.data(), a);
+    cpu_.attention_forward(out.data(), att.data(), qkv.data(), a, nullptr);
+    gpu_->attention_forward(gout.data(), gstate.data(), gqkv.data(), a, nullptr);
     expect_close(out, gout, tol, "attention out");
     if (!a.bf16) expect_close(att, gstate, tol, "attention probabilities");
     Host d_out = as_float(random(n * c)), d_qkv = as_float(random(n * 3 * c));
@@ -269,8 +270,8 @@ TEST_F(CudaOpsTest, ActivationsAndAdd) {
          d_out = as_float(random(n * 2 * h)), d_x = as_float(random(n * 2 * h));
     Buffer<float> gx = device(x), gout = device(out), gdout = device(d_out),
                   gdx = poisoned(d_x.size());
-    cpu_.gelu_forward(out.data(), x.data(), n * 2 * h);
-    gpu_->gelu_forward(gout.data(), gx.data(), n * 2 * h);
+    cpu_.gelu_forward(out.data(), x.data(), n * 2 * h, nullptr);
+    gpu_->gelu_forward(gout.data(), gx.data(), n * 2 * h, nullptr);
     expect_close(out, gout, 2e-6, "gelu forward");
     cpu_.gelu_backward(d_x.data(), d_out.data(), x.data(), n * 2 * h);
     gpu_->gelu_backward(gdx.data(), gdout.data(), gx.data(), n * 2 * h);
@@ -278,8 +279,8 @@ TEST_F(CudaOpsTest, ActivationsAndAdd) {
 
     Host s(static_cast<size_t>(n * h));
     Buffer<float> gs = device(s);
-    cpu_.swiglu_forward(s.data(), x.data(), n, h);
-    gpu_->swiglu_forward(gs.data(), gx.data(), n, h);
+    cpu_.swiglu_forward(s.data(), x.data(), n, h, nullptr);
+    gpu_->swiglu_forward(gs.data(), gx.data(), n, h, nullptr);
     expect_close(s, gs, 2e-6, "swiglu forward");
     Host d_s = as_float(random(n * h));
     Buffer<float> gds = device(d_s);
@@ -300,14 +301,85 @@ TEST_F(CudaOpsTest, ActivationsAndAdd) {
         SCOPED_TRACE("offset " + std::to_string(offset));
         const int64_t count = n * 2 * h - 1;
         Host ref(static_cast<size_t>(count)), sum(static_cast<size_t>(count));
-        cpu_.gelu_forward(ref.data(), x.data() + offset, count);
+        cpu_.gelu_forward(ref.data(), x.data() + offset, count, nullptr);
         cpu_.add_forward(sum.data(), x.data() + offset, d_out.data() + offset, count);
         const Host poison(static_cast<size_t>(count), std::nan(""));
         Buffer<float> g_ref = device(poison), g_sum = device(poison);
-        gpu_->gelu_forward(g_ref.data(), gx.data() + offset, count);
+        gpu_->gelu_forward(g_ref.data(), gx.data() + offset, count, nullptr);
         gpu_->add_forward(g_sum.data(), gx.data() + offset, gdout.data() + offset, count);
         expect_close(ref, g_ref, 2e-6, "gelu forward");
         expect_close(sum, g_sum, 2e-6, "add");
+    }
+}
+
+// Norms, activations and attention feeding a BF16 linear layer (ops.h's `consumer`) write its
+// BF16 operand instead of their FP32 output: the layer's forward and weight gradient are bit for
+// bit those of the unfused ops, and the FP32 output stays as it was (NaN here). A layer given
+// another input than the one its operand was written for refuses it.
+TEST_F(CudaOpsTest, ProducersWriteTheBf16OperandOfTheirConsumer) {
+    const int64_t n = 2 * 67, c = 64, h = 96, m = 40; // attention: batch 2, 67 tokens, one head
+    const AttentionShape attention{2, 67, 1, 64, true};
+    const Host x = random(n * 2 * h), w = random(std::max(c, 2 * h)), b = random(c),
+               weight = random(m * h);
+    Buffer<float> gx = device(x), gw = device(w), gb = device(b), gweight = device(weight),
+                  stats = poisoned(2 * size_t(n)),
+                  state = poisoned(size_t(gpu_->attention_state_size(attention)));
+    struct Producer {
+        const char* name;
+        int64_t k; // the consumer's input width
+        std::function<void(float* out, const LinearPrecision* consumer)> run;
+    };
+    const std::vector<Producer> producers = {
+        {"layernorm", c,
+         [&](float* out, const LinearPrecision* p) {
+             gpu_->layernorm_forward(out, stats.data(), stats.data() + n, gx.data(), gw.data(),
+                                     gb.data(), n, c, 1e-5, p);
+         }},
+        {"rmsnorm", c,
+         [&](float* out, const LinearPrecision* p) {
+             gpu_->rmsnorm_forward(out, stats.data(), gx.data(), gw.data(), n, c, 1e-5, p);
+         }},
+        {"gelu", h,
+         [&](float* out, const LinearPrecision* p) {
+             gpu_->gelu_forward(out, gx.data(), n * h, p);
+         }},
+        {"swiglu", h,
+         [&](float* out, const LinearPrecision* p) {
+             gpu_->swiglu_forward(out, gx.data(), n, h, p);
+         }},
+        {"attention", c,
+         [&](float* out, const LinearPrecision* p) {
+             gpu_->attention_forward(out, state.data(), gx.data(), attention, p);
+         }},
+    };
+    for (const Producer& producer : producers) {
+        SCOPED_TRACE(producer.name);
+        const int64_t k = producer.k;
+        std::vector<Host> outputs, weight_grads;
+        for (const bool staged : {false, true}) {
+            auto precision = LinearPrecision::bf16();
+            Buffer<float> in = poisoned(size_t(n * k)), y = poisoned(size_t(n * m)),
+                          d_w = device(Host(size_t(m * k), 0.0)), d_y = device(as_float(x));
+            producer.run(in.data(), staged ? precision->as_consumer() : nullptr);
+            if (staged) {
+                for (double v : host(in))
+                    ASSERT_TRUE(std::isnan(v)) << "the FP32 output was written";
+                Buffer<float> other = poisoned(size_t(n * k));
+                EXPECT_THROW(gpu_->linear_forward({y.data(), other.data(), gweight.data(), nullptr,
+                                                   n, k, m, precision.get()}),
+                             Error);
+                producer.run(in.data(), precision->as_consumer());
+            }
+            gpu_->linear_forward(
+                {y.data(), in.data(), gweight.data(), nullptr, n, k, m, precision.get()});
+            gpu_->linear_backward({nullptr, d_w.data(), nullptr, d_y.data(), nullptr,
+                                   gweight.data(), n, k, m, precision.get()});
+            outputs.push_back(host(y));
+            weight_grads.push_back(host(d_w));
+        }
+        EXPECT_EQ(outputs[0], outputs[1]);
+        EXPECT_EQ(weight_grads[0], weight_grads[1]);
+        for (double v : outputs[1]) ASSERT_FALSE(std::isnan(v));
     }
 }
 

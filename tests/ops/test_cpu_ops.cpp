@@ -111,7 +111,7 @@ TEST_F(CpuOpsTest, LayerNorm) {
     auto forward = [&] {
         Vec out(n * c);
         ops.layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(),
-                              n, c, 1e-5);
+                              n, c, 1e-5, nullptr);
         return out;
     };
     check_gradients(
@@ -130,7 +130,7 @@ TEST_F(CpuOpsTest, RmsNorm) {
     Vec x = random_vec(rng, n * c, 2.0), w = random_vec(rng, c), rstd(n);
     auto forward = [&] {
         Vec out(n * c);
-        ops.rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), n, c, 1e-5);
+        ops.rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), n, c, 1e-5, nullptr);
         return out;
     };
     check_gradients(
@@ -169,7 +169,7 @@ TEST_F(CpuOpsTest, CausalAttention) {
     Vec att(s.batch * s.heads * s.seq * s.seq);
     auto forward = [&] {
         Vec out(s.batch * s.seq * c);
-        ops.attention_forward(out.data(), att.data(), qkv.data(), s);
+        ops.attention_forward(out.data(), att.data(), qkv.data(), s, nullptr);
         return out;
     };
     check_gradients(
@@ -216,7 +216,7 @@ TEST_F(CpuOpsTest, GeluAndSwiGlu) {
         {written(&x)},
         [&] {
             Vec out(x.size());
-            ops.gelu_forward(out.data(), x.data(), int64_t(x.size()));
+            ops.gelu_forward(out.data(), x.data(), int64_t(x.size()), nullptr);
             return out;
         },
         [&](const Vec& d, std::vector<Vec>& g) {
@@ -229,7 +229,7 @@ TEST_F(CpuOpsTest, GeluAndSwiGlu) {
         {written(&y)},
         [&] {
             Vec out(n * h);
-            ops.swiglu_forward(out.data(), y.data(), n, h);
+            ops.swiglu_forward(out.data(), y.data(), n, h, nullptr);
             return out;
         },
         [&](const Vec& d, std::vector<Vec>& g) {
@@ -284,8 +284,8 @@ TEST_F(CpuOpsTest, FloatKernelsAgreeWithDouble) {
     std::vector<float> qkv_f(qkv.begin(), qkv.end());
     Vec att(s.batch * s.heads * s.seq * s.seq), out(n * c);
     std::vector<float> att_f(att.size()), out_f(out.size());
-    ops.attention_forward(out.data(), att.data(), qkv.data(), s);
-    fops.attention_forward(out_f.data(), att_f.data(), qkv_f.data(), s);
+    ops.attention_forward(out.data(), att.data(), qkv.data(), s, nullptr);
+    fops.attention_forward(out_f.data(), att_f.data(), qkv_f.data(), s, nullptr);
     for (size_t i = 0; i < out.size(); ++i)
         ASSERT_NEAR(out_f[i], out[i], 1e-5 * (1 + std::fabs(out[i])));
 
@@ -294,9 +294,9 @@ TEST_F(CpuOpsTest, FloatKernelsAgreeWithDouble) {
     Vec ln(n * c), mean(n), rstd(n);
     std::vector<float> ln_f(ln.size()), mean_f(n), rstd_f(n);
     ops.layernorm_forward(ln.data(), mean.data(), rstd.data(), out.data(), w.data(), b.data(), n, c,
-                          1e-5);
+                          1e-5, nullptr);
     fops.layernorm_forward(ln_f.data(), mean_f.data(), rstd_f.data(), out_f.data(), w_f.data(),
-                           b_f.data(), n, c, 1e-5);
+                           b_f.data(), n, c, 1e-5, nullptr);
     for (size_t i = 0; i < ln.size(); ++i)
         ASSERT_NEAR(ln_f[i], ln[i], 1e-4 * (1 + std::fabs(ln[i])));
 }
