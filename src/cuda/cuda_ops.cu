@@ -284,11 +284,22 @@ void CudaOps::per_head_gemm(const float* a, bool trans_a, const float* b, bool t
         stream());
 }
 
+namespace {
+
+// Where flash attention's BF16 output starts in its state, in floats: after the log-sum-exp
+// rows, rounded up to 16 bytes, the alignment cuDNN requires of its tensors (B · NH · T is odd
+// for odd head counts and sequence lengths).
+int64_t flash_output_offset(const AttentionShape& a) {
+    return (a.batch * a.heads * a.seq + 3) / 4 * 4;
+}
+
+} // namespace
+
 // Flash attention's state: the log-sum-exp rows [B, NH, T] in FP32, then its BF16 output
 // [B, T, C] (which the backward needs), packed two to a float.
 int64_t CudaOps::attention_state_size(const AttentionShape& a) {
     if (!a.bf16) return a.batch * a.heads * a.seq * a.seq;
-    return a.batch * a.heads * a.seq + (a.batch * a.seq * a.heads * a.head_size + 1) / 2;
+    return flash_output_offset(a) + (a.batch * a.seq * a.heads * a.head_size + 1) / 2;
 }
 
 FlashAttention& CudaOps::flash() {
@@ -301,7 +312,7 @@ void CudaOps::attention_forward(float* out, float* state, const float* qkv, cons
     const auto timed = profiler_.scope("attention_forward");
     if (a.bf16) {
         const int64_t n = a.batch * a.seq, c = a.heads * a.head_size;
-        auto* o = reinterpret_cast<__nv_bfloat16*>(state + a.batch * a.heads * a.seq);
+        auto* o = reinterpret_cast<__nv_bfloat16*>(state + flash_output_offset(a));
         qkv_bf16_.resize(n * 3 * c);
         to_bf16(qkv_bf16_.data(), qkv, n * 3 * c, stream());
         flash().forward(a, qkv_bf16_.data(), o, state, stream());
@@ -329,7 +340,7 @@ void CudaOps::attention_backward(float* d_qkv, const float* d_out, const float* 
     const auto timed = profiler_.scope("attention_backward");
     if (a.bf16) {
         const int64_t n = a.batch * a.seq, c = a.heads * a.head_size;
-        const auto* o = reinterpret_cast<const __nv_bfloat16*>(state + a.batch * a.heads * a.seq);
+        const auto* o = reinterpret_cast<const __nv_bfloat16*>(state + flash_output_offset(a));
         qkv_bf16_.resize(n * 3 * c);
         d_qkv_bf16_.resize(n * 3 * c);
         d_out_bf16_.resize(n * c);
