@@ -12,8 +12,27 @@ namespace {
 
 constexpr float gelu_k = 0.7978845608028654f; // sqrt(2/π)
 
-__device__ float gelu(float v) {
-    return 0.5f * v * (1.0f + tanhf(gelu_k * (v + 0.044715f * v * v * v)));
+struct Gelu {
+    __device__ float operator()(float v) const {
+        return 0.5f * v * (1.0f + tanhf(gelu_k * (v + 0.044715f * v * v * v)));
+    }
+};
+
+struct Identity {
+    __device__ float operator()(float v) const { return v; }
+};
+
+// out[i] = f(x[i]) in FP32, or rounded to BF16: four values per access where the pointers
+// allow it (16 bytes of FP32 in, 16 or 8 bytes out).
+template <typename Out, typename F>
+void map_elements(Out* out, const float* x, int64_t n, cudaStream_t stream, F f) {
+    for_each_quad(
+        n, aligned_to(out, 4 * sizeof(Out)) && aligned_to(x, 16), stream,
+        [=] __device__(int64_t q) {
+            const float4 v = reinterpret_cast<const float4*>(x)[q];
+            store_quad(out, q, make_float4(f(v.x), f(v.y), f(v.z), f(v.w)));
+        },
+        [=] __device__(int64_t i) { store_as(out + i, f(x[i])); });
 }
 
 // d gelu(v) / dv · d
@@ -26,25 +45,11 @@ __device__ float gelu_grad(float v, float d) {
 } // namespace
 
 void gelu_forward(float* out, const float* x, int64_t n, cudaStream_t stream) {
-    for_each_quad(
-        n, aligned_to(out, 16) && aligned_to(x, 16), stream,
-        [=] __device__(int64_t q) {
-            const float4 v = reinterpret_cast<const float4*>(x)[q];
-            reinterpret_cast<float4*>(out)[q] =
-                make_float4(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w));
-        },
-        [=] __device__(int64_t i) { out[i] = gelu(x[i]); });
+    map_elements(out, x, n, stream, Gelu{});
 }
 
 void gelu_forward(__nv_bfloat16* out, const float* x, int64_t n, cudaStream_t stream) {
-    for_each_quad(
-        n, aligned_to(out, 8) && aligned_to(x, 16), stream,
-        [=] __device__(int64_t q) {
-            const float4 v = reinterpret_cast<const float4*>(x)[q];
-            reinterpret_cast<uint2*>(out)[q] =
-                bf16_quad(make_float4(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w)));
-        },
-        [=] __device__(int64_t i) { out[i] = __float2bfloat16_rn(gelu(x[i])); });
+    map_elements(out, x, n, stream, Gelu{});
 }
 
 void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n, cudaStream_t stream) {
@@ -110,13 +115,7 @@ void scale(float* x, double s, int64_t n, cudaStream_t stream) {
 // The BF16 casts move four elements per access: 16 bytes of FP32, 8 of BF16.
 
 void to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream) {
-    for_each_quad(
-        n, aligned_to(in, 16) && aligned_to(out, 8), stream,
-        [=] __device__(int64_t q) {
-            const float4 v = reinterpret_cast<const float4*>(in)[q];
-            reinterpret_cast<uint2*>(out)[q] = bf16_quad(v);
-        },
-        [=] __device__(int64_t i) { out[i] = __float2bfloat16_rn(in[i]); });
+    map_elements(out, in, n, stream, Identity{});
 }
 
 namespace {

@@ -25,6 +25,15 @@ __device__ __forceinline__ uint2 bf16_quad(float4 v) {
     return make_uint2(bf16_pair(v.x, v.y), bf16_pair(v.z, v.w));
 }
 
+// Values 4q … 4q + 3 of `p`, in one 16-byte (FP32) or 8-byte (BF16) store.
+__device__ __forceinline__ void store_quad(float* p, int64_t q, float4 v) {
+    reinterpret_cast<float4*>(p)[q] = v;
+}
+
+__device__ __forceinline__ void store_quad(__nv_bfloat16* p, int64_t q, float4 v) {
+    reinterpret_cast<uint2*>(p)[q] = bf16_quad(v);
+}
+
 __device__ __forceinline__ float4 float_quad(uint2 bits) {
     return make_float4(__uint_as_float(bits.x << 16), __uint_as_float(bits.x & 0xFFFF0000u),
                        __uint_as_float(bits.y << 16), __uint_as_float(bits.y & 0xFFFF0000u));

@@ -66,10 +66,9 @@ void CudaOps::layernorm_forward(float* out, float* mean, float* rstd, const floa
                                 const float* w, const float* b, int64_t n, int64_t c, double eps,
                                 const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("layernorm_forward");
-    if (__nv_bfloat16* operand = staged_bf16(consumer, out, n * c))
-        cuda::layernorm_forward(operand, mean, rstd, x, w, b, n, c, eps, stream());
-    else
-        cuda::layernorm_forward(out, mean, rstd, x, w, b, n, c, eps, stream());
+    write_output(consumer, out, n * c, [&](auto* dst) {
+        cuda::layernorm_forward(dst, mean, rstd, x, w, b, n, c, eps, stream());
+    });
 }
 
 void CudaOps::layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out,
@@ -83,10 +82,8 @@ void CudaOps::layernorm_backward(float* d_x, float* d_w, float* d_b, const float
 void CudaOps::rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n,
                               int64_t c, double eps, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("rmsnorm_forward");
-    if (__nv_bfloat16* operand = staged_bf16(consumer, out, n * c))
-        cuda::rmsnorm_forward(operand, rstd, x, w, n, c, eps, stream());
-    else
-        cuda::rmsnorm_forward(out, rstd, x, w, n, c, eps, stream());
+    write_output(consumer, out, n * c,
+                 [&](auto* dst) { cuda::rmsnorm_forward(dst, rstd, x, w, n, c, eps, stream()); });
 }
 
 void CudaOps::rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x,
@@ -381,10 +378,7 @@ void CudaOps::rope_backward(float* d_qkv, const float* d_out, const AttentionSha
 
 void CudaOps::gelu_forward(float* out, const float* x, int64_t n, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("gelu_forward");
-    if (__nv_bfloat16* operand = staged_bf16(consumer, out, n))
-        cuda::gelu_forward(operand, x, n, stream());
-    else
-        cuda::gelu_forward(out, x, n, stream());
+    write_output(consumer, out, n, [&](auto* dst) { cuda::gelu_forward(dst, x, n, stream()); });
 }
 
 void CudaOps::gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n) {
@@ -395,10 +389,8 @@ void CudaOps::gelu_backward(float* d_x, const float* d_out, const float* x, int6
 void CudaOps::swiglu_forward(float* out, const float* x, int64_t n, int64_t h,
                              const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("swiglu_forward");
-    if (__nv_bfloat16* operand = staged_bf16(consumer, out, n * h))
-        cuda::swiglu_forward(operand, x, n, h, stream());
-    else
-        cuda::swiglu_forward(out, x, n, h, stream());
+    write_output(consumer, out, n * h,
+                 [&](auto* dst) { cuda::swiglu_forward(dst, x, n, h, stream()); });
 }
 
 void CudaOps::swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n,

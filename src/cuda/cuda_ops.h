@@ -115,6 +115,14 @@ class CudaOps final : public Ops<float> {
     // Where the op writing `out`, the input of `consumer`'s next forward, writes it instead:
     // the layer's BF16 operand, if it is a BF16 layer (ops.h's `consumer`), else nullptr.
     __nv_bfloat16* staged_bf16(const LinearPrecision* consumer, const float* out, int64_t count);
+    // write(dst) with dst that BF16 operand where there is one, else `out` itself.
+    template <typename Write>
+    void write_output(const LinearPrecision* consumer, float* out, int64_t count, Write write) {
+        if (__nv_bfloat16* operand = staged_bf16(consumer, out, count))
+            write(operand);
+        else
+            write(out);
+    }
     // x rounded to BF16 into `slot`.
     const __nv_bfloat16* rounded_bf16(const float* x, int64_t count, Buffer<__nv_bfloat16>& slot);
     void per_head_gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
