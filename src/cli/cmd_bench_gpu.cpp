@@ -1,7 +1,8 @@
 // GPU benchmarks. `octet bench gemm`: TFLOPS of the GPU GEMMs at the training shapes of issue 6 (M
 // = 16384 tokens by the GPT-2 124M, 1.3B and 7B projections, and 8192³): cuBLASLt BF16, FP8
 // per-tensor (fast accumulation) and FP8 block-wise (1×128 · 128×128), and Octet's microscaled
-// GEMM (cuda/microscaled_gemm.h) on the block-wise operands. Median of 20 timed runs
+// GEMM (cuda/microscaled_gemm.h) on the block-wise operands and on MOSS's (1×128 and 1×32 local
+// scales, a per-tensor weight scale). Median of 20 timed runs
 // after 5 warm-ups, CUDA events, uniformly random operands (cuda/random_fill.h); needs a build with
 // CUDA and a GPU.
 #include <algorithm>
@@ -73,7 +74,8 @@ double median_event_ms(const F& f) {
 int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
     if (printed_help("gemm",
                      "usage: octet bench gemm\n\nTFLOPS of cuBLASLt BF16, FP8 per-tensor and FP8 "
-                     "block-wise GEMMs, and of\nOctet's microscaled GEMM (1x128 . 128x128 scales), "
+                     "block-wise GEMMs, and of\nOctet's microscaled GEMM (1x128 . 128x128; 1x128 "
+                     "and 1x32 . per-tensor), "
                      "at M = 16384 and the GPT-2\n124M, 1.3B and 7B projection shapes, plus "
                      "8192^3.\n",
                      argv, out))
@@ -107,9 +109,9 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
     OCTET_CUDA_CHECK(cudaMalloc(&a, size_t(max_elems) * 2));
     OCTET_CUDA_CHECK(cudaMalloc(&b, size_t(max_elems) * 2));
     OCTET_CUDA_CHECK(cudaMalloc(&out_buf, size_t(max_elems) * 2));
-    OCTET_CUDA_CHECK(cudaMalloc(&sa, size_t(max_elems / 128 + 1) * 4));
-    OCTET_CUDA_CHECK(cudaMalloc(&sb, size_t(max_elems / 128 + 1) * 4));
-    std::vector<float> ones(size_t(max_elems / 128 + 1), 1.0f);
+    OCTET_CUDA_CHECK(cudaMalloc(&sa, size_t(max_elems / 32 + 4) * 4));
+    OCTET_CUDA_CHECK(cudaMalloc(&sb, size_t(max_elems / 32 + 4) * 4));
+    std::vector<float> ones(size_t(max_elems / 32 + 4), 1.0f);
     OCTET_CUDA_CHECK(cudaMemcpy(sa, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
     OCTET_CUDA_CHECK(cudaMemcpy(sb, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
     cuda::CublasLtGemm gemm;
@@ -131,13 +133,17 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
                                   s.m, s.n, s.k,     scaling == cuda::GemmScaling::per_tensor};
         return tflops_of(s, median_event_ms([&] { gemm.run(args, nullptr); }));
     };
-    auto octet_tflops = [&](const Shape& s) {
+    // Octet's GEMM: a with 1×G scales; b with 128×128 block scales (DeepSeek) or one scale in
+    // alpha (MOSS's predicted weight scale).
+    auto octet_tflops = [&](const Shape& s, int group, cuda::MicroscaledB b_scaling) {
         fill(s, Format::e4m3);
         const cuda::MicroscaledGemmArgs args{static_cast<const uint8_t*>(a),
                                              static_cast<const uint8_t*>(b),
                                              sa,
                                              sb,
-                                             cuda::MicroscaledB::blocks_128x128,
+                                             b_scaling,
+                                             group,
+                                             Format::e4m3,
                                              nullptr,
                                              out_buf,
                                              false,
@@ -150,19 +156,26 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
     char line[200];
     out << "device " << prop.name << ", cuBLASLt " << cublasLtGetVersion()
         << ", TFLOPS (median of 20), BF16 output\n";
-    out << "cuBLASLt: BF16, FP8 per-tensor, FP8 block-wise 1x128.128x128; Octet: microscaled "
-           "GEMM, same scales\n";
-    std::snprintf(line, sizeof line, "%-10s %6s %6s %6s %6s %7s %6s %6s %9s %10s\n", "shape", "M",
-                  "N", "K", "BF16", "tensor", "block", "Octet", "/block", "/tensor");
-    out << line << std::string(84, '-') << "\n";
+    out << "cuBLASLt: BF16, FP8 per-tensor, FP8 block-wise 1x128.128x128\n"
+           "Octet: 1x128.128x128 (as block), 1x128 and 1x32 with a per-tensor b (MOSS)\n";
+    std::snprintf(line, sizeof line, "%-10s %6s %6s %6s %6s %7s %6s %6s %7s %7s %7s %8s %7s\n",
+                  "shape", "M", "N", "K", "BF16", "tensor", "block", "Octet", "/block", "/tensor",
+                  "G128pt", "/tensor", "G32pt");
+    out << line << std::string(104, '-') << "\n";
+    using B = cuda::MicroscaledB;
     for (const Shape& s : shapes) {
         const double bf = tflops(s, cuda::GemmScaling::bf16),
                      pt = tflops(s, cuda::GemmScaling::per_tensor),
-                     bw = tflops(s, cuda::GemmScaling::blockwise), oc = octet_tflops(s);
+                     bw = tflops(s, cuda::GemmScaling::blockwise),
+                     oc = octet_tflops(s, 128, B::blocks_128x128),
+                     o128 = octet_tflops(s, 128, B::per_tensor),
+                     o32 = octet_tflops(s, 32, B::per_tensor);
         std::snprintf(line, sizeof line,
-                      "%-10s %6lld %6lld %6lld %6.0f %7.0f %6.0f %6.0f %9.2f %10.2f\n", s.name,
-                      static_cast<long long>(s.m), static_cast<long long>(s.n),
-                      static_cast<long long>(s.k), bf, pt, bw, oc, oc / bw, oc / pt);
+                      "%-10s %6lld %6lld %6lld %6.0f %7.0f %6.0f %6.0f %7.2f %7.2f %7.0f %8.2f "
+                      "%7.0f\n",
+                      s.name, static_cast<long long>(s.m), static_cast<long long>(s.n),
+                      static_cast<long long>(s.k), bf, pt, bw, oc, oc / bw, oc / pt, o128,
+                      o128 / pt, o32);
         out << line << std::flush;
     }
     for (void* p : {a, b, out_buf, (void*)sa, (void*)sb}) cudaFree(p);

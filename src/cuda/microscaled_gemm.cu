@@ -1,146 +1,400 @@
-// The microscaled GEMM (microscaled_gemm.h): CUTLASS's Hopper block-scaled kernel assembled for
-// Octet's scale layouts, shape checks, and padding to TMA's 16-byte pitches.
+// The microscaled GEMM (microscaled_gemm.h): Octet's warp-specialized WGMMA kernel, its tensor
+// maps, shape checks and padding to TMA's 16-byte pitches.
 #include "cuda/microscaled_gemm.h"
 
-#include <cute/tensor.hpp>
-#include <cutlass/cutlass.h>
-#include <cutlass/epilogue/collective/collective_builder.hpp>
-#include <cutlass/epilogue/fusion/operations.hpp>
-#include <cutlass/gemm/collective/collective_builder.hpp>
-#include <cutlass/gemm/device/gemm_universal_adapter.h>
-#include <cutlass/gemm/dispatch_policy.hpp>
-#include <cutlass/gemm/kernel/gemm_universal.hpp>
+#include <cudaTypedefs.h>
+#include <cuda_bf16.h>
 
+#include <algorithm>
+#include <mutex>
 #include <string>
 
+#include "common/error.h"
 #include "cuda/check.h"
+#include "cuda/hopper.cuh"
+#include "cuda/launch.cuh"
 
 namespace octet::cuda {
 namespace {
 
-using namespace cute;
+// A CTA computes a 128×128 tile of out; a stage of the shared-memory ring holds 128 of K of both
+// operands (one 128-byte swizzle row per operand row) and their scales. Six stages of 32 KB keep
+// TMA far enough ahead of the tensor cores and fit beside the scales in 227 KB.
+constexpr int tile_m = 128, tile_n = 128, tile_k = 128;
+constexpr int stages = 6;
+constexpr int consumer_threads = 256;           // two warpgroups of 64 rows each
+constexpr int threads = consumer_threads + 128; // and a producer warpgroup (one thread issues)
+constexpr int operand_stage_bytes = tile_m * tile_k;
+// Tiles are walked in bands of this many tile rows: the CTAs running at once then share a's rows
+// and b's columns in L2.
+constexpr int band_rows = 16;
+// Registers per thread after reallocation: the producer needs few, a consumer holds 2 × 64
+// accumulators (the running sums and a group's partial sums) and the promotion's operands.
+constexpr uint32_t producer_registers = 24, consumer_registers = 240;
 
-// 128×128×128 CTA tiles, no cluster, two consumer warpgroups sharing a tile (cooperative): the
-// fastest of the configurations measured (docs/microscaled-gemm.md). The mainloop keeps a tile of
-// partial sums beside the accumulators; at 128×256 or 256×128 the two spill out of registers.
-using TileShape = Shape<_128, _128, _128>;
-using ClusterShape = Shape<_1, _1, _1>;
-
-template <int GranularityN, class ElementOut>
-struct Kernel {
-    // Scale grids with rows (M or N) fastest, 128 of K per scale.
-    using ScaleConfig = cutlass::detail::Sm90BlockwiseScaleConfig<1, GranularityN, 128,
-                                                                  GMMA::Major::MN, GMMA::Major::MN>;
-    using LayoutSFA = decltype(ScaleConfig::deduce_layoutSFA());
-    using LayoutSFB = decltype(ScaleConfig::deduce_layoutSFB());
-    static constexpr int out_alignment = 16 / int(sizeof(ElementOut));
-
-    using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-        cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
-        cutlass::epilogue::collective::EpilogueTileAuto, float, float, ElementOut,
-        cutlass::layout::RowMajor, out_alignment, ElementOut, cutlass::layout::RowMajor,
-        out_alignment, cutlass::epilogue::TmaWarpSpecializedCooperative,
-        cutlass::epilogue::fusion::LinearCombination<ElementOut, float, ElementOut,
-                                                     float>>::CollectiveOp;
-
-    using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-        cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, cutlass::float_e4m3_t,
-        cute::tuple<cutlass::layout::RowMajor, LayoutSFA>, 16, cutlass::float_e4m3_t,
-        cute::tuple<cutlass::layout::ColumnMajor, LayoutSFB>, 16, float, TileShape, ClusterShape,
-        cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
-            sizeof(typename Epilogue::SharedStorage))>,
-        cutlass::gemm::KernelTmaWarpSpecializedCooperativeFP8BlockScaledAccum>::CollectiveOp;
-
-    using GemmKernel =
-        cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue,
-                                             cutlass::gemm::PersistentScheduler>;
-    using Gemm = cutlass::gemm::device::GemmUniversalAdapter<GemmKernel>;
+template <int group>
+struct SharedLayout {
+    static_assert(group == 32 || group == 128, "group: 32 or 128");
+    static constexpr int groups_per_stage = tile_k / group;
+    static constexpr int scale_floats = tile_m * groups_per_stage; // one operand, one stage
+    static constexpr int a_offset = 0;
+    static constexpr int b_offset = a_offset + stages * operand_stage_bytes;
+    static constexpr int a_scale_offset = b_offset + stages * operand_stage_bytes;
+    static constexpr int b_scale_offset = a_scale_offset + stages * scale_floats * 4;
+    static constexpr int block_scale_offset = b_scale_offset + stages * scale_floats * 4;
+    static constexpr int barrier_offset = block_scale_offset + (stages * 4 + 7) / 8 * 8;
+    static constexpr int bytes = barrier_offset + 2 * stages * 8;
+    static constexpr int launch_bytes = bytes + 1024; // the base is aligned to 1024 in the kernel
 };
 
-void check_status(cutlass::Status s, const char* what) {
-    if (s != cutlass::Status::kSuccess)
-        throw Error(std::string("microscaled GEMM: CUTLASS ") + what +
-                    " failed: " + cutlassGetStatusString(s));
+struct Params {
+    const float* b_block_scales; // [k_stages][tiles_n], blocks_128x128 only
+    const float* alpha;          // nullptr: 1
+    void* out;
+    float beta;
+    int m, n;
+    bool out_fp32;
+    int tiles_m, tiles_n, k_stages;
+};
+
+// The tile a CTA takes t-th: down a band of band_rows tile rows, then to the next column.
+__device__ __forceinline__ void tile_at(int t, const Params& p, int& tile_row, int& tile_col) {
+    const int per_band = band_rows * p.tiles_n;
+    const int first_row = t / per_band * band_rows;
+    const int rows = min(p.tiles_m - first_row, band_rows);
+    const int r = t % per_band;
+    tile_row = first_row + r % rows;
+    tile_col = r / rows;
 }
 
-// Runs the kernel on aligned operands (k % 16 == 0, rows of out 16-byte aligned). `workspace`
-// grows to what the kernel asks for.
-template <int GranularityN, class ElementOut>
-void run_aligned(const MicroscaledGemmArgs& g, Buffer<uint8_t>& workspace, int sm_count,
-                 cudaStream_t stream) {
-    using K = Kernel<GranularityN, ElementOut>;
-    using Gemm = typename K::Gemm;
-    const int m = int(g.m), n = int(g.n), k = int(g.k);
-    const int kb = (k + 127) / 128;
-    const int sa_stride = int(microscaled_a_scale_stride(g.m));
-    const int sb_stride = GranularityN == 1 ? n : (n + 127) / 128;
-    // Scale layouts by hand: ScaleConfig's own would give a's rows no padding, which TMA needs.
-    // Padding rows (≥ m) only scale output rows that are never stored.
-    typename K::LayoutSFA layout_sfa = make_layout(
-        make_shape(make_shape(_1{}, sa_stride), make_shape(_128{}, kb), 1),
-        make_stride(make_stride(_0{}, _1{}), make_stride(_0{}, sa_stride), sa_stride * kb));
-    typename K::LayoutSFB layout_sfb = make_layout(
-        make_shape(make_shape(Int<GranularityN>{}, sb_stride), make_shape(_128{}, kb), 1),
-        make_stride(make_stride(_0{}, _1{}), make_stride(_0{}, sb_stride), sb_stride * kb));
-    using StrideA = typename Gemm::GemmKernel::StrideA;
-    using StrideB = typename Gemm::GemmKernel::StrideB;
-    using StrideC = typename Gemm::GemmKernel::StrideC;
-    using StrideD = typename Gemm::GemmKernel::StrideD;
-    StrideA stride_a = make_stride(int64_t(k), _1{}, int64_t(m) * k);
-    StrideB stride_b = make_stride(int64_t(k), _1{}, int64_t(n) * k);
-    StrideC stride_c = make_stride(int64_t(n), _1{}, int64_t(m) * n);
-    StrideD stride_d = stride_c;
+// out[r, c..c+1] = v (+ beta · out), clipped to m × n.
+__device__ __forceinline__ void store_pair(const Params& p, int r, int c, float v0, float v1) {
+    if (r >= p.m || c >= p.n) return;
+    const int64_t i = int64_t(r) * p.n + c;
+    const bool pair = c + 1 < p.n, aligned = p.n % 2 == 0; // then out + i is 2-element aligned
+    if (p.out_fp32) {
+        float* o = static_cast<float*>(p.out) + i;
+        if (pair && aligned) {
+            float2 w = make_float2(v0, v1);
+            if (p.beta != 0.0f) {
+                const float2 old = *reinterpret_cast<const float2*>(o);
+                w.x += p.beta * old.x;
+                w.y += p.beta * old.y;
+            }
+            *reinterpret_cast<float2*>(o) = w;
+            return;
+        }
+        o[0] = p.beta != 0.0f ? v0 + p.beta * o[0] : v0;
+        if (pair) o[1] = p.beta != 0.0f ? v1 + p.beta * o[1] : v1;
+        return;
+    }
+    __nv_bfloat16* o = static_cast<__nv_bfloat16*>(p.out) + i;
+    if (pair && aligned) {
+        *reinterpret_cast<__nv_bfloat162*>(o) = __floats2bfloat162_rn(v0, v1);
+        return;
+    }
+    o[0] = __float2bfloat16_rn(v0);
+    if (pair) o[1] = __float2bfloat16_rn(v1);
+}
 
-    auto* out = static_cast<ElementOut*>(g.out);
-    typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm,
-                                  {m, n, k, 1},
-                                  {reinterpret_cast<const cutlass::float_e4m3_t*>(g.a), stride_a,
-                                   reinterpret_cast<const cutlass::float_e4m3_t*>(g.b), stride_b,
-                                   g.a_scales, layout_sfa, g.b_scales, layout_sfb},
-                                  {{}, out, stride_c, out, stride_d}};
-    args.epilogue.thread.alpha = 1.0f;
-    args.epilogue.thread.alpha_ptr = g.alpha;
-    args.epilogue.thread.beta = g.beta;
-    args.hw_info.device_id = 0;
-    args.hw_info.sm_count = sm_count;
+template <int group, Format a_format, MicroscaledB b_scaling>
+__global__ void __launch_bounds__(threads, 1)
+    microscaled_gemm_kernel(const __grid_constant__ CUtensorMap map_a,
+                            const __grid_constant__ CUtensorMap map_b,
+                            const __grid_constant__ CUtensorMap map_a_scales,
+                            const __grid_constant__ CUtensorMap map_b_scales, const Params p) {
+    using namespace hopper;
+    using L = SharedLayout<group>;
+    constexpr int groups_per_stage = L::groups_per_stage;
+    constexpr uint32_t scale_bytes = L::scale_floats * 4;
+    extern __shared__ uint8_t shared_raw[];
+    const uint32_t raw = shared_address(shared_raw), skip = (1024 - (raw & 1023)) & 1023;
+    uint8_t* shared = shared_raw + skip;
+    const uint32_t base = raw + skip;
+    const uint32_t full = base + L::barrier_offset, empty = full + stages * 8; // 8 B each
+    float* block_scale = reinterpret_cast<float*>(shared + L::block_scale_offset);
+    const int tiles = p.tiles_m * p.tiles_n;
 
-    Gemm gemm;
-    check_status(gemm.can_implement(args), "can_implement");
-    workspace.resize(int64_t(Gemm::get_workspace_size(args)));
-    check_status(gemm.initialize(args, workspace.data(), stream), "initialize");
-    check_status(gemm.run(stream), "run");
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < stages; ++s) {
+            mbarrier_init(full + 8 * s, 1);                      // the producer's arrive, + bytes
+            mbarrier_init(empty + 8 * s, consumer_threads / 32); // one arrive per consumer warp
+        }
+        fence_barrier_init();
+    }
+    __syncthreads();
+
+    if (threadIdx.x >= consumer_threads) {
+        release_registers<producer_registers>();
+        if (threadIdx.x != consumer_threads) return;
+        prefetch_tensor_map(&map_a);
+        prefetch_tensor_map(&map_b);
+        prefetch_tensor_map(&map_a_scales);
+        if constexpr (b_scaling == MicroscaledB::groups) prefetch_tensor_map(&map_b_scales);
+        constexpr uint32_t stage_bytes = 2 * operand_stage_bytes + scale_bytes +
+                                         (b_scaling == MicroscaledB::groups ? scale_bytes : 0);
+        int s = 0;
+        uint32_t phase = 0;
+        for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+            int tile_row, tile_col;
+            tile_at(t, p, tile_row, tile_col);
+            // b's block scale for the next stage is loaded while this one waits: a load in the
+            // stage's path would hold up every TMA behind it.
+            const float* b_blocks = p.b_block_scales + tile_col;
+            float next_block_scale = 0;
+            if constexpr (b_scaling == MicroscaledB::blocks_128x128) next_block_scale = b_blocks[0];
+            for (int ks = 0; ks < p.k_stages; ++ks) {
+                float stage_block_scale = next_block_scale;
+                if constexpr (b_scaling == MicroscaledB::blocks_128x128)
+                    if (ks + 1 < p.k_stages)
+                        next_block_scale = b_blocks[int64_t(ks + 1) * p.tiles_n];
+                mbarrier_wait(empty + 8 * s, phase ^ 1); // a fresh barrier passes parity 1
+                if constexpr (b_scaling == MicroscaledB::blocks_128x128)
+                    block_scale[s] = stage_block_scale;
+                const uint32_t bar = full + 8 * s;
+                mbarrier_arrive_expect_tx(bar, stage_bytes);
+                tma_load_2d(base + L::a_offset + s * operand_stage_bytes, &map_a, bar, ks * tile_k,
+                            tile_row * tile_m);
+                tma_load_2d(base + L::b_offset + s * operand_stage_bytes, &map_b, bar, ks * tile_k,
+                            tile_col * tile_n);
+                tma_load_2d(base + L::a_scale_offset + s * scale_bytes, &map_a_scales, bar,
+                            tile_row * tile_m, ks * groups_per_stage);
+                if constexpr (b_scaling == MicroscaledB::groups)
+                    tma_load_2d(base + L::b_scale_offset + s * scale_bytes, &map_b_scales, bar,
+                                tile_col * tile_n, ks * groups_per_stage);
+                if (++s == stages) s = 0, phase ^= 1;
+            }
+        }
+        return;
+    }
+
+    claim_registers<consumer_registers>();
+    const int warpgroup = threadIdx.x / 128, warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
+    const int row = warpgroup * 64 + warp * 16 + lane / 4; // and row + 8, in the tile
+    const int col = 2 * (lane % 4);                        // and col + 1, each + 8j
+    const float alpha = p.alpha ? *p.alpha : 1.0f;
+    // Descriptors of stage 0's tiles (this warpgroup's 64 rows of a), advanced per stage and k.
+    const uint64_t a_desc0 = k_major_sw128_descriptor(base + L::a_offset + warpgroup * 64 * tile_k);
+    const uint64_t b_desc0 = k_major_sw128_descriptor(base + L::b_offset);
+    const float* a_scales0 = reinterpret_cast<const float*>(shared + L::a_scale_offset) + row;
+    const float* b_scales0 = reinterpret_cast<const float*>(shared + L::b_scale_offset) + col;
+    int s = 0;
+    uint32_t phase = 0;
+    for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+        int tile_row, tile_col;
+        tile_at(t, p, tile_row, tile_col);
+        float sum[64], part[64];
+#pragma unroll
+        for (int i = 0; i < 64; ++i) sum[i] = 0.0f;
+        // Group g of stage s: its G/32 WGMMAs into `acc`, overwritten.
+        auto issue = [&](float(&acc)[64], int stage, int g) {
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < group / 32; ++kk) {
+                const uint32_t offset = stage * operand_stage_bytes + g * group + kk * 32;
+                const uint64_t da = advance_descriptor(a_desc0, offset),
+                               db = advance_descriptor(b_desc0, offset);
+                if constexpr (a_format == Format::e4m3) {
+                    if (kk == 0)
+                        wgmma_m64n128k32_e4m3_e4m3_overwrite(acc, da, db);
+                    else
+                        wgmma_m64n128k32_e4m3_e4m3(acc, da, db);
+                } else {
+                    if (kk == 0)
+                        wgmma_m64n128k32_e5m2_e4m3_overwrite(acc, da, db);
+                    else
+                        wgmma_m64n128k32_e5m2_e4m3(acc, da, db);
+                }
+            }
+            wgmma_commit();
+        };
+        // a's scales of group g of a stage, read while its WGMMAs run, off the promotion's path.
+        struct RowScales {
+            float s0, s1; // rows row and row + 8
+        };
+        auto row_scales = [&](int stage, int g) {
+            const float* sa = a_scales0 + stage * L::scale_floats + g * tile_m;
+            return RowScales{sa[0], sa[8]};
+        };
+        // Promotion of a finished group: its partial sums times its scales, into the sums.
+        auto promote = [&](float(&acc)[64], int stage, int g, RowScales r) {
+            fence_registers(acc);
+            float s0 = r.s0, s1 = r.s1;
+            if constexpr (b_scaling == MicroscaledB::blocks_128x128) {
+                s0 *= block_scale[stage];
+                s1 *= block_scale[stage];
+            }
+            if constexpr (b_scaling == MicroscaledB::groups) {
+                const float* sb = b_scales0 + stage * L::scale_floats + g * tile_n;
+#pragma unroll
+                for (int c = 0; c < 16; ++c) {
+                    const float2 b = *reinterpret_cast<const float2*>(sb + 8 * c);
+                    sum[4 * c] += acc[4 * c] * (s0 * b.x);
+                    sum[4 * c + 1] += acc[4 * c + 1] * (s0 * b.y);
+                    sum[4 * c + 2] += acc[4 * c + 2] * (s1 * b.x);
+                    sum[4 * c + 3] += acc[4 * c + 3] * (s1 * b.y);
+                }
+            } else {
+#pragma unroll
+                for (int c = 0; c < 16; ++c) {
+                    sum[4 * c] += acc[4 * c] * s0;
+                    sum[4 * c + 1] += acc[4 * c + 1] * s0;
+                    sum[4 * c + 2] += acc[4 * c + 2] * s1;
+                    sum[4 * c + 3] += acc[4 * c + 3] * s1;
+                }
+            }
+        };
+        auto release = [&](int stage) {
+            __syncwarp();
+            if (lane == 0) mbarrier_arrive(empty + 8 * stage); // free for TMA again
+        };
+        // A stage's groups in turn: WGMMAs, wait, promotion. The two warpgroups take turns on
+        // the tensor cores, so one's promotion runs under the other's WGMMAs.
+        for (int ks = 0; ks < p.k_stages; ++ks) {
+            mbarrier_wait(full + 8 * s, phase);
+#pragma unroll
+            for (int g = 0; g < groups_per_stage; ++g) {
+                issue(part, s, g);
+                const RowScales scales = row_scales(s, g);
+                wgmma_wait<0>();
+                promote(part, s, g, scales);
+            }
+            release(s);
+            if (++s == stages) s = 0, phase ^= 1;
+        }
+
+        const int r = tile_row * tile_m + row;
+#pragma unroll
+        for (int c = 0; c < 16; ++c) {
+            const int cc = tile_col * tile_n + 8 * c + col;
+            store_pair(p, r, cc, alpha * sum[4 * c], alpha * sum[4 * c + 1]);
+            store_pair(p, r + 8, cc, alpha * sum[4 * c + 2], alpha * sum[4 * c + 3]);
+        }
+    }
+}
+
+using EncodeTiled = PFN_cuTensorMapEncodeTiled_v12000;
+
+// The driver's tensor-map encoder, found at run time so that the binary does not link libcuda
+// (it starts, and runs the CPU backend, on machines without a driver).
+EncodeTiled tensor_map_encoder() {
+    static EncodeTiled encode = [] {
+        void* fn = nullptr;
+        cudaDriverEntryPointQueryResult found{};
+        OCTET_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
+                                                          cudaEnableDefault, &found));
+        if (found != cudaDriverEntryPointSuccess || !fn)
+            throw Error("microscaled GEMM: the driver has no cuTensorMapEncodeTiled");
+        return reinterpret_cast<EncodeTiled>(fn);
+    }();
+    return encode;
+}
+
+// A 2D tensor map over a row-major [outer, inner] array with a pitch of `inner` elements.
+CUtensorMap tensor_map_2d(const void* base, CUtensorMapDataType type, uint64_t element_bytes,
+                          uint64_t inner, uint64_t outer, uint32_t box_inner, uint32_t box_outer,
+                          bool swizzle_128b, const char* what) {
+    CUtensorMap map{};
+    const cuuint64_t dims[2] = {inner, outer};
+    const cuuint64_t pitch[1] = {inner * element_bytes};
+    const cuuint32_t box[2] = {box_inner, box_outer};
+    const cuuint32_t element_strides[2] = {1, 1};
+    const CUresult r =
+        tensor_map_encoder()(&map, type, 2, const_cast<void*>(base), dims, pitch, box,
+                             element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                             swizzle_128b ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE,
+                             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS)
+        throw Error(std::string("microscaled GEMM: cuTensorMapEncodeTiled failed for ") + what +
+                    " (CUresult " + std::to_string(int(r)) + ", " + std::to_string(outer) + " x " +
+                    std::to_string(inner) + ")");
+    return map;
+}
+
+template <int group, Format a_format, MicroscaledB b_scaling>
+void launch(const MicroscaledGemmArgs& g, int64_t k_pitch, int sm_count, cudaStream_t stream) {
+    using L = SharedLayout<group>;
+    auto* kernel = microscaled_gemm_kernel<group, a_format, b_scaling>;
+    static std::once_flag opted_in;
+    std::call_once(opted_in, [&] {
+        OCTET_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              L::launch_bytes));
+    });
+    const int64_t groups = (g.k + group - 1) / group;
+    const CUtensorMap map_a = tensor_map_2d(g.a, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, k_pitch, g.m,
+                                            tile_k, tile_m, true, "a");
+    const CUtensorMap map_b = tensor_map_2d(g.b, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, k_pitch, g.n,
+                                            tile_k, tile_n, true, "b");
+    const CUtensorMap map_sa =
+        tensor_map_2d(g.a_scales, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, microscaled_scale_stride(g.m),
+                      groups, tile_m, L::groups_per_stage, false, "a's scales");
+    const CUtensorMap map_sb = g.b_scaling == MicroscaledB::groups
+                                   ? tensor_map_2d(g.b_scales, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4,
+                                                   microscaled_scale_stride(g.n), groups, tile_n,
+                                                   L::groups_per_stage, false, "b's scales")
+                                   : map_sa; // not read
+    Params p{};
+    p.b_block_scales = g.b_scales;
+    p.alpha = g.alpha;
+    p.out = g.out;
+    p.beta = g.beta;
+    p.m = int(g.m);
+    p.n = int(g.n);
+    p.out_fp32 = g.out_fp32;
+    p.tiles_m = int((g.m + tile_m - 1) / tile_m);
+    p.tiles_n = int((g.n + tile_n - 1) / tile_n);
+    p.k_stages = int((k_pitch + tile_k - 1) / tile_k);
+    const int grid = int(std::min<int64_t>(int64_t(p.tiles_m) * p.tiles_n, sm_count));
+    kernel<<<grid, threads, L::launch_bytes, stream>>>(map_a, map_b, map_sa, map_sb, p);
+    OCTET_CUDA_LAUNCHED();
 }
 
 int64_t round_up(int64_t x, int64_t to) {
     return (x + to - 1) / to * to;
 }
 
-// A rows × cols matrix copied into a dst_rows × pitch one (in elements), zero padded.
-template <typename T>
-const T* pad(const T* src, int64_t rows, int64_t cols, int64_t dst_rows, int64_t pitch,
-             Buffer<T>& dst, cudaStream_t stream) {
-    dst.resize(dst_rows * pitch);
+// A rows × cols matrix of bytes copied into a rows × pitch one, zero padded.
+const uint8_t* pad_rows(const uint8_t* src, int64_t rows, int64_t cols, int64_t pitch,
+                        Buffer<uint8_t>& dst, cudaStream_t stream) {
+    dst.resize(rows * pitch);
     OCTET_CUDA_CHECK(cudaMemsetAsync(dst.data(), 0, dst.bytes(), stream));
-    OCTET_CUDA_CHECK(cudaMemcpy2DAsync(dst.data(), size_t(pitch) * sizeof(T), src,
-                                       size_t(cols) * sizeof(T), size_t(cols) * sizeof(T),
+    OCTET_CUDA_CHECK(cudaMemcpy2DAsync(dst.data(), size_t(pitch), src, size_t(cols), size_t(cols),
                                        size_t(rows), cudaMemcpyDeviceToDevice, stream));
     return dst.data();
 }
 
-template <class ElementOut>
-void run_kernel(const MicroscaledGemmArgs& g, Buffer<uint8_t>& workspace, int sm_count,
+// The kernel instance for the run's group, a's format and b's scaling.
+template <int group, Format a_format>
+void launch_for(MicroscaledB b_scaling, const MicroscaledGemmArgs& g, int64_t k_pitch, int sm_count,
                 cudaStream_t stream) {
-    if (g.b_scaling == MicroscaledB::blocks_128x128)
-        run_aligned<128, ElementOut>(g, workspace, sm_count, stream);
+    switch (b_scaling) {
+    case MicroscaledB::per_tensor:
+        return launch<group, a_format, MicroscaledB::per_tensor>(g, k_pitch, sm_count, stream);
+    case MicroscaledB::blocks_128x128:
+        return launch<group, a_format, MicroscaledB::blocks_128x128>(g, k_pitch, sm_count, stream);
+    default:
+        return launch<group, a_format, MicroscaledB::groups>(g, k_pitch, sm_count, stream);
+    }
+}
+
+void launch_for(int group, Format a_format, MicroscaledB b_scaling, const MicroscaledGemmArgs& g,
+                int64_t k_pitch, int sm_count, cudaStream_t stream) {
+    const bool e4m3 = a_format == Format::e4m3;
+    if (group == 128)
+        e4m3 ? launch_for<128, Format::e4m3>(b_scaling, g, k_pitch, sm_count, stream)
+             : launch_for<128, Format::e5m2>(b_scaling, g, k_pitch, sm_count, stream);
     else
-        run_aligned<1, ElementOut>(g, workspace, sm_count, stream);
+        e4m3 ? launch_for<32, Format::e4m3>(b_scaling, g, k_pitch, sm_count, stream)
+             : launch_for<32, Format::e5m2>(b_scaling, g, k_pitch, sm_count, stream);
+}
+
+std::string shape_name(const MicroscaledGemmArgs& g) {
+    return std::to_string(g.m) + "x" + std::to_string(g.n) + "x" + std::to_string(g.k);
 }
 
 } // namespace
 
-MicroscaledGemm::MicroscaledGemm(Memory& memory)
-    : a_padded_(memory), b_padded_(memory), out_padded_(memory), workspace_(memory),
-      b_scales_padded_(memory) {
+MicroscaledGemm::MicroscaledGemm(Memory& memory) : a_padded_(memory), b_padded_(memory) {
     int device = 0;
     OCTET_CUDA_CHECK(cudaGetDevice(&device));
     OCTET_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device));
@@ -149,8 +403,12 @@ MicroscaledGemm::MicroscaledGemm(Memory& memory)
 void MicroscaledGemm::run(const MicroscaledGemmArgs& args, cudaStream_t stream) {
     if (args.m < 0 || args.n < 0 || args.k < 0 || args.m > INT32_MAX || args.n > INT32_MAX ||
         args.k > INT32_MAX)
-        throw Error("microscaled GEMM: shape " + std::to_string(args.m) + "x" +
-                    std::to_string(args.n) + "x" + std::to_string(args.k) + " out of range");
+        throw Error("microscaled GEMM: shape " + shape_name(args) + " out of range");
+    if (args.group != 32 && args.group != 128)
+        throw Error("microscaled GEMM: group " + std::to_string(args.group) +
+                    " along K (32 or 128)");
+    if (args.a_format != Format::e4m3 && args.a_format != Format::e5m2)
+        throw Error("microscaled GEMM: a must be E4M3 or E5M2 codes");
     if (!args.out_fp32 && args.beta != 0.0f)
         throw Error("microscaled GEMM: beta needs FP32 output");
     if (args.m == 0 || args.n == 0) return;
@@ -163,34 +421,20 @@ void MicroscaledGemm::run(const MicroscaledGemmArgs& args, cudaStream_t stream) 
             throw Error("microscaled GEMM: k = 0 with beta other than 0 or 1");
         return;
     }
-    // TMA wants 16-byte row pitches: k is padded with zero codes, n with zero rows of b (and
-    // zero group scales), and the extra columns of out dropped after.
+    if (!args.a_scales || (args.b_scaling != MicroscaledB::per_tensor && !args.b_scales))
+        throw Error("microscaled GEMM: missing scales for " + shape_name(args));
+    for (const void* scales :
+         {static_cast<const void*>(args.a_scales), static_cast<const void*>(args.b_scales)})
+        if (scales && !aligned_to(scales, 16))
+            throw Error("microscaled GEMM: scale grids must start 16-byte aligned");
+    // TMA wants 16-byte aligned rows: k is padded with zero codes where it is not.
     MicroscaledGemmArgs g = args;
-    const int64_t kp = round_up(args.k, 16), np = round_up(args.n, int64_t(16 / out_bytes));
-    if (kp != args.k) g.a = pad(args.a, args.m, args.k, args.m, kp, a_padded_, stream);
-    if (kp != args.k || np != args.n) g.b = pad(args.b, args.n, args.k, np, kp, b_padded_, stream);
-    if (np != args.n && args.b_scaling == MicroscaledB::groups_1x128)
-        g.b_scales = pad(args.b_scales, (args.k + 127) / 128, args.n, (args.k + 127) / 128, np,
-                         b_scales_padded_, stream);
-    g.k = kp;
-    g.n = np;
-    const size_t row_bytes = size_t(args.n) * out_bytes, padded_row_bytes = size_t(np) * out_bytes;
-    if (np != args.n) {
-        out_padded_.resize(args.m * int64_t(padded_row_bytes));
-        if (args.beta != 0.0f)
-            OCTET_CUDA_CHECK(cudaMemcpy2DAsync(out_padded_.data(), padded_row_bytes, args.out,
-                                               row_bytes, row_bytes, size_t(args.m),
-                                               cudaMemcpyDeviceToDevice, stream));
-        g.out = out_padded_.data();
-    }
-    if (args.out_fp32)
-        run_kernel<float>(g, workspace_, sm_count_, stream);
-    else
-        run_kernel<cutlass::bfloat16_t>(g, workspace_, sm_count_, stream);
-    if (np != args.n)
-        OCTET_CUDA_CHECK(cudaMemcpy2DAsync(args.out, row_bytes, out_padded_.data(),
-                                           padded_row_bytes, row_bytes, size_t(args.m),
-                                           cudaMemcpyDeviceToDevice, stream));
+    const int64_t k_pitch = round_up(args.k, 16);
+    if (k_pitch != args.k || !aligned_to(args.a, 16))
+        g.a = pad_rows(args.a, args.m, args.k, k_pitch, a_padded_, stream);
+    if (k_pitch != args.k || !aligned_to(args.b, 16))
+        g.b = pad_rows(args.b, args.n, args.k, k_pitch, b_padded_, stream);
+    launch_for(args.group, args.a_format, args.b_scaling, g, k_pitch, sm_count_, stream);
 }
 
 } // namespace octet::cuda

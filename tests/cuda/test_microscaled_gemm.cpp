@@ -27,53 +27,78 @@ namespace {
 
 struct Case {
     int64_t m, n, k;
+    int group; // along K, for a and for b's groups
     cuda::MicroscaledB b_scaling;
+    Format a_format;
     bool pow2_scales, out_fp32;
-    float alpha, beta; // alpha 1: no alpha pointer
+    float alpha, beta; // alpha 1 (and b per-tensor's scale 1): no alpha pointer
 };
+
+const char* scaling_name(cuda::MicroscaledB b) {
+    switch (b) {
+    case cuda::MicroscaledB::per_tensor:
+        return "per-tensor";
+    case cuda::MicroscaledB::blocks_128x128:
+        return "128x128";
+    default:
+        return "groups";
+    }
+}
 
 std::string describe(const Case& c) {
     return std::to_string(c.m) + "x" + std::to_string(c.n) + "x" + std::to_string(c.k) +
-           (c.b_scaling == cuda::MicroscaledB::blocks_128x128 ? " b:128x128" : " b:1x128") +
+           " G=" + std::to_string(c.group) + " b:" + scaling_name(c.b_scaling) +
+           (c.a_format == Format::e5m2 ? " a:e5m2" : " a:e4m3") +
            (c.pow2_scales ? " pow2" : " fp32-scales") + (c.out_fp32 ? " out:fp32" : " out:bf16") +
            " alpha=" + std::to_string(c.alpha) + " beta=" + std::to_string(c.beta);
 }
 
-// Quantizes `values` (rows × k) to E4M3 codes with one scale per group: group_rows rows by 128
-// columns, scale_inv at scales[(col / 128) * stride + row / group_rows].
+// Quantizes `values` (rows × k) to `format` codes with one scale per group of group_rows rows
+// by group_cols columns: scale_inv at scales[(col / group_cols) * stride + row / group_rows].
 void quantize(const std::vector<float>& values, int64_t rows, int64_t k, int64_t group_rows,
-              bool pow2, std::vector<uint8_t>& codes, std::vector<float>& scales, int64_t stride) {
+              int64_t group_cols, bool pow2, Format format, std::vector<uint8_t>& codes,
+              std::vector<float>& scales, int64_t stride) {
     codes.resize(values.size());
-    for (int64_t g = 0; g < (k + 127) / 128; ++g)
+    const float max = format == Format::e5m2 ? 57344.0f : 448.0f;
+    for (int64_t c0 = 0; c0 < k; c0 += group_cols)
         for (int64_t r0 = 0; r0 < rows; r0 += group_rows) {
-            const int64_t r1 = std::min(rows, r0 + group_rows), c0 = g * 128,
-                          c1 = std::min(k, c0 + 128);
+            const int64_t r1 = std::min(rows, r0 + group_rows), c1 = std::min(k, c0 + group_cols);
             float amax = 0;
             for (int64_t r = r0; r < r1; ++r)
                 for (int64_t c = c0; c < c1; ++c)
                     amax = std::max(amax, std::fabs(values[size_t(r * k + c)]));
-            float scale_inv = amax > 0 ? amax / 448.0f : 1.0f;
+            float scale_inv = amax > 0 ? amax / max : 1.0f;
             if (pow2) scale_inv = std::exp2(std::ceil(std::log2(scale_inv)));
-            scales[size_t(g * stride + r0 / group_rows)] = scale_inv;
+            scales[size_t(c0 / group_cols * stride + r0 / group_rows)] = scale_inv;
             for (int64_t r = r0; r < r1; ++r)
                 for (int64_t c = c0; c < c1; ++c)
-                    codes[size_t(r * k + c)] = uint8_t(encode(values[size_t(r * k + c)] / scale_inv,
-                                                              Format::e4m3, Overflow::saturate));
+                    codes[size_t(r * k + c)] = uint8_t(
+                        encode(values[size_t(r * k + c)] / scale_inv, format, Overflow::saturate));
         }
 }
 
 void run_case(const Case& c, Rng& rng) {
     SCOPED_TRACE(describe(c));
-    const int64_t m = c.m, n = c.n, k = c.k, kb = (k + 127) / 128, nb = (n + 127) / 128;
-    const int64_t sa_stride = cuda::microscaled_a_scale_stride(m);
-    const bool blocks = c.b_scaling == cuda::MicroscaledB::blocks_128x128;
-    const int64_t sb_stride = blocks ? nb : n;
-    // a's padding rows hold NaN scales: the kernel must not let them reach the output.
+    using B = cuda::MicroscaledB;
+    const int64_t m = c.m, n = c.n, k = c.k, G = c.group;
+    const int64_t kg = (k + G - 1) / G, kb = (k + 127) / 128, nb = (n + 127) / 128;
+    const int64_t sa_stride = cuda::microscaled_scale_stride(m);
+    // b's scale grid: rows of scales (one per group along K) of sb_stride entries.
+    int64_t sb_rows = 1, sb_stride = 1, b_group_rows = n, b_group_cols = std::max<int64_t>(k, 1);
+    if (c.b_scaling == B::blocks_128x128) {
+        sb_rows = kb, sb_stride = nb, b_group_rows = 128, b_group_cols = 128;
+    } else if (c.b_scaling == B::groups) {
+        sb_rows = kg, sb_stride = cuda::microscaled_scale_stride(n), b_group_rows = 1,
+        b_group_cols = G;
+    }
+    // The scale grids' padding entries hold NaN: the kernel must not let them reach the output.
     std::vector<uint8_t> a, b;
-    std::vector<float> sa(size_t(kb * sa_stride), std::nanf("")), sb(size_t(kb * sb_stride));
-    quantize(testing::random_matrix(rng, m, k, 4.0), m, k, 1, c.pow2_scales, a, sa, sa_stride);
-    quantize(testing::random_matrix(rng, n, k, 4.0), n, k, blocks ? 128 : 1, c.pow2_scales, b, sb,
-             sb_stride);
+    std::vector<float> sa(size_t(kg * sa_stride), std::nanf("")),
+        sb(size_t(sb_rows * sb_stride), std::nanf(""));
+    quantize(testing::random_matrix(rng, m, k, 4.0), m, k, 1, G, c.pow2_scales, c.a_format, a, sa,
+             sa_stride);
+    quantize(testing::random_matrix(rng, n, k, 4.0), n, k, b_group_rows, b_group_cols,
+             c.pow2_scales, Format::e4m3, b, sb, sb_stride);
     std::vector<float> prior(size_t(m * n));
     for (auto& v : prior) v = float(rng.normal());
 
@@ -81,12 +106,13 @@ void run_case(const Case& c, Rng& rng) {
     std::vector<double> a_deq(a.size()), b_deq(b.size()), ref(size_t(m * n));
     for (int64_t r = 0; r < m; ++r)
         for (int64_t i = 0; i < k; ++i)
-            a_deq[size_t(r * k + i)] = double(decode(a[size_t(r * k + i)], Format::e4m3)) *
-                                       sa[size_t((i / 128) * sa_stride + r)];
+            a_deq[size_t(r * k + i)] = double(decode(a[size_t(r * k + i)], c.a_format)) *
+                                       sa[size_t((i / G) * sa_stride + r)];
     for (int64_t r = 0; r < n; ++r)
         for (int64_t i = 0; i < k; ++i)
-            b_deq[size_t(r * k + i)] = double(decode(b[size_t(r * k + i)], Format::e4m3)) *
-                                       sb[size_t((i / 128) * sb_stride + (blocks ? r / 128 : r))];
+            b_deq[size_t(r * k + i)] =
+                double(decode(b[size_t(r * k + i)], Format::e4m3)) *
+                sb[size_t((i / b_group_cols) * sb_stride + r / b_group_rows)];
     for (int64_t r = 0; r < m; ++r)
         for (int64_t j = 0; j < n; ++j) {
             double s = 0;
@@ -96,6 +122,8 @@ void run_case(const Case& c, Rng& rng) {
                 double(c.alpha) * s + double(c.beta) * prior[size_t(r * n + j)];
         }
 
+    // A per-tensor b's scale goes in through alpha, as MOSS's weight scale does.
+    const float alpha = c.b_scaling == B::per_tensor ? c.alpha * sb[0] : c.alpha;
     cuda::DeviceMemory memory(nullptr);
     Buffer<uint8_t> da(memory), db(memory), dout(memory);
     Buffer<float> dsa(memory), dsb(memory), dalpha(memory);
@@ -103,7 +131,7 @@ void run_case(const Case& c, Rng& rng) {
     db.upload(b.data(), int64_t(b.size()));
     dsa.upload(sa.data(), int64_t(sa.size()));
     dsb.upload(sb.data(), int64_t(sb.size()));
-    dalpha.upload(&c.alpha, 1);
+    dalpha.upload(&alpha, 1);
     const size_t out_bytes = size_t(m * n) * (c.out_fp32 ? 4 : 2);
     dout.resize(int64_t(out_bytes));
     if (c.beta != 0.0f)
@@ -112,8 +140,9 @@ void run_case(const Case& c, Rng& rng) {
         OCTET_CUDA_CHECK(cudaMemset(dout.data(), 0xFF, out_bytes)); // NaN poison
 
     cuda::MicroscaledGemm gemm(memory);
-    gemm.run({da.data(), db.data(), dsa.data(), dsb.data(), c.b_scaling,
-              c.alpha == 1.0f ? nullptr : dalpha.data(), dout.data(), c.out_fp32, c.beta, m, n, k},
+    gemm.run({da.data(), db.data(), dsa.data(), c.b_scaling == B::per_tensor ? nullptr : dsb.data(),
+              c.b_scaling, c.group, c.a_format, alpha == 1.0f ? nullptr : dalpha.data(),
+              dout.data(), c.out_fp32, c.beta, m, n, k},
              nullptr);
     OCTET_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<uint8_t> raw = dout.download();
@@ -141,30 +170,41 @@ TEST(MicroscaledGemm, MatchesFloat64ReferenceOnTileAndOddShapes) {
     SCOPED_TRACE(testing::seed_note(seed));
     Rng rng(seed);
     using B = cuda::MicroscaledB;
+    const Format e4 = Format::e4m3, e5 = Format::e5m2;
     std::vector<Case> cases = {
-        {256, 384, 512, B::blocks_128x128, true, false, 1.0f, 0.0f},
-        {256, 384, 512, B::groups_1x128, true, true, 0.375f, 0.0f},
-        {1000, 776, 1040, B::blocks_128x128, false, false, 1.0f, 0.0f},
-        {129, 130, 100, B::blocks_128x128, true, true, 2.0f, 1.0f},
-        {7, 9, 33, B::groups_1x128, false, false, 1.0f, 0.0f},
-        {333, 257, 1000, B::groups_1x128, true, true, 1.0f, 1.0f},
-        {130, 129, 1, B::blocks_128x128, false, true, 0.5f, 0.0f},
+        {256, 384, 512, 128, B::blocks_128x128, e4, true, false, 1.0f, 0.0f},
+        {256, 384, 512, 128, B::groups, e4, true, true, 0.375f, 0.0f},
+        {256, 384, 512, 32, B::per_tensor, e4, true, true, 1.0f, 0.0f},
+        {256, 384, 512, 32, B::groups, e4, true, false, 1.0f, 0.0f},
+        {1000, 776, 1040, 128, B::blocks_128x128, e4, false, false, 1.0f, 0.0f},
+        {1000, 776, 1040, 32, B::blocks_128x128, e5, true, true, 1.0f, 0.0f},
+        {129, 130, 100, 128, B::blocks_128x128, e4, true, true, 2.0f, 1.0f},
+        {7, 9, 33, 128, B::groups, e4, false, false, 1.0f, 0.0f},
+        {7, 9, 33, 32, B::groups, e5, false, true, 1.0f, 1.0f},
+        {333, 257, 1000, 128, B::groups, e5, true, true, 1.0f, 1.0f},
+        {130, 129, 1, 128, B::blocks_128x128, e4, false, true, 0.5f, 0.0f},
+        {300, 200, 2048, 128, B::per_tensor, e5, false, true, 1.0f, 0.0f},
     };
     // Fresh random shapes every run, odd ones likely.
-    for (int i = 0; i < 4; ++i)
+    const B scalings[] = {B::per_tensor, B::blocks_128x128, B::groups};
+    for (int i = 0; i < 6; ++i)
         cases.push_back({1 + int64_t(rng.uniform() * 600), 1 + int64_t(rng.uniform() * 600),
-                         1 + int64_t(rng.uniform() * 900),
-                         i % 2 ? B::groups_1x128 : B::blocks_128x128, i < 2, i % 3 == 0,
-                         i == 1 ? 0.25f : 1.0f, i == 3 ? 1.0f : 0.0f});
+                         1 + int64_t(rng.uniform() * 900), i % 2 ? 32 : 128, scalings[i % 3],
+                         i % 4 == 1 ? e5 : e4, i < 3, i % 3 == 0, i == 1 ? 0.25f : 1.0f,
+                         i == 3 ? 1.0f : 0.0f});
     for (const Case& c : cases) run_case(c, rng);
 }
 
-TEST(MicroscaledGemm, RefusesBetaWithBf16Output) {
+TEST(MicroscaledGemm, RefusesBetaWithBf16OutputAndOtherGroups) {
     OCTET_SKIP_WITHOUT_GPU();
     cuda::DeviceMemory memory(nullptr);
     cuda::MicroscaledGemm gemm(memory);
     EXPECT_THROW(gemm.run({nullptr, nullptr, nullptr, nullptr, cuda::MicroscaledB::blocks_128x128,
-                           nullptr, nullptr, false, 1.0f, 16, 16, 16},
+                           128, Format::e4m3, nullptr, nullptr, false, 1.0f, 16, 16, 16},
+                          nullptr),
+                 Error);
+    EXPECT_THROW(gemm.run({nullptr, nullptr, nullptr, nullptr, cuda::MicroscaledB::per_tensor, 64,
+                           Format::e4m3, nullptr, nullptr, true, 0.0f, 16, 16, 16},
                           nullptr),
                  Error);
 }
