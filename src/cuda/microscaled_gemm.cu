@@ -224,24 +224,17 @@ __global__ void __launch_bounds__(threads, 1)
                 s0 *= block_scale[stage];
                 s1 *= block_scale[stage];
             }
-            if constexpr (b_scaling == MicroscaledB::groups) {
-                const float* sb = b_scales0 + stage * L::scale_floats + g * tile_n;
+            // A grouped b scales each column too; other scalings multiply by 1, which folds away.
+            const float* sb = b_scales0 + stage * L::scale_floats + g * tile_n;
 #pragma unroll
-                for (int c = 0; c < 16; ++c) {
-                    const float2 b = *reinterpret_cast<const float2*>(sb + 8 * c);
-                    sum[4 * c] += acc[4 * c] * (s0 * b.x);
-                    sum[4 * c + 1] += acc[4 * c + 1] * (s0 * b.y);
-                    sum[4 * c + 2] += acc[4 * c + 2] * (s1 * b.x);
-                    sum[4 * c + 3] += acc[4 * c + 3] * (s1 * b.y);
-                }
-            } else {
-#pragma unroll
-                for (int c = 0; c < 16; ++c) {
-                    sum[4 * c] += acc[4 * c] * s0;
-                    sum[4 * c + 1] += acc[4 * c + 1] * s0;
-                    sum[4 * c + 2] += acc[4 * c + 2] * s1;
-                    sum[4 * c + 3] += acc[4 * c + 3] * s1;
-                }
+            for (int c = 0; c < 16; ++c) {
+                const float2 b = b_scaling == MicroscaledB::groups
+                                     ? *reinterpret_cast<const float2*>(sb + 8 * c)
+                                     : make_float2(1.0f, 1.0f);
+                sum[4 * c] += acc[4 * c] * (s0 * b.x);
+                sum[4 * c + 1] += acc[4 * c + 1] * (s0 * b.y);
+                sum[4 * c + 2] += acc[4 * c + 2] * (s1 * b.x);
+                sum[4 * c + 3] += acc[4 * c + 3] * (s1 * b.y);
             }
         };
         auto release = [&](int stage) {
