@@ -139,7 +139,9 @@ __device__ __forceinline__ void fence_registers(float (&d)[count]) {
 // d[64×128] += a[64×32] · b[128×32]ᵀ (name) or d = a · bᵀ (name##_overwrite), FP8 operands from
 // shared memory, FP32 accumulators in the fragment layout of the PTX ISA: thread t of the
 // warpgroup holds rows 16·(t/32) + (t%32)/4 and 8 below it, columns 8j + 2·(t%4) and the next.
-// The overwriting form declares d output-only, so the compiler keeps no old values alive for it.
+// The overwriting form ignores d's old values (scale-d 0) but still declares them read: output
+// only, ptxas may give d fresh registers and issue the WGMMA while the old values are still being
+// read, which keeps two sets alive (and spilled, in cuda/microscaled_gemm.cu).
 #define OCTET_WGMMA_M64N128K32(name, atype, btype)                                                 \
     __device__ __forceinline__ void name(float(&d)[64], uint64_t a, uint64_t b) {                  \
         asm volatile(OCTET_WGMMA_M64N128K32_ASM(atype, btype, "1")                                 \
@@ -148,7 +150,7 @@ __device__ __forceinline__ void fence_registers(float (&d)[count]) {
     }                                                                                              \
     __device__ __forceinline__ void name##_overwrite(float(&d)[64], uint64_t a, uint64_t b) {      \
         asm volatile(OCTET_WGMMA_M64N128K32_ASM(atype, btype, "0")                                 \
-                     : OCTET_WGMMA_ACC64("=f")                                                     \
+                     : OCTET_WGMMA_ACC64("+f")                                                     \
                      : "l"(a), "l"(b));                                                            \
     }
 

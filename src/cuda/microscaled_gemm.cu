@@ -133,8 +133,7 @@ __global__ void __launch_bounds__(threads, 1)
         if constexpr (b_scaling == MicroscaledB::groups) prefetch_tensor_map(&map_b_scales);
         constexpr uint32_t stage_bytes = 2 * operand_stage_bytes + scale_bytes +
                                          (b_scaling == MicroscaledB::groups ? scale_bytes : 0);
-        int s = 0;
-        uint32_t phase = 0;
+        uint32_t pass = 0; // passes over the ring so far, across tiles: their parity is the phase
         for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
             int tile_row, tile_col;
             tile_at(t, p, tile_row, tile_col);
@@ -143,33 +142,44 @@ __global__ void __launch_bounds__(threads, 1)
             const float* b_blocks = p.b_block_scales + tile_col;
             float next_block_scale = 0;
             if constexpr (b_scaling == MicroscaledB::blocks_128x128) next_block_scale = b_blocks[0];
-            for (int ks = 0; ks < p.k_stages; ++ks) {
-                float stage_block_scale = next_block_scale;
-                if constexpr (b_scaling == MicroscaledB::blocks_128x128)
-                    if (ks + 1 < p.k_stages)
-                        next_block_scale = b_blocks[int64_t(ks + 1) * p.tiles_n];
-                mbarrier_wait(empty + 8 * s, phase ^ 1); // a fresh barrier passes parity 1
-                if constexpr (b_scaling == MicroscaledB::blocks_128x128)
-                    block_scale[s] = stage_block_scale;
-                const uint32_t bar = full + 8 * s;
-                mbarrier_arrive_expect_tx(bar, stage_bytes);
-                tma_load_2d(base + L::a_offset + s * operand_stage_bytes, &map_a, bar, ks * tile_k,
-                            tile_row * tile_m);
-                tma_load_2d(base + L::b_offset + s * operand_stage_bytes, &map_b, bar, ks * tile_k,
-                            tile_col * tile_n);
-                tma_load_2d(base + L::a_scale_offset + s * scale_bytes, &map_a_scales, bar,
-                            tile_row * tile_m, ks * groups_per_stage);
-                if constexpr (b_scaling == MicroscaledB::groups)
-                    tma_load_2d(base + L::b_scale_offset + s * scale_bytes, &map_b_scales, bar,
-                                tile_col * tile_n, ks * groups_per_stage);
-                if (++s == stages) s = 0, phase ^= 1;
+            for (int first = 0; first < p.k_stages; first += stages, ++pass) {
+                const uint32_t phase = pass & 1;
+#pragma unroll
+                for (int s = 0; s < stages; ++s) {
+                    const int ks = first + s;
+                    mbarrier_wait(empty + 8 * s, phase ^ 1); // a fresh barrier passes parity 1
+                    const uint32_t bar = full + 8 * s;
+                    // Past the end of K, the stage only passes the consumers through.
+                    if (ks >= p.k_stages) {
+                        mbarrier_arrive(bar);
+                        continue;
+                    }
+                    if constexpr (b_scaling == MicroscaledB::blocks_128x128) {
+                        block_scale[s] = next_block_scale;
+                        if (ks + 1 < p.k_stages)
+                            next_block_scale = b_blocks[int64_t(ks + 1) * p.tiles_n];
+                    }
+                    mbarrier_arrive_expect_tx(bar, stage_bytes);
+                    tma_load_2d(base + L::a_offset + s * operand_stage_bytes, &map_a, bar,
+                                ks * tile_k, tile_row * tile_m);
+                    tma_load_2d(base + L::b_offset + s * operand_stage_bytes, &map_b, bar,
+                                ks * tile_k, tile_col * tile_n);
+                    tma_load_2d(base + L::a_scale_offset + s * scale_bytes, &map_a_scales, bar,
+                                tile_row * tile_m, ks * groups_per_stage);
+                    if constexpr (b_scaling == MicroscaledB::groups)
+                        tma_load_2d(base + L::b_scale_offset + s * scale_bytes, &map_b_scales, bar,
+                                    tile_col * tile_n, ks * groups_per_stage);
+                }
             }
         }
         return;
     }
 
     claim_registers<consumer_registers>();
-    const int warpgroup = threadIdx.x / 128, warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
+    // Uniform across the warp by construction (a shuffle from lane 0), so that the descriptors
+    // derived from it live in uniform registers.
+    const int warpgroup = __shfl_sync(0xffffffff, int(threadIdx.x) / 128, 0);
+    const int warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
     const int row = warpgroup * 64 + warp * 16 + lane / 4; // and row + 8, in the tile
     const int col = 2 * (lane % 4);                        // and col + 1, each + 8j
     const float alpha = p.alpha ? *p.alpha : 1.0f;
@@ -178,82 +188,89 @@ __global__ void __launch_bounds__(threads, 1)
     const uint64_t b_desc0 = k_major_sw128_descriptor(base + L::b_offset);
     const float* a_scales0 = reinterpret_cast<const float*>(shared + L::a_scale_offset) + row;
     const float* b_scales0 = reinterpret_cast<const float*>(shared + L::b_scale_offset) + col;
-    int s = 0;
-    uint32_t phase = 0;
+    // A group's partial sums. The WGMMAs declare them read (hopper.cuh says why), so they are
+    // defined once here; their values never matter.
+    float part[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) part[i] = 0.0f;
+    uint32_t pass = 0; // as the producer's
     for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
         int tile_row, tile_col;
         tile_at(t, p, tile_row, tile_col);
-        float sum[64], part[64];
+        float sum[64];
 #pragma unroll
         for (int i = 0; i < 64; ++i) sum[i] = 0.0f;
-        // Group g of stage s: its G/32 WGMMAs into `acc`, overwritten.
-        auto issue = [&](float(&acc)[64], int stage, int g) {
+        // Group g of stage s: its G/32 WGMMAs into `part` (its old values ignored).
+        auto issue = [&](int s, int g) {
             wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < group / 32; ++kk) {
-                const uint32_t offset = stage * operand_stage_bytes + g * group + kk * 32;
+                const uint32_t offset = s * operand_stage_bytes + g * group + kk * 32;
                 const uint64_t da = advance_descriptor(a_desc0, offset),
                                db = advance_descriptor(b_desc0, offset);
                 if constexpr (a_format == Format::e4m3) {
                     if (kk == 0)
-                        wgmma_m64n128k32_e4m3_e4m3_overwrite(acc, da, db);
+                        wgmma_m64n128k32_e4m3_e4m3_overwrite(part, da, db);
                     else
-                        wgmma_m64n128k32_e4m3_e4m3(acc, da, db);
+                        wgmma_m64n128k32_e4m3_e4m3(part, da, db);
                 } else {
                     if (kk == 0)
-                        wgmma_m64n128k32_e5m2_e4m3_overwrite(acc, da, db);
+                        wgmma_m64n128k32_e5m2_e4m3_overwrite(part, da, db);
                     else
-                        wgmma_m64n128k32_e5m2_e4m3(acc, da, db);
+                        wgmma_m64n128k32_e5m2_e4m3(part, da, db);
                 }
             }
             wgmma_commit();
         };
-        // a's scales of group g of a stage, read while its WGMMAs run, off the promotion's path.
-        struct RowScales {
-            float s0, s1; // rows row and row + 8
-        };
-        auto row_scales = [&](int stage, int g) {
-            const float* sa = a_scales0 + stage * L::scale_floats + g * tile_m;
-            return RowScales{sa[0], sa[8]};
-        };
-        // Promotion of a finished group: its partial sums times its scales, into the sums.
-        auto promote = [&](float(&acc)[64], int stage, int g, RowScales r) {
-            fence_registers(acc);
-            float s0 = r.s0, s1 = r.s1;
-            if constexpr (b_scaling == MicroscaledB::blocks_128x128) {
-                s0 *= block_scale[stage];
-                s1 *= block_scale[stage];
-            }
+        // Promotion of a finished group: its partial sums times its scales (s0, s1 for rows row
+        // and row + 8), into the sums.
+        auto promote = [&](int s, int g, float s0, float s1) {
+            fence_registers(part);
             // A grouped b scales each column too; other scalings multiply by 1, which folds away.
-            const float* sb = b_scales0 + stage * L::scale_floats + g * tile_n;
+            const float* sb = b_scales0 + s * L::scale_floats + g * tile_n;
 #pragma unroll
             for (int c = 0; c < 16; ++c) {
                 const float2 b = b_scaling == MicroscaledB::groups
                                      ? *reinterpret_cast<const float2*>(sb + 8 * c)
                                      : make_float2(1.0f, 1.0f);
-                sum[4 * c] += acc[4 * c] * (s0 * b.x);
-                sum[4 * c + 1] += acc[4 * c + 1] * (s0 * b.y);
-                sum[4 * c + 2] += acc[4 * c + 2] * (s1 * b.x);
-                sum[4 * c + 3] += acc[4 * c + 3] * (s1 * b.y);
+                sum[4 * c] += part[4 * c] * (s0 * b.x);
+                sum[4 * c + 1] += part[4 * c + 1] * (s0 * b.y);
+                sum[4 * c + 2] += part[4 * c + 2] * (s1 * b.x);
+                sum[4 * c + 3] += part[4 * c + 3] * (s1 * b.y);
             }
         };
-        auto release = [&](int stage) {
+        auto release = [&](int s) {
             __syncwarp();
-            if (lane == 0) mbarrier_arrive(empty + 8 * stage); // free for TMA again
+            if (lane == 0) mbarrier_arrive(empty + 8 * s); // free for TMA again
         };
-        // A stage's groups in turn: WGMMAs, wait, promotion. The two warpgroups take turns on
-        // the tensor cores, so one's promotion runs under the other's WGMMAs.
-        for (int ks = 0; ks < p.k_stages; ++ks) {
-            mbarrier_wait(full + 8 * s, phase);
+        // The ring is unrolled, so every shared address below is the base plus a constant. A
+        // stage's groups in turn: WGMMAs, wait, promotion; the two warpgroups take turns on the
+        // tensor cores, so one's promotion runs under the other's WGMMAs.
+        for (int first = 0; first < p.k_stages; first += stages, ++pass) {
+            const uint32_t phase = pass & 1;
 #pragma unroll
-            for (int g = 0; g < groups_per_stage; ++g) {
-                issue(part, s, g);
-                const RowScales scales = row_scales(s, g);
-                wgmma_wait<0>();
-                promote(part, s, g, scales);
+            for (int s = 0; s < stages; ++s) {
+                mbarrier_wait(full + 8 * s, phase);
+                if (first + s >= p.k_stages) { // past the end of K: nothing loaded
+                    release(s);
+                    continue;
+                }
+                const float block =
+                    b_scaling == MicroscaledB::blocks_128x128 ? block_scale[s] : 1.0f;
+#pragma unroll
+                for (int g = 0; g < groups_per_stage; ++g) {
+                    issue(s, g);
+                    // a's scales, read while the WGMMAs run, off the promotion's path.
+                    const float* sa = a_scales0 + s * L::scale_floats + g * tile_m;
+                    const float s0 = sa[0] * block, s1 = sa[8] * block;
+                    wgmma_wait<0>();
+                    // Without b's column scales, nothing of the stage is read after its last
+                    // WGMMA: TMA may refill it during the promotion.
+                    if (b_scaling != MicroscaledB::groups && g == groups_per_stage - 1) release(s);
+                    promote(s, g, s0, s1);
+                }
+                if constexpr (b_scaling == MicroscaledB::groups) release(s);
             }
-            release(s);
-            if (++s == stages) s = 0, phase ^= 1;
         }
 
         const int r = tile_row * tile_m + row;
