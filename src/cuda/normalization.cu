@@ -115,9 +115,7 @@ __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
     norm_backward_kernel(float* d_x, float* partial_w, float* partial_b, const float* d_out,
                          const float* x, const float* w, const float* mean, const float* rstd,
                          int64_t n, int64_t c) {
-    const int64_t rows_per_slice = (n + gridDim.x - 1) / gridDim.x;
-    const int64_t r0 = int64_t(blockIdx.x) * rows_per_slice,
-                  r1 = r0 + rows_per_slice < n ? r0 + rows_per_slice : n;
+    const auto [r0, r1] = slice_rows(n, blockIdx.x, gridDim.x);
     float wv[per], dw[per], db[per];
 #pragma unroll
     for (int k = 0; k < per; ++k) {

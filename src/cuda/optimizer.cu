@@ -58,10 +58,12 @@ __global__ void adamw_kernel(float* w, const float* g, float* m, float* v, const
     const bool decay = chunk.decay != 0;
     const int64_t body_begin = vectors ? min(chunk.end, (chunk.begin + 3) / 4 * 4) : chunk.end;
     const int64_t body_end = vectors ? max(body_begin, chunk.end / 4 * 4) : chunk.end;
-    for (int64_t i = chunk.begin + threadIdx.x; i < body_begin; i += blockDim.x)
-        adamw_update(w[i], g[i], m[i], v[i], h, decay);
-    for (int64_t i = body_end + threadIdx.x; i < chunk.end; i += blockDim.x)
-        adamw_update(w[i], g[i], m[i], v[i], h, decay);
+    const auto one_by_one = [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
+            adamw_update(w[i], g[i], m[i], v[i], h, decay);
+    };
+    one_by_one(chunk.begin, body_begin);
+    one_by_one(body_end, chunk.end);
     for (int64_t i = body_begin + 4 * int64_t(threadIdx.x); i < body_end; i += 4 * blockDim.x) {
         float4 wi = *reinterpret_cast<const float4*>(w + i), mi = *reinterpret_cast<float4*>(m + i),
                vi = *reinterpret_cast<float4*>(v + i);

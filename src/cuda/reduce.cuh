@@ -61,14 +61,14 @@ __device__ inline float block_max(float v) {
 constexpr int column_sum_threads = 256;
 constexpr int64_t column_sum_slices = 128;
 
-// The rows [begin, end) of this block's slice: blockIdx.y of gridDim.y equal slices.
+// The rows [begin, end) of slice `slice` of `slices` equal ones.
 struct SliceRows {
     int64_t begin, end;
 };
 
-__device__ inline SliceRows slice_rows(int64_t rows) {
-    const int64_t per = (rows + gridDim.y - 1) / gridDim.y;
-    const int64_t begin = int64_t(blockIdx.y) * per;
+__device__ inline SliceRows slice_rows(int64_t rows, int64_t slice, int64_t slices) {
+    const int64_t per = (rows + slices - 1) / slices;
+    const int64_t begin = slice * per;
     return {begin, begin + per < rows ? begin + per : rows};
 }
 
@@ -77,7 +77,7 @@ template <typename F>
 __global__ void column_partials_kernel(float* partial, int64_t rows, int64_t cols, F f) {
     const int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (col >= cols) return;
-    const auto [r0, r1] = slice_rows(rows);
+    const auto [r0, r1] = slice_rows(rows, blockIdx.y, gridDim.y);
     float acc = 0.0f;
     for (int64_t r = r0; r < r1; ++r) acc += f(r, col);
     partial[int64_t(blockIdx.y) * cols + col] = acc;
@@ -112,7 +112,7 @@ template <typename F4>
 __global__ void column_quad_partials_kernel(float* partial, int64_t rows, int64_t cols, F4 f4) {
     const int64_t q = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (q >= cols / 4) return;
-    const auto [r0, r1] = slice_rows(rows);
+    const auto [r0, r1] = slice_rows(rows, blockIdx.y, gridDim.y);
     float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll 4
     for (int64_t r = r0; r < r1; ++r) {
