@@ -22,7 +22,8 @@ void CpuOps<T>::layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T*
 }
 template <typename T>
 void CpuOps<T>::layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
-                                   const T* mean, const T* rstd, int64_t n, int64_t c) {
+                                   const T* mean, const T* rstd, int64_t n, int64_t c,
+                                   const LinearPrecision*) {
     cpu::layernorm_backward(d_x, d_w, d_b, d_out, x, w, mean, rstd, n, c);
 }
 template <typename T>
@@ -32,7 +33,7 @@ void CpuOps<T>::rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t
 }
 template <typename T>
 void CpuOps<T>::rmsnorm_backward(T* d_x, T* d_w, const T* d_out, const T* x, const T* w,
-                                 const T* rstd, int64_t n, int64_t c) {
+                                 const T* rstd, int64_t n, int64_t c, const LinearPrecision*) {
     cpu::rmsnorm_backward(d_x, d_w, d_out, x, w, rstd, n, c);
 }
 template <typename T>
@@ -50,7 +51,7 @@ void CpuOps<T>::attention_forward(T* out, T* att, const T* qkv, const AttentionS
 }
 template <typename T>
 void CpuOps<T>::attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* att,
-                                   const AttentionShape& a) {
+                                   const AttentionShape& a, const LinearPrecision*) {
     cpu::attention_backward(d_qkv, d_out, qkv, att, a);
 }
 template <typename T>
@@ -58,7 +59,8 @@ void CpuOps<T>::rope_forward(T* out, const T* qkv, const AttentionShape& a, doub
     cpu::rope_forward(out, qkv, a, base);
 }
 template <typename T>
-void CpuOps<T>::rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base) {
+void CpuOps<T>::rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base,
+                              const LinearPrecision*) {
     cpu::rope_backward(d_qkv, d_out, a, base);
 }
 template <typename T>
@@ -66,7 +68,8 @@ void CpuOps<T>::gelu_forward(T* out, const T* x, int64_t n, const LinearPrecisio
     cpu::gelu_forward(out, x, n);
 }
 template <typename T>
-void CpuOps<T>::gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n) {
+void CpuOps<T>::gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n,
+                              const LinearPrecision*) {
     cpu::gelu_backward(d_x, d_out, x, n);
 }
 template <typename T>
@@ -74,7 +77,8 @@ void CpuOps<T>::swiglu_forward(T* out, const T* x, int64_t n, int64_t h, const L
     cpu::swiglu_forward(out, x, n, h);
 }
 template <typename T>
-void CpuOps<T>::swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h) {
+void CpuOps<T>::swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h,
+                                const LinearPrecision*) {
     cpu::swiglu_backward(d_x, d_out, x, n, h);
 }
 template <typename T>
@@ -83,7 +87,7 @@ void CpuOps<T>::add_forward(T* out, const T* a, const T* b, int64_t n) {
 }
 template <typename T>
 void CpuOps<T>::softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets,
-                             T d_loss, int64_t n, int64_t v) {
+                             T d_loss, int64_t n, int64_t v, const LinearPrecision*) {
     cpu::softmax_xent(losses, d_logits, logits, targets, d_loss, n, v);
 }
 

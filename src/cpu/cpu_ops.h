@@ -17,15 +17,17 @@ class CpuOps final : public Ops<T> {
                            int64_t seq, int64_t c) override;
     void embedding_backward(T* d_wte, T* d_wpe, const T* d_out, const int32_t* tokens,
                             int64_t batch, int64_t seq, int64_t c) override;
-    // The CPU keeps no operands of its own: `consumer` is ignored and `out` always written.
+    // The CPU keeps no operands of its own: `consumer` is ignored and `out` (or the gradient)
+    // always written.
     void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t n,
                            int64_t c, double eps, const LinearPrecision* consumer) override;
     void layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
-                            const T* mean, const T* rstd, int64_t n, int64_t c) override;
+                            const T* mean, const T* rstd, int64_t n, int64_t c,
+                            const LinearPrecision* consumer) override;
     void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c, double eps,
                          const LinearPrecision* consumer) override;
     void rmsnorm_backward(T* d_x, T* d_w, const T* d_out, const T* x, const T* w, const T* rstd,
-                          int64_t n, int64_t c) override;
+                          int64_t n, int64_t c, const LinearPrecision* consumer) override;
     void linear_forward(const LinearForwardArgs<T>& a) override;
     void linear_backward(const LinearBackwardArgs<T>& a) override;
     int64_t attention_state_size(const AttentionShape& a) override {
@@ -34,17 +36,20 @@ class CpuOps final : public Ops<T> {
     void attention_forward(T* out, T* att, const T* qkv, const AttentionShape& a,
                            const LinearPrecision* consumer) override;
     void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* att,
-                            const AttentionShape& a) override;
+                            const AttentionShape& a, const LinearPrecision* consumer) override;
     void rope_forward(T* out, const T* qkv, const AttentionShape& a, double base) override;
-    void rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base) override;
+    void rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base,
+                       const LinearPrecision* consumer) override;
     void gelu_forward(T* out, const T* x, int64_t n, const LinearPrecision* consumer) override;
-    void gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n) override;
+    void gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n,
+                       const LinearPrecision* consumer) override;
     void swiglu_forward(T* out, const T* x, int64_t n, int64_t h,
                         const LinearPrecision* consumer) override;
-    void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h) override;
+    void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h,
+                         const LinearPrecision* consumer) override;
     void add_forward(T* out, const T* a, const T* b, int64_t n) override;
     void softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets, T d_loss,
-                      int64_t n, int64_t v) override;
+                      int64_t n, int64_t v, const LinearPrecision* consumer) override;
     void scale(T* x, double s, int64_t n) override;
     double adamw_step(float* w, const float* g, float* m, float* v,
                       const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;

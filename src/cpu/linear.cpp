@@ -111,6 +111,10 @@ void linear_forward(const LinearForwardArgs<T>& a) {
 template <typename T>
 void linear_backward(const LinearBackwardArgs<T>& a) {
     if (a.n == 0 || a.m == 0) return;
+    // The bias gradient comes from dy as the GEMMs read it where that is BF16 (autocast computes
+    // it from the BF16 gradient), else from the high-precision dy, as in TransformerEngine.
+    const T* bias_dy = a.d_out;
+    std::vector<float> dyq;
     if (exact<T>(a.precision)) {
         if (!a.in) throw Error("linear backward: an exact layer needs its forward's input");
         // dx = dy · W;  dW += dyᵀ · x
@@ -125,8 +129,9 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
             const auto wgrad = a.precision->wgrad_fp8(a.d_out);
             scaled_gemm_nt(wgrad.a, wgrad.b, a.d_weight, true);
         } else {
-            std::vector<float> dyq, wtq, dytq, xtq;
+            std::vector<float> wtq, dytq, xtq;
             a.precision->dgrad_operands(a.d_out, dyq, wtq);
+            bias_dy = dyq.data();
             a.precision->wgrad_operands(dytq, xtq);
             if (a.d_in)
                 gemm(false, true, a.n, a.k, a.m, dyq.data(), a.m, wtq.data(), a.m, 0.0f, a.d_in,
@@ -136,11 +141,10 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
         }
     }
     if (a.d_bias) {
-        // The bias gradient comes from the high-precision dy, as in TransformerEngine.
 #pragma omp parallel for schedule(static)
         for (int64_t j = 0; j < a.m; ++j) {
             double s = 0;
-            for (int64_t i = 0; i < a.n; ++i) s += double(a.d_out[i * a.m + j]);
+            for (int64_t i = 0; i < a.n; ++i) s += double(bias_dy[i * a.m + j]);
             a.d_bias[j] += T(s);
         }
     }

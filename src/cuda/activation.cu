@@ -1,11 +1,8 @@
 // Elementwise ops on the GPU: GELU (tanh approximation), SwiGLU, the residual add, scaling and
 // the BF16 rounding of GEMM operands. FP32 arithmetic.
-#include <algorithm>
-
 #include "cuda/bf16.cuh"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
-#include "cuda/reduce.cuh"
 
 namespace octet::cuda {
 namespace {
@@ -35,12 +32,32 @@ void map_elements(Out* out, const float* x, int64_t n, cudaStream_t stream, F f)
         [=] __device__(int64_t i) { store_as(out + i, f(x[i])); });
 }
 
-// d gelu(v) / dv · d
-__device__ float gelu_grad(float v, float d) {
-    const float th = tanhf(gelu_k * (v + 0.044715f * v * v * v));
-    const float du = gelu_k * (1.0f + 3.0f * 0.044715f * v * v);
-    return (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du) * d;
+// out[i] = f(a[i], b[i]), as map_elements.
+template <typename Out, typename F>
+void map_element_pairs(Out* out, const float* a, const float* b, int64_t n, cudaStream_t stream,
+                       F f) {
+    for_each_quad(
+        n, aligned_to(out, 4 * sizeof(Out)) && aligned_to(a, 16) && aligned_to(b, 16), stream,
+        [=] __device__(int64_t q) {
+            const float4 u = reinterpret_cast<const float4*>(a)[q],
+                         v = reinterpret_cast<const float4*>(b)[q];
+            store_quad(out, q, make_float4(f(u.x, v.x), f(u.y, v.y), f(u.z, v.z), f(u.w, v.w)));
+        },
+        [=] __device__(int64_t i) { store_as(out + i, f(a[i], b[i])); });
 }
+
+// d gelu(v) / dv · d
+struct GeluGrad {
+    __device__ float operator()(float v, float d) const {
+        const float th = tanhf(gelu_k * (v + 0.044715f * v * v * v));
+        const float du = gelu_k * (1.0f + 3.0f * 0.044715f * v * v);
+        return (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du) * d;
+    }
+};
+
+struct Sum {
+    __device__ float operator()(float u, float v) const { return u + v; }
+};
 
 } // namespace
 
@@ -53,15 +70,12 @@ void gelu_forward(__nv_bfloat16* out, const float* x, int64_t n, cudaStream_t st
 }
 
 void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n, cudaStream_t stream) {
-    for_each_quad(
-        n, aligned_to(d_x, 16) && aligned_to(d_out, 16) && aligned_to(x, 16), stream,
-        [=] __device__(int64_t q) {
-            const float4 v = reinterpret_cast<const float4*>(x)[q],
-                         d = reinterpret_cast<const float4*>(d_out)[q];
-            reinterpret_cast<float4*>(d_x)[q] = make_float4(
-                gelu_grad(v.x, d.x), gelu_grad(v.y, d.y), gelu_grad(v.z, d.z), gelu_grad(v.w, d.w));
-        },
-        [=] __device__(int64_t i) { d_x[i] = gelu_grad(x[i], d_out[i]); });
+    map_element_pairs(d_x, x, d_out, n, stream, GeluGrad{});
+}
+
+void gelu_backward(__nv_bfloat16* d_x, const float* d_out, const float* x, int64_t n,
+                   cudaStream_t stream) {
+    map_element_pairs(d_x, x, d_out, n, stream, GeluGrad{});
 }
 
 namespace {
@@ -85,27 +99,34 @@ void swiglu_forward(__nv_bfloat16* out, const float* x, int64_t n, int64_t h, cu
     swiglu_forward_as(out, x, n, h, stream);
 }
 
-void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
-                     cudaStream_t stream) {
+namespace {
+
+template <typename Out>
+void swiglu_backward_as(Out* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
+                        cudaStream_t stream) {
     for_each(n * h, stream, [=] __device__(int64_t i) {
         const int64_t row = i / h, j = i % h;
         const float g = x[row * 2 * h + j], u = x[row * 2 * h + h + j];
         const float sig = 1.0f / (1.0f + expf(-g)), d = d_out[i];
-        d_x[row * 2 * h + j] = d * u * sig * (1.0f + g * (1.0f - sig));
-        d_x[row * 2 * h + h + j] = d * g * sig;
+        store_as(d_x + row * 2 * h + j, d * u * sig * (1.0f + g * (1.0f - sig)));
+        store_as(d_x + row * 2 * h + h + j, d * g * sig);
     });
 }
 
+} // namespace
+
+void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
+                     cudaStream_t stream) {
+    swiglu_backward_as(d_x, d_out, x, n, h, stream);
+}
+
+void swiglu_backward(__nv_bfloat16* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
+                     cudaStream_t stream) {
+    swiglu_backward_as(d_x, d_out, x, n, h, stream);
+}
+
 void add_forward(float* out, const float* a, const float* b, int64_t n, cudaStream_t stream) {
-    for_each_quad(
-        n, aligned_to(out, 16) && aligned_to(a, 16) && aligned_to(b, 16), stream,
-        [=] __device__(int64_t q) {
-            const float4 u = reinterpret_cast<const float4*>(a)[q],
-                         v = reinterpret_cast<const float4*>(b)[q];
-            reinterpret_cast<float4*>(out)[q] =
-                make_float4(u.x + v.x, u.y + v.y, u.z + v.z, u.w + v.w);
-        },
-        [=] __device__(int64_t i) { out[i] = a[i] + b[i]; });
+    map_element_pairs(out, a, b, n, stream, Sum{});
 }
 
 void scale(float* x, double s, int64_t n, cudaStream_t stream) {
@@ -116,34 +137,6 @@ void scale(float* x, double s, int64_t n, cudaStream_t stream) {
 
 void to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream) {
     map_elements(out, in, n, stream, Identity{});
-}
-
-namespace {
-
-bool quad_rows(const __nv_bfloat16* out, const float* in, int64_t m, const float* scratch) {
-    return m % 4 == 0 && aligned_to(in, 16) && aligned_to(out, 8) && aligned_to(scratch, 16);
-}
-
-} // namespace
-
-int64_t bf16_column_sums_scratch(int64_t n, int64_t m) {
-    return std::max(column_quad_slices(n, m) * m, column_sum_scratch(n, m));
-}
-
-void to_bf16_with_column_sums(__nv_bfloat16* out, float* sums, const float* in, int64_t n,
-                              int64_t m, float* scratch, cudaStream_t stream) {
-    if (n <= 0 || m <= 0) return;
-    if (!quad_rows(out, in, m, scratch)) {
-        to_bf16(out, in, n * m, stream);
-        return bias_backward(sums, in, n, m, scratch, stream);
-    }
-    const int64_t quads = m / 4;
-    column_quad_sum(sums, n, m, scratch, stream, [=] __device__(int64_t r, int64_t q) {
-        const float4 v = reinterpret_cast<const float4*>(in)[r * quads + q];
-        reinterpret_cast<uint2*>(out)[r * quads + q] = bf16_quad(v);
-        return v;
-    });
-    OCTET_CUDA_LAUNCHED();
 }
 
 void from_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream) {

@@ -1,6 +1,7 @@
 // Attention's kernels around cuBLASLt's batched GEMMs (cuda_ops.cu runs the GEMMs): head
 // (un)packing, the causal softmax and its backward (one warp per row, FP32), and rotary
 // embeddings (angles in float64, as the CPU oracle).
+#include "cuda/bf16.cuh"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
@@ -63,7 +64,8 @@ __global__ void causal_softmax_backward_kernel(float* d_scores, const float* d_a
 }
 
 // Rotate-half RoPE of the q and k parts of row bt (channel i pairs with i + HS/2).
-__device__ void rotate_pair(float* out, const float* in, int64_t i, const AttentionShape& a,
+template <typename Out>
+__device__ void rotate_pair(Out* out, const float* in, int64_t i, const AttentionShape& a,
                             double base, double sign) {
     const int64_t half = a.head_size / 2, c = a.heads * a.head_size;
     const int64_t pair = i % half;
@@ -77,18 +79,19 @@ __device__ void rotate_pair(float* out, const float* in, int64_t i, const Attent
     sn *= sign;
     const int64_t at = bt * 3 * c + part * c + h * a.head_size + pair;
     const double x0 = in[at], x1 = in[at + half];
-    out[at] = float(x0 * cs - x1 * sn);
-    out[at + half] = float(x0 * sn + x1 * cs);
+    store_as(out + at, float(x0 * cs - x1 * sn));
+    store_as(out + at + half, float(x0 * sn + x1 * cs));
 }
 
 // out = in with q and k rotated by +θ (sign 1, the forward) or −θ (sign −1, its backward), and v
-// copied.
-void rotate_qk(float* out, const float* in, const AttentionShape& a, double base, double sign,
+// copied (rounded where Out is BF16: the backward writing a BF16 layer's dy).
+template <typename Out>
+void rotate_qk(Out* out, const float* in, const AttentionShape& a, double base, double sign,
                cudaStream_t stream) {
     const int64_t c = a.heads * a.head_size;
     for_each(a.batch * a.seq * c, stream, [=] __device__(int64_t i) {
         const int64_t at = (i / c) * 3 * c + 2 * c + i % c;
-        out[at] = in[at];
+        store_as(out + at, in[at]);
     });
     for_each(a.batch * a.seq * 2 * c / 2, stream,
              [=] __device__(int64_t i) { rotate_pair(out, in, i, a, base, sign); });
@@ -146,6 +149,11 @@ void rope_forward(float* out, const float* qkv, const AttentionShape& a, double 
 }
 
 void rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a, double base,
+                   cudaStream_t stream) {
+    rotate_qk(d_qkv, d_out, a, base, -1.0, stream);
+}
+
+void rope_backward(__nv_bfloat16* d_qkv, const float* d_out, const AttentionShape& a, double base,
                    cudaStream_t stream) {
     rotate_qk(d_qkv, d_out, a, base, -1.0, stream);
 }

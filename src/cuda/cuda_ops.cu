@@ -66,30 +66,32 @@ void CudaOps::layernorm_forward(float* out, float* mean, float* rstd, const floa
                                 const float* w, const float* b, int64_t n, int64_t c, double eps,
                                 const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("layernorm_forward");
-    write_output(consumer, out, n * c, [&](auto* dst) {
+    write_to(staged_bf16(consumer, out, n * c), out, [&](auto* dst) {
         cuda::layernorm_forward(dst, mean, rstd, x, w, b, n, c, eps, stream());
     });
 }
 
 void CudaOps::layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out,
                                  const float* x, const float* w, const float* mean,
-                                 const float* rstd, int64_t n, int64_t c) {
+                                 const float* rstd, int64_t n, int64_t c,
+                                 const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("layernorm_backward");
-    cuda::layernorm_backward(d_x, d_w, d_b, d_out, x, w, mean, rstd, n, c,
-                             scratch_floats(norm_backward_scratch(n, c)), stream());
+    cuda::layernorm_backward(d_x, staged_dy_bf16(consumer, d_x, n * c), d_w, d_b, d_out, x, w, mean,
+                             rstd, n, c, scratch_floats(norm_backward_scratch(n, c)), stream());
 }
 
 void CudaOps::rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n,
                               int64_t c, double eps, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("rmsnorm_forward");
-    write_output(consumer, out, n * c,
-                 [&](auto* dst) { cuda::rmsnorm_forward(dst, rstd, x, w, n, c, eps, stream()); });
+    write_to(staged_bf16(consumer, out, n * c), out,
+             [&](auto* dst) { cuda::rmsnorm_forward(dst, rstd, x, w, n, c, eps, stream()); });
 }
 
 void CudaOps::rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x,
-                               const float* w, const float* rstd, int64_t n, int64_t c) {
+                               const float* w, const float* rstd, int64_t n, int64_t c,
+                               const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("rmsnorm_backward");
-    cuda::rmsnorm_backward(d_x, d_w, d_out, x, w, rstd, n, c,
+    cuda::rmsnorm_backward(d_x, staged_dy_bf16(consumer, d_x, n * c), d_w, d_out, x, w, rstd, n, c,
                            scratch_floats(norm_backward_scratch(n, c)), stream());
 }
 
@@ -180,7 +182,7 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
         const auto wgrad = profiler_.scope("linear.wgrad");
         scaled_gemm_.run(dy_t_, *x_t, a.d_weight, true, false, stream());
     }
-    bias_grad(a);
+    bias_grad(a, a.d_out);
 }
 
 __nv_bfloat16* CudaOps::staged_bf16(const LinearPrecision* consumer, const float* out,
@@ -190,6 +192,24 @@ __nv_bfloat16* CudaOps::staged_bf16(const LinearPrecision* consumer, const float
     layer.x_bf16.resize(count);
     layer.staged_for = out;
     return layer.x_bf16.data();
+}
+
+__nv_bfloat16* CudaOps::staged_dy_bf16(const LinearPrecision* consumer, const float* grad,
+                                       int64_t count) {
+    if (!bf16_operands(consumer)) return nullptr;
+    dy_bf16_.resize(count);
+    dy_staged_for_ = grad;
+    dy_staged_layer_ = consumer;
+    return dy_bf16_.data();
+}
+
+const __nv_bfloat16* CudaOps::dy_bf16(const LinearBackwardArgs<float>& a) {
+    if (!dy_staged_for_) return rounded_bf16(a.d_out, a.n * a.m, dy_bf16_);
+    if (dy_staged_for_ != a.d_out || dy_staged_layer_ != a.precision ||
+        dy_bf16_.size() != a.n * a.m)
+        throw Error("linear backward: its dy was written in BF16 for another layer or buffer");
+    dy_staged_for_ = nullptr;
+    return dy_bf16_.data();
 }
 
 const __nv_bfloat16* CudaOps::rounded_bf16(const float* x, int64_t count,
@@ -231,11 +251,13 @@ void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
     }
 }
 
-// d_bias[j] += Σ_i d_out[i, j], where no cast of dy summed it on the way.
-void CudaOps::bias_grad(const LinearBackwardArgs<float>& a) {
-    if (a.d_bias)
-        bias_backward(a.d_bias, a.d_out, a.n, a.m, scratch_floats(column_sum_scratch(a.n, a.m)),
-                      stream());
+// d_bias[j] += Σ_i dy[i, j] (the high-precision dy, or a BF16 layer's rounded one: cpu/linear.cpp).
+template <typename Dy>
+void CudaOps::bias_grad(const LinearBackwardArgs<float>& a, const Dy* dy) {
+    if (!a.d_bias) return;
+    const auto timed = profiler_.scope("linear.bias_grad");
+    bias_backward(a.d_bias, dy, a.n, a.m, scratch_floats(bias_backward_scratch(a.n, a.m)),
+                  stream());
 }
 
 void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {
@@ -247,20 +269,15 @@ void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {
         const SavedLinear& layer = saved_linear(a.precision);
         if (layer.x_bf16.size() != a.n * a.k || layer.w_bf16.size() != a.m * a.k)
             throw Error("linear backward: no forward of this shape kept its BF16 operands");
-        const auto timed = profiler_.scope("linear.cast_bf16");
-        dy_bf16_.resize(a.n * a.m);
-        if (a.d_bias) // the bias gradient from the same read of dy
-            to_bf16_with_column_sums(dy_bf16_.data(), a.d_bias, a.d_out, a.n, a.m,
-                                     scratch_floats(bf16_column_sums_scratch(a.n, a.m)), stream());
-        else
-            to_bf16(dy_bf16_.data(), a.d_out, a.n * a.m, stream());
-        d_out = dy_bf16_.data();
+        const __nv_bfloat16* dy = dy_bf16(a);
+        bias_grad(a, dy);
+        d_out = dy;
         w = layer.w_bf16.data();
         in = layer.x_bf16.data();
     } else if (!a.in) {
         throw Error("linear backward: an exact layer needs its forward's input");
     } else {
-        bias_grad(a);
+        bias_grad(a, a.d_out);
     }
     if (a.d_in) { // d_in[n, k] = d_out[n, m] · W[m, k]
         const auto dgrad = profiler_.scope("linear.dgrad");
@@ -333,19 +350,24 @@ void CudaOps::attention_forward(float* out, float* state, const float* qkv, cons
 }
 
 void CudaOps::attention_backward(float* d_qkv, const float* d_out, const float* qkv,
-                                 const float* state, const AttentionShape& a) {
+                                 const float* state, const AttentionShape& a,
+                                 const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("attention_backward");
     if (a.bf16) {
         const int64_t n = a.batch * a.seq, c = a.heads * a.head_size;
         const auto* o = reinterpret_cast<const __nv_bfloat16*>(state + flash_output_offset(a));
         qkv_bf16_.resize(n * 3 * c);
-        d_qkv_bf16_.resize(n * 3 * c);
         d_out_bf16_.resize(n * c);
         to_bf16(qkv_bf16_.data(), qkv, n * 3 * c, stream());
         to_bf16(d_out_bf16_.data(), d_out, n * c, stream());
-        flash().backward(a, qkv_bf16_.data(), o, d_out_bf16_.data(), state, d_qkv_bf16_.data(),
-                         stream());
-        from_bf16(d_qkv, d_qkv_bf16_.data(), n * 3 * c, stream());
+        // Flash attention's BF16 d_qkv is the QKV layer's dy itself where that layer is BF16.
+        __nv_bfloat16* d_qkv_bf16 = staged_dy_bf16(consumer, d_qkv, n * 3 * c);
+        if (!d_qkv_bf16) {
+            d_qkv_bf16_.resize(n * 3 * c);
+            d_qkv_bf16 = d_qkv_bf16_.data();
+        }
+        flash().backward(a, qkv_bf16_.data(), o, d_out_bf16_.data(), state, d_qkv_bf16, stream());
+        if (d_qkv_bf16 == d_qkv_bf16_.data()) from_bf16(d_qkv, d_qkv_bf16, n * 3 * c, stream());
         return;
     }
     const float* att = state;
@@ -370,33 +392,39 @@ void CudaOps::rope_forward(float* out, const float* qkv, const AttentionShape& a
     cuda::rope_forward(out, qkv, a, base, stream());
 }
 
-void CudaOps::rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a,
-                            double base) {
+void CudaOps::rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a, double base,
+                            const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("rope_backward");
-    cuda::rope_backward(d_qkv, d_out, a, base, stream());
+    const int64_t count = a.batch * a.seq * 3 * a.heads * a.head_size;
+    write_to(staged_dy_bf16(consumer, d_qkv, count), d_qkv,
+             [&](auto* dst) { cuda::rope_backward(dst, d_out, a, base, stream()); });
 }
 
 void CudaOps::gelu_forward(float* out, const float* x, int64_t n, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("gelu_forward");
-    write_output(consumer, out, n, [&](auto* dst) { cuda::gelu_forward(dst, x, n, stream()); });
+    write_to(staged_bf16(consumer, out, n), out,
+             [&](auto* dst) { cuda::gelu_forward(dst, x, n, stream()); });
 }
 
-void CudaOps::gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n) {
+void CudaOps::gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n,
+                            const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("gelu_backward");
-    cuda::gelu_backward(d_x, d_out, x, n, stream());
+    write_to(staged_dy_bf16(consumer, d_x, n), d_x,
+             [&](auto* dst) { cuda::gelu_backward(dst, d_out, x, n, stream()); });
 }
 
 void CudaOps::swiglu_forward(float* out, const float* x, int64_t n, int64_t h,
                              const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("swiglu_forward");
-    write_output(consumer, out, n * h,
-                 [&](auto* dst) { cuda::swiglu_forward(dst, x, n, h, stream()); });
+    write_to(staged_bf16(consumer, out, n * h), out,
+             [&](auto* dst) { cuda::swiglu_forward(dst, x, n, h, stream()); });
 }
 
-void CudaOps::swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n,
-                              int64_t h) {
+void CudaOps::swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
+                              const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("swiglu_backward");
-    cuda::swiglu_backward(d_x, d_out, x, n, h, stream());
+    write_to(staged_dy_bf16(consumer, d_x, n * 2 * h), d_x,
+             [&](auto* dst) { cuda::swiglu_backward(dst, d_out, x, n, h, stream()); });
 }
 
 void CudaOps::add_forward(float* out, const float* a, const float* b, int64_t n) {
@@ -405,9 +433,12 @@ void CudaOps::add_forward(float* out, const float* a, const float* b, int64_t n)
 }
 
 void CudaOps::softmax_xent(float* losses, float* d_logits, const float* logits,
-                           const int32_t* targets, float d_loss, int64_t n, int64_t v) {
+                           const int32_t* targets, float d_loss, int64_t n, int64_t v,
+                           const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("softmax_xent");
-    cuda::softmax_xent(losses, d_logits, logits, targets, d_loss, n, v, stream());
+    write_to(staged_dy_bf16(consumer, d_logits, n * v), d_logits, [&](auto* dst) {
+        cuda::softmax_xent(losses, dst, logits, targets, d_loss, n, v, stream());
+    });
 }
 
 void CudaOps::scale(float* x, double s, int64_t n) {

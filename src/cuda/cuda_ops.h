@@ -55,31 +55,33 @@ class CudaOps final : public Ops<float> {
                            const LinearPrecision* consumer) override;
     void layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,
                             const float* w, const float* mean, const float* rstd, int64_t n,
-                            int64_t c) override;
+                            int64_t c, const LinearPrecision* consumer) override;
     void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n,
                          int64_t c, double eps, const LinearPrecision* consumer) override;
     void rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x,
-                          const float* w, const float* rstd, int64_t n, int64_t c) override;
+                          const float* w, const float* rstd, int64_t n, int64_t c,
+                          const LinearPrecision* consumer) override;
     void linear_forward(const LinearForwardArgs<float>& a) override;
     void linear_backward(const LinearBackwardArgs<float>& a) override;
     int64_t attention_state_size(const AttentionShape& a) override;
     void attention_forward(float* out, float* state, const float* qkv, const AttentionShape& a,
                            const LinearPrecision* consumer) override;
     void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* state,
-                            const AttentionShape& a) override;
+                            const AttentionShape& a, const LinearPrecision* consumer) override;
     void rope_forward(float* out, const float* qkv, const AttentionShape& a, double base) override;
-    void rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a,
-                       double base) override;
+    void rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a, double base,
+                       const LinearPrecision* consumer) override;
     void gelu_forward(float* out, const float* x, int64_t n,
                       const LinearPrecision* consumer) override;
-    void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n) override;
+    void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n,
+                       const LinearPrecision* consumer) override;
     void swiglu_forward(float* out, const float* x, int64_t n, int64_t h,
                         const LinearPrecision* consumer) override;
-    void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n,
-                         int64_t h) override;
+    void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
+                         const LinearPrecision* consumer) override;
     void add_forward(float* out, const float* a, const float* b, int64_t n) override;
     void softmax_xent(float* losses, float* d_logits, const float* logits, const int32_t* targets,
-                      float d_loss, int64_t n, int64_t v) override;
+                      float d_loss, int64_t n, int64_t v, const LinearPrecision* consumer) override;
     void scale(float* x, double s, int64_t n) override;
     double adamw_step(float* w, const float* g, float* m, float* v,
                       const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;
@@ -111,14 +113,21 @@ class CudaOps final : public Ops<float> {
     void linear_forward_fp8(const LinearForwardArgs<float>& a);
     void linear_backward_fp8(const LinearBackwardArgs<float>& a);
     void linear_backward_dense(const LinearBackwardArgs<float>& a);
-    void bias_grad(const LinearBackwardArgs<float>& a);
+    template <typename Dy>
+    void bias_grad(const LinearBackwardArgs<float>& a, const Dy* dy);
     // Where the op writing `out`, the input of `consumer`'s next forward, writes it instead:
     // the layer's BF16 operand, if it is a BF16 layer (ops.h's `consumer`), else nullptr.
     __nv_bfloat16* staged_bf16(const LinearPrecision* consumer, const float* out, int64_t count);
-    // write(dst) with dst that BF16 operand where there is one, else `out` itself.
+    // The same for a backward op writing `grad`, the dy of `consumer`'s next backward: the BF16
+    // dy that backward multiplies (one slot, dy_bf16_, as one backward reads it at a time).
+    __nv_bfloat16* staged_dy_bf16(const LinearPrecision* consumer, const float* grad,
+                                  int64_t count);
+    // A BF16 layer's dy: the one staged for it, else d_out rounded.
+    const __nv_bfloat16* dy_bf16(const LinearBackwardArgs<float>& a);
+    // write(operand) where the op writes a staged operand, else write(out).
     template <typename Write>
-    void write_output(const LinearPrecision* consumer, float* out, int64_t count, Write write) {
-        if (__nv_bfloat16* operand = staged_bf16(consumer, out, count))
+    static void write_to(__nv_bfloat16* operand, float* out, Write write) {
+        if (operand)
             write(operand);
         else
             write(out);
@@ -138,6 +147,9 @@ class CudaOps final : public Ops<float> {
     CublasLtGemm gemm_;
     Buffer<float> scratch_, q_, k_, v_, y_, dq_, dk_, dv_, scores_;
     Buffer<__nv_bfloat16> dy_bf16_, qkv_bf16_, d_qkv_bf16_, d_out_bf16_;
+    // dy_bf16_ was written by a backward op for this layer's dy at this address (staged_dy_bf16).
+    const float* dy_staged_for_ = nullptr;
+    const LinearPrecision* dy_staged_layer_ = nullptr;
     std::unique_ptr<FlashAttention> flash_; // built at the first BF16 attention
     Buffer<int32_t> positions_, sorted_tokens_, sorted_positions_; // embedding backward
     Buffer<uint8_t> sort_temp_;

@@ -42,34 +42,41 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* x, con
 // linear layer that reads nothing else (ops.h's `consumer`).
 void layernorm_forward(__nv_bfloat16* out, float* mean, float* rstd, const float* x, const float* w,
                        const float* b, int64_t n, int64_t c, double eps, cudaStream_t stream);
-void layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,
-                        const float* w, const float* mean, const float* rstd, int64_t n, int64_t c,
-                        float* scratch, cudaStream_t stream);
+// The backwards add to d_x and, where d_x_bf16 is not null, write the sum rounded to BF16 there
+// too (the dy of the BF16 linear layer that reads the residual stream's gradient next).
+void layernorm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, float* d_b,
+                        const float* d_out, const float* x, const float* w, const float* mean,
+                        const float* rstd, int64_t n, int64_t c, float* scratch,
+                        cudaStream_t stream);
 void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n, int64_t c,
                      double eps, cudaStream_t stream);
 void rmsnorm_forward(__nv_bfloat16* out, float* rstd, const float* x, const float* w, int64_t n,
                      int64_t c, double eps, cudaStream_t stream);
-void rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x, const float* w,
-                      const float* rstd, int64_t n, int64_t c, float* scratch, cudaStream_t stream);
+void rmsnorm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, const float* d_out,
+                      const float* x, const float* w, const float* rstd, int64_t n, int64_t c,
+                      float* scratch, cudaStream_t stream);
 
-// out[i] += Σ_rows x[row, i] (bias gradients).
+// d_bias[j] += Σ_i d_out[i, j] (bias gradients) from FP32 or BF16 dy; `scratch` holds
+// bias_backward_scratch(n, m) floats.
+int64_t bias_backward_scratch(int64_t n, int64_t m);
 void bias_backward(float* d_bias, const float* d_out, int64_t n, int64_t m, float* scratch,
                    cudaStream_t stream);
+void bias_backward(float* d_bias, const __nv_bfloat16* d_out, int64_t n, int64_t m, float* scratch,
+                   cudaStream_t stream);
 void to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream);
-// out = in [n, m] rounded to BF16 and sums[j] += Σ_i in[i, j], from one read of `in` where rows
-// allow 16-byte accesses (a linear layer's dy and its bias gradient); `scratch` holds
-// bf16_column_sums_scratch(n, m) floats.
-int64_t bf16_column_sums_scratch(int64_t n, int64_t m);
-void to_bf16_with_column_sums(__nv_bfloat16* out, float* sums, const float* in, int64_t n,
-                              int64_t m, float* scratch, cudaStream_t stream);
 void from_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream);
 
 void gelu_forward(float* out, const float* x, int64_t n, cudaStream_t stream);
 void gelu_forward(__nv_bfloat16* out, const float* x, int64_t n, cudaStream_t stream);
+// The backwards with BF16 outputs write the dy of a BF16 linear layer (ops.h's `consumer`).
 void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n, cudaStream_t stream);
+void gelu_backward(__nv_bfloat16* d_x, const float* d_out, const float* x, int64_t n,
+                   cudaStream_t stream);
 void swiglu_forward(float* out, const float* x, int64_t n, int64_t h, cudaStream_t stream);
 void swiglu_forward(__nv_bfloat16* out, const float* x, int64_t n, int64_t h, cudaStream_t stream);
 void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
+                     cudaStream_t stream);
+void swiglu_backward(__nv_bfloat16* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
                      cudaStream_t stream);
 void add_forward(float* out, const float* a, const float* b, int64_t n, cudaStream_t stream);
 void scale(float* x, double s, int64_t n, cudaStream_t stream);
@@ -95,9 +102,13 @@ void rope_forward(float* out, const float* qkv, const AttentionShape& a, double 
                   cudaStream_t stream);
 void rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a, double base,
                    cudaStream_t stream);
+void rope_backward(__nv_bfloat16* d_qkv, const float* d_out, const AttentionShape& a, double base,
+                   cudaStream_t stream);
 
 void softmax_xent(float* losses, float* d_logits, const float* logits, const int32_t* targets,
                   float d_loss, int64_t n, int64_t v, cudaStream_t stream);
+void softmax_xent(float* losses, __nv_bfloat16* d_logits, const float* logits,
+                  const int32_t* targets, float d_loss, int64_t n, int64_t v, cudaStream_t stream);
 
 // The multi-tensor AdamW step: `chunks` (device) cut the spans into pieces of at most
 // adamw_chunk elements, each launched as one block; norm_out (device, 2 doubles: norm, clip).

@@ -109,12 +109,14 @@ __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
 // The backward of both norms over a slice of rows per block: d_x += rstd · (dnorm − mean(dnorm)
 // − norm · mean(dnorm · norm)) (RMSNorm: no mean(dnorm), norm = x · rstd), and each block's
 // partial column sums of d_w = Σ g · norm and d_b = Σ g, which column_finish adds up in
-// slice order. One read of d_out, x and d_x for all three gradients.
+// slice order. One read of d_out, x and d_x for all three gradients. Where d_x_bf16 is given, the
+// new d_x is also written there rounded to BF16: the dy operand of the BF16 linear layer whose
+// backward reads the residual stream's gradient next.
 template <int per, bool centred>
 __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
-    norm_backward_kernel(float* d_x, float* partial_w, float* partial_b, const float* d_out,
-                         const float* x, const float* w, const float* mean, const float* rstd,
-                         int64_t n, int64_t c) {
+    norm_backward_kernel(float* d_x, __nv_bfloat16* d_x_bf16, float* partial_w, float* partial_b,
+                         const float* d_out, const float* x, const float* w, const float* mean,
+                         const float* rstd, int64_t n, int64_t c) {
     const auto [r0, r1] = slice_rows(n, blockIdx.x, gridDim.x);
     float wv[per], dw[per], db[per];
 #pragma unroll
@@ -144,7 +146,10 @@ __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
 #pragma unroll
         for (int k = 0; k < per; ++k) {
             const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
-            if (j < c) d_x[row * c + j] = dx[k] + s * (g[k] * wv[k] - mean_d - norm[k] * mean_dn);
+            if (j >= c) continue;
+            const float v = dx[k] + s * (g[k] * wv[k] - mean_d - norm[k] * mean_dn);
+            d_x[row * c + j] = v;
+            if (d_x_bf16) store_as(d_x_bf16 + row * c + j, v);
         }
     }
 #pragma unroll
@@ -169,9 +174,9 @@ void norm_forward(Out* out, float* mean, float* rstd, const float* x, const floa
 }
 
 template <bool centred>
-void norm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,
-                   const float* w, const float* mean, const float* rstd, int64_t n, int64_t c,
-                   float* scratch, cudaStream_t stream) {
+void norm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, float* d_b, const float* d_out,
+                   const float* x, const float* w, const float* mean, const float* rstd, int64_t n,
+                   int64_t c, float* scratch, cudaStream_t stream) {
     if (n <= 0) return;
     const NormLaunch l = norm_launch(c);
     const int64_t slices = std::min(n, norm_backward_slices);
@@ -179,8 +184,8 @@ void norm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const
     const auto kernel = l.per == 4   ? norm_backward_kernel<4, centred>
                         : l.per == 8 ? norm_backward_kernel<8, centred>
                                      : norm_backward_kernel<16, centred>;
-    kernel<<<unsigned(slices), l.threads, 0, stream>>>(d_x, partial_w, partial_b, d_out, x, w, mean,
-                                                       rstd, n, c);
+    kernel<<<unsigned(slices), l.threads, 0, stream>>>(d_x, d_x_bf16, partial_w, partial_b, d_out,
+                                                       x, w, mean, rstd, n, c);
     OCTET_CUDA_LAUNCHED();
     column_finish(d_w, partial_w, slices, c, stream);
     if (centred) column_finish(d_b, partial_b, slices, c, stream);
@@ -202,10 +207,11 @@ void layernorm_forward(__nv_bfloat16* out, float* mean, float* rstd, const float
     norm_forward<true>(out, mean, rstd, x, w, b, n, c, eps, stream);
 }
 
-void layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,
-                        const float* w, const float* mean, const float* rstd, int64_t n, int64_t c,
-                        float* scratch, cudaStream_t stream) {
-    norm_backward<true>(d_x, d_w, d_b, d_out, x, w, mean, rstd, n, c, scratch, stream);
+void layernorm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, float* d_b,
+                        const float* d_out, const float* x, const float* w, const float* mean,
+                        const float* rstd, int64_t n, int64_t c, float* scratch,
+                        cudaStream_t stream) {
+    norm_backward<true>(d_x, d_x_bf16, d_w, d_b, d_out, x, w, mean, rstd, n, c, scratch, stream);
 }
 
 void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n, int64_t c,
@@ -218,16 +224,38 @@ void rmsnorm_forward(__nv_bfloat16* out, float* rstd, const float* x, const floa
     norm_forward<false>(out, nullptr, rstd, x, w, nullptr, n, c, eps, stream);
 }
 
-void rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x, const float* w,
-                      const float* rstd, int64_t n, int64_t c, float* scratch,
-                      cudaStream_t stream) {
-    norm_backward<false>(d_x, d_w, nullptr, d_out, x, w, nullptr, rstd, n, c, scratch, stream);
+void rmsnorm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, const float* d_out,
+                      const float* x, const float* w, const float* rstd, int64_t n, int64_t c,
+                      float* scratch, cudaStream_t stream) {
+    norm_backward<false>(d_x, d_x_bf16, d_w, nullptr, d_out, x, w, nullptr, rstd, n, c, scratch,
+                         stream);
 }
 
 void bias_backward(float* d_bias, const float* d_out, int64_t n, int64_t m, float* scratch,
                    cudaStream_t stream) {
     column_sum(d_bias, n, m, scratch, stream,
                [=] __device__(int64_t i, int64_t j) { return d_out[i * m + j]; });
+    OCTET_CUDA_LAUNCHED();
+}
+
+int64_t bias_backward_scratch(int64_t n, int64_t m) {
+    return std::max(column_quad_slices(n, m) * m, column_sum_scratch(n, m));
+}
+
+// Four columns per thread (8-byte loads) where the rows allow it.
+void bias_backward(float* d_bias, const __nv_bfloat16* d_out, int64_t n, int64_t m, float* scratch,
+                   cudaStream_t stream) {
+    if (n <= 0 || m <= 0) return;
+    if (m % 4 == 0 && aligned_to(d_out, 8) && aligned_to(scratch, 16)) {
+        const int64_t quads = m / 4;
+        column_quad_sum(d_bias, n, m, scratch, stream, [=] __device__(int64_t r, int64_t q) {
+            return float_quad(reinterpret_cast<const uint2*>(d_out)[r * quads + q]);
+        });
+    } else {
+        column_sum(d_bias, n, m, scratch, stream, [=] __device__(int64_t i, int64_t j) {
+            return __bfloat162float(d_out[i * m + j]);
+        });
+    }
     OCTET_CUDA_LAUNCHED();
 }
 

@@ -2,9 +2,11 @@
 // an online max-and-sum pass over the logits, then a pass that writes d_logits and the loss
 // (log-sum-exp in FP32). The first pass keeps the row in shared memory where it fits (GPT-2's
 // 50,304 logits are 197 KB), so the logits are read from memory once instead of twice: the op
-// moves 8 bytes per logit, the floor for FP32 logits in and gradients out. In place allowed.
+// moves 8 bytes per logit, the floor for FP32 logits in and gradients out (6 where the gradients
+// are the BF16 dy of the LM head's backward). In place allowed with FP32 gradients.
 #include <cfloat>
 
+#include "cuda/bf16.cuh"
 #include "cuda/check.h"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
@@ -56,18 +58,18 @@ __device__ Logits<width> load(const float* p) {
     return x;
 }
 
-template <int width>
-__device__ void store(float* p, const Logits<width>& x) {
+template <int width, typename Out>
+__device__ void store(Out* p, const Logits<width>& x) {
     if constexpr (width == 4)
-        *reinterpret_cast<float4*>(p) = make_float4(x.v[0], x.v[1], x.v[2], x.v[3]);
+        store_quad(p, 0, make_float4(x.v[0], x.v[1], x.v[2], x.v[3]));
     else
-        *p = x.v[0];
+        store_as(p, x.v[0]);
 }
 
 // cached: the row goes through shared memory (v floats of dynamic shared memory).
-template <int width, bool cached>
+template <int width, bool cached, typename Out>
 __global__ void __launch_bounds__(xent_threads)
-    softmax_xent_kernel(float* losses, float* d_logits, const float* logits, const int32_t* targets,
+    softmax_xent_kernel(float* losses, Out* d_logits, const float* logits, const int32_t* targets,
                         float d_loss, int64_t v) {
     extern __shared__ float4 row_cache[];
     float* cache = reinterpret_cast<float*>(row_cache);
@@ -102,7 +104,7 @@ __global__ void __launch_bounds__(xent_threads)
 
 // The largest row the shared-memory cache takes (the device's opt-in limit per block); kernels
 // that use more than the default 48 KB are allowed to once.
-template <int width>
+template <int width, typename Out>
 int64_t cacheable_logits() {
     static const int64_t limit = [] {
         int device = 0, bytes = 0;
@@ -110,9 +112,9 @@ int64_t cacheable_logits() {
         OCTET_CUDA_CHECK(
             cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
         cudaFuncAttributes kernel{};
-        OCTET_CUDA_CHECK(cudaFuncGetAttributes(&kernel, softmax_xent_kernel<width, true>));
+        OCTET_CUDA_CHECK(cudaFuncGetAttributes(&kernel, softmax_xent_kernel<width, true, Out>));
         const int dynamic = bytes - int(kernel.sharedSizeBytes); // block_reduce's own
-        OCTET_CUDA_CHECK(cudaFuncSetAttribute(softmax_xent_kernel<width, true>,
+        OCTET_CUDA_CHECK(cudaFuncSetAttribute(softmax_xent_kernel<width, true, Out>,
                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               dynamic));
         return int64_t(dynamic) / int64_t(sizeof(float));
@@ -120,10 +122,10 @@ int64_t cacheable_logits() {
     return limit;
 }
 
-template <int width>
-void launch(float* losses, float* d_logits, const float* logits, const int32_t* targets,
-            float d_loss, int64_t n, int64_t v, cudaStream_t stream) {
-    if (v <= cacheable_logits<width>())
+template <int width, typename Out>
+void launch(float* losses, Out* d_logits, const float* logits, const int32_t* targets, float d_loss,
+            int64_t n, int64_t v, cudaStream_t stream) {
+    if (v <= cacheable_logits<width, Out>())
         softmax_xent_kernel<width, true>
             <<<unsigned(n), xent_threads, size_t(v) * sizeof(float), stream>>>(
                 losses, d_logits, logits, targets, d_loss, v);
@@ -133,15 +135,26 @@ void launch(float* losses, float* d_logits, const float* logits, const int32_t* 
     OCTET_CUDA_LAUNCHED();
 }
 
+template <typename Out>
+void softmax_xent_as(float* losses, Out* d_logits, const float* logits, const int32_t* targets,
+                     float d_loss, int64_t n, int64_t v, cudaStream_t stream) {
+    if (n <= 0) return;
+    if (v % 4 == 0 && aligned_to(logits, 16) && aligned_to(d_logits, 4 * sizeof(Out)))
+        launch<4>(losses, d_logits, logits, targets, d_loss, n, v, stream);
+    else
+        launch<1>(losses, d_logits, logits, targets, d_loss, n, v, stream);
+}
+
 } // namespace
 
 void softmax_xent(float* losses, float* d_logits, const float* logits, const int32_t* targets,
                   float d_loss, int64_t n, int64_t v, cudaStream_t stream) {
-    if (n <= 0) return;
-    if (v % 4 == 0 && aligned_to(logits, 16) && aligned_to(d_logits, 16))
-        launch<4>(losses, d_logits, logits, targets, d_loss, n, v, stream);
-    else
-        launch<1>(losses, d_logits, logits, targets, d_loss, n, v, stream);
+    softmax_xent_as(losses, d_logits, logits, targets, d_loss, n, v, stream);
+}
+
+void softmax_xent(float* losses, __nv_bfloat16* d_logits, const float* logits,
+                  const int32_t* targets, float d_loss, int64_t n, int64_t v, cudaStream_t stream) {
+    softmax_xent_as(losses, d_logits, logits, targets, d_loss, n, v, stream);
 }
 
 } // namespace octet::cuda

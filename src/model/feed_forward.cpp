@@ -65,14 +65,17 @@ class DenseFeedForward final : public FeedForward<T> {
                               down_precision_->backward_input(act_.data()), params_.value(down_w_),
                               n, hidden_, d_model_, down_precision_.get()});
         if (swiglu_)
-            ops_.swiglu_backward(d_up_.data(), d_act_.data(), up_.data(), n, hidden_);
+            ops_.swiglu_backward(d_up_.data(), d_act_.data(), up_.data(), n, hidden_,
+                                 up_precision_->as_consumer());
         else
-            ops_.gelu_backward(d_up_.data(), d_act_.data(), up_.data(), n * hidden_);
+            ops_.gelu_backward(d_up_.data(), d_act_.data(), up_.data(), n * hidden_,
+                               up_precision_->as_consumer());
         ops_.linear_backward({d_in, params_.grad(up_w_), grad(up_b_), d_up_.data(), in,
                               params_.value(up_w_), n, d_model_, up_rows, up_precision_.get()});
     }
 
     const LinearPrecision& input_consumer() const override { return *up_precision_; }
+    const LinearPrecision& output_consumer() const override { return *down_precision_; }
 
     void on_optimizer_step(const OptimizerStep& step) override {
         up_precision_->on_optimizer_step(step);

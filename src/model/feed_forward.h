@@ -22,8 +22,9 @@ class FeedForward {
     // Writes d_in [n, C] and accumulates the parameter gradients. `in` is the forward's, or nullptr
     // where input_consumer() keeps its own copy of it.
     virtual void backward(T* d_in, const T* d_out, const T* in, int64_t n) = 0;
-    // The linear layer that reads the input.
+    // The linear layer that reads the input, and the one whose backward reads d_out.
     virtual const LinearPrecision& input_consumer() const = 0;
+    virtual const LinearPrecision& output_consumer() const = 0;
     // Forwards an optimizer step to the quantizers of its weights (MOSS weight scaling).
     virtual void on_optimizer_step(const OptimizerStep& step) = 0;
     // Recipe state of its linear layers (LinearPrecision::save_state / restore_state).

@@ -182,7 +182,7 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
     losses_.resize(n);
     // In place: logits_ now holds the gradient of the mean loss, which the backward starts from.
     ops_.softmax_xent(losses_.data(), logits_.data(), logits_.data(), targets_.data(),
-                      T(1.0 / double(n)), n, c.vocab_size);
+                      T(1.0 / double(n)), n, c.vocab_size, head_precision_->as_consumer());
     double sum = 0;
     for (T l : losses_.download()) sum += double(l);
     return T(sum / double(n));
@@ -220,12 +220,19 @@ void Gpt<T>::backward() {
     const T* x_last = residual_out_.data() + c.n_layer * n * C;
     d_x_.resize(n * C);
     d_x_.zero();
+    // The linear layer whose backward reads the residual stream's gradient next: the last
+    // feed-forward's down projection, then each layer's attention projection and the
+    // feed-forward of the layer below; none below the first layer (the embedding).
+    auto below = [&](int64_t l) {
+        return l > 0 ? layers_[size_t(l - 1)]->ffn->output_consumer().as_consumer() : nullptr;
+    };
     if (gpt2)
         ops_.layernorm_backward(d_x_.data(), grad(lnf_w_), grad(lnf_b_), d_lnf_.data(), x_last,
-                                value(lnf_w_), lnf_mean_.data(), lnf_rstd_.data(), n, C);
+                                value(lnf_w_), lnf_mean_.data(), lnf_rstd_.data(), n, C,
+                                below(c.n_layer));
     else
         ops_.rmsnorm_backward(d_x_.data(), grad(lnf_w_), d_lnf_.data(), x_last, value(lnf_w_),
-                              lnf_rstd_.data(), n, C);
+                              lnf_rstd_.data(), n, C, below(c.n_layer));
 
     for (int64_t l = c.n_layer - 1; l >= 0; --l) {
         Layer& L = *layers_[size_t(l)];
@@ -237,10 +244,11 @@ void Gpt<T>::backward() {
         if (gpt2)
             ops_.layernorm_backward(d_after_.data(), grad(L.ln2_w), grad(L.ln2_b), d_ln2_.data(),
                                     L.after_attn.data(), value(L.ln2_w), L.ln2_mean.data(),
-                                    L.ln2_rstd.data(), n, C);
+                                    L.ln2_rstd.data(), n, C, L.proj_precision->as_consumer());
         else
             ops_.rmsnorm_backward(d_after_.data(), grad(L.ln2_w), d_ln2_.data(),
-                                  L.after_attn.data(), value(L.ln2_w), L.ln2_rstd.data(), n, C);
+                                  L.after_attn.data(), value(L.ln2_w), L.ln2_rstd.data(), n, C,
+                                  L.proj_precision->as_consumer());
 
         // after_attn = x + proj(attn(norm1(x))): d_x_in = d_after + through the attention.
         ops_.linear_backward({sized(d_attn_, n * C), grad(L.proj_w),
@@ -250,11 +258,12 @@ void Gpt<T>::backward() {
         sized(d_qkv_, n * 3 * C);
         if (!gpt2) {
             ops_.attention_backward(sized(d_rope_, n * 3 * C), d_attn_.data(), L.qkv_rope.data(),
-                                    L.att.data(), shape);
-            ops_.rope_backward(d_qkv_.data(), d_rope_.data(), shape, c.rope_base);
+                                    L.att.data(), shape, nullptr);
+            ops_.rope_backward(d_qkv_.data(), d_rope_.data(), shape, c.rope_base,
+                               L.qkv_precision->as_consumer());
         } else {
             ops_.attention_backward(d_qkv_.data(), d_attn_.data(), L.qkv.data(), L.att.data(),
-                                    shape);
+                                    shape, L.qkv_precision->as_consumer());
         }
         ops_.linear_backward({sized(d_ln1_, n * C), grad(L.qkv_w),
                               L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b), d_qkv_.data(),
@@ -262,10 +271,11 @@ void Gpt<T>::backward() {
                               C, 3 * C, L.qkv_precision.get()});
         if (gpt2)
             ops_.layernorm_backward(d_after_.data(), grad(L.ln1_w), grad(L.ln1_b), d_ln1_.data(), x,
-                                    value(L.ln1_w), L.ln1_mean.data(), L.ln1_rstd.data(), n, C);
+                                    value(L.ln1_w), L.ln1_mean.data(), L.ln1_rstd.data(), n, C,
+                                    below(l));
         else
             ops_.rmsnorm_backward(d_after_.data(), grad(L.ln1_w), d_ln1_.data(), x, value(L.ln1_w),
-                                  L.ln1_rstd.data(), n, C);
+                                  L.ln1_rstd.data(), n, C, below(l));
         std::swap(d_x_, d_after_);
     }
     ops_.embedding_backward(grad(wte_), wpe_ == Layer::none ? nullptr : grad(wpe_), d_x_.data(),

@@ -16,6 +16,9 @@
 //   op's `out`, next; nullptr where `out` is read as T. A backend that keeps that layer's
 //   operands rounded or quantized may write them from the op instead of `out`, which is then
 //   left unwritten (the GPU writes a BF16 layer's operand, saving a pass that casts it).
+// - `consumer` of a backward (and of the loss): the same for the gradient the op writes, read as
+//   dy by that layer's backward, next. The norms' d_x also carries on down the residual stream,
+//   so they write it whatever the consumer.
 #pragma once
 
 #include <cstdint>
@@ -79,12 +82,14 @@ class Ops {
                                    int64_t n, int64_t c, double eps,
                                    const LinearPrecision* consumer) = 0;
     virtual void layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
-                                    const T* mean, const T* rstd, int64_t n, int64_t c) = 0;
+                                    const T* mean, const T* rstd, int64_t n, int64_t c,
+                                    const LinearPrecision* consumer) = 0;
     // RMSNorm: out = x · rstd · w, rstd = 1 / sqrt(mean(x²) + eps) saved.
     virtual void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c,
                                  double eps, const LinearPrecision* consumer) = 0;
     virtual void rmsnorm_backward(T* d_x, T* d_w, const T* d_out, const T* x, const T* w,
-                                  const T* rstd, int64_t n, int64_t c) = 0;
+                                  const T* rstd, int64_t n, int64_t c,
+                                  const LinearPrecision* consumer) = 0;
 
     virtual void linear_forward(const LinearForwardArgs<T>& a) = 0;
     virtual void linear_backward(const LinearBackwardArgs<T>& a) = 0;
@@ -96,20 +101,23 @@ class Ops {
     virtual void attention_forward(T* out, T* state, const T* qkv, const AttentionShape& a,
                                    const LinearPrecision* consumer) = 0;
     virtual void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* state,
-                                    const AttentionShape& a) = 0;
+                                    const AttentionShape& a, const LinearPrecision* consumer) = 0;
 
     // Rotary embeddings (rotate-half pairing, GPT-NeoX/Llama) applied to q and k of packed qkv:
     // out = rope(in) with v copied; the backward rotates the gradient back.
     virtual void rope_forward(T* out, const T* qkv, const AttentionShape& a, double base) = 0;
-    virtual void rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base) = 0;
+    virtual void rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base,
+                               const LinearPrecision* consumer) = 0;
 
     // GELU, tanh approximation (GPT-2).
     virtual void gelu_forward(T* out, const T* x, int64_t n, const LinearPrecision* consumer) = 0;
-    virtual void gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n) = 0;
+    virtual void gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n,
+                               const LinearPrecision* consumer) = 0;
     // SwiGLU on [N, 2H] = (gate | up): out [N, H] = silu(gate) · up.
     virtual void swiglu_forward(T* out, const T* x, int64_t n, int64_t h,
                                 const LinearPrecision* consumer) = 0;
-    virtual void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h) = 0;
+    virtual void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h,
+                                 const LinearPrecision* consumer) = 0;
 
     // out = a + b (the residual stream).
     virtual void add_forward(T* out, const T* a, const T* b, int64_t n) = 0;
@@ -119,7 +127,7 @@ class Ops {
     // root of the graph, so its gradient is known in the forward: one pass over the logits serves
     // both, and d_logits may be the logits themselves (one [N, V] buffer).
     virtual void softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets,
-                              T d_loss, int64_t n, int64_t v) = 0;
+                              T d_loss, int64_t n, int64_t v, const LinearPrecision* consumer) = 0;
 
     // x ·= s (the mean over accumulated micro-batches).
     virtual void scale(T* x, double s, int64_t n) = 0;

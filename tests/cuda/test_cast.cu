@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include "common/rng.h"
@@ -111,37 +112,42 @@ TEST(CudaCast, Bf16OperandCastsMatchTheCodec) {
     }
 }
 
-// A linear layer's dy rounded to BF16 with its column sums (the bias gradient) from the same read:
-// codes bit for bit, sums added to a random prior within 1e-6 of float64 sums. Shapes: many rows
-// per slice, 4-column groups not a multiple of the block, and an odd width (two passes).
-TEST(CudaCast, Bf16CastWithColumnSums) {
+// A BF16 linear layer's bias gradient, the column sums of its BF16 dy added to a random prior:
+// within 1e-6 of float64 sums of the decoded codes. Shapes: many rows per slice, 4-column groups
+// not a multiple of the block, an odd width (one column per thread), and rows that start off
+// 8-byte boundaries (one column per thread too).
+TEST(CudaCast, BiasGradientFromBf16Dy) {
     OCTET_SKIP_WITHOUT_GPU();
     const uint64_t seed = testing::fresh_seed();
     SCOPED_TRACE(testing::seed_note(seed));
     Rng rng(seed);
-    for (const auto& [n, m] : {std::pair<size_t, size_t>{5000, 1024}, {777, 772}, {130, 771}}) {
-        SCOPED_TRACE(std::to_string(n) + " x " + std::to_string(m));
-        std::vector<float> x(n * m), prior(m);
-        for (float& v : x) v = float(rng.normal());
-        for (float& v : prior) v = float(rng.normal());
-        DeviceBuffer<float> d_x(n * m), d_sums(m),
-            d_scratch(size_t(cuda::bf16_column_sums_scratch(int64_t(n), int64_t(m))));
-        DeviceBuffer<__nv_bfloat16> d_codes(n * m);
-        OCTET_CUDA_CHECK(cudaMemcpy(d_x.ptr, x.data(), n * m * 4, cudaMemcpyHostToDevice));
-        OCTET_CUDA_CHECK(cudaMemcpy(d_sums.ptr, prior.data(), m * 4, cudaMemcpyHostToDevice));
-        cuda::to_bf16_with_column_sums(d_codes.ptr, d_sums.ptr, d_x.ptr, int64_t(n), int64_t(m),
-                                       d_scratch.ptr, nullptr);
+    for (const auto& [n, m, offset] : {std::tuple<size_t, size_t, size_t>{5000, 1024, 0},
+                                       {777, 772, 0},
+                                       {130, 771, 0},
+                                       {130, 772, 1}}) {
+        SCOPED_TRACE(std::to_string(n) + " x " + std::to_string(m) + " + " +
+                     std::to_string(offset));
         std::vector<uint16_t> codes(n * m);
+        std::vector<float> prior(m);
+        for (uint16_t& c : codes)
+            c = uint16_t(encode(float(rng.normal()), Format::bf16, Overflow::ieee));
+        for (float& v : prior) v = float(rng.normal());
+        DeviceBuffer<__nv_bfloat16> d_dy(n * m + offset);
+        DeviceBuffer<float> d_sums(m),
+            d_scratch(size_t(cuda::bias_backward_scratch(int64_t(n), int64_t(m))));
+        OCTET_CUDA_CHECK(
+            cudaMemcpy(d_dy.ptr + offset, codes.data(), n * m * 2, cudaMemcpyHostToDevice));
+        OCTET_CUDA_CHECK(cudaMemcpy(d_sums.ptr, prior.data(), m * 4, cudaMemcpyHostToDevice));
+        cuda::bias_backward(d_sums.ptr, d_dy.ptr + offset, int64_t(n), int64_t(m), d_scratch.ptr,
+                            nullptr);
         std::vector<float> sums(m);
-        OCTET_CUDA_CHECK(cudaMemcpy(codes.data(), d_codes.ptr, n * m * 2, cudaMemcpyDeviceToHost));
         OCTET_CUDA_CHECK(cudaMemcpy(sums.data(), d_sums.ptr, m * 4, cudaMemcpyDeviceToHost));
-        for (size_t i = 0; i < n * m; ++i)
-            ASSERT_EQ(codes[i], uint16_t(encode(x[i], Format::bf16, Overflow::ieee))) << i;
         for (size_t j = 0; j < m; ++j) {
             double ref = 0, magnitude = 0;
             for (size_t i = 0; i < n; ++i) {
-                ref += x[i * m + j];
-                magnitude += std::fabs(x[i * m + j]);
+                const double v = decode(codes[i * m + j], Format::bf16);
+                ref += v;
+                magnitude += std::fabs(v);
             }
             ASSERT_FALSE(std::isnan(sums[j])) << "column " << j;
             ASSERT_NEAR(sums[j] - double(prior[j]), ref, 1e-6 * magnitude + 1e-6) << "column " << j;

@@ -135,9 +135,9 @@ TEST_F(CudaOpsTest, LayerNormAndRmsNorm) {
         Buffer<float> gdout = device(d_out), gdx = device(d_x), gdw = device(d_w),
                       gdb = device(d_b);
         cpu_.layernorm_backward(d_x.data(), d_w.data(), d_b.data(), d_out.data(), x.data(),
-                                w.data(), mean.data(), rstd.data(), N, C);
+                                w.data(), mean.data(), rstd.data(), N, C, nullptr);
         gpu_->layernorm_backward(gdx.data(), gdw.data(), gdb.data(), gdout.data(), gx.data(),
-                                 gw.data(), gmean.data(), grstd.data(), N, C);
+                                 gw.data(), gmean.data(), grstd.data(), N, C, nullptr);
         expect_close(d_x, gdx, 1e-5, "layernorm d_x");
         expect_close(d_w, gdw, 1e-5, "layernorm d_w");
         expect_close(d_b, gdb, 1e-5, "layernorm d_b");
@@ -147,9 +147,9 @@ TEST_F(CudaOpsTest, LayerNormAndRmsNorm) {
         expect_close(out, gout, 1e-5, "rmsnorm out");
         expect_close(rstd, grstd, 1e-5, "rmsnorm rstd");
         cpu_.rmsnorm_backward(d_x.data(), d_w.data(), d_out.data(), x.data(), w.data(), rstd.data(),
-                              N, C);
+                              N, C, nullptr);
         gpu_->rmsnorm_backward(gdx.data(), gdw.data(), gdout.data(), gx.data(), gw.data(),
-                               grstd.data(), N, C);
+                               grstd.data(), N, C, nullptr);
         expect_close(d_x, gdx, 1e-5, "rmsnorm d_x");
         expect_close(d_w, gdw, 1e-5, "rmsnorm d_w");
     }
@@ -231,8 +231,8 @@ void CudaOpsTest::check_attention(const AttentionShape& a, double tol) {
     if (!a.bf16) expect_close(att, gstate, tol, "attention probabilities");
     Host d_out = as_float(random(n * c)), d_qkv = as_float(random(n * 3 * c));
     Buffer<float> gdout = device(d_out), gdqkv = poisoned(d_qkv.size());
-    cpu_.attention_backward(d_qkv.data(), d_out.data(), qkv.data(), att.data(), a);
-    gpu_->attention_backward(gdqkv.data(), gdout.data(), gqkv.data(), gstate.data(), a);
+    cpu_.attention_backward(d_qkv.data(), d_out.data(), qkv.data(), att.data(), a, nullptr);
+    gpu_->attention_backward(gdqkv.data(), gdout.data(), gqkv.data(), gstate.data(), a, nullptr);
     expect_close(d_qkv, gdqkv, tol, "attention d_qkv");
 }
 
@@ -259,8 +259,8 @@ TEST_F(CudaOpsTest, Rope) {
     expect_close(rot, grot, 2e-6, "rope forward");
     Host d_rot = as_float(random(n)), d_qkv = as_float(random(n));
     Buffer<float> gdrot = device(d_rot), gdqkv = poisoned(d_qkv.size());
-    cpu_.rope_backward(d_qkv.data(), d_rot.data(), a, 10000.0);
-    gpu_->rope_backward(gdqkv.data(), gdrot.data(), a, 10000.0);
+    cpu_.rope_backward(d_qkv.data(), d_rot.data(), a, 10000.0, nullptr);
+    gpu_->rope_backward(gdqkv.data(), gdrot.data(), a, 10000.0, nullptr);
     expect_close(d_qkv, gdqkv, 2e-6, "rope backward");
 }
 
@@ -273,8 +273,8 @@ TEST_F(CudaOpsTest, ActivationsAndAdd) {
     cpu_.gelu_forward(out.data(), x.data(), n * 2 * h, nullptr);
     gpu_->gelu_forward(gout.data(), gx.data(), n * 2 * h, nullptr);
     expect_close(out, gout, 2e-6, "gelu forward");
-    cpu_.gelu_backward(d_x.data(), d_out.data(), x.data(), n * 2 * h);
-    gpu_->gelu_backward(gdx.data(), gdout.data(), gx.data(), n * 2 * h);
+    cpu_.gelu_backward(d_x.data(), d_out.data(), x.data(), n * 2 * h, nullptr);
+    gpu_->gelu_backward(gdx.data(), gdout.data(), gx.data(), n * 2 * h, nullptr);
     expect_close(d_x, gdx, 2e-6, "gelu backward");
 
     Host s(static_cast<size_t>(n * h));
@@ -285,8 +285,8 @@ TEST_F(CudaOpsTest, ActivationsAndAdd) {
     Host d_s = as_float(random(n * h));
     Buffer<float> gds = device(d_s);
     gdx = poisoned(d_x.size());
-    cpu_.swiglu_backward(d_x.data(), d_s.data(), x.data(), n, h);
-    gpu_->swiglu_backward(gdx.data(), gds.data(), gx.data(), n, h);
+    cpu_.swiglu_backward(d_x.data(), d_s.data(), x.data(), n, h, nullptr);
+    gpu_->swiglu_backward(gdx.data(), gds.data(), gx.data(), n, h, nullptr);
     expect_close(d_x, gdx, 2e-6, "swiglu backward");
 
     cpu_.add_forward(out.data(), x.data(), d_out.data(), n * 2 * h);
@@ -383,6 +383,114 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16OperandOfTheirConsumer) {
     }
 }
 
+// Backward ops (and the loss) feeding a BF16 linear layer's backward write its BF16 dy instead of
+// their FP32 gradient: the layer's d_x, d_W and d_b are bit for bit those of the unfused ops, and
+// the FP32 gradient stays as it was (NaN here), but for the norms, which write it too (the
+// residual stream's). A layer given another dy than the one its operand was written for refuses
+// it.
+TEST_F(CudaOpsTest, ProducersWriteTheBf16GradientOfTheirConsumer) {
+    const int64_t n = 2 * 67, c = 64, h = 96, v = 40, k = 24; // k: the consumer's input width
+    const AttentionShape attention{2, 67, 1, 64, true};
+    const Host x = random(n * 3 * c), d_out = random(n * 3 * c), w = random(c), b = random(c),
+               residual = random(n * c);
+    Buffer<float> gx = device(x), gd_out = device(d_out), gw = device(w), gb = device(b),
+                  stats = poisoned(2 * size_t(n)), scratch = poisoned(size_t(n * 3 * c)),
+                  state = poisoned(size_t(gpu_->attention_state_size(attention))),
+                  losses = poisoned(size_t(n));
+    std::vector<int32_t> targets(static_cast<size_t>(n));
+    for (int32_t& t : targets) t = int32_t(rng_.next_u64() % uint64_t(v));
+    Buffer<int32_t> gtargets = device(targets);
+    // The forwards whose saved statistics and state the backwards read.
+    gpu_->layernorm_forward(scratch.data(), stats.data(), stats.data() + n, gx.data(), gw.data(),
+                            gb.data(), n, c, 1e-5, nullptr);
+    gpu_->attention_forward(scratch.data(), state.data(), gx.data(), attention, nullptr);
+    Buffer<float> rms_stats = poisoned(size_t(n));
+    gpu_->rmsnorm_forward(scratch.data(), rms_stats.data(), gx.data(), gw.data(), n, c, 1e-5,
+                          nullptr);
+    struct Producer {
+        const char* name;
+        int64_t m;     // the gradient's width: the consumer's output width
+        bool residual; // a norm: adds to its gradient, and writes it whatever the consumer
+        std::function<void(float* grad, const LinearPrecision* consumer)> run;
+    };
+    const std::vector<Producer> producers = {
+        {"layernorm", c, true,
+         [&](float* g, const LinearPrecision* p) {
+             Buffer<float> d_w = device(w), d_b = device(b);
+             gpu_->layernorm_backward(g, d_w.data(), d_b.data(), gd_out.data(), gx.data(),
+                                      gw.data(), stats.data(), stats.data() + n, n, c, p);
+         }},
+        {"rmsnorm", c, true,
+         [&](float* g, const LinearPrecision* p) {
+             Buffer<float> d_w = device(w);
+             gpu_->rmsnorm_backward(g, d_w.data(), gd_out.data(), gx.data(), gw.data(),
+                                    rms_stats.data(), n, c, p);
+         }},
+        {"gelu", h, false,
+         [&](float* g, const LinearPrecision* p) {
+             gpu_->gelu_backward(g, gd_out.data(), gx.data(), n * h, p);
+         }},
+        {"swiglu", 2 * h, false,
+         [&](float* g, const LinearPrecision* p) {
+             gpu_->swiglu_backward(g, gd_out.data(), gx.data(), n, h, p);
+         }},
+        {"attention", 3 * c, false,
+         [&](float* g, const LinearPrecision* p) {
+             gpu_->attention_backward(g, gd_out.data(), gx.data(), state.data(), attention, p);
+         }},
+        {"rope", 3 * c, false,
+         [&](float* g, const LinearPrecision* p) {
+             gpu_->rope_backward(g, gd_out.data(), attention, 10000.0, p);
+         }},
+        {"softmax_xent", v, false,
+         [&](float* g, const LinearPrecision* p) {
+             gpu_->softmax_xent(losses.data(), g, gx.data(), gtargets.data(), 1.0f / float(n), n, v,
+                                p);
+         }},
+    };
+    for (const Producer& producer : producers) {
+        SCOPED_TRACE(producer.name);
+        const int64_t m = producer.m;
+        const Host in = random(n * k), weight = random(m * k), bias = random(m);
+        Buffer<float> gin = device(in), gweight = device(weight), gbias = device(bias);
+        std::vector<Host> grads, results;
+        for (const bool staged : {false, true}) {
+            auto precision = LinearPrecision::bf16();
+            Buffer<float> y = poisoned(size_t(n * m)), d_in = poisoned(size_t(n * k)),
+                          d_w = device(Host(size_t(m * k), 0.0)),
+                          d_b = device(Host(size_t(m), 0.0)),
+                          grad = producer.residual
+                                     ? device(Host(residual.begin(), residual.begin() + n * m))
+                                     : poisoned(size_t(n * m));
+            gpu_->linear_forward(
+                {y.data(), gin.data(), gweight.data(), gbias.data(), n, k, m, precision.get()});
+            producer.run(grad.data(), staged ? precision->as_consumer() : nullptr);
+            const LinearBackwardArgs<float> backward{
+                d_in.data(),    d_w.data(), d_b.data(), grad.data(), nullptr,
+                gweight.data(), n,          k,          m,           precision.get()};
+            if (staged) {
+                if (!producer.residual) {
+                    for (double g : host(grad)) ASSERT_TRUE(std::isnan(g)) << "the FP32 gradient";
+                }
+                LinearBackwardArgs<float> other = backward;
+                other.d_out = scratch.data();
+                EXPECT_THROW(gpu_->linear_backward(other), Error);
+            }
+            gpu_->linear_backward(backward);
+            if (producer.residual || !staged) grads.push_back(host(grad));
+            for (const Buffer<float>* r : {&d_in, &d_w, &d_b}) results.push_back(host(*r));
+        }
+        if (producer.residual) {
+            EXPECT_EQ(grads[0], grads[1]) << "the norm's FP32 d_x";
+        }
+        for (size_t i = 0; i < 3; ++i) {
+            const char* what = i == 0 ? "d_x" : i == 1 ? "d_W" : "d_b";
+            EXPECT_EQ(results[i], results[i + 3]) << what;
+            for (double r : results[i]) ASSERT_FALSE(std::isnan(r)) << what;
+        }
+    }
+}
+
 // Vocabularies in 16-byte rows and not, held in shared memory and too large for it (60,000 FP32
 // logits are 240 KB); d_logits starts as NaN, and in place is checked against out of place.
 TEST_F(CudaOpsTest, SoftmaxCrossEntropy) {
@@ -397,15 +505,15 @@ TEST_F(CudaOpsTest, SoftmaxCrossEntropy) {
                       glosses = poisoned(losses.size());
         Buffer<int32_t> gtargets = device(targets);
         cpu_.softmax_xent(losses.data(), d.data(), logits.data(), targets.data(), 1.0 / double(n),
-                          n, v);
+                          n, v, nullptr);
         gpu_->softmax_xent(glosses.data(), gd.data(), glogits.data(), gtargets.data(),
-                           float(1.0 / double(n)), n, v);
+                           float(1.0 / double(n)), n, v, nullptr);
         expect_close(losses, glosses, 1e-5, "losses");
         expect_close(d, gd, 1e-5, "d_logits");
         // In place, as the model runs it: one buffer for the logits and their gradient.
         Buffer<float> glosses2 = poisoned(losses.size());
         gpu_->softmax_xent(glosses2.data(), glogits.data(), glogits.data(), gtargets.data(),
-                           float(1.0 / double(n)), n, v);
+                           float(1.0 / double(n)), n, v, nullptr);
         EXPECT_EQ(glosses.download(), glosses2.download());
         EXPECT_EQ(gd.download(), glogits.download());
     }

@@ -119,7 +119,7 @@ TEST_F(CpuOpsTest, LayerNorm) {
         [&](const Vec& d, std::vector<Vec>& g) {
             forward();
             ops.layernorm_backward(g[0].data(), g[1].data(), g[2].data(), d.data(), x.data(),
-                                   w.data(), mean.data(), rstd.data(), n, c);
+                                   w.data(), mean.data(), rstd.data(), n, c, nullptr);
         },
         rng, "layernorm");
 }
@@ -138,7 +138,7 @@ TEST_F(CpuOpsTest, RmsNorm) {
         [&](const Vec& d, std::vector<Vec>& g) {
             forward();
             ops.rmsnorm_backward(g[0].data(), g[1].data(), d.data(), x.data(), w.data(),
-                                 rstd.data(), n, c);
+                                 rstd.data(), n, c, nullptr);
         },
         rng, "rmsnorm");
 }
@@ -176,7 +176,7 @@ TEST_F(CpuOpsTest, CausalAttention) {
         {written(&qkv)}, forward,
         [&](const Vec& d, std::vector<Vec>& g) {
             forward();
-            ops.attention_backward(g[0].data(), d.data(), qkv.data(), att.data(), s);
+            ops.attention_backward(g[0].data(), d.data(), qkv.data(), att.data(), s, nullptr);
         },
         rng, "attention");
     // Causality: the output at t does not depend on later tokens.
@@ -200,7 +200,7 @@ TEST_F(CpuOpsTest, RotaryEmbedding) {
             return out;
         },
         [&](const Vec& d, std::vector<Vec>& g) {
-            ops.rope_backward(g[0].data(), d.data(), s, 10000.0);
+            ops.rope_backward(g[0].data(), d.data(), s, 10000.0, nullptr);
         },
         rng, "rope");
     // A rotation: norms of each head's q are kept; position 0 is unchanged.
@@ -220,7 +220,7 @@ TEST_F(CpuOpsTest, GeluAndSwiGlu) {
             return out;
         },
         [&](const Vec& d, std::vector<Vec>& g) {
-            ops.gelu_backward(g[0].data(), d.data(), x.data(), int64_t(x.size()));
+            ops.gelu_backward(g[0].data(), d.data(), x.data(), int64_t(x.size()), nullptr);
         },
         rng, "gelu");
     const int64_t n = 3, h = 4;
@@ -233,7 +233,7 @@ TEST_F(CpuOpsTest, GeluAndSwiGlu) {
             return out;
         },
         [&](const Vec& d, std::vector<Vec>& g) {
-            ops.swiglu_backward(g[0].data(), d.data(), y.data(), n, h);
+            ops.swiglu_backward(g[0].data(), d.data(), y.data(), n, h, nullptr);
         },
         rng, "swiglu");
 }
@@ -245,7 +245,8 @@ TEST_F(CpuOpsTest, SoftmaxCrossEntropy) {
     std::vector<int32_t> targets = {0, 5, 2, 2};
     // The gradient of the mean loss: d_loss = 1/N for every row.
     auto run = [&](Vec& losses, Vec& d_logits, const Vec& z) {
-        ops.softmax_xent(losses.data(), d_logits.data(), z.data(), targets.data(), 1.0 / n, n, v);
+        ops.softmax_xent(losses.data(), d_logits.data(), z.data(), targets.data(), 1.0 / n, n, v,
+                         nullptr);
     };
     auto losses_at = [&] {
         Vec losses(n), unused(n * v);
