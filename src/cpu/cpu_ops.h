@@ -33,6 +33,7 @@ class CpuOps final : public Ops<T> {
     int64_t attention_state_size(const AttentionShape& a) override {
         return a.batch * a.heads * a.seq * a.seq;
     }
+    bool attention_keeps_input(const AttentionShape&) override { return false; }
     void attention_forward(T* out, T* att, const T* qkv, const AttentionShape& a,
                            const LinearPrecision* consumer) override;
     void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* att,

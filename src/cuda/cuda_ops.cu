@@ -31,12 +31,11 @@ bool device_available() {
 CudaOps::CudaOps()
     : memory_(stream_.get()), profiler_(stream_.get()), scratch_(memory_), q_(memory_), k_(memory_),
       v_(memory_), y_(memory_), dq_(memory_), dk_(memory_), dv_(memory_), scores_(memory_),
-      dy_bf16_(memory_), qkv_bf16_(memory_), d_qkv_bf16_(memory_), d_out_bf16_(memory_),
-      positions_(memory_), sorted_tokens_(memory_), sorted_positions_(memory_), sort_temp_(memory_),
-      chunks_(memory_), norm_(memory_, 2), norm_partials_(memory_, adamw_norm_blocks),
-      span_amax_(memory_), plans_(memory_), transposer_(memory_, plans_),
-      scaled_gemm_(gemm_, memory_), dy_(memory_), w_t_(memory_), dy_t_(memory_), x_t_(memory_),
-      x_transient_(memory_) {}
+      dy_bf16_(memory_), d_qkv_bf16_(memory_), d_out_bf16_(memory_), positions_(memory_),
+      sorted_tokens_(memory_), sorted_positions_(memory_), sort_temp_(memory_), chunks_(memory_),
+      norm_(memory_, 2), norm_partials_(memory_, adamw_norm_blocks), span_amax_(memory_),
+      plans_(memory_), transposer_(memory_, plans_), scaled_gemm_(gemm_, memory_), dy_(memory_),
+      w_t_(memory_), dy_t_(memory_), x_t_(memory_), x_transient_(memory_) {}
 
 float* CudaOps::scratch_floats(int64_t floats) {
     if (scratch_.size() < floats) scratch_.resize(floats);
@@ -108,6 +107,27 @@ bool fp8_operands(const LinearPrecision* p) {
 // out[i, j] += bias[j]
 void add_bias(float* out, const float* bias, int64_t n, int64_t m, cudaStream_t stream) {
     for_each(n * m, stream, [=] __device__(int64_t i) { out[i] += bias[i % m]; });
+}
+
+} // namespace
+
+namespace {
+
+// Flash attention's state, in floats, each part 16-byte aligned (cuDNN requires it of its
+// tensors; B · NH · T is odd for odd head counts and sequence lengths): the log-sum-exp rows
+// [B, NH, T] in FP32, then its BF16 output [B, T, C] and BF16 qkv [B, T, 3C] (what the backward
+// reads), packed two to a float.
+int64_t round_to_16_bytes(int64_t floats) {
+    return (floats + 3) / 4 * 4;
+}
+
+int64_t flash_output_offset(const AttentionShape& a) {
+    return round_to_16_bytes(a.batch * a.heads * a.seq);
+}
+
+int64_t flash_qkv_offset(const AttentionShape& a) {
+    return flash_output_offset(a) +
+           round_to_16_bytes((a.batch * a.seq * a.heads * a.head_size + 1) / 2);
 }
 
 } // namespace
@@ -227,6 +247,9 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
     // out[n, m] = in[n, k] · W[m, k]ᵀ + bias; BF16 operands are kept for the backward.
     const void* in = a.in;
     const void* w = a.weight;
+    const void* bias = a.bias;
+    // BF16 flash attention reads the output next: the GEMM writes its BF16 qkv into its state.
+    __nv_bfloat16* qkv = bf16 ? attention_qkv(a.attention, a.out, a.n * a.m) : nullptr;
     if (bf16) {
         SavedLinear& layer = saved_linear(a.precision);
         if (layer.staged_for) { // the op that made x wrote it in BF16 (staged_bf16)
@@ -238,8 +261,11 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
             in = rounded_bf16(a.in, a.n * a.k, layer.x_bf16);
         }
         w = rounded_bf16(a.weight, a.m * a.k, layer.w_bf16);
+        if (qkv && a.bias) bias = rounded_bf16(a.bias, a.m, layer.b_bf16); // autocast's bias
     }
-    gemm_.run({in, w, bf16, false, true, a.out, a.bias, 0.0f, a.n, a.m, a.k}, stream());
+    gemm_.run({in, w, bf16, false, true, qkv ? static_cast<void*>(qkv) : a.out, bias, 0.0f, a.n,
+               a.m, a.k, 1, 0, 0, 0, nullptr, qkv != nullptr},
+              stream());
 }
 
 void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
@@ -281,7 +307,16 @@ void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {
     }
     if (a.d_in) { // d_in[n, k] = d_out[n, m] · W[m, k]
         const auto dgrad = profiler_.scope("linear.dgrad");
-        gemm_.run({d_out, w, bf16, false, false, a.d_in, nullptr, 0.0f, a.n, a.k, a.m}, stream());
+        // BF16 flash attention reads d_in next: the GEMM writes it in BF16 for it.
+        __nv_bfloat16* d_attn = nullptr;
+        if (bf16 && a.attention && a.attention->shape.bf16) {
+            d_out_bf16_.resize(a.n * a.k);
+            d_attn = d_out_bf16_.data();
+            d_out_staged_for_ = a.d_in;
+        }
+        gemm_.run({d_out, w, bf16, false, false, d_attn ? static_cast<void*>(d_attn) : a.d_in,
+                   nullptr, 0.0f, a.n, a.k, a.m, 1, 0, 0, 0, nullptr, d_attn != nullptr},
+                  stream());
     }
     { // d_W[m, k] += d_out[n, m]ᵀ · in[n, k]
         const auto wgrad = profiler_.scope("linear.wgrad");
@@ -298,22 +333,24 @@ void CudaOps::per_head_gemm(const float* a, bool trans_a, const float* b, bool t
         stream());
 }
 
-namespace {
-
-// Where flash attention's BF16 output starts in its state, in floats: after the log-sum-exp
-// rows, rounded up to 16 bytes, the alignment cuDNN requires of its tensors (B · NH · T is odd
-// for odd head counts and sequence lengths).
-int64_t flash_output_offset(const AttentionShape& a) {
-    return (a.batch * a.heads * a.seq + 3) / 4 * 4;
-}
-
-} // namespace
-
-// Flash attention's state: the log-sum-exp rows [B, NH, T] in FP32, then its BF16 output
-// [B, T, C] (which the backward needs), packed two to a float.
 int64_t CudaOps::attention_state_size(const AttentionShape& a) {
     if (!a.bf16) return a.batch * a.heads * a.seq * a.seq;
-    return flash_output_offset(a) + (a.batch * a.seq * a.heads * a.head_size + 1) / 2;
+    return flash_qkv_offset(a) + (a.batch * a.seq * 3 * a.heads * a.head_size + 1) / 2;
+}
+
+bool CudaOps::attention_keeps_input(const AttentionShape& a) {
+    return a.bf16;
+}
+
+__nv_bfloat16* CudaOps::attention_qkv(const AttentionConsumer<float>* attention, const float* out,
+                                      int64_t count) {
+    if (!attention || !attention->shape.bf16) return nullptr;
+    const AttentionShape& a = attention->shape;
+    if (count != a.batch * a.seq * 3 * a.heads * a.head_size)
+        throw Error("linear forward: its output is not the qkv of the attention that reads it");
+    qkv_staged_in_ = attention->state;
+    qkv_staged_for_ = out;
+    return reinterpret_cast<__nv_bfloat16*>(attention->state + flash_qkv_offset(a));
 }
 
 FlashAttention& CudaOps::flash() {
@@ -327,9 +364,15 @@ void CudaOps::attention_forward(float* out, float* state, const float* qkv, cons
     if (a.bf16) {
         const int64_t n = a.batch * a.seq, c = a.heads * a.head_size;
         auto* o = reinterpret_cast<__nv_bfloat16*>(state + flash_output_offset(a));
-        qkv_bf16_.resize(n * 3 * c);
-        to_bf16(qkv_bf16_.data(), qkv, n * 3 * c, stream());
-        flash().forward(a, qkv_bf16_.data(), o, state, stream());
+        auto* qkv_bf16 = reinterpret_cast<__nv_bfloat16*>(state + flash_qkv_offset(a));
+        if (qkv_staged_in_) { // the QKV layer wrote it there (attention_qkv)
+            if (qkv_staged_in_ != state || qkv_staged_for_ != qkv)
+                throw Error("attention forward: its qkv was written in BF16 for another buffer");
+            qkv_staged_in_ = nullptr;
+        } else {
+            to_bf16(qkv_bf16, qkv, n * 3 * c, stream());
+        }
+        flash().forward(a, qkv_bf16, o, state, stream());
         if (__nv_bfloat16* operand = staged_bf16(consumer, out, n * c))
             OCTET_CUDA_CHECK(cudaMemcpyAsync(operand, o, size_t(n * c) * sizeof(*o),
                                              cudaMemcpyDeviceToDevice, stream()));
@@ -356,17 +399,22 @@ void CudaOps::attention_backward(float* d_qkv, const float* d_out, const float* 
     if (a.bf16) {
         const int64_t n = a.batch * a.seq, c = a.heads * a.head_size;
         const auto* o = reinterpret_cast<const __nv_bfloat16*>(state + flash_output_offset(a));
-        qkv_bf16_.resize(n * 3 * c);
-        d_out_bf16_.resize(n * c);
-        to_bf16(qkv_bf16_.data(), qkv, n * 3 * c, stream());
-        to_bf16(d_out_bf16_.data(), d_out, n * c, stream());
+        const auto* qkv_bf16 = reinterpret_cast<const __nv_bfloat16*>(state + flash_qkv_offset(a));
+        if (d_out_staged_for_) { // the projection's dgrad wrote it in BF16
+            if (d_out_staged_for_ != d_out || d_out_bf16_.size() != n * c)
+                throw Error("attention backward: its d_out was written in BF16 for another buffer");
+            d_out_staged_for_ = nullptr;
+        } else {
+            d_out_bf16_.resize(n * c);
+            to_bf16(d_out_bf16_.data(), d_out, n * c, stream());
+        }
         // Flash attention's BF16 d_qkv is the QKV layer's dy itself where that layer is BF16.
         __nv_bfloat16* d_qkv_bf16 = staged_dy_bf16(consumer, d_qkv, n * 3 * c);
         if (!d_qkv_bf16) {
             d_qkv_bf16_.resize(n * 3 * c);
             d_qkv_bf16 = d_qkv_bf16_.data();
         }
-        flash().backward(a, qkv_bf16_.data(), o, d_out_bf16_.data(), state, d_qkv_bf16, stream());
+        flash().backward(a, qkv_bf16, o, d_out_bf16_.data(), state, d_qkv_bf16, stream());
         if (d_qkv_bf16 == d_qkv_bf16_.data()) from_bf16(d_qkv, d_qkv_bf16, n * 3 * c, stream());
         return;
     }

@@ -1,10 +1,12 @@
 // The CUDA backend of the ops interface: every op of the dense GPT on the GPU, FP32 in memory,
 // on one stream. GEMMs run in cuBLASLt: strict FP32 for `exact` linear layers and attention,
-// BF16 operands with FP32 accumulation for `bf16` ones, and FP8 recipes' operands quantized on
-// the device by the recipe's own plans (quantize_plan.h), transposed for the backward
-// (fp8_transpose.h) and multiplied by ScaledGemm (scaled_gemm.h): the CPU's FP8 linear layer,
-// with the same codes and scales. Attention is cuDNN's flash attention in BF16 when the shape
-// asks for BF16 (see flash_attention.h), else strict FP32 with the probabilities materialised.
+// BF16 operands with FP32 accumulation for `bf16` ones (whose GEMMs write BF16 outputs for flash
+// attention, adding a BF16-rounded bias there, as autocast does), and FP8 recipes' operands
+// quantized on the device by the recipe's own plans (quantize_plan.h), transposed for the
+// backward (fp8_transpose.h) and multiplied by ScaledGemm (scaled_gemm.h): the CPU's FP8 linear
+// layer, with the same codes and scales. Attention is cuDNN's flash attention in BF16 when the
+// shape asks for BF16 (see flash_attention.h), else strict FP32 with the probabilities
+// materialised.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -64,6 +66,7 @@ class CudaOps final : public Ops<float> {
     void linear_forward(const LinearForwardArgs<float>& a) override;
     void linear_backward(const LinearBackwardArgs<float>& a) override;
     int64_t attention_state_size(const AttentionShape& a) override;
+    bool attention_keeps_input(const AttentionShape& a) override;
     void attention_forward(float* out, float* state, const float* qkv, const AttentionShape& a,
                            const LinearPrecision* consumer) override;
     void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* state,
@@ -102,11 +105,12 @@ class CudaOps final : public Ops<float> {
     //   them.
     struct SavedLinear {
         explicit SavedLinear(Memory& memory)
-            : x(memory), w(memory), x_t(memory), x_bf16(memory), w_bf16(memory) {}
+            : x(memory), w(memory), x_t(memory), x_bf16(memory), w_bf16(memory), b_bf16(memory) {}
         DeviceQuantized x, w, x_t;
         TransposeMethod x_method{}, w_method{};
         bool planned = false; // a forward has set the methods
         Buffer<__nv_bfloat16> x_bf16, w_bf16;
+        Buffer<__nv_bfloat16> b_bf16;      // the bias of a GEMM with a BF16 output
         const float* staged_for = nullptr; // x_bf16 was written for the input at this address
     };
     SavedLinear& saved_linear(const LinearPrecision* p);
@@ -122,6 +126,10 @@ class CudaOps final : public Ops<float> {
     // dy that backward multiplies (one slot, dy_bf16_, as one backward reads it at a time).
     __nv_bfloat16* staged_dy_bf16(const LinearPrecision* consumer, const float* grad,
                                   int64_t count);
+    // Where a BF16 layer writes its output for the flash attention that reads it (ops.h's
+    // AttentionConsumer): the qkv in that attention's state; nullptr where there is none.
+    __nv_bfloat16* attention_qkv(const AttentionConsumer<float>* attention, const float* out,
+                                 int64_t count);
     // A BF16 layer's dy: the one staged for it, else d_out rounded.
     const __nv_bfloat16* dy_bf16(const LinearBackwardArgs<float>& a);
     // write(operand) where the op writes a staged operand, else write(out).
@@ -146,10 +154,15 @@ class CudaOps final : public Ops<float> {
     OpProfiler profiler_;
     CublasLtGemm gemm_;
     Buffer<float> scratch_, q_, k_, v_, y_, dq_, dk_, dv_, scores_;
-    Buffer<__nv_bfloat16> dy_bf16_, qkv_bf16_, d_qkv_bf16_, d_out_bf16_;
+    Buffer<__nv_bfloat16> dy_bf16_, d_qkv_bf16_, d_out_bf16_;
     // dy_bf16_ was written by a backward op for this layer's dy at this address (staged_dy_bf16).
     const float* dy_staged_for_ = nullptr;
     const LinearPrecision* dy_staged_layer_ = nullptr;
+    // The attention state whose BF16 qkv a GEMM wrote for the output at qkv_staged_for_, and the
+    // d_out for which a dgrad wrote d_out_bf16_.
+    const float* qkv_staged_in_ = nullptr;
+    const float* qkv_staged_for_ = nullptr;
+    const float* d_out_staged_for_ = nullptr;
     std::unique_ptr<FlashAttention> flash_; // built at the first BF16 attention
     Buffer<int32_t> positions_, sorted_tokens_, sorted_positions_; // embedding backward
     Buffer<uint8_t> sort_temp_;

@@ -143,6 +143,8 @@ void CublasLtGemm::run(const DenseGemmArgs& g, cudaStream_t stream) {
         throw Error("dense GEMM: a bias needs batch 1 and beta 0");
     if (g.alpha && g.beta != 0.0f && g.beta != 1.0f)
         throw Error("dense GEMM: a device alpha needs beta 0 or 1");
+    if (g.c_bf16 && (!g.bf16 || g.beta != 0.0f))
+        throw Error("dense GEMM: a BF16 output needs BF16 operands and beta 0");
     const cudaDataType_t in = g.bf16 ? CUDA_R_16BF : CUDA_R_32F;
     Descriptors d;
     OCTET_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -171,8 +173,8 @@ void CublasLtGemm::run(const DenseGemmArgs& g, cudaStream_t stream) {
                    b_cols = uint64_t(g.trans_a ? g.k : g.m);
     OCTET_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.la, in, a_rows, a_cols, int64_t(a_rows)));
     OCTET_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.lb, in, b_rows, b_cols, int64_t(b_rows)));
-    OCTET_CUBLAS_CHECK(
-        cublasLtMatrixLayoutCreate(&d.ld, CUDA_R_32F, uint64_t(g.n), uint64_t(g.m), g.n));
+    OCTET_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.ld, g.c_bf16 ? CUDA_R_16BF : CUDA_R_32F,
+                                                  uint64_t(g.n), uint64_t(g.m), g.n));
     if (g.batch > 1) {
         const int32_t count = int32_t(g.batch);
         const std::pair<cublasLtMatrixLayout_t, int64_t> layouts[] = {
@@ -187,7 +189,7 @@ void CublasLtGemm::run(const DenseGemmArgs& g, cudaStream_t stream) {
     const Key key{g.m,
                   g.n,
                   g.k,
-                  g.bf16 ? 1 : 0,
+                  (g.bf16 ? 1 : 0) + (g.c_bf16 ? 2 : 0),
                   (g.trans_a ? 2 : 0) + (g.trans_b ? 1 : 0),
                   g.bias != nullptr,
                   g.batch,

@@ -45,22 +45,25 @@ struct GemmArgs {
 };
 
 // Row-major c[M, N] = op(a) · op(b) + beta · c, op(a) [M, K], op(b) [K, N]; a stored [M, K]
-// ([K, M] when trans_a), b stored [K, N] ([N, K] when trans_b). FP32 output; operands FP32
-// (strict FP32 arithmetic, no TF32) or BF16 (FP32 accumulation). `batch` matrices at the given
-// element strides; bias [N] (FP32, added to every row) only with batch 1 and beta 0.
+// ([K, M] when trans_a), b stored [K, N] ([N, K] when trans_b). Operands FP32 (strict FP32
+// arithmetic, no TF32) or BF16 (FP32 accumulation); output FP32, or BF16 (rounded from the FP32
+// result) from BF16 operands with beta 0. `batch` matrices at the given element strides; bias [N]
+// (added to every row; FP32, or BF16 with a BF16 output: cuBLASLt 13.1 has no algorithm for an
+// FP32 bias there) only with batch 1 and beta 0.
 struct DenseGemmArgs {
     const void* a;
     const void* b;
     bool bf16; // both operands BF16, else both FP32
     bool trans_a, trans_b;
-    float* c;
-    const float* bias;
+    void* c;          // FP32, or BF16 with c_bf16
+    const void* bias; // the output's type
     float beta;
     int64_t m, n, k;
     int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
     // A device scalar multiplying op(a) · op(b) in the epilogue, or nullptr for 1; with it, beta
     // must be 0 or 1.
     const float* alpha = nullptr;
+    bool c_bf16 = false;
 };
 
 class CublasLtGemm {

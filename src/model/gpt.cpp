@@ -9,6 +9,17 @@
 
 namespace octet {
 
+namespace {
+
+// b, holding `size` elements (contents unspecified: the op given it writes them).
+template <typename T>
+T* sized(Buffer<T>& b, int64_t size) {
+    b.resize(size);
+    return b.data();
+}
+
+} // namespace
+
 template <typename T>
 struct Gpt<T>::Layer {
     static constexpr size_t none = size_t(-1);
@@ -29,9 +40,10 @@ Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& polic
       tokens_(ops.memory()), targets_(ops.memory()), residual_out_(ops.memory()),
       lnf_out_(ops.memory()), lnf_mean_(ops.memory()), lnf_rstd_(ops.memory()),
       logits_(ops.memory()), losses_(ops.memory()), linear_in_(ops.memory()),
-      ffn_scratch_(ops.memory()), branch_(ops.memory()), d_lnf_(ops.memory()), d_x_(ops.memory()),
-      d_after_(ops.memory()), d_ln2_(ops.memory()), d_attn_(ops.memory()), d_qkv_(ops.memory()),
-      d_rope_(ops.memory()), d_ln1_(ops.memory()) {
+      qkv_scratch_(ops.memory()), rope_scratch_(ops.memory()), ffn_scratch_(ops.memory()),
+      branch_(ops.memory()), d_lnf_(ops.memory()), d_x_(ops.memory()), d_after_(ops.memory()),
+      d_ln2_(ops.memory()), d_attn_(ops.memory()), d_qkv_(ops.memory()), d_rope_(ops.memory()),
+      d_ln1_(ops.memory()) {
     config_.validate();
     const ModelConfig& c = config_;
     const bool gpt2 = c.flavor == Flavor::gpt2;
@@ -112,6 +124,9 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
 
     const AttentionShape shape{batch, seq, c.n_head, c.head_size(), bf16_attention_};
     const bool gpt2 = c.flavor == Flavor::gpt2;
+    // Attention's input is kept for its backward (L.qkv, or L.qkv_rope where RoPE rotates it)
+    // unless the backend's attention keeps its own copy; Llama's unrotated qkv never is.
+    const bool attention_keeps = ops_.attention_keeps_input(shape);
     residual_out_.resize((c.n_layer + 1) * n * C);
     branch_.resize(n * C);
     ops_.embedding_forward(residual_out_.data(), tokens_.data(), value(wte_),
@@ -122,7 +137,7 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
         T* out = residual_out_.data() + (l + 1) * n * C;
         L.ln1_mean.resize(n);
         L.ln1_rstd.resize(n);
-        L.qkv.resize(n * 3 * C);
+        T* qkv = sized(gpt2 && !attention_keeps ? L.qkv : qkv_scratch_, n * 3 * C);
         L.att.resize(ops_.attention_state_size(shape));
         L.after_attn.resize(n * C);
         L.ln2_mean.resize(n);
@@ -136,14 +151,15 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
         else
             ops_.rmsnorm_forward(ln1_out, L.ln1_rstd.data(), x, value(L.ln1_w), n, C, c.norm_eps,
                                  L.qkv_precision->as_consumer());
-        ops_.linear_forward({L.qkv.data(), ln1_out, value(L.qkv_w),
+        const AttentionConsumer<T> attention{L.att.data(), shape}; // reads qkv (GPT-2) next
+        ops_.linear_forward({qkv, ln1_out, value(L.qkv_w),
                              L.qkv_b == Layer::none ? nullptr : value(L.qkv_b), n, C, 3 * C,
-                             L.qkv_precision.get()});
-        const T* attn_in = L.qkv.data();
+                             L.qkv_precision.get(), gpt2 ? &attention : nullptr});
+        const T* attn_in = qkv;
         if (!gpt2) {
-            L.qkv_rope.resize(L.qkv.size());
-            ops_.rope_forward(L.qkv_rope.data(), L.qkv.data(), shape, c.rope_base);
-            attn_in = L.qkv_rope.data();
+            T* rotated = sized(attention_keeps ? rope_scratch_ : L.qkv_rope, n * 3 * C);
+            ops_.rope_forward(rotated, qkv, shape, c.rope_base);
+            attn_in = rotated;
         }
         T* attn_out = linear_input(L.attn_out, *L.proj_precision, n * C);
         ops_.attention_forward(attn_out, L.att.data(), attn_in, shape,
@@ -206,11 +222,8 @@ void Gpt<T>::backward() {
     const int64_t n = batch_ * seq_, C = c.d_model;
     const AttentionShape shape{batch_, seq_, c.n_head, c.head_size(), bf16_attention_};
     const bool gpt2 = c.flavor == Flavor::gpt2;
+    const bool attention_keeps = ops_.attention_keeps_input(shape);
     // Backward ops write the gradients of activations (ops.h), so their buffers are only sized.
-    auto sized = [](Buffer<T>& b, int64_t size) -> T* {
-        b.resize(size);
-        return b.data();
-    };
 
     has_targets_ = false; // d_logits are consumed: one backward per forward
     ops_.linear_backward({sized(d_lnf_, n * C), grad(lm_head_), nullptr, logits_.data(),
@@ -251,19 +264,21 @@ void Gpt<T>::backward() {
                                   L.proj_precision->as_consumer());
 
         // after_attn = x + proj(attn(norm1(x))): d_x_in = d_after + through the attention.
+        const AttentionConsumer<T> attention{nullptr, shape}; // reads d_attn_ next
         ops_.linear_backward({sized(d_attn_, n * C), grad(L.proj_w),
                               L.proj_b == Layer::none ? nullptr : grad(L.proj_b), d_after_.data(),
                               L.proj_precision->backward_input(L.attn_out.data()), value(L.proj_w),
-                              n, C, C, L.proj_precision.get()});
+                              n, C, C, L.proj_precision.get(), &attention});
         sized(d_qkv_, n * 3 * C);
+        const T* attn_in = attention_keeps ? nullptr : gpt2 ? L.qkv.data() : L.qkv_rope.data();
         if (!gpt2) {
-            ops_.attention_backward(sized(d_rope_, n * 3 * C), d_attn_.data(), L.qkv_rope.data(),
+            ops_.attention_backward(sized(d_rope_, n * 3 * C), d_attn_.data(), attn_in,
                                     L.att.data(), shape, nullptr);
             ops_.rope_backward(d_qkv_.data(), d_rope_.data(), shape, c.rope_base,
                                L.qkv_precision->as_consumer());
         } else {
-            ops_.attention_backward(d_qkv_.data(), d_attn_.data(), L.qkv.data(), L.att.data(),
-                                    shape, L.qkv_precision->as_consumer());
+            ops_.attention_backward(d_qkv_.data(), d_attn_.data(), attn_in, L.att.data(), shape,
+                                    L.qkv_precision->as_consumer());
         }
         ops_.linear_backward({sized(d_ln1_, n * C), grad(L.qkv_w),
                               L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b), d_qkv_.data(),

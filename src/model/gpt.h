@@ -78,6 +78,9 @@ class Gpt {
     // The inputs [N, C] of linear layers that keep their own copy (LinearPrecision::keeps_input()):
     // the norms' and the attention's outputs, one buffer for all layers.
     Buffer<T> linear_in_;
+    // qkv where no backward reads it: Llama's before RoPE, GPT-2's where attention keeps its own
+    // copy (Ops::attention_keeps_input()); Llama's rotated qkv where attention keeps it.
+    Buffer<T> qkv_scratch_, rope_scratch_;
     FeedForwardScratch<T> ffn_scratch_;
     // Scratch of forward and backward, kept to avoid allocations every step.
     Buffer<T> branch_, d_lnf_, d_x_, d_after_, d_ln2_, d_attn_, d_qkv_, d_rope_, d_ln1_;

@@ -32,6 +32,22 @@ namespace octet {
 
 class LinearPrecision;
 
+struct AttentionShape {
+    int64_t batch, seq, heads, head_size;
+    // Attention in BF16 where the backend has a fused kernel for it (the GPU's flash attention,
+    // as autocast runs it); the CPU oracle always computes exactly.
+    bool bf16 = false;
+};
+
+// The attention that alone reads a linear layer's output (its qkv, forward) or d_in (its d_out,
+// backward) next: a backend whose attention keeps its own copies (Ops::attention_keeps_input())
+// may write them there from the GEMM, leaving `out` / `d_in` unwritten.
+template <typename T>
+struct AttentionConsumer {
+    T* state; // that attention's forward state (forward only)
+    AttentionShape shape;
+};
+
 template <typename T>
 struct LinearForwardArgs {
     T* out;          // [N, M]
@@ -40,6 +56,7 @@ struct LinearForwardArgs {
     const T* bias;   // [M] or nullptr
     int64_t n, k, m;
     LinearPrecision* precision; // how the GEMM operands are represented; nullptr = exact
+    const AttentionConsumer<T>* attention = nullptr; // reads `out` next, or nullptr
 };
 
 template <typename T>
@@ -53,13 +70,7 @@ struct LinearBackwardArgs {
     const T* weight; // [M, K]
     int64_t n, k, m;
     LinearPrecision* precision;
-};
-
-struct AttentionShape {
-    int64_t batch, seq, heads, head_size;
-    // Attention in BF16 where the backend has a fused kernel for it (the GPU's flash attention,
-    // as autocast runs it); the CPU oracle always computes exactly.
-    bool bf16 = false;
+    const AttentionConsumer<T>* attention = nullptr; // reads `d_in` next, or nullptr
 };
 
 template <typename T>
@@ -96,8 +107,11 @@ class Ops {
 
     // Causal multi-head attention on packed qkv [N, 3C] (q | k | v); `state` (of
     // attention_state_size() elements) keeps what the backward needs: the softmax probabilities
-    // [B, NH, T, T] on the CPU, the log-sum-exp rows and the output with flash attention.
+    // [B, NH, T, T] on the CPU, the log-sum-exp rows, the output and qkv with flash attention.
     virtual int64_t attention_state_size(const AttentionShape& a) = 0;
+    // Whether `state` also keeps the qkv the backward reads (as the GPU's flash attention keeps
+    // it in BF16): attention_backward then takes qkv nullptr, and its buffer may be reused.
+    virtual bool attention_keeps_input(const AttentionShape& a) = 0;
     virtual void attention_forward(T* out, T* state, const T* qkv, const AttentionShape& a,
                                    const LinearPrecision* consumer) = 0;
     virtual void attention_backward(T* d_qkv, const T* d_out, const T* qkv, const T* state,

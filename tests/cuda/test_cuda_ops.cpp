@@ -232,7 +232,12 @@ void CudaOpsTest::check_attention(const AttentionShape& a, double tol) {
     Host d_out = as_float(random(n * c)), d_qkv = as_float(random(n * 3 * c));
     Buffer<float> gdout = device(d_out), gdqkv = poisoned(d_qkv.size());
     cpu_.attention_backward(d_qkv.data(), d_out.data(), qkv.data(), att.data(), a, nullptr);
-    gpu_->attention_backward(gdqkv.data(), gdout.data(), gqkv.data(), gstate.data(), a, nullptr);
+    // Flash attention keeps its own qkv: the backward is given none, and its buffer is NaN.
+    const bool keeps = gpu_->attention_keeps_input(a);
+    EXPECT_EQ(keeps, a.bf16);
+    if (keeps) gqkv = poisoned(qkv.size());
+    gpu_->attention_backward(gdqkv.data(), gdout.data(), keeps ? nullptr : gqkv.data(),
+                             gstate.data(), a, nullptr);
     expect_close(d_qkv, gdqkv, tol, "attention d_qkv");
 }
 
@@ -241,11 +246,11 @@ TEST_F(CudaOpsTest, ExactAttention) {
 }
 
 // Flash attention (cuDNN, BF16 q, k, v and output, FP32 softmax statistics) against the exact
-// CPU attention: BF16 rounding bounds the agreement (1e-2). It keeps no T x T probabilities, and
-// the sequence is not a multiple of the kernel's tiles.
+// CPU attention: BF16 rounding bounds the agreement (1e-2). It keeps no T x T probabilities (its
+// state grows with T), and the sequence is not a multiple of the kernel's tiles.
 TEST_F(CudaOpsTest, FlashAttentionInBf16) {
-    const AttentionShape a{2, 100, 4, 64, true};
-    EXPECT_LT(gpu_->attention_state_size(a), a.batch * a.heads * a.seq * a.seq);
+    const AttentionShape a{2, 100, 4, 64, true}, twice{2, 200, 4, 64, true};
+    EXPECT_LE(gpu_->attention_state_size(twice), 2 * gpu_->attention_state_size(a) + 8);
     check_attention(a, 1e-2);
 }
 
@@ -489,6 +494,69 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16GradientOfTheirConsumer) {
             for (double r : results[i]) ASSERT_FALSE(std::isnan(r)) << what;
         }
     }
+}
+
+// BF16 linear layers feeding flash attention (ops.h's AttentionConsumer) write its BF16 operands
+// from their GEMMs: the QKV layer its qkv into the attention's state, the projection's dgrad its
+// d_out. Their FP32 outputs stay unwritten (NaN), and attention's output and d_qkv agree with the
+// unfused ops' within BF16 rounding (the GEMMs round their FP32 results once either way; the
+// algorithm may differ). An attention given another input than the one written for it refuses it.
+TEST_F(CudaOpsTest, LinearLayersWriteTheBf16OperandsOfFlashAttention) {
+    const AttentionShape shape{2, 67, 2, 32, true};
+    const int64_t n = shape.batch * shape.seq, c = shape.heads * shape.head_size, k = 48, m = 40;
+    const Host x = random(n * k), qkv_w = random(3 * c * k, 0.2), qkv_b = random(3 * c),
+               proj_w = random(m * c), d_y = random(n * m);
+    Buffer<float> gx = device(x), gqkv_w = device(qkv_w), gqkv_b = device(qkv_b),
+                  gproj_w = device(proj_w), gd_y = device(d_y);
+    std::vector<Host> outputs, d_qkvs;
+    for (const bool staged : {false, true}) {
+        SCOPED_TRACE(staged ? "staged" : "unfused");
+        auto qkv_layer = LinearPrecision::bf16(), proj_layer = LinearPrecision::bf16();
+        Buffer<float> qkv = poisoned(size_t(n * 3 * c)), out = poisoned(size_t(n * c)),
+                      state = poisoned(size_t(gpu_->attention_state_size(shape))),
+                      y = poisoned(size_t(n * m)), d_w = device(Host(size_t(m * c), 0.0)),
+                      d_attn = poisoned(size_t(n * c)), d_qkv = poisoned(size_t(n * 3 * c));
+        const AttentionConsumer<float> forward_consumer{state.data(), shape},
+            backward_consumer{nullptr, shape};
+        gpu_->linear_forward({qkv.data(), gx.data(), gqkv_w.data(), gqkv_b.data(), n, k, 3 * c,
+                              qkv_layer.get(), staged ? &forward_consumer : nullptr});
+        if (staged) {
+            for (double v : host(qkv)) ASSERT_TRUE(std::isnan(v)) << "the FP32 qkv was written";
+            EXPECT_THROW(
+                gpu_->attention_forward(out.data(), state.data(), d_qkv.data(), shape, nullptr),
+                Error);
+            gpu_->linear_forward({qkv.data(), gx.data(), gqkv_w.data(), gqkv_b.data(), n, k, 3 * c,
+                                  qkv_layer.get(), &forward_consumer});
+        }
+        gpu_->attention_forward(out.data(), state.data(), qkv.data(), shape, nullptr);
+        gpu_->linear_forward(
+            {y.data(), out.data(), gproj_w.data(), nullptr, n, c, m, proj_layer.get()});
+        const LinearBackwardArgs<float> proj_backward{d_attn.data(),
+                                                      d_w.data(),
+                                                      nullptr,
+                                                      gd_y.data(),
+                                                      nullptr,
+                                                      gproj_w.data(),
+                                                      n,
+                                                      c,
+                                                      m,
+                                                      proj_layer.get(),
+                                                      staged ? &backward_consumer : nullptr};
+        gpu_->linear_backward(proj_backward);
+        if (staged) {
+            for (double v : host(d_attn)) ASSERT_TRUE(std::isnan(v)) << "the FP32 d_out";
+            EXPECT_THROW(gpu_->attention_backward(d_qkv.data(), gd_y.data(), nullptr, state.data(),
+                                                  shape, nullptr),
+                         Error);
+            gpu_->linear_backward(proj_backward);
+        }
+        gpu_->attention_backward(d_qkv.data(), d_attn.data(), nullptr, state.data(), shape,
+                                 nullptr);
+        outputs.push_back(host(out));
+        d_qkvs.push_back(host(d_qkv));
+    }
+    expect_close(outputs[0], device(outputs[1]), 1e-2, "attention output");
+    expect_close(d_qkvs[0], device(d_qkvs[1]), 1e-2, "attention d_qkv");
 }
 
 // Vocabularies in 16-byte rows and not, held in shared memory and too large for it (60,000 FP32

@@ -157,12 +157,11 @@ TEST(Gpt, EachLayerHoldsOnlyWhatItsBackwardReads) {
             }
             const int64_t C = c.d_model, hidden = c.ffn_size();
             const bool llama = flavor == Flavor::llama;
-            // residual stream, norm statistics (two per norm), qkv (and its rotation), the
-            // attention's probabilities on the CPU, the stream after attention, the feed-forward's
-            // pre-activations.
-            int64_t floats =
-                n * (C + 4 + 3 * C + (llama ? 3 * C : 0) + C + (llama ? 2 * hidden : hidden)) +
-                batch * c.n_head * seq * seq;
+            // residual stream, norm statistics (two per norm), qkv as attention reads it (Llama's
+            // rotated: the unrotated one no backward reads), the attention's probabilities on the
+            // CPU, the stream after attention, the feed-forward's pre-activations.
+            int64_t floats = n * (C + 4 + 3 * C + C + (llama ? 2 * hidden : hidden)) +
+                             batch * c.n_head * seq * seq;
             // fp32 layers multiply their inputs themselves: both norms' outputs, the attention's
             // output and the hidden activations.
             if (std::string(policy) == "fp32") floats += n * (3 * C + hidden);
