@@ -1,4 +1,4 @@
-// Elementwise ops: GELU (tanh approximation, GPT-2), SwiGLU (Llama), the residual add.
+// Elementwise ops: GELU (tanh approximation, GPT-2) and SwiGLU (Llama).
 #include <cmath>
 
 #include "cpu/kernels.h"
@@ -54,18 +54,11 @@ void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h) {
     }
 }
 
-template <typename T>
-void add_forward(T* out, const T* a, const T* b, int64_t n) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
-}
-
 #define OCTET_INSTANTIATE(T)                                                                       \
     template void gelu_forward<T>(T*, const T*, int64_t);                                          \
     template void gelu_backward<T>(T*, const T*, const T*, int64_t);                               \
     template void swiglu_forward<T>(T*, const T*, int64_t, int64_t);                               \
-    template void swiglu_backward<T>(T*, const T*, const T*, int64_t, int64_t);                    \
-    template void add_forward<T>(T*, const T*, const T*, int64_t);
+    template void swiglu_backward<T>(T*, const T*, const T*, int64_t, int64_t);
 OCTET_INSTANTIATE(float)
 OCTET_INSTANTIATE(double)
 

@@ -82,10 +82,6 @@ void CpuOps<T>::swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, i
     cpu::swiglu_backward(d_x, d_out, x, n, h);
 }
 template <typename T>
-void CpuOps<T>::add_forward(T* out, const T* a, const T* b, int64_t n) {
-    cpu::add_forward(out, a, b, n);
-}
-template <typename T>
 void CpuOps<T>::softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets,
                              T d_loss, int64_t n, int64_t v, const LinearPrecision*) {
     cpu::softmax_xent(losses, d_logits, logits, targets, d_loss, n, v);

@@ -48,7 +48,6 @@ class CpuOps final : public Ops<T> {
                         const LinearPrecision* consumer) override;
     void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h,
                          const LinearPrecision* consumer) override;
-    void add_forward(T* out, const T* a, const T* b, int64_t n) override;
     void softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets, T d_loss,
                       int64_t n, int64_t v, const LinearPrecision* consumer) override;
     void scale(T* x, double s, int64_t n) override;

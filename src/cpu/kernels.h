@@ -60,8 +60,6 @@ template <typename T>
 void swiglu_forward(T* out, const T* x, int64_t n, int64_t h);
 template <typename T>
 void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h);
-template <typename T>
-void add_forward(T* out, const T* a, const T* b, int64_t n);
 
 template <typename T>
 void softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets, T d_loss,

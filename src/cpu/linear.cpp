@@ -101,10 +101,14 @@ void linear_forward(const LinearForwardArgs<T>& a) {
             gemm(false, true, a.n, a.m, a.k, xq.data(), a.k, wq.data(), a.k, 0.0f, a.out, a.m);
         }
     }
-    if (a.bias) {
+    if (a.bias || a.residual) {
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < a.n; ++i)
-            for (int64_t j = 0; j < a.m; ++j) a.out[i * a.m + j] += a.bias[j];
+            for (int64_t j = 0; j < a.m; ++j) {
+                const int64_t at = i * a.m + j;
+                if (a.bias) a.out[at] += a.bias[j];
+                if (a.residual) a.out[at] += a.residual[at];
+            }
     }
 }
 

@@ -1,5 +1,5 @@
-// Elementwise ops on the GPU: GELU (tanh approximation), SwiGLU, the residual add, scaling and
-// the BF16 rounding of GEMM operands. FP32 arithmetic.
+// Elementwise ops on the GPU: GELU (tanh approximation), SwiGLU, scaling and the BF16 rounding
+// of GEMM operands. FP32 arithmetic.
 #include "cuda/bf16.cuh"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
@@ -53,10 +53,6 @@ struct GeluGrad {
         const float du = gelu_k * (1.0f + 3.0f * 0.044715f * v * v);
         return (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du) * d;
     }
-};
-
-struct Sum {
-    __device__ float operator()(float u, float v) const { return u + v; }
 };
 
 } // namespace
@@ -123,10 +119,6 @@ void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, 
 void swiglu_backward(__nv_bfloat16* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
                      cudaStream_t stream) {
     swiglu_backward_as(d_x, d_out, x, n, h, stream);
-}
-
-void add_forward(float* out, const float* a, const float* b, int64_t n, cudaStream_t stream) {
-    map_element_pairs(out, a, b, n, stream, Sum{});
 }
 
 void scale(float* x, double s, int64_t n, cudaStream_t stream) {

@@ -104,9 +104,16 @@ bool fp8_operands(const LinearPrecision* p) {
     return p && p->kind() == LinearPrecision::Kind::fp8;
 }
 
-// out[i, j] += bias[j]
-void add_bias(float* out, const float* bias, int64_t n, int64_t m, cudaStream_t stream) {
-    for_each(n * m, stream, [=] __device__(int64_t i) { out[i] += bias[i % m]; });
+// out[i, j] += bias[j] + residual[i, j], either of them nullptr
+void add_bias_and_residual(float* out, const float* bias, const float* residual, int64_t n,
+                           int64_t m, cudaStream_t stream) {
+    if (!bias && !residual) return;
+    for_each(n * m, stream, [=] __device__(int64_t i) {
+        float v = out[i];
+        if (bias) v += bias[i % m];
+        if (residual) v += residual[i];
+        out[i] = v;
+    });
 }
 
 } // namespace
@@ -168,7 +175,7 @@ void CudaOps::linear_forward_fp8(const LinearForwardArgs<float>& a) {
         const auto timed = profiler_.scope("linear.transpose");
         transposer_.from_source(a.in, a.n, a.k, q.input_t, layer.x_t, stream());
     }
-    if (a.bias) add_bias(a.out, a.bias, a.n, a.m, stream());
+    add_bias_and_residual(a.out, a.bias, a.residual, a.n, a.m, stream());
 }
 
 void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
@@ -263,8 +270,11 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
         w = rounded_bf16(a.weight, a.m * a.k, layer.w_bf16);
         if (qkv && a.bias) bias = rounded_bf16(a.bias, a.m, layer.b_bf16); // autocast's bias
     }
-    gemm_.run({in, w, bf16, false, true, qkv ? static_cast<void*>(qkv) : a.out, bias, 0.0f, a.n,
-               a.m, a.k, 1, 0, 0, 0, nullptr, qkv != nullptr},
+    if (qkv && a.residual) throw Error("linear forward: attention's qkv has no residual");
+    // out = in · Wᵀ + bias + residual, the residual read as the GEMM's C.
+    gemm_.run({in, w, bf16, false, true, qkv ? static_cast<void*>(qkv) : a.out, bias,
+               a.residual ? 1.0f : 0.0f, a.n, a.m, a.k, 1, 0, 0, 0, nullptr, qkv != nullptr,
+               a.residual},
               stream());
 }
 
@@ -473,11 +483,6 @@ void CudaOps::swiglu_backward(float* d_x, const float* d_out, const float* x, in
     const auto timed = profiler_.scope("swiglu_backward");
     write_to(staged_dy_bf16(consumer, d_x, n * 2 * h), d_x,
              [&](auto* dst) { cuda::swiglu_backward(dst, d_out, x, n, h, stream()); });
-}
-
-void CudaOps::add_forward(float* out, const float* a, const float* b, int64_t n) {
-    const auto timed = profiler_.scope("add_forward");
-    cuda::add_forward(out, a, b, n, stream());
 }
 
 void CudaOps::softmax_xent(float* losses, float* d_logits, const float* logits,

@@ -82,7 +82,6 @@ class CudaOps final : public Ops<float> {
                         const LinearPrecision* consumer) override;
     void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
                          const LinearPrecision* consumer) override;
-    void add_forward(float* out, const float* a, const float* b, int64_t n) override;
     void softmax_xent(float* losses, float* d_logits, const float* logits, const int32_t* targets,
                       float d_loss, int64_t n, int64_t v, const LinearPrecision* consumer) override;
     void scale(float* x, double s, int64_t n) override;

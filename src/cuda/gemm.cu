@@ -139,12 +139,12 @@ void CublasLtGemm::run(const DenseGemmArgs& g, cudaStream_t stream) {
     if (g.m <= 0 || g.n <= 0 || g.k <= 0 || g.batch <= 0)
         throw Error("dense GEMM: empty shape m=" + std::to_string(g.m) +
                     " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k));
-    if (g.bias && (g.batch != 1 || g.beta != 0.0f))
-        throw Error("dense GEMM: a bias needs batch 1 and beta 0");
+    if (g.bias && g.batch != 1) throw Error("dense GEMM: a bias needs batch 1");
     if (g.alpha && g.beta != 0.0f && g.beta != 1.0f)
         throw Error("dense GEMM: a device alpha needs beta 0 or 1");
     if (g.c_bf16 && (!g.bf16 || g.beta != 0.0f))
         throw Error("dense GEMM: a BF16 output needs BF16 operands and beta 0");
+    if (g.c_in && g.beta == 0.0f) throw Error("dense GEMM: c_in is read only with a beta");
     const cudaDataType_t in = g.bf16 ? CUDA_R_16BF : CUDA_R_32F;
     Descriptors d;
     OCTET_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -199,8 +199,9 @@ void CublasLtGemm::run(const DenseGemmArgs& g, cudaStream_t stream) {
     const float one = 1.0f;
     const float* alpha = g.alpha ? g.alpha : &one;
     const float* beta = g.alpha ? device_scalars_ + (g.beta != 0.0f ? 1 : 0) : &g.beta;
-    OCTET_CUBLAS_CHECK(cublasLtMatmul(handle_, d.desc, alpha, g.b, d.la, g.a, d.lb, beta, g.c, d.ld,
-                                      g.c, d.ld, &algo, workspace_, workspace_bytes_, stream));
+    OCTET_CUBLAS_CHECK(cublasLtMatmul(handle_, d.desc, alpha, g.b, d.la, g.a, d.lb, beta,
+                                      g.c_in ? g.c_in : g.c, d.ld, g.c, d.ld, &algo, workspace_,
+                                      workspace_bytes_, stream));
 }
 
 const cublasLtMatmulAlgo_t& CublasLtGemm::algorithm(const Key& key, const Descriptors& d,

@@ -49,7 +49,8 @@ struct GemmArgs {
 // arithmetic, no TF32) or BF16 (FP32 accumulation); output FP32, or BF16 (rounded from the FP32
 // result) from BF16 operands with beta 0. `batch` matrices at the given element strides; bias [N]
 // (added to every row; FP32, or BF16 with a BF16 output: cuBLASLt 13.1 has no algorithm for an
-// FP32 bias there) only with batch 1 and beta 0.
+// FP32 bias there) only with batch 1. The beta term reads c itself, or c_in where given (an FP32
+// output written out of place: a residual stream's next value).
 struct DenseGemmArgs {
     const void* a;
     const void* b;
@@ -64,6 +65,7 @@ struct DenseGemmArgs {
     // must be 0 or 1.
     const float* alpha = nullptr;
     bool c_bf16 = false;
+    const float* c_in = nullptr;
 };
 
 class CublasLtGemm {

@@ -78,7 +78,6 @@ void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, 
                      cudaStream_t stream);
 void swiglu_backward(__nv_bfloat16* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
                      cudaStream_t stream);
-void add_forward(float* out, const float* a, const float* b, int64_t n, cudaStream_t stream);
 void scale(float* x, double s, int64_t n, cudaStream_t stream);
 
 // Attention's kernels around cuBLASLt's batched GEMMs (cuda_ops.cu runs those): packed qkv [B, T,

@@ -42,7 +42,7 @@ class DenseFeedForward final : public FeedForward<T> {
         }
     }
 
-    void forward(T* out, const T* in, int64_t n) override {
+    void forward(T* out, const T* in, const T* residual, int64_t n) override {
         const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
         up_.resize(n * up_rows);
         act_.resize(n * hidden_);
@@ -54,7 +54,7 @@ class DenseFeedForward final : public FeedForward<T> {
         else
             ops_.gelu_forward(act_.data(), up_.data(), n * hidden_, down_precision_->as_consumer());
         ops_.linear_forward({out, act_.data(), params_.value(down_w_), bias(down_b_), n, hidden_,
-                             d_model_, down_precision_.get()});
+                             d_model_, down_precision_.get(), nullptr, residual});
     }
 
     void backward(T* d_in, const T* d_out, const T* in, int64_t n) override {

@@ -17,8 +17,8 @@ template <typename T>
 class FeedForward {
   public:
     virtual ~FeedForward() = default;
-    // out [n, C] from in [n, C]; keeps what the backward needs.
-    virtual void forward(T* out, const T* in, int64_t n) = 0;
+    // out [n, C] = residual + ffn(in [n, C]); keeps what the backward needs.
+    virtual void forward(T* out, const T* in, const T* residual, int64_t n) = 0;
     // Writes d_in [n, C] and accumulates the parameter gradients. `in` is the forward's, or nullptr
     // where input_consumer() keeps its own copy of it.
     virtual void backward(T* d_in, const T* d_out, const T* in, int64_t n) = 0;

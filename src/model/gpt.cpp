@@ -41,9 +41,8 @@ Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& polic
       lnf_out_(ops.memory()), lnf_mean_(ops.memory()), lnf_rstd_(ops.memory()),
       logits_(ops.memory()), losses_(ops.memory()), linear_in_(ops.memory()),
       qkv_scratch_(ops.memory()), rope_scratch_(ops.memory()), ffn_scratch_(ops.memory()),
-      branch_(ops.memory()), d_lnf_(ops.memory()), d_x_(ops.memory()), d_after_(ops.memory()),
-      d_ln2_(ops.memory()), d_attn_(ops.memory()), d_qkv_(ops.memory()), d_rope_(ops.memory()),
-      d_ln1_(ops.memory()) {
+      d_lnf_(ops.memory()), d_x_(ops.memory()), d_after_(ops.memory()), d_ln2_(ops.memory()),
+      d_attn_(ops.memory()), d_qkv_(ops.memory()), d_rope_(ops.memory()), d_ln1_(ops.memory()) {
     config_.validate();
     const ModelConfig& c = config_;
     const bool gpt2 = c.flavor == Flavor::gpt2;
@@ -128,7 +127,6 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
     // unless the backend's attention keeps its own copy; Llama's unrotated qkv never is.
     const bool attention_keeps = ops_.attention_keeps_input(shape);
     residual_out_.resize((c.n_layer + 1) * n * C);
-    branch_.resize(n * C);
     ops_.embedding_forward(residual_out_.data(), tokens_.data(), value(wte_),
                            wpe_ == Layer::none ? nullptr : value(wpe_), batch, seq, C);
     for (int64_t l = 0; l < c.n_layer; ++l) {
@@ -164,10 +162,9 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
         T* attn_out = linear_input(L.attn_out, *L.proj_precision, n * C);
         ops_.attention_forward(attn_out, L.att.data(), attn_in, shape,
                                L.proj_precision->as_consumer());
-        ops_.linear_forward({branch_.data(), attn_out, value(L.proj_w),
+        ops_.linear_forward({L.after_attn.data(), attn_out, value(L.proj_w),
                              L.proj_b == Layer::none ? nullptr : value(L.proj_b), n, C, C,
-                             L.proj_precision.get()});
-        ops_.add_forward(L.after_attn.data(), x, branch_.data(), n * C);
+                             L.proj_precision.get(), nullptr, x});
 
         T* ln2_out = linear_input(L.ln2_out, L.ffn->input_consumer(), n * C);
         if (gpt2)
@@ -177,8 +174,7 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
         else
             ops_.rmsnorm_forward(ln2_out, L.ln2_rstd.data(), L.after_attn.data(), value(L.ln2_w), n,
                                  C, c.norm_eps, L.ffn->input_consumer().as_consumer());
-        L.ffn->forward(branch_.data(), ln2_out, n);
-        ops_.add_forward(out, L.after_attn.data(), branch_.data(), n * C);
+        L.ffn->forward(out, ln2_out, L.after_attn.data(), n);
     }
 
     const T* x = residual_out_.data() + c.n_layer * n * C;

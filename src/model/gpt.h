@@ -82,8 +82,8 @@ class Gpt {
     // copy (Ops::attention_keeps_input()); Llama's rotated qkv where attention keeps it.
     Buffer<T> qkv_scratch_, rope_scratch_;
     FeedForwardScratch<T> ffn_scratch_;
-    // Scratch of forward and backward, kept to avoid allocations every step.
-    Buffer<T> branch_, d_lnf_, d_x_, d_after_, d_ln2_, d_attn_, d_qkv_, d_rope_, d_ln1_;
+    // Scratch of the backward, kept to avoid allocations every step.
+    Buffer<T> d_lnf_, d_x_, d_after_, d_ln2_, d_attn_, d_qkv_, d_rope_, d_ln1_;
 };
 
 extern template class Gpt<float>;

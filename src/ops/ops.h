@@ -57,6 +57,7 @@ struct LinearForwardArgs {
     int64_t n, k, m;
     LinearPrecision* precision; // how the GEMM operands are represented; nullptr = exact
     const AttentionConsumer<T>* attention = nullptr; // reads `out` next, or nullptr
+    const T* residual = nullptr; // [N, M] added to `out` (the residual stream), or nullptr
 };
 
 template <typename T>
@@ -132,9 +133,6 @@ class Ops {
                                 const LinearPrecision* consumer) = 0;
     virtual void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h,
                                  const LinearPrecision* consumer) = 0;
-
-    // out = a + b (the residual stream).
-    virtual void add_forward(T* out, const T* a, const T* b, int64_t n) = 0;
 
     // Softmax cross-entropy over [N, V] logits fused with its gradient: losses [N] and d_logits =
     // (softmax(logits) − onehot(target)) · d_loss (d_loss = 1/N for a mean loss). The loss is the

@@ -161,16 +161,21 @@ TEST_F(CudaOpsTest, LayerNormAndRmsNorm) {
 }
 
 // Exact (strict FP32) linear layers with odd shapes and bias; d_x written, d_w and d_b added to.
+// The forward adds a residual stream (out of place: the GEMM's C).
 TEST_F(CudaOpsTest, ExactLinear) {
     const int64_t N = 37, K = 24, M = 41;
-    Host x = as_float(random(N * K)), w = as_float(random(M * K)), b = as_float(random(M));
+    Host x = as_float(random(N * K)), w = as_float(random(M * K)), b = as_float(random(M)),
+         r = as_float(random(N * M));
     Host y(static_cast<size_t>(N * M)),
         d_y = as_float(random(N * M)), d_x = as_float(random(N * K)), d_w = as_float(random(M * K)),
         d_b = as_float(random(M));
-    Buffer<float> gx = device(x), gw = device(w), gb = device(b), gy = device(y), gdy = device(d_y),
-                  gdx = poisoned(d_x.size()), gdw = device(d_w), gdb = device(d_b);
-    cpu_.linear_forward({y.data(), x.data(), w.data(), b.data(), N, K, M, nullptr});
-    gpu_->linear_forward({gy.data(), gx.data(), gw.data(), gb.data(), N, K, M, nullptr});
+    Buffer<float> gx = device(x), gw = device(w), gb = device(b), gy = poisoned(y.size()),
+                  gdy = device(d_y), gdx = poisoned(d_x.size()), gdw = device(d_w),
+                  gdb = device(d_b), gr = device(r);
+    cpu_.linear_forward(
+        {y.data(), x.data(), w.data(), b.data(), N, K, M, nullptr, nullptr, r.data()});
+    gpu_->linear_forward(
+        {gy.data(), gx.data(), gw.data(), gb.data(), N, K, M, nullptr, nullptr, gr.data()});
     expect_close(y, gy, 1e-5, "linear forward");
     cpu_.linear_backward(
         {d_x.data(), d_w.data(), d_b.data(), d_y.data(), x.data(), w.data(), N, K, M, nullptr});
@@ -183,29 +188,32 @@ TEST_F(CudaOpsTest, ExactLinear) {
 
 // BF16 operands: the CPU rounds the same operands to BF16, so only the summation order differs.
 // The GPU's backward gets no input, which is overwritten: it reads what its forward kept. The bias
-// gradient is summed while dy is rounded (M a multiple of 4), or after it (M odd).
+// gradient sums the rounded dy four columns to a thread (M a multiple of 4) or one (M odd). The
+// forward adds a residual stream.
 TEST_F(CudaOpsTest, Bf16Linear) {
     for (const int64_t M : {80, 75}) {
         SCOPED_TRACE("M " + std::to_string(M));
         const int64_t N = 300, K = 96;
-        const Host x = random(N * K), w = random(M * K), b = random(M), d_y = random(N * M);
+        const Host x = random(N * K), w = random(M * K), b = random(M), d_y = random(N * M),
+                   r = random(N * M);
         const auto floats = [](const Host& h) { return std::vector<float>(h.begin(), h.end()); };
-        std::vector<float> xf = floats(x), wf = floats(w), bf = floats(b), dyf = floats(d_y);
+        std::vector<float> xf = floats(x), wf = floats(w), bf = floats(b), dyf = floats(d_y),
+                           rf = floats(r);
         std::vector<float> y(static_cast<size_t>(N * M)), d_x(size_t(N * K)),
             d_w = floats(random(M * K)), d_b = floats(random(M));
         Buffer<float> gx = device(x), gw = device(w), gb = device(b), gdy = device(d_y),
                       gy = poisoned(y.size()), gdx = poisoned(d_x.size()),
                       gdw = device(Host(d_w.begin(), d_w.end())),
-                      gdb = device(Host(d_b.begin(), d_b.end()));
+                      gdb = device(Host(d_b.begin(), d_b.end())), gr = device(r);
         CpuOps<float> cpu32;
         auto cpu_precision = LinearPrecision::bf16();
-        cpu32.linear_forward(
-            {y.data(), xf.data(), wf.data(), bf.data(), N, K, M, cpu_precision.get()});
+        cpu32.linear_forward({y.data(), xf.data(), wf.data(), bf.data(), N, K, M,
+                              cpu_precision.get(), nullptr, rf.data()});
         cpu32.linear_backward({d_x.data(), d_w.data(), d_b.data(), dyf.data(), xf.data(), wf.data(),
                                N, K, M, cpu_precision.get()});
         auto gpu_precision = LinearPrecision::bf16();
-        gpu_->linear_forward(
-            {gy.data(), gx.data(), gw.data(), gb.data(), N, K, M, gpu_precision.get()});
+        gpu_->linear_forward({gy.data(), gx.data(), gw.data(), gb.data(), N, K, M,
+                              gpu_precision.get(), nullptr, gr.data()});
         const std::vector<float> overwritten(x.size(), std::nanf(""));
         gx.upload(overwritten.data(), int64_t(x.size()));
         gpu_->linear_backward({gdx.data(), gdw.data(), gdb.data(), gdy.data(), nullptr, gw.data(),
@@ -269,7 +277,7 @@ TEST_F(CudaOpsTest, Rope) {
     expect_close(d_qkv, gdqkv, 2e-6, "rope backward");
 }
 
-TEST_F(CudaOpsTest, ActivationsAndAdd) {
+TEST_F(CudaOpsTest, ActivationsAndScale) {
     const int64_t n = 33, h = 70;
     Host x = as_float(random(n * 2 * h, 2.0)), out(static_cast<size_t>(n * 2 * h)),
          d_out = as_float(random(n * 2 * h)), d_x = as_float(random(n * 2 * h));
@@ -294,9 +302,6 @@ TEST_F(CudaOpsTest, ActivationsAndAdd) {
     gpu_->swiglu_backward(gdx.data(), gds.data(), gx.data(), n, h, nullptr);
     expect_close(d_x, gdx, 2e-6, "swiglu backward");
 
-    cpu_.add_forward(out.data(), x.data(), d_out.data(), n * 2 * h);
-    gpu_->add_forward(gout.data(), gx.data(), gdout.data(), n * 2 * h);
-    expect_close(out, gout, 2e-6, "add");
     cpu_.scale(out.data(), 0.3, n * 2 * h);
     gpu_->scale(gout.data(), 0.3, n * 2 * h);
     expect_close(out, gout, 2e-6, "scale");
@@ -305,15 +310,16 @@ TEST_F(CudaOpsTest, ActivationsAndAdd) {
     for (int64_t offset : {0, 1}) {
         SCOPED_TRACE("offset " + std::to_string(offset));
         const int64_t count = n * 2 * h - 1;
-        Host ref(static_cast<size_t>(count)), sum(static_cast<size_t>(count));
+        Host ref(static_cast<size_t>(count)), grad(static_cast<size_t>(count));
         cpu_.gelu_forward(ref.data(), x.data() + offset, count, nullptr);
-        cpu_.add_forward(sum.data(), x.data() + offset, d_out.data() + offset, count);
+        cpu_.gelu_backward(grad.data(), d_out.data() + offset, x.data() + offset, count, nullptr);
         const Host poison(static_cast<size_t>(count), std::nan(""));
-        Buffer<float> g_ref = device(poison), g_sum = device(poison);
+        Buffer<float> g_ref = device(poison), g_grad = device(poison);
         gpu_->gelu_forward(g_ref.data(), gx.data() + offset, count, nullptr);
-        gpu_->add_forward(g_sum.data(), gx.data() + offset, gdout.data() + offset, count);
+        gpu_->gelu_backward(g_grad.data(), gdout.data() + offset, gx.data() + offset, count,
+                            nullptr);
         expect_close(ref, g_ref, 2e-6, "gelu forward");
-        expect_close(sum, g_sum, 2e-6, "add");
+        expect_close(grad, g_grad, 2e-6, "gelu backward");
     }
 }
 

@@ -192,7 +192,8 @@ TEST_F(Fp8RecipesTest, LinearLayersMatchTheCpuBackend) {
             const std::vector<float> x = testing::random_matrix(rng_, n, k, 2.0),
                                      w = testing::random_matrix(rng_, m, k, 1.0),
                                      bias = testing::random_matrix(rng_, 1, m, 0.0),
-                                     dy = testing::random_matrix(rng_, n, m, 3.0);
+                                     dy = testing::random_matrix(rng_, n, m, 3.0),
+                                     residual = testing::random_matrix(rng_, n, m, 1.0);
             // dx is written (NaN on the GPU until then), dw and db added to.
             std::vector<float> out(size_t(n * m)), dx(size_t(n * k)),
                 dw = testing::random_matrix(rng_, m, k, 1.0),
@@ -200,10 +201,11 @@ TEST_F(Fp8RecipesTest, LinearLayersMatchTheCpuBackend) {
             Buffer<float> g_x = device(x), g_w = device(w), g_bias = device(bias),
                           g_dy = device(dy), g_out = device(out),
                           g_dx = device(std::vector<float>(dx.size(), std::nanf(""))),
-                          g_dw = device(dw), g_db = device(db);
-            cpu.linear_forward({out.data(), x.data(), w.data(), bias.data(), n, k, m, cpu_p.get()});
-            ops_->linear_forward(
-                {g_out.data(), g_x.data(), g_w.data(), g_bias.data(), n, k, m, gpu_p.get()});
+                          g_dw = device(dw), g_db = device(db), g_residual = device(residual);
+            cpu.linear_forward({out.data(), x.data(), w.data(), bias.data(), n, k, m, cpu_p.get(),
+                                nullptr, residual.data()});
+            ops_->linear_forward({g_out.data(), g_x.data(), g_w.data(), g_bias.data(), n, k, m,
+                                  gpu_p.get(), nullptr, g_residual.data()});
             cpu.linear_backward({dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), n,
                                  k, m, cpu_p.get()});
             // The GPU's backward reads only what its forward kept (x or xᵀ quantized).
