@@ -2,6 +2,7 @@
 #include "cuda/cuda_ops.h"
 
 #include <cmath>
+#include <string>
 #include <utility>
 
 #include "common/error.h"
@@ -116,9 +117,16 @@ void add_bias_and_residual(float* out, const float* bias, const float* residual,
     });
 }
 
-} // namespace
-
-namespace {
+// Whether an operand was written in BF16 for `expected` (`staged`, then cleared), so the op that
+// reads it takes it instead of rounding its FP32 input. One written for another buffer, or that
+// does not `fit` its reader, is refused.
+bool take_staged(const float*& staged, const float* expected, bool fits, const char* operand) {
+    if (!staged) return false;
+    if (staged != expected || !fits)
+        throw Error(std::string(operand) + " was written in BF16 for another layer or buffer");
+    staged = nullptr;
+    return true;
+}
 
 // Flash attention's state, in floats, each part 16-byte aligned (cuDNN requires it of its
 // tensors; B · NH · T is odd for odd head counts and sequence lengths): the log-sum-exp rows
@@ -231,12 +239,11 @@ __nv_bfloat16* CudaOps::staged_dy_bf16(const LinearPrecision* consumer, const fl
 }
 
 const __nv_bfloat16* CudaOps::dy_bf16(const LinearBackwardArgs<float>& a) {
-    if (!dy_staged_for_) return rounded_bf16(a.d_out, a.n * a.m, dy_bf16_);
-    if (dy_staged_for_ != a.d_out || dy_staged_layer_ != a.precision ||
-        dy_bf16_.size() != a.n * a.m)
-        throw Error("linear backward: its dy was written in BF16 for another layer or buffer");
-    dy_staged_for_ = nullptr;
-    return dy_bf16_.data();
+    if (take_staged(dy_staged_for_, a.d_out,
+                    dy_staged_layer_ == a.precision && dy_bf16_.size() == a.n * a.m,
+                    "linear backward: its dy"))
+        return dy_bf16_.data();
+    return rounded_bf16(a.d_out, a.n * a.m, dy_bf16_);
 }
 
 const __nv_bfloat16* CudaOps::rounded_bf16(const float* x, int64_t count,
@@ -259,14 +266,12 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
     __nv_bfloat16* qkv = bf16 ? attention_qkv(a.attention, a.out, a.n * a.m) : nullptr;
     if (bf16) {
         SavedLinear& layer = saved_linear(a.precision);
-        if (layer.staged_for) { // the op that made x wrote it in BF16 (staged_bf16)
-            if (layer.staged_for != a.in || layer.x_bf16.size() != a.n * a.k)
-                throw Error("linear forward: its input was written in BF16 for another buffer");
-            layer.staged_for = nullptr;
+        // The op that made x may have written it in BF16 (staged_bf16).
+        if (take_staged(layer.staged_for, a.in, layer.x_bf16.size() == a.n * a.k,
+                        "linear forward: its input"))
             in = layer.x_bf16.data();
-        } else {
+        else
             in = rounded_bf16(a.in, a.n * a.k, layer.x_bf16);
-        }
         w = rounded_bf16(a.weight, a.m * a.k, layer.w_bf16);
         if (qkv && a.bias) bias = rounded_bf16(a.bias, a.m, layer.b_bf16); // autocast's bias
     }
@@ -375,13 +380,10 @@ void CudaOps::attention_forward(float* out, float* state, const float* qkv, cons
         const int64_t n = a.batch * a.seq, c = a.heads * a.head_size;
         auto* o = reinterpret_cast<__nv_bfloat16*>(state + flash_output_offset(a));
         auto* qkv_bf16 = reinterpret_cast<__nv_bfloat16*>(state + flash_qkv_offset(a));
-        if (qkv_staged_in_) { // the QKV layer wrote it there (attention_qkv)
-            if (qkv_staged_in_ != state || qkv_staged_for_ != qkv)
-                throw Error("attention forward: its qkv was written in BF16 for another buffer");
-            qkv_staged_in_ = nullptr;
-        } else {
+        // The QKV layer may have written it there (attention_qkv).
+        if (!take_staged(qkv_staged_for_, qkv, qkv_staged_in_ == state,
+                         "attention forward: its qkv"))
             to_bf16(qkv_bf16, qkv, n * 3 * c, stream());
-        }
         flash().forward(a, qkv_bf16, o, state, stream());
         if (__nv_bfloat16* operand = staged_bf16(consumer, out, n * c))
             OCTET_CUDA_CHECK(cudaMemcpyAsync(operand, o, size_t(n * c) * sizeof(*o),
@@ -410,11 +412,9 @@ void CudaOps::attention_backward(float* d_qkv, const float* d_out, const float* 
         const int64_t n = a.batch * a.seq, c = a.heads * a.head_size;
         const auto* o = reinterpret_cast<const __nv_bfloat16*>(state + flash_output_offset(a));
         const auto* qkv_bf16 = reinterpret_cast<const __nv_bfloat16*>(state + flash_qkv_offset(a));
-        if (d_out_staged_for_) { // the projection's dgrad wrote it in BF16
-            if (d_out_staged_for_ != d_out || d_out_bf16_.size() != n * c)
-                throw Error("attention backward: its d_out was written in BF16 for another buffer");
-            d_out_staged_for_ = nullptr;
-        } else {
+        // The projection's dgrad may have written it in BF16.
+        if (!take_staged(d_out_staged_for_, d_out, d_out_bf16_.size() == n * c,
+                         "attention backward: its d_out")) {
             d_out_bf16_.resize(n * c);
             to_bf16(d_out_bf16_.data(), d_out, n * c, stream());
         }

@@ -157,8 +157,8 @@ class CudaOps final : public Ops<float> {
     // dy_bf16_ was written by a backward op for this layer's dy at this address (staged_dy_bf16).
     const float* dy_staged_for_ = nullptr;
     const LinearPrecision* dy_staged_layer_ = nullptr;
-    // The attention state whose BF16 qkv a GEMM wrote for the output at qkv_staged_for_, and the
-    // d_out for which a dgrad wrote d_out_bf16_.
+    // The output for which a GEMM wrote the BF16 qkv of the attention state qkv_staged_in_, and
+    // the d_out for which a dgrad wrote d_out_bf16_.
     const float* qkv_staged_in_ = nullptr;
     const float* qkv_staged_for_ = nullptr;
     const float* d_out_staged_for_ = nullptr;

@@ -15,8 +15,8 @@
 
 namespace octet::cuda {
 
-// Floats of scratch a column sum over `rows` × `cols` needs (norm, bias and position-embedding
-// gradients take a `scratch` of this size).
+// Floats of scratch a column sum over `rows` × `cols` needs (the position-embedding gradient takes
+// a `scratch` of this size; biases take bias_backward_scratch's, norms norm_backward_scratch's).
 int64_t column_sum_scratch(int64_t rows, int64_t cols);
 
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe,

@@ -95,9 +95,7 @@ Gpt<T>::~Gpt() = default;
 
 template <typename T>
 T* Gpt<T>::linear_input(Buffer<T>& own, const LinearPrecision& consumer, int64_t size) {
-    Buffer<T>& b = consumer.keeps_input() ? linear_in_ : own;
-    b.resize(size);
-    return b.data();
+    return sized(consumer.keeps_input() ? linear_in_ : own, size);
 }
 
 template <typename T>
