@@ -64,21 +64,23 @@ void CpuOps<T>::rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a,
     cpu::rope_backward(d_qkv, d_out, a, base);
 }
 template <typename T>
-void CpuOps<T>::gelu_forward(T* out, const T* x, int64_t n, const LinearPrecision*) {
+void CpuOps<T>::gelu_forward(T* out, const T* x, int64_t n, const LinearPrecision*,
+                             const LinearPrecision*) {
     cpu::gelu_forward(out, x, n);
 }
 template <typename T>
-void CpuOps<T>::gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n,
+void CpuOps<T>::gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n, const LinearPrecision*,
                               const LinearPrecision*) {
     cpu::gelu_backward(d_x, d_out, x, n);
 }
 template <typename T>
-void CpuOps<T>::swiglu_forward(T* out, const T* x, int64_t n, int64_t h, const LinearPrecision*) {
+void CpuOps<T>::swiglu_forward(T* out, const T* x, int64_t n, int64_t h, const LinearPrecision*,
+                               const LinearPrecision*) {
     cpu::swiglu_forward(out, x, n, h);
 }
 template <typename T>
 void CpuOps<T>::swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h,
-                                const LinearPrecision*) {
+                                const LinearPrecision*, const LinearPrecision*) {
     cpu::swiglu_backward(d_x, d_out, x, n, h);
 }
 template <typename T>

@@ -13,12 +13,14 @@ class CpuOps final : public Ops<T> {
     // Allocations through `memory`, a host-accessible one (tests count what a model holds).
     explicit CpuOps(Memory& memory) : memory_(&memory) {}
     Memory& memory() override { return *memory_; }
+    // A BF16 layer's outputs for elementwise ops are its rounded values, in place.
+    bool packs_bf16(const LinearPrecision*) override { return false; }
     void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int64_t batch,
                            int64_t seq, int64_t c) override;
     void embedding_backward(T* d_wte, T* d_wpe, const T* d_out, const int32_t* tokens,
                             int64_t batch, int64_t seq, int64_t c) override;
-    // The CPU keeps no operands of its own: `consumer` is ignored and `out` (or the gradient)
-    // always written.
+    // The CPU keeps no operands of its own: `consumer` and `producer` are ignored and `out` (or
+    // the gradient) always written.
     void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t n,
                            int64_t c, double eps, const LinearPrecision* consumer) override;
     void layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
@@ -41,15 +43,16 @@ class CpuOps final : public Ops<T> {
     void rope_forward(T* out, const T* qkv, const AttentionShape& a, double base) override;
     void rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base,
                        const LinearPrecision* consumer) override;
-    void gelu_forward(T* out, const T* x, int64_t n, const LinearPrecision* consumer) override;
+    void gelu_forward(T* out, const T* x, int64_t n, const LinearPrecision* producer,
+                      const LinearPrecision* consumer) override;
     void gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n,
-                       const LinearPrecision* consumer) override;
-    void swiglu_forward(T* out, const T* x, int64_t n, int64_t h,
+                       const LinearPrecision* producer, const LinearPrecision* consumer) override;
+    void swiglu_forward(T* out, const T* x, int64_t n, int64_t h, const LinearPrecision* producer,
                         const LinearPrecision* consumer) override;
     void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h,
-                         const LinearPrecision* consumer) override;
+                         const LinearPrecision* producer, const LinearPrecision* consumer) override;
     void softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets, T d_loss,
-                      int64_t n, int64_t v, const LinearPrecision* consumer) override;
+                      int64_t n, int64_t v, const LinearPrecision* head) override;
     void scale(T* x, double s, int64_t n) override;
     double adamw_step(float* w, const float* g, float* m, float* v,
                       const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "cpu/kernels.h"
+#include "numerics/formats.h"
 #include "ops/linear_precision.h"
 
 namespace octet::cpu {
@@ -32,6 +33,15 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const dou
 
 int64_t gcd(int64_t a, int64_t b) {
     return b == 0 ? a : gcd(b, a % b);
+}
+
+bool bf16(const LinearPrecision* p) {
+    return p && p->kind() == LinearPrecision::Kind::bf16;
+}
+
+template <typename T>
+T round_bf16(T v) {
+    return T(round_to_format(float(v), Format::bf16, Overflow::ieee));
 }
 
 template <typename T>
@@ -101,13 +111,16 @@ void linear_forward(const LinearForwardArgs<T>& a) {
             gemm(false, true, a.n, a.m, a.k, xq.data(), a.k, wq.data(), a.k, 0.0f, a.out, a.m);
         }
     }
-    if (a.bias || a.residual) {
+    // For an elementwise reader a BF16 layer returns autocast's output: BF16, with a BF16 bias.
+    const bool rounded = a.to_elementwise && bf16(a.precision);
+    if (a.bias || a.residual || rounded) {
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < a.n; ++i)
             for (int64_t j = 0; j < a.m; ++j) {
                 const int64_t at = i * a.m + j;
-                if (a.bias) a.out[at] += a.bias[j];
+                if (a.bias) a.out[at] += rounded ? round_bf16(a.bias[j]) : a.bias[j];
                 if (a.residual) a.out[at] += a.residual[at];
+                if (rounded) a.out[at] = round_bf16(a.out[at]);
             }
     }
 }
@@ -137,9 +150,12 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
             a.precision->dgrad_operands(a.d_out, dyq, wtq);
             bias_dy = dyq.data();
             a.precision->wgrad_operands(dytq, xtq);
-            if (a.d_in)
+            if (a.d_in) {
                 gemm(false, true, a.n, a.k, a.m, dyq.data(), a.m, wtq.data(), a.m, 0.0f, a.d_in,
                      a.k);
+                if (a.d_in_to_elementwise)
+                    for (int64_t i = 0; i < a.n * a.k; ++i) a.d_in[i] = round_bf16(a.d_in[i]);
+            }
             gemm(false, true, a.m, a.k, a.n, dytq.data(), a.n, xtq.data(), a.n, 1.0f, a.d_weight,
                  a.k);
         }

@@ -230,20 +230,27 @@ __nv_bfloat16* CudaOps::staged_bf16(const LinearPrecision* consumer, const float
 }
 
 __nv_bfloat16* CudaOps::staged_dy_bf16(const LinearPrecision* consumer, const float* grad,
-                                       int64_t count) {
+                                       int64_t count, __nv_bfloat16* at) {
     if (!bf16_operands(consumer)) return nullptr;
-    dy_bf16_.resize(count);
-    dy_staged_for_ = grad;
-    dy_staged_layer_ = consumer;
-    return dy_bf16_.data();
+    if (!at) {
+        dy_bf16_.resize(count);
+        at = dy_bf16_.data();
+    }
+    dy_staged_ = {grad, consumer, at, count};
+    return at;
 }
 
 const __nv_bfloat16* CudaOps::dy_bf16(const LinearBackwardArgs<float>& a) {
-    if (take_staged(dy_staged_for_, a.d_out,
-                    dy_staged_layer_ == a.precision && dy_bf16_.size() == a.n * a.m,
+    const __nv_bfloat16* staged = dy_staged_.at;
+    if (take_staged(dy_staged_.for_grad, a.d_out,
+                    dy_staged_.layer == a.precision && dy_staged_.count == a.n * a.m,
                     "linear backward: its dy"))
-        return dy_bf16_.data();
+        return staged;
     return rounded_bf16(a.d_out, a.n * a.m, dy_bf16_);
+}
+
+bool CudaOps::packs_bf16(const LinearPrecision* layer) {
+    return bf16_operands(layer);
 }
 
 const __nv_bfloat16* CudaOps::rounded_bf16(const float* x, int64_t count,
@@ -262,8 +269,15 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
     const void* in = a.in;
     const void* w = a.weight;
     const void* bias = a.bias;
-    // BF16 flash attention reads the output next: the GEMM writes its BF16 qkv into its state.
-    __nv_bfloat16* qkv = bf16 ? attention_qkv(a.attention, a.out, a.n * a.m) : nullptr;
+    // BF16 output: the qkv of the BF16 flash attention that reads it next, written into its
+    // state, or the rounded output an elementwise op reads, packed in place.
+    __nv_bfloat16* bf16_out = nullptr;
+    if (bf16 && a.to_elementwise) {
+        if (a.attention) throw Error("linear forward: an output for attention and an activation");
+        bf16_out = reinterpret_cast<__nv_bfloat16*>(a.out);
+    } else if (bf16) {
+        bf16_out = attention_qkv(a.attention, a.out, a.n * a.m);
+    }
     if (bf16) {
         SavedLinear& layer = saved_linear(a.precision);
         // The op that made x may have written it in BF16 (staged_bf16).
@@ -273,12 +287,13 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
         else
             in = rounded_bf16(a.in, a.n * a.k, layer.x_bf16);
         w = rounded_bf16(a.weight, a.m * a.k, layer.w_bf16);
-        if (qkv && a.bias) bias = rounded_bf16(a.bias, a.m, layer.b_bf16); // autocast's bias
+        // autocast's bias (and cuBLASLt has no FP32 bias with a BF16 output)
+        if (bf16_out && a.bias) bias = rounded_bf16(a.bias, a.m, layer.b_bf16);
     }
-    if (qkv && a.residual) throw Error("linear forward: attention's qkv has no residual");
+    if (bf16_out && a.residual) throw Error("linear forward: a BF16 output takes no residual");
     // out = in · Wᵀ + bias + residual, the residual read as the GEMM's C.
-    gemm_.run({in, w, bf16, false, true, qkv ? static_cast<void*>(qkv) : a.out, bias,
-               a.residual ? 1.0f : 0.0f, a.n, a.m, a.k, 1, 0, 0, 0, nullptr, qkv != nullptr,
+    gemm_.run({in, w, bf16, false, true, bf16_out ? static_cast<void*>(bf16_out) : a.out, bias,
+               a.residual ? 1.0f : 0.0f, a.n, a.m, a.k, 1, 0, 0, 0, nullptr, bf16_out != nullptr,
                a.residual},
               stream());
 }
@@ -322,15 +337,18 @@ void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {
     }
     if (a.d_in) { // d_in[n, k] = d_out[n, m] · W[m, k]
         const auto dgrad = profiler_.scope("linear.dgrad");
-        // BF16 flash attention reads d_in next: the GEMM writes it in BF16 for it.
-        __nv_bfloat16* d_attn = nullptr;
+        // BF16 flash attention reads d_in next: the GEMM writes it in BF16 for it; an
+        // elementwise op's backward reads it rounded, packed in place.
+        __nv_bfloat16* d_in_bf16 = nullptr;
         if (bf16 && a.attention && a.attention->shape.bf16) {
             d_out_bf16_.resize(a.n * a.k);
-            d_attn = d_out_bf16_.data();
+            d_in_bf16 = d_out_bf16_.data();
             d_out_staged_for_ = a.d_in;
+        } else if (bf16 && a.d_in_to_elementwise) {
+            d_in_bf16 = reinterpret_cast<__nv_bfloat16*>(a.d_in);
         }
-        gemm_.run({d_out, w, bf16, false, false, d_attn ? static_cast<void*>(d_attn) : a.d_in,
-                   nullptr, 0.0f, a.n, a.k, a.m, 1, 0, 0, 0, nullptr, d_attn != nullptr},
+        gemm_.run({d_out, w, bf16, false, false, d_in_bf16 ? static_cast<void*>(d_in_bf16) : a.d_in,
+                   nullptr, 0.0f, a.n, a.k, a.m, 1, 0, 0, 0, nullptr, d_in_bf16 != nullptr},
                   stream());
     }
     { // d_W[m, k] += d_out[n, m]ᵀ · in[n, k]
@@ -458,39 +476,61 @@ void CudaOps::rope_backward(float* d_qkv, const float* d_out, const AttentionSha
              [&](auto* dst) { cuda::rope_backward(dst, d_out, a, base, stream()); });
 }
 
-void CudaOps::gelu_forward(float* out, const float* x, int64_t n, const LinearPrecision* consumer) {
+void CudaOps::gelu_forward(float* out, const float* x, int64_t n, const LinearPrecision* producer,
+                           const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("gelu_forward");
-    write_to(staged_bf16(consumer, out, n), out,
-             [&](auto* dst) { cuda::gelu_forward(dst, x, n, stream()); });
+    __nv_bfloat16* operand = staged_bf16(consumer, out, n);
+    read_as_stored(x, packs_bf16(producer), [&](const auto* in) {
+        write_to(operand, out, [&](auto* dst) { cuda::gelu_forward(dst, in, n, stream()); });
+    });
 }
 
 void CudaOps::gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n,
-                            const LinearPrecision* consumer) {
+                            const LinearPrecision* producer, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("gelu_backward");
-    write_to(staged_dy_bf16(consumer, d_x, n), d_x,
-             [&](auto* dst) { cuda::gelu_backward(dst, d_out, x, n, stream()); });
+    __nv_bfloat16* dy = staged_dy_bf16(producer, d_x, n);
+    read_as_stored(x, packs_bf16(producer), [&](const auto* xs) {
+        read_as_stored(d_out, packs_bf16(consumer), [&](const auto* ds) {
+            write_to(dy, d_x, [&](auto* dst) { cuda::gelu_backward(dst, ds, xs, n, stream()); });
+        });
+    });
 }
 
 void CudaOps::swiglu_forward(float* out, const float* x, int64_t n, int64_t h,
-                             const LinearPrecision* consumer) {
+                             const LinearPrecision* producer, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("swiglu_forward");
-    write_to(staged_bf16(consumer, out, n * h), out,
-             [&](auto* dst) { cuda::swiglu_forward(dst, x, n, h, stream()); });
+    __nv_bfloat16* operand = staged_bf16(consumer, out, n * h);
+    read_as_stored(x, packs_bf16(producer), [&](const auto* in) {
+        write_to(operand, out, [&](auto* dst) { cuda::swiglu_forward(dst, in, n, h, stream()); });
+    });
 }
 
 void CudaOps::swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
-                              const LinearPrecision* consumer) {
+                              const LinearPrecision* producer, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("swiglu_backward");
-    write_to(staged_dy_bf16(consumer, d_x, n * 2 * h), d_x,
-             [&](auto* dst) { cuda::swiglu_backward(dst, d_out, x, n, h, stream()); });
+    __nv_bfloat16* dy = staged_dy_bf16(producer, d_x, n * 2 * h);
+    read_as_stored(x, packs_bf16(producer), [&](const auto* xs) {
+        read_as_stored(d_out, packs_bf16(consumer), [&](const auto* ds) {
+            write_to(dy, d_x,
+                     [&](auto* dst) { cuda::swiglu_backward(dst, ds, xs, n, h, stream()); });
+        });
+    });
 }
 
 void CudaOps::softmax_xent(float* losses, float* d_logits, const float* logits,
                            const int32_t* targets, float d_loss, int64_t n, int64_t v,
-                           const LinearPrecision* consumer) {
+                           const LinearPrecision* head) {
     const auto timed = profiler_.scope("softmax_xent");
-    write_to(staged_dy_bf16(consumer, d_logits, n * v), d_logits, [&](auto* dst) {
-        cuda::softmax_xent(losses, dst, logits, targets, d_loss, n, v, stream());
+    // A BF16 head's logits are packed; its BF16 dy takes their place where d_logits is their
+    // buffer (each row is read whole before it is written).
+    const bool packed = packs_bf16(head);
+    __nv_bfloat16* dy = staged_dy_bf16(
+        head, d_logits, n * v,
+        packed && d_logits == logits ? reinterpret_cast<__nv_bfloat16*>(d_logits) : nullptr);
+    read_as_stored(logits, packed, [&](const auto* z) {
+        write_to(dy, d_logits, [&](auto* dst) {
+            cuda::softmax_xent(losses, dst, z, targets, d_loss, n, v, stream());
+        });
     });
 }
 

@@ -1,7 +1,8 @@
 // The CUDA backend of the ops interface: every op of the dense GPT on the GPU, FP32 in memory,
 // on one stream. GEMMs run in cuBLASLt: strict FP32 for `exact` linear layers and attention,
 // BF16 operands with FP32 accumulation for `bf16` ones (whose GEMMs write BF16 outputs for flash
-// attention, adding a BF16-rounded bias there, as autocast does), and FP8 recipes' operands
+// attention and for elementwise ops, adding a BF16-rounded bias there, as autocast does: cuBLASLt
+// 13.1 has no algorithm for an FP32 bias with a BF16 output), and FP8 recipes' operands
 // quantized on the device by the recipe's own plans (quantize_plan.h), transposed for the
 // backward (fp8_transpose.h) and multiplied by ScaledGemm (scaled_gemm.h): the CPU's FP8 linear
 // layer, with the same codes and scales. Attention is cuDNN's flash attention in BF16 when the
@@ -44,6 +45,8 @@ class CudaOps final : public Ops<float> {
   public:
     CudaOps();
     Memory& memory() override { return memory_; }
+    // BF16 layers write BF16 for elementwise ops (ops.h's `producer`), packed two to a float.
+    bool packs_bf16(const LinearPrecision* layer) override;
     cudaStream_t stream() const { return stream_.get(); }
     // Per-op GPU times (see op_profiler.h).
     OpProfiler& profiler() { return profiler_; }
@@ -74,16 +77,16 @@ class CudaOps final : public Ops<float> {
     void rope_forward(float* out, const float* qkv, const AttentionShape& a, double base) override;
     void rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a, double base,
                        const LinearPrecision* consumer) override;
-    void gelu_forward(float* out, const float* x, int64_t n,
+    void gelu_forward(float* out, const float* x, int64_t n, const LinearPrecision* producer,
                       const LinearPrecision* consumer) override;
     void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n,
-                       const LinearPrecision* consumer) override;
+                       const LinearPrecision* producer, const LinearPrecision* consumer) override;
     void swiglu_forward(float* out, const float* x, int64_t n, int64_t h,
-                        const LinearPrecision* consumer) override;
+                        const LinearPrecision* producer, const LinearPrecision* consumer) override;
     void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
-                         const LinearPrecision* consumer) override;
+                         const LinearPrecision* producer, const LinearPrecision* consumer) override;
     void softmax_xent(float* losses, float* d_logits, const float* logits, const int32_t* targets,
-                      float d_loss, int64_t n, int64_t v, const LinearPrecision* consumer) override;
+                      float d_loss, int64_t n, int64_t v, const LinearPrecision* head) override;
     void scale(float* x, double s, int64_t n) override;
     double adamw_step(float* w, const float* g, float* m, float* v,
                       const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;
@@ -122,9 +125,10 @@ class CudaOps final : public Ops<float> {
     // the layer's BF16 operand, if it is a BF16 layer (ops.h's `consumer`), else nullptr.
     __nv_bfloat16* staged_bf16(const LinearPrecision* consumer, const float* out, int64_t count);
     // The same for a backward op writing `grad`, the dy of `consumer`'s next backward: the BF16
-    // dy that backward multiplies (one slot, dy_bf16_, as one backward reads it at a time).
-    __nv_bfloat16* staged_dy_bf16(const LinearPrecision* consumer, const float* grad,
-                                  int64_t count);
+    // dy that backward multiplies, at `at` where given, else in one slot, dy_bf16_, as one
+    // backward reads it at a time.
+    __nv_bfloat16* staged_dy_bf16(const LinearPrecision* consumer, const float* grad, int64_t count,
+                                  __nv_bfloat16* at = nullptr);
     // Where a BF16 layer writes its output for the flash attention that reads it (ops.h's
     // AttentionConsumer): the qkv in that attention's state; nullptr where there is none.
     __nv_bfloat16* attention_qkv(const AttentionConsumer<float>* attention, const float* out,
@@ -138,6 +142,14 @@ class CudaOps final : public Ops<float> {
             write(operand);
         else
             write(out);
+    }
+    // read(x) with x as stored: FP32, or BF16 packed two to a float (packs_bf16()).
+    template <typename Read>
+    static void read_as_stored(const float* x, bool packed, Read read) {
+        if (packed)
+            read(reinterpret_cast<const __nv_bfloat16*>(x));
+        else
+            read(x);
     }
     // x rounded to BF16 into `slot`.
     const __nv_bfloat16* rounded_bf16(const float* x, int64_t count, Buffer<__nv_bfloat16>& slot);
@@ -154,9 +166,14 @@ class CudaOps final : public Ops<float> {
     CublasLtGemm gemm_;
     Buffer<float> scratch_, q_, k_, v_, y_, dq_, dk_, dv_, scores_;
     Buffer<__nv_bfloat16> dy_bf16_, d_qkv_bf16_, d_out_bf16_;
-    // dy_bf16_ was written by a backward op for this layer's dy at this address (staged_dy_bf16).
-    const float* dy_staged_for_ = nullptr;
-    const LinearPrecision* dy_staged_layer_ = nullptr;
+    // A backward op wrote this layer's dy, for its FP32 gradient at this address, in BF16 there
+    // (staged_dy_bf16).
+    struct StagedDy {
+        const float* for_grad = nullptr;
+        const LinearPrecision* layer = nullptr;
+        const __nv_bfloat16* at = nullptr;
+        int64_t count = 0;
+    } dy_staged_;
     // The output for which a GEMM wrote the BF16 qkv of the attention state qkv_staged_in_, and
     // the d_out for which a dgrad wrote d_out_bf16_.
     const float* qkv_staged_in_ = nullptr;

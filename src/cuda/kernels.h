@@ -66,17 +66,17 @@ void bias_backward(float* d_bias, const __nv_bfloat16* d_out, int64_t n, int64_t
 void to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream);
 void from_bf16(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream);
 
-void gelu_forward(float* out, const float* x, int64_t n, cudaStream_t stream);
-void gelu_forward(__nv_bfloat16* out, const float* x, int64_t n, cudaStream_t stream);
-// The backwards with BF16 outputs write the dy of a BF16 linear layer (ops.h's `consumer`).
-void gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n, cudaStream_t stream);
-void gelu_backward(__nv_bfloat16* d_x, const float* d_out, const float* x, int64_t n,
-                   cudaStream_t stream);
-void swiglu_forward(float* out, const float* x, int64_t n, int64_t h, cudaStream_t stream);
-void swiglu_forward(__nv_bfloat16* out, const float* x, int64_t n, int64_t h, cudaStream_t stream);
-void swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
-                     cudaStream_t stream);
-void swiglu_backward(__nv_bfloat16* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
+// The activations read and write FP32 or BF16 (Out, In, DX, DOut, X: float or __nv_bfloat16): a
+// BF16 x or d_out is a BF16 layer's output for them (ops.h's `producer`), a BF16 out or d_x a BF16
+// layer's operand or dy (`consumer`).
+template <typename Out, typename In>
+void gelu_forward(Out* out, const In* x, int64_t n, cudaStream_t stream);
+template <typename DX, typename DOut, typename X>
+void gelu_backward(DX* d_x, const DOut* d_out, const X* x, int64_t n, cudaStream_t stream);
+template <typename Out, typename In>
+void swiglu_forward(Out* out, const In* x, int64_t n, int64_t h, cudaStream_t stream);
+template <typename DX, typename DOut, typename X>
+void swiglu_backward(DX* d_x, const DOut* d_out, const X* x, int64_t n, int64_t h,
                      cudaStream_t stream);
 void scale(float* x, double s, int64_t n, cudaStream_t stream);
 
@@ -104,10 +104,11 @@ void rope_backward(float* d_qkv, const float* d_out, const AttentionShape& a, do
 void rope_backward(__nv_bfloat16* d_qkv, const float* d_out, const AttentionShape& a, double base,
                    cudaStream_t stream);
 
-void softmax_xent(float* losses, float* d_logits, const float* logits, const int32_t* targets,
+// Logits in FP32, or BF16 from a BF16 LM head; d_logits in FP32, or BF16 (the head's dy). In
+// place allowed where both have one type.
+template <typename Out, typename In>
+void softmax_xent(float* losses, Out* d_logits, const In* logits, const int32_t* targets,
                   float d_loss, int64_t n, int64_t v, cudaStream_t stream);
-void softmax_xent(float* losses, __nv_bfloat16* d_logits, const float* logits,
-                  const int32_t* targets, float d_loss, int64_t n, int64_t v, cudaStream_t stream);
 
 // The multi-tensor AdamW step: `chunks` (device) cut the spans into pieces of at most
 // adamw_chunk elements, each launched as one block; norm_out (device, 2 doubles: norm, clip).

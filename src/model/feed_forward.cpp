@@ -42,36 +42,50 @@ class DenseFeedForward final : public FeedForward<T> {
         }
     }
 
+    // The pre-activations and their gradient are read by the activation alone: BF16 layers
+    // write them rounded (and packed where the backend packs them, ops.h).
     void forward(T* out, const T* in, const T* residual, int64_t n) override {
         const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
-        up_.resize(n * up_rows);
+        LinearPrecision* up = up_precision_.get();
+        LinearPrecision* down = down_precision_.get();
+        up_.resize(elementwise_buffer_size(ops_, up, n * up_rows));
         act_.resize(n * hidden_);
-        ops_.linear_forward({up_.data(), in, params_.value(up_w_), bias(up_b_), n, d_model_,
-                             up_rows, up_precision_.get()});
+        LinearForwardArgs<T> up_args{up_.data(), in, params_.value(up_w_), bias(up_b_), n, d_model_,
+                                     up_rows,    up};
+        up_args.to_elementwise = true;
+        ops_.linear_forward(up_args);
         if (swiglu_)
-            ops_.swiglu_forward(act_.data(), up_.data(), n, hidden_,
-                                down_precision_->as_consumer());
+            ops_.swiglu_forward(act_.data(), up_.data(), n, hidden_, up, down->as_consumer());
         else
-            ops_.gelu_forward(act_.data(), up_.data(), n * hidden_, down_precision_->as_consumer());
+            ops_.gelu_forward(act_.data(), up_.data(), n * hidden_, up, down->as_consumer());
         ops_.linear_forward({out, act_.data(), params_.value(down_w_), bias(down_b_), n, hidden_,
-                             d_model_, down_precision_.get(), nullptr, residual});
+                             d_model_, down, nullptr, residual});
     }
 
     void backward(T* d_in, const T* d_out, const T* in, int64_t n) override {
         const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
-        d_act_.resize(n * hidden_);
+        LinearPrecision* up = up_precision_.get();
+        LinearPrecision* down = down_precision_.get();
+        d_act_.resize(elementwise_buffer_size(ops_, down, n * hidden_));
         d_up_.resize(n * up_rows);
-        ops_.linear_backward({d_act_.data(), params_.grad(down_w_), grad(down_b_), d_out,
-                              down_precision_->backward_input(act_.data()), params_.value(down_w_),
-                              n, hidden_, d_model_, down_precision_.get()});
+        LinearBackwardArgs<T> down_args{d_act_.data(),
+                                        params_.grad(down_w_),
+                                        grad(down_b_),
+                                        d_out,
+                                        down->backward_input(act_.data()),
+                                        params_.value(down_w_),
+                                        n,
+                                        hidden_,
+                                        d_model_,
+                                        down};
+        down_args.d_in_to_elementwise = true;
+        ops_.linear_backward(down_args);
         if (swiglu_)
-            ops_.swiglu_backward(d_up_.data(), d_act_.data(), up_.data(), n, hidden_,
-                                 up_precision_->as_consumer());
+            ops_.swiglu_backward(d_up_.data(), d_act_.data(), up_.data(), n, hidden_, up, down);
         else
-            ops_.gelu_backward(d_up_.data(), d_act_.data(), up_.data(), n * hidden_,
-                               up_precision_->as_consumer());
+            ops_.gelu_backward(d_up_.data(), d_act_.data(), up_.data(), n * hidden_, up, down);
         ops_.linear_backward({d_in, params_.grad(up_w_), grad(up_b_), d_up_.data(), in,
-                              params_.value(up_w_), n, d_model_, up_rows, up_precision_.get()});
+                              params_.value(up_w_), n, d_model_, up_rows, up});
     }
 
     const LinearPrecision& input_consumer() const override { return *up_precision_; }

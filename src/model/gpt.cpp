@@ -185,14 +185,21 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
     else
         ops_.rmsnorm_forward(lnf_out, lnf_rstd_.data(), x, value(lnf_w_), n, C, c.norm_eps,
                              head_precision_->as_consumer());
-    logits_.resize(n * c.vocab_size);
-    ops_.linear_forward({logits_.data(), lnf_out, head_weight(), nullptr, n, C, c.vocab_size,
-                         head_precision_.get()});
+    // With targets the loss alone reads the logits: a BF16 head writes them rounded (ops.h);
+    // without, they are kept in T for logits_row().
+    LinearForwardArgs<T> head{nullptr, lnf_out, head_weight(), nullptr,
+                              n,       C,       c.vocab_size,  head_precision_.get()};
+    head.to_elementwise = targets != nullptr;
+    logits_.resize(head.to_elementwise
+                       ? elementwise_buffer_size(ops_, head.precision, n * c.vocab_size)
+                       : n * c.vocab_size);
+    head.out = logits_.data();
+    ops_.linear_forward(head);
     if (!targets) return T(0);
     losses_.resize(n);
     // In place: logits_ now holds the gradient of the mean loss, which the backward starts from.
     ops_.softmax_xent(losses_.data(), logits_.data(), logits_.data(), targets_.data(),
-                      T(1.0 / double(n)), n, c.vocab_size, head_precision_->as_consumer());
+                      T(1.0 / double(n)), n, c.vocab_size, head_precision_.get());
     double sum = 0;
     for (T l : losses_.download()) sum += double(l);
     return T(sum / double(n));

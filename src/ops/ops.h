@@ -19,6 +19,12 @@
 // - `consumer` of a backward (and of the loss): the same for the gradient the op writes, read as
 //   dy by that layer's backward, next. The norms' d_x also carries on down the residual stream,
 //   so they write it whatever the consumer.
+// - `producer` (activations, the loss): the linear layer that wrote the op's input x (forward)
+//   for it alone (LinearForwardArgs::to_elementwise). A BF16 layer stores such an output rounded
+//   to BF16, as autocast's linear layers return it, and a backend may pack it two values to a T
+//   (packs_bf16()): the op knows from its producer how x is stored. The activations' backward
+//   reads d_out the same way from their `consumer`, whose dgrad wrote it for them
+//   (LinearBackwardArgs::d_in_to_elementwise); their d_x is the producer's dy.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +64,9 @@ struct LinearForwardArgs {
     LinearPrecision* precision; // how the GEMM operands are represented; nullptr = exact
     const AttentionConsumer<T>* attention = nullptr; // reads `out` next, or nullptr
     const T* residual = nullptr; // [N, M] added to `out` (the residual stream), or nullptr
+    // `out` is read only by an elementwise op naming this layer its producer: a BF16 layer
+    // rounds its bias and then `out` to BF16, and may pack `out` (Ops::packs_bf16()).
+    bool to_elementwise = false;
 };
 
 template <typename T>
@@ -72,6 +81,9 @@ struct LinearBackwardArgs {
     int64_t n, k, m;
     LinearPrecision* precision;
     const AttentionConsumer<T>* attention = nullptr; // reads `d_in` next, or nullptr
+    // `d_in` is read only by an elementwise op's backward naming this layer its consumer: a BF16
+    // layer rounds it to BF16, and may pack it (Ops::packs_bf16()).
+    bool d_in_to_elementwise = false;
 };
 
 template <typename T>
@@ -81,6 +93,11 @@ class Ops {
 
     // Where this backend's pointers live; everything passed to the ops below is allocated here.
     virtual Memory& memory() = 0;
+
+    // Whether `layer` packs what it writes for an elementwise op (to_elementwise,
+    // d_in_to_elementwise) two BF16 values to a T, so that buffer needs only (count + 1) / 2
+    // elements; else it holds the rounded values themselves.
+    virtual bool packs_bf16(const LinearPrecision* layer) = 0;
 
     // out[b,t,:] = wte[tokens[b,t],:] + (wpe ? wpe[t,:] : 0)
     virtual void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe,
@@ -124,22 +141,28 @@ class Ops {
     virtual void rope_backward(T* d_qkv, const T* d_out, const AttentionShape& a, double base,
                                const LinearPrecision* consumer) = 0;
 
-    // GELU, tanh approximation (GPT-2).
-    virtual void gelu_forward(T* out, const T* x, int64_t n, const LinearPrecision* consumer) = 0;
+    // GELU, tanh approximation (GPT-2). Between two linear layers: `producer` wrote x and reads
+    // d_x, `consumer` reads out and wrote d_out (see above; either may be nullptr).
+    virtual void gelu_forward(T* out, const T* x, int64_t n, const LinearPrecision* producer,
+                              const LinearPrecision* consumer) = 0;
     virtual void gelu_backward(T* d_x, const T* d_out, const T* x, int64_t n,
+                               const LinearPrecision* producer,
                                const LinearPrecision* consumer) = 0;
     // SwiGLU on [N, 2H] = (gate | up): out [N, H] = silu(gate) · up.
     virtual void swiglu_forward(T* out, const T* x, int64_t n, int64_t h,
+                                const LinearPrecision* producer,
                                 const LinearPrecision* consumer) = 0;
     virtual void swiglu_backward(T* d_x, const T* d_out, const T* x, int64_t n, int64_t h,
+                                 const LinearPrecision* producer,
                                  const LinearPrecision* consumer) = 0;
 
     // Softmax cross-entropy over [N, V] logits fused with its gradient: losses [N] and d_logits =
     // (softmax(logits) − onehot(target)) · d_loss (d_loss = 1/N for a mean loss). The loss is the
     // root of the graph, so its gradient is known in the forward: one pass over the logits serves
-    // both, and d_logits may be the logits themselves (one [N, V] buffer).
+    // both, and d_logits may be the logits themselves (one [N, V] buffer). `head`: the layer that
+    // wrote the logits (its `producer`) and reads d_logits as dy next (its `consumer`).
     virtual void softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets,
-                              T d_loss, int64_t n, int64_t v, const LinearPrecision* consumer) = 0;
+                              T d_loss, int64_t n, int64_t v, const LinearPrecision* head) = 0;
 
     // x ·= s (the mean over accumulated micro-batches).
     virtual void scale(T* x, double s, int64_t n) = 0;
@@ -166,5 +189,11 @@ class Ops {
     virtual void load_scaled(float* x, const ScaledTensors& src,
                              const std::vector<TensorSpan>& spans) = 0;
 };
+
+// The elements of a buffer for `count` values that `layer` writes for an elementwise op.
+template <typename T>
+int64_t elementwise_buffer_size(Ops<T>& ops, const LinearPrecision* layer, int64_t count) {
+    return ops.packs_bf16(layer) ? (count + 1) / 2 : count;
+}
 
 } // namespace octet

@@ -3,11 +3,14 @@
 // the accumulation (+=) is checked too. Measure: relative Frobenius error ‖gpu − ref‖ / ‖ref‖,
 // NaN never passes. Thresholds: 2e-6 for elementwise ops, 1e-5 for reductions over a row
 // (norms, softmax, cross-entropy) and strict-FP32 GEMMs (attention, exact linear layers), 1e-2
-// for BF16 flash attention, 1e-4 for the whole model in fp32 and 1e-2 in bf16. Skips without a
-// GPU.
+// for BF16 flash attention, 5e-3 for chains of BF16 layers and elementwise ops against the CPU's
+// emulation (1e-3 for their losses), 1e-4 for the whole model in fp32 and 1e-2 in bf16. Skips
+// without a GPU.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <vector>
@@ -16,6 +19,7 @@
 #include "cpu/cpu_ops.h"
 #include "cuda/cuda_ops.h"
 #include "model/gpt.h"
+#include "numerics/formats.h"
 #include "ops/linear_precision.h"
 #include "optim/adamw.h"
 #include "tests/harness/both_backends.h"
@@ -59,6 +63,23 @@ class CudaOpsTest : public ::testing::Test {
     static Host host(const Buffer<float>& b) {
         const std::vector<float> f = b.download();
         return Host(f.begin(), f.end());
+    }
+    // x rounded to BF16, and the same packed two to a float, as a BF16 layer writes it for an
+    // elementwise op (Ops::packs_bf16()).
+    static Host rounded_bf16(Host x) {
+        for (double& v : x) v = round_to_format(float(v), Format::bf16, Overflow::ieee);
+        return x;
+    }
+    Buffer<float> packed_bf16(const Host& x) {
+        std::vector<uint16_t> codes;
+        for (double v : rounded_bf16(x))
+            codes.push_back(uint16_t(std::bit_cast<uint32_t>(float(v)) >> 16));
+        codes.resize((codes.size() + 1) / 2 * 2);
+        std::vector<float> words(codes.size() / 2);
+        std::memcpy(words.data(), codes.data(), codes.size() * sizeof(uint16_t));
+        Buffer<float> b(gpu_->memory());
+        b.upload(words.data(), int64_t(words.size()));
+        return b;
     }
     // The reference rounded to float first, as the GPU's inputs were.
     static Host as_float(Host x) {
@@ -283,23 +304,23 @@ TEST_F(CudaOpsTest, ActivationsAndScale) {
          d_out = as_float(random(n * 2 * h)), d_x = as_float(random(n * 2 * h));
     Buffer<float> gx = device(x), gout = device(out), gdout = device(d_out),
                   gdx = poisoned(d_x.size());
-    cpu_.gelu_forward(out.data(), x.data(), n * 2 * h, nullptr);
-    gpu_->gelu_forward(gout.data(), gx.data(), n * 2 * h, nullptr);
+    cpu_.gelu_forward(out.data(), x.data(), n * 2 * h, nullptr, nullptr);
+    gpu_->gelu_forward(gout.data(), gx.data(), n * 2 * h, nullptr, nullptr);
     expect_close(out, gout, 2e-6, "gelu forward");
-    cpu_.gelu_backward(d_x.data(), d_out.data(), x.data(), n * 2 * h, nullptr);
-    gpu_->gelu_backward(gdx.data(), gdout.data(), gx.data(), n * 2 * h, nullptr);
+    cpu_.gelu_backward(d_x.data(), d_out.data(), x.data(), n * 2 * h, nullptr, nullptr);
+    gpu_->gelu_backward(gdx.data(), gdout.data(), gx.data(), n * 2 * h, nullptr, nullptr);
     expect_close(d_x, gdx, 2e-6, "gelu backward");
 
     Host s(static_cast<size_t>(n * h));
     Buffer<float> gs = device(s);
-    cpu_.swiglu_forward(s.data(), x.data(), n, h, nullptr);
-    gpu_->swiglu_forward(gs.data(), gx.data(), n, h, nullptr);
+    cpu_.swiglu_forward(s.data(), x.data(), n, h, nullptr, nullptr);
+    gpu_->swiglu_forward(gs.data(), gx.data(), n, h, nullptr, nullptr);
     expect_close(s, gs, 2e-6, "swiglu forward");
     Host d_s = as_float(random(n * h));
     Buffer<float> gds = device(d_s);
     gdx = poisoned(d_x.size());
-    cpu_.swiglu_backward(d_x.data(), d_s.data(), x.data(), n, h, nullptr);
-    gpu_->swiglu_backward(gdx.data(), gds.data(), gx.data(), n, h, nullptr);
+    cpu_.swiglu_backward(d_x.data(), d_s.data(), x.data(), n, h, nullptr, nullptr);
+    gpu_->swiglu_backward(gdx.data(), gds.data(), gx.data(), n, h, nullptr, nullptr);
     expect_close(d_x, gdx, 2e-6, "swiglu backward");
 
     cpu_.scale(out.data(), 0.3, n * 2 * h);
@@ -311,13 +332,14 @@ TEST_F(CudaOpsTest, ActivationsAndScale) {
         SCOPED_TRACE("offset " + std::to_string(offset));
         const int64_t count = n * 2 * h - 1;
         Host ref(static_cast<size_t>(count)), grad(static_cast<size_t>(count));
-        cpu_.gelu_forward(ref.data(), x.data() + offset, count, nullptr);
-        cpu_.gelu_backward(grad.data(), d_out.data() + offset, x.data() + offset, count, nullptr);
+        cpu_.gelu_forward(ref.data(), x.data() + offset, count, nullptr, nullptr);
+        cpu_.gelu_backward(grad.data(), d_out.data() + offset, x.data() + offset, count, nullptr,
+                           nullptr);
         const Host poison(static_cast<size_t>(count), std::nan(""));
         Buffer<float> g_ref = device(poison), g_grad = device(poison);
-        gpu_->gelu_forward(g_ref.data(), gx.data() + offset, count, nullptr);
+        gpu_->gelu_forward(g_ref.data(), gx.data() + offset, count, nullptr, nullptr);
         gpu_->gelu_backward(g_grad.data(), gdout.data() + offset, gx.data() + offset, count,
-                            nullptr);
+                            nullptr, nullptr);
         expect_close(ref, g_ref, 2e-6, "gelu forward");
         expect_close(grad, g_grad, 2e-6, "gelu backward");
     }
@@ -352,11 +374,11 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16OperandOfTheirConsumer) {
          }},
         {"gelu", h,
          [&](float* out, const LinearPrecision* p) {
-             gpu_->gelu_forward(out, gx.data(), n * h, p);
+             gpu_->gelu_forward(out, gx.data(), n * h, nullptr, p);
          }},
         {"swiglu", h,
          [&](float* out, const LinearPrecision* p) {
-             gpu_->swiglu_forward(out, gx.data(), n, h, p);
+             gpu_->swiglu_forward(out, gx.data(), n, h, nullptr, p);
          }},
         {"attention", c,
          [&](float* out, const LinearPrecision* p) {
@@ -394,23 +416,25 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16OperandOfTheirConsumer) {
     }
 }
 
-// Backward ops (and the loss) feeding a BF16 linear layer's backward write its BF16 dy instead of
-// their FP32 gradient: the layer's d_x, d_W and d_b are bit for bit those of the unfused ops, and
-// the FP32 gradient stays as it was (NaN here), but for the norms, which write it too (the
-// residual stream's). A layer given another dy than the one its operand was written for refuses
-// it.
+// Backward ops feeding a BF16 linear layer's backward write its BF16 dy instead of their FP32
+// gradient: the layer's d_x, d_W and d_b are bit for bit those of the unfused ops, and the FP32
+// gradient stays as it was (NaN here), but for the norms, which write it too (the residual
+// stream's). A layer given another dy than the one its operand was written for refuses it. The
+// activations' d_x goes to the layer that wrote their x (`producer`), so theirs reads x packed in
+// BF16, the unfused one the same values in FP32. (The loss's dy: the test after this one.)
 TEST_F(CudaOpsTest, ProducersWriteTheBf16GradientOfTheirConsumer) {
-    const int64_t n = 2 * 67, c = 64, h = 96, v = 40, k = 24; // k: the consumer's input width
+    const int64_t n = 2 * 67, c = 64, h = 96, k = 24; // k: the consumer's input width
     const AttentionShape attention{2, 67, 1, 64, true};
     const Host x = random(n * 3 * c), d_out = random(n * 3 * c), w = random(c), b = random(c),
                residual = random(n * c);
     Buffer<float> gx = device(x), gd_out = device(d_out), gw = device(w), gb = device(b),
                   stats = poisoned(2 * size_t(n)), scratch = poisoned(size_t(n * 3 * c)),
                   state = poisoned(size_t(gpu_->attention_state_size(attention))),
-                  losses = poisoned(size_t(n));
-    std::vector<int32_t> targets(static_cast<size_t>(n));
-    for (int32_t& t : targets) t = int32_t(rng_.next_u64() % uint64_t(v));
-    Buffer<int32_t> gtargets = device(targets);
+                  gx_rounded = device(rounded_bf16(x)), gx_packed = packed_bf16(x);
+    // The activations' x as a BF16 layer wrote it for them, or its values in FP32.
+    auto activation_x = [&](const LinearPrecision* p) {
+        return p ? gx_packed.data() : gx_rounded.data();
+    };
     // The forwards whose saved statistics and state the backwards read.
     gpu_->layernorm_forward(scratch.data(), stats.data(), stats.data() + n, gx.data(), gw.data(),
                             gb.data(), n, c, 1e-5, nullptr);
@@ -439,11 +463,11 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16GradientOfTheirConsumer) {
          }},
         {"gelu", h, false,
          [&](float* g, const LinearPrecision* p) {
-             gpu_->gelu_backward(g, gd_out.data(), gx.data(), n * h, p);
+             gpu_->gelu_backward(g, gd_out.data(), activation_x(p), n * h, p, nullptr);
          }},
         {"swiglu", 2 * h, false,
          [&](float* g, const LinearPrecision* p) {
-             gpu_->swiglu_backward(g, gd_out.data(), gx.data(), n, h, p);
+             gpu_->swiglu_backward(g, gd_out.data(), activation_x(p), n, h, p, nullptr);
          }},
         {"attention", 3 * c, false,
          [&](float* g, const LinearPrecision* p) {
@@ -452,11 +476,6 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16GradientOfTheirConsumer) {
         {"rope", 3 * c, false,
          [&](float* g, const LinearPrecision* p) {
              gpu_->rope_backward(g, gd_out.data(), attention, 10000.0, p);
-         }},
-        {"softmax_xent", v, false,
-         [&](float* g, const LinearPrecision* p) {
-             gpu_->softmax_xent(losses.data(), g, gx.data(), gtargets.data(), 1.0f / float(n), n, v,
-                                p);
          }},
     };
     for (const Producer& producer : producers) {
@@ -563,6 +582,115 @@ TEST_F(CudaOpsTest, LinearLayersWriteTheBf16OperandsOfFlashAttention) {
     }
     expect_close(outputs[0], device(outputs[1]), 1e-2, "attention output");
     expect_close(d_qkvs[0], device(d_qkvs[1]), 1e-2, "attention d_qkv");
+}
+
+// BF16 layers feeding an elementwise op (ops.h's `producer`) write BF16 packed two to a float,
+// in half the buffer: the feed-forward's up projection → GELU or SwiGLU → down projection, whose
+// dgrad writes the activation's d_out the same way, and the LM head → the loss, in place, whose
+// BF16 d_logits the head's backward reads. Everything the chains return agrees with the CPU,
+// which rounds the same values in place, within BF16 rounding (the GEMMs sum in other orders).
+TEST_F(CudaOpsTest, Bf16LayersWritePackedOutputsForElementwiseOps) {
+    const int64_t n = 2 * 67, c = 48, h = 80, v = 1000;
+    CpuOps<float> cpu32;
+    ASSERT_FALSE(cpu32.packs_bf16(LinearPrecision::bf16().get()));
+    ASSERT_TRUE(gpu_->packs_bf16(LinearPrecision::bf16().get()));
+    ASSERT_FALSE(gpu_->packs_bf16(LinearPrecision::exact().get()));
+    const auto floats = [](const Host& x) { return std::vector<float>(x.begin(), x.end()); };
+    const auto to_host = [](const std::vector<float>& x) { return Host(x.begin(), x.end()); };
+    const Host x = random(n * c), d_y = random(n * c, 0.1);
+    for (const bool swiglu : {false, true}) {
+        SCOPED_TRACE(swiglu ? "swiglu" : "gelu");
+        const int64_t up_rows = swiglu ? 2 * h : h;
+        const Host up_w = random(up_rows * c, 0.3), up_b = random(up_rows),
+                   down_w = random(c * h, 0.3), down_b = random(c);
+        struct Result {
+            Host y, d_x, d_up_w, d_up_b;
+        };
+        // The chain on either backend; `buffer` makes a buffer of n floats on it.
+        auto chain = [&](Ops<float>& ops, auto buffer, const float* gx, const float* gup_w,
+                         const float* gup_b, const float* gdown_w, const float* gdown_b,
+                         const float* gd_y, auto read) {
+            auto up = LinearPrecision::bf16(), down = LinearPrecision::bf16();
+            auto pre = buffer(elementwise_buffer_size(ops, up.get(), n * up_rows)),
+                 act = buffer(n * h), y = buffer(n * c),
+                 d_act = buffer(elementwise_buffer_size(ops, down.get(), n * h)),
+                 d_pre = buffer(n * up_rows), d_x = buffer(n * c), d_up_w = buffer(up_rows * c),
+                 d_up_b = buffer(up_rows), d_down_w = buffer(c * h);
+            LinearForwardArgs<float> up_args{pre.data(), gx, gup_w, gup_b, n, c, up_rows, up.get()};
+            up_args.to_elementwise = true;
+            ops.linear_forward(up_args);
+            if (swiglu)
+                ops.swiglu_forward(act.data(), pre.data(), n, h, up.get(), down.get());
+            else
+                ops.gelu_forward(act.data(), pre.data(), n * h, up.get(), down.get());
+            ops.linear_forward({y.data(), act.data(), gdown_w, gdown_b, n, h, c, down.get()});
+            LinearBackwardArgs<float> down_args{
+                d_act.data(), d_down_w.data(), nullptr, gd_y, nullptr, gdown_w, n, h, c,
+                down.get()};
+            down_args.d_in_to_elementwise = true;
+            ops.linear_backward(down_args);
+            if (swiglu)
+                ops.swiglu_backward(d_pre.data(), d_act.data(), pre.data(), n, h, up.get(),
+                                    down.get());
+            else
+                ops.gelu_backward(d_pre.data(), d_act.data(), pre.data(), n * h, up.get(),
+                                  down.get());
+            ops.linear_backward({d_x.data(), d_up_w.data(), d_up_b.data(), d_pre.data(), nullptr,
+                                 gup_w, n, c, up_rows, up.get()});
+            return Result{read(y), read(d_x), read(d_up_w), read(d_up_b)};
+        };
+        const std::vector<float> xf = floats(x), up_wf = floats(up_w), up_bf = floats(up_b),
+                                 down_wf = floats(down_w), down_bf = floats(down_b),
+                                 d_yf = floats(d_y);
+        const Result cpu = chain(
+            cpu32, [](int64_t count) { return std::vector<float>(size_t(count), 0.0f); }, xf.data(),
+            up_wf.data(), up_bf.data(), down_wf.data(), down_bf.data(), d_yf.data(), to_host);
+        Buffer<float> gx = device(x), gup_w = device(up_w), gup_b = device(up_b),
+                      gdown_w = device(down_w), gdown_b = device(down_b), gd_y = device(d_y);
+        const Result gpu = chain(
+            *gpu_,
+            [&](int64_t count) {
+                return count == up_rows || count == up_rows * c ? device(Host(size_t(count), 0.0))
+                                                                : poisoned(size_t(count));
+            },
+            gx.data(), gup_w.data(), gup_b.data(), gdown_w.data(), gdown_b.data(), gd_y.data(),
+            [](const Buffer<float>& b) { return host(b); });
+        expect_close(cpu.y, device(gpu.y), 5e-3, "y");
+        expect_close(cpu.d_x, device(gpu.d_x), 5e-3, "d_x");
+        expect_close(cpu.d_up_w, device(gpu.d_up_w), 5e-3, "d_W of the up projection");
+        expect_close(cpu.d_up_b, device(gpu.d_up_b), 5e-3, "d_b of the up projection");
+    }
+    // The LM head and the loss; d_logits in place of the logits, as the model runs them.
+    const Host head_w = random(v * c, 0.3);
+    std::vector<int32_t> targets(static_cast<size_t>(n));
+    for (int32_t& t : targets) t = int32_t(rng_.next_u64() % uint64_t(v));
+    std::vector<float> xf = floats(x), head_wf = floats(head_w), logits(size_t(n * v)),
+                       losses(static_cast<size_t>(n)), d_x(size_t(n * c)), d_w(size_t(v * c), 0.0f);
+    auto cpu_head = LinearPrecision::bf16();
+    LinearForwardArgs<float> head{logits.data(), xf.data(), head_wf.data(), nullptr, n, c, v,
+                                  cpu_head.get()};
+    head.to_elementwise = true;
+    cpu32.linear_forward(head);
+    cpu32.softmax_xent(losses.data(), logits.data(), logits.data(), targets.data(), 1.0f / float(n),
+                       n, v, cpu_head.get());
+    cpu32.linear_backward({d_x.data(), d_w.data(), nullptr, logits.data(), nullptr, head_wf.data(),
+                           n, c, v, cpu_head.get()});
+    auto gpu_head = LinearPrecision::bf16();
+    Buffer<float> gx = device(x), ghead_w = device(head_w),
+                  glogits = poisoned(size_t(elementwise_buffer_size(*gpu_, gpu_head.get(), n * v))),
+                  glosses = poisoned(size_t(n)), gd_x = poisoned(size_t(n * c)),
+                  gd_w = device(Host(size_t(v * c), 0.0));
+    Buffer<int32_t> gtargets = device(targets);
+    head = {glogits.data(), gx.data(), ghead_w.data(), nullptr, n, c, v, gpu_head.get()};
+    head.to_elementwise = true;
+    gpu_->linear_forward(head);
+    gpu_->softmax_xent(glosses.data(), glogits.data(), glogits.data(), gtargets.data(),
+                       1.0f / float(n), n, v, gpu_head.get());
+    gpu_->linear_backward({gd_x.data(), gd_w.data(), nullptr, glogits.data(), nullptr,
+                           ghead_w.data(), n, c, v, gpu_head.get()});
+    expect_close(to_host(losses), glosses, 1e-3, "losses");
+    expect_close(to_host(d_x), gd_x, 5e-3, "d_x of the head");
+    expect_close(to_host(d_w), gd_w, 5e-3, "d_W of the head");
 }
 
 // Vocabularies in 16-byte rows and not, held in shared memory and too large for it (60,000 FP32

@@ -216,11 +216,12 @@ TEST_F(CpuOpsTest, GeluAndSwiGlu) {
         {written(&x)},
         [&] {
             Vec out(x.size());
-            ops.gelu_forward(out.data(), x.data(), int64_t(x.size()), nullptr);
+            ops.gelu_forward(out.data(), x.data(), int64_t(x.size()), nullptr, nullptr);
             return out;
         },
         [&](const Vec& d, std::vector<Vec>& g) {
-            ops.gelu_backward(g[0].data(), d.data(), x.data(), int64_t(x.size()), nullptr);
+            ops.gelu_backward(g[0].data(), d.data(), x.data(), int64_t(x.size()), nullptr,
+                              nullptr);
         },
         rng, "gelu");
     const int64_t n = 3, h = 4;
@@ -229,11 +230,11 @@ TEST_F(CpuOpsTest, GeluAndSwiGlu) {
         {written(&y)},
         [&] {
             Vec out(n * h);
-            ops.swiglu_forward(out.data(), y.data(), n, h, nullptr);
+            ops.swiglu_forward(out.data(), y.data(), n, h, nullptr, nullptr);
             return out;
         },
         [&](const Vec& d, std::vector<Vec>& g) {
-            ops.swiglu_backward(g[0].data(), d.data(), y.data(), n, h, nullptr);
+            ops.swiglu_backward(g[0].data(), d.data(), y.data(), n, h, nullptr, nullptr);
         },
         rng, "swiglu");
 }
