@@ -52,54 +52,88 @@ int64_t column_sum_scratch(int64_t rows, int64_t cols) {
 
 namespace {
 
-// A row is spread over one block: thread t holds columns t, t + blockDim.x, … (`per` of them,
-// in registers), so every row is read from memory once. per = 4 up to 1024 columns, 8 up to
-// 4096 (256 threads at d_model 2048), 16 beyond, with up to 1024 threads, so at most 64
-// registers each: beyond 4096 columns the backward spills some.
+// A row is spread over one block: thread t holds columns t·vec … t·vec + vec − 1, then the same
+// blockDim.x · vec further on, and so on (`per` columns in all, in registers), so every row is
+// read from memory once, in 16-byte accesses where rows allow it (vec = 4) or one value at a
+// time (vec = 1). per = 4 up to 1024 columns, 8 up to 4096 (256 threads at d_model 2048), 16
+// beyond, with up to 1024 threads, so at most 64 registers each: beyond 4096 columns the
+// backward spills some.
 constexpr int64_t max_norm_channels = 16384;
 constexpr int64_t norm_backward_slices = 512; // fixed, so the column sums' order is too
 
 struct NormLaunch {
-    int per, threads;
+    int per, threads, vec;
 };
 
-NormLaunch norm_launch(int64_t c) {
+NormLaunch norm_launch(int64_t c, bool aligned) {
     if (c > max_norm_channels)
         throw Error("normalization over " + std::to_string(c) + " channels: at most " +
                     std::to_string(max_norm_channels) + " are supported");
     const int per = c <= 1024 ? 4 : c <= 4096 ? 8 : 16;
     const int64_t threads = (c + per - 1) / per;
-    return {per, int(std::max<int64_t>(32, (threads + 31) / 32 * 32))};
+    return {per, int(std::max<int64_t>(32, (threads + 31) / 32 * 32)),
+            aligned && c % 4 == 0 ? 4 : 1};
+}
+
+// The column of a thread's k-th value.
+template <int vec>
+__device__ __forceinline__ int64_t column(int k) {
+    return (int64_t(threadIdx.x) + int64_t(k / vec) * blockDim.x) * vec + k % vec;
+}
+
+// v[k] = row[column(k)], 0 past the row's c columns.
+template <int per, int vec, typename T>
+__device__ __forceinline__ void load_row(float (&v)[per], const T* row, int64_t c) {
+#pragma unroll
+    for (int q = 0; q < per / vec; ++q) {
+        const int64_t j = column<vec>(q * vec);
+        if constexpr (vec == 4) {
+            const float4 f = j < c ? load_quad(row + j, 0) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            v[4 * q] = f.x, v[4 * q + 1] = f.y, v[4 * q + 2] = f.z, v[4 * q + 3] = f.w;
+        } else {
+            v[q] = j < c ? load_as(row + j) : 0.0f;
+        }
+    }
+}
+
+// row[column(k)] = v[k] within the row's c columns.
+template <int per, int vec, typename T>
+__device__ __forceinline__ void store_row(T* row, const float (&v)[per], int64_t c) {
+#pragma unroll
+    for (int q = 0; q < per / vec; ++q) {
+        const int64_t j = column<vec>(q * vec);
+        if (j >= c) continue;
+        if constexpr (vec == 4)
+            store_quad(row + j, 0, make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]));
+        else
+            store_as(row + j, v[q]);
+    }
 }
 
 // LayerNorm (centred) or RMSNorm: out = (x − mean) · rstd · w (+ b), one block per row; `Out` is
 // float, or BF16 for a BF16 linear layer's operand (the FP32 value rounded, as a cast would).
-template <int per, bool centred, typename Out>
+template <int per, int vec, bool centred, typename Out>
 __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
     norm_forward_kernel(Out* out, float* mean, float* rstd, const float* x, const float* w,
                         const float* b, int64_t c, float eps) {
     const int64_t row = blockIdx.x;
-    const float* xi = x + row * c;
-    float v[per];
+    float v[per], wv[per], bv[per];
+    load_row<per, vec>(v, x + row * c, c);
+    load_row<per, vec>(wv, w, c);
+    if (centred) load_row<per, vec>(bv, b, c);
     float sum = 0.0f;
 #pragma unroll
-    for (int k = 0; k < per; ++k) {
-        const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
-        v[k] = j < c ? xi[j] : 0.0f;
-        sum += v[k];
-    }
+    for (int k = 0; k < per; ++k) sum += v[k];
     const float m = centred ? block_sum(sum) / float(c) : 0.0f;
     float var = 0.0f;
 #pragma unroll
     for (int k = 0; k < per; ++k)
-        if (threadIdx.x + int64_t(k) * blockDim.x < c) var += (v[k] - m) * (v[k] - m);
+        if (column<vec>(k) < c) var += (v[k] - m) * (v[k] - m);
     const float s = 1.0f / sqrtf(block_sum(var) / float(c) + eps);
 #pragma unroll
-    for (int k = 0; k < per; ++k) {
-        const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
-        if (j < c)
-            store_as(out + row * c + j, centred ? (v[k] - m) * s * w[j] + b[j] : v[k] * s * w[j]);
-    }
+    for (int k = 0; k < per; ++k)
+        v[k] = centred ? (v[k] - m) * s * wv[k] + bv[k] : v[k] * s * wv[k];
+    store_row<per, vec>(out + row * c, v, c);
     if (threadIdx.x == 0) {
         if (centred) mean[row] = m;
         rstd[row] = s;
@@ -112,29 +146,25 @@ __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
 // slice order. One read of d_out, x and d_x for all three gradients. Where d_x_bf16 is given, the
 // new d_x is also written there rounded to BF16: the dy operand of the BF16 linear layer whose
 // backward reads the residual stream's gradient next.
-template <int per, bool centred>
+template <int per, int vec, bool centred>
 __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
     norm_backward_kernel(float* d_x, __nv_bfloat16* d_x_bf16, float* partial_w, float* partial_b,
                          const float* d_out, const float* x, const float* w, const float* mean,
                          const float* rstd, int64_t n, int64_t c) {
     const auto [r0, r1] = slice_rows(n, blockIdx.x, gridDim.x);
     float wv[per], dw[per], db[per];
+    load_row<per, vec>(wv, w, c);
 #pragma unroll
-    for (int k = 0; k < per; ++k) {
-        const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
-        wv[k] = j < c ? w[j] : 0.0f;
-        dw[k] = db[k] = 0.0f;
-    }
+    for (int k = 0; k < per; ++k) dw[k] = db[k] = 0.0f;
     for (int64_t row = r0; row < r1; ++row) {
         const float m = centred ? mean[row] : 0.0f, s = rstd[row];
         float g[per], norm[per], dx[per], sum_d = 0.0f, sum_dn = 0.0f;
+        load_row<per, vec>(g, d_out + row * c, c);
+        load_row<per, vec>(norm, x + row * c, c);
+        load_row<per, vec>(dx, d_x + row * c, c);
 #pragma unroll
         for (int k = 0; k < per; ++k) {
-            const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
-            const bool in = j < c;
-            g[k] = in ? d_out[row * c + j] : 0.0f;
-            norm[k] = in ? (x[row * c + j] - m) * s : 0.0f;
-            dx[k] = in ? d_x[row * c + j] : 0.0f;
+            norm[k] = column<vec>(k) < c ? (norm[k] - m) * s : 0.0f;
             const float dnorm = g[k] * wv[k];
             sum_d += dnorm;
             sum_dn += dnorm * norm[k];
@@ -144,31 +174,49 @@ __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
         const float2 sums = block_sum2(sum_d, sum_dn);
         const float mean_d = centred ? sums.x / float(c) : 0.0f, mean_dn = sums.y / float(c);
 #pragma unroll
-        for (int k = 0; k < per; ++k) {
-            const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
-            if (j >= c) continue;
-            const float v = dx[k] + s * (g[k] * wv[k] - mean_d - norm[k] * mean_dn);
-            d_x[row * c + j] = v;
-            if (d_x_bf16) store_as(d_x_bf16 + row * c + j, v);
-        }
+        for (int k = 0; k < per; ++k) dx[k] += s * (g[k] * wv[k] - mean_d - norm[k] * mean_dn);
+        store_row<per, vec>(d_x + row * c, dx, c);
+        if (d_x_bf16) store_row<per, vec>(d_x_bf16 + row * c, dx, c);
     }
-#pragma unroll
-    for (int k = 0; k < per; ++k) {
-        const int64_t j = threadIdx.x + int64_t(k) * blockDim.x;
-        if (j >= c) continue;
-        partial_w[int64_t(blockIdx.x) * c + j] = dw[k];
-        if (centred) partial_b[int64_t(blockIdx.x) * c + j] = db[k];
-    }
+    store_row<per, vec>(partial_w + int64_t(blockIdx.x) * c, dw, c);
+    if (centred) store_row<per, vec>(partial_b + int64_t(blockIdx.x) * c, db, c);
 }
+
+// Kernel<per, vec>::get() for a launch's `per` and `vec`.
+template <template <int, int> class Kernel>
+auto pick_norm_kernel(const NormLaunch& l) {
+    if (l.vec == 4)
+        return l.per == 4   ? Kernel<4, 4>::get()
+               : l.per == 8 ? Kernel<8, 4>::get()
+                            : Kernel<16, 4>::get();
+    return l.per == 4   ? Kernel<4, 1>::get()
+           : l.per == 8 ? Kernel<8, 1>::get()
+                        : Kernel<16, 1>::get();
+}
+
+template <bool centred, typename Out>
+struct NormForward {
+    template <int per, int vec>
+    struct Kernel {
+        static auto get() { return norm_forward_kernel<per, vec, centred, Out>; }
+    };
+};
+
+template <bool centred>
+struct NormBackward {
+    template <int per, int vec>
+    struct Kernel {
+        static auto get() { return norm_backward_kernel<per, vec, centred>; }
+    };
+};
 
 template <bool centred, typename Out>
 void norm_forward(Out* out, float* mean, float* rstd, const float* x, const float* w,
                   const float* b, int64_t n, int64_t c, double eps, cudaStream_t stream) {
     if (n <= 0) return;
-    const NormLaunch l = norm_launch(c);
-    const auto kernel = l.per == 4   ? norm_forward_kernel<4, centred, Out>
-                        : l.per == 8 ? norm_forward_kernel<8, centred, Out>
-                                     : norm_forward_kernel<16, centred, Out>;
+    const NormLaunch l = norm_launch(c, aligned_to(out, 4 * sizeof(Out)) && aligned_to(x, 16) &&
+                                            aligned_to(w, 16) && (!centred || aligned_to(b, 16)));
+    const auto kernel = pick_norm_kernel<NormForward<centred, Out>::template Kernel>(l);
     kernel<<<unsigned(n), l.threads, 0, stream>>>(out, mean, rstd, x, w, b, c, float(eps));
     OCTET_CUDA_LAUNCHED();
 }
@@ -178,12 +226,12 @@ void norm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, float* d_b, 
                    const float* x, const float* w, const float* mean, const float* rstd, int64_t n,
                    int64_t c, float* scratch, cudaStream_t stream) {
     if (n <= 0) return;
-    const NormLaunch l = norm_launch(c);
+    const NormLaunch l =
+        norm_launch(c, aligned_to(d_x, 16) && aligned_to(d_x_bf16, 8) && aligned_to(d_out, 16) &&
+                           aligned_to(x, 16) && aligned_to(w, 16) && aligned_to(scratch, 16));
     const int64_t slices = std::min(n, norm_backward_slices);
     float *partial_w = scratch, *partial_b = scratch + slices * c;
-    const auto kernel = l.per == 4   ? norm_backward_kernel<4, centred>
-                        : l.per == 8 ? norm_backward_kernel<8, centred>
-                                     : norm_backward_kernel<16, centred>;
+    const auto kernel = pick_norm_kernel<NormBackward<centred>::template Kernel>(l);
     kernel<<<unsigned(slices), l.threads, 0, stream>>>(d_x, d_x_bf16, partial_w, partial_b, d_out,
                                                        x, w, mean, rstd, n, c);
     OCTET_CUDA_LAUNCHED();
