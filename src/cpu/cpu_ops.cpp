@@ -23,7 +23,7 @@ void CpuOps<T>::layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T*
 template <typename T>
 void CpuOps<T>::layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
                                    const T* mean, const T* rstd, int64_t n, int64_t c,
-                                   const LinearPrecision*) {
+                                   const LinearPrecision*, const LinearPrecision*) {
     cpu::layernorm_backward(d_x, d_w, d_b, d_out, x, w, mean, rstd, n, c);
 }
 template <typename T>
@@ -33,7 +33,8 @@ void CpuOps<T>::rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t
 }
 template <typename T>
 void CpuOps<T>::rmsnorm_backward(T* d_x, T* d_w, const T* d_out, const T* x, const T* w,
-                                 const T* rstd, int64_t n, int64_t c, const LinearPrecision*) {
+                                 const T* rstd, int64_t n, int64_t c, const LinearPrecision*,
+                                 const LinearPrecision*) {
     cpu::rmsnorm_backward(d_x, d_w, d_out, x, w, rstd, n, c);
 }
 template <typename T>

@@ -25,11 +25,13 @@ class CpuOps final : public Ops<T> {
                            int64_t c, double eps, const LinearPrecision* consumer) override;
     void layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
                             const T* mean, const T* rstd, int64_t n, int64_t c,
+                            const LinearPrecision* reader,
                             const LinearPrecision* consumer) override;
     void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c, double eps,
                          const LinearPrecision* consumer) override;
     void rmsnorm_backward(T* d_x, T* d_w, const T* d_out, const T* x, const T* w, const T* rstd,
-                          int64_t n, int64_t c, const LinearPrecision* consumer) override;
+                          int64_t n, int64_t c, const LinearPrecision* reader,
+                          const LinearPrecision* consumer) override;
     void linear_forward(const LinearForwardArgs<T>& a) override;
     void linear_backward(const LinearBackwardArgs<T>& a) override;
     int64_t attention_state_size(const AttentionShape& a) override {

@@ -153,7 +153,7 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
             if (a.d_in) {
                 gemm(false, true, a.n, a.k, a.m, dyq.data(), a.m, wtq.data(), a.m, 0.0f, a.d_in,
                      a.k);
-                if (a.d_in_to_elementwise)
+                if (a.d_in_for_reader)
                     for (int64_t i = 0; i < a.n * a.k; ++i) a.d_in[i] = round_bf16(a.d_in[i]);
             }
             gemm(false, true, a.m, a.k, a.n, dytq.data(), a.n, xtq.data(), a.n, 1.0f, a.d_weight,

@@ -74,10 +74,13 @@ void CudaOps::layernorm_forward(float* out, float* mean, float* rstd, const floa
 void CudaOps::layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out,
                                  const float* x, const float* w, const float* mean,
                                  const float* rstd, int64_t n, int64_t c,
-                                 const LinearPrecision* consumer) {
+                                 const LinearPrecision* reader, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("layernorm_backward");
-    cuda::layernorm_backward(d_x, staged_dy_bf16(consumer, d_x, n * c), d_w, d_b, d_out, x, w, mean,
-                             rstd, n, c, scratch_floats(norm_backward_scratch(n, c)), stream());
+    __nv_bfloat16* dy = staged_dy_bf16(consumer, d_x, n * c);
+    float* scratch = scratch_floats(norm_backward_scratch(n, c));
+    read_as_stored(d_out, packs_bf16(reader), [&](const auto* g) {
+        cuda::layernorm_backward(d_x, dy, d_w, d_b, g, x, w, mean, rstd, n, c, scratch, stream());
+    });
 }
 
 void CudaOps::rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n,
@@ -89,10 +92,13 @@ void CudaOps::rmsnorm_forward(float* out, float* rstd, const float* x, const flo
 
 void CudaOps::rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x,
                                const float* w, const float* rstd, int64_t n, int64_t c,
-                               const LinearPrecision* consumer) {
+                               const LinearPrecision* reader, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("rmsnorm_backward");
-    cuda::rmsnorm_backward(d_x, staged_dy_bf16(consumer, d_x, n * c), d_w, d_out, x, w, rstd, n, c,
-                           scratch_floats(norm_backward_scratch(n, c)), stream());
+    __nv_bfloat16* dy = staged_dy_bf16(consumer, d_x, n * c);
+    float* scratch = scratch_floats(norm_backward_scratch(n, c));
+    read_as_stored(d_out, packs_bf16(reader), [&](const auto* g) {
+        cuda::rmsnorm_backward(d_x, dy, d_w, g, x, w, rstd, n, c, scratch, stream());
+    });
 }
 
 namespace {
@@ -344,7 +350,7 @@ void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {
             d_out_bf16_.resize(a.n * a.k);
             d_in_bf16 = d_out_bf16_.data();
             d_out_staged_for_ = a.d_in;
-        } else if (bf16 && a.d_in_to_elementwise) {
+        } else if (bf16 && a.d_in_for_reader) {
             d_in_bf16 = reinterpret_cast<__nv_bfloat16*>(a.d_in);
         }
         gemm_.run({d_out, w, bf16, false, false, d_in_bf16 ? static_cast<void*>(d_in_bf16) : a.d_in,

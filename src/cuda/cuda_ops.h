@@ -60,12 +60,13 @@ class CudaOps final : public Ops<float> {
                            const LinearPrecision* consumer) override;
     void layernorm_backward(float* d_x, float* d_w, float* d_b, const float* d_out, const float* x,
                             const float* w, const float* mean, const float* rstd, int64_t n,
-                            int64_t c, const LinearPrecision* consumer) override;
+                            int64_t c, const LinearPrecision* reader,
+                            const LinearPrecision* consumer) override;
     void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n,
                          int64_t c, double eps, const LinearPrecision* consumer) override;
     void rmsnorm_backward(float* d_x, float* d_w, const float* d_out, const float* x,
                           const float* w, const float* rstd, int64_t n, int64_t c,
-                          const LinearPrecision* consumer) override;
+                          const LinearPrecision* reader, const LinearPrecision* consumer) override;
     void linear_forward(const LinearForwardArgs<float>& a) override;
     void linear_backward(const LinearBackwardArgs<float>& a) override;
     int64_t attention_state_size(const AttentionShape& a) override;

@@ -44,15 +44,18 @@ void layernorm_forward(__nv_bfloat16* out, float* mean, float* rstd, const float
                        const float* b, int64_t n, int64_t c, double eps, cudaStream_t stream);
 // The backwards add to d_x and, where d_x_bf16 is not null, write the sum rounded to BF16 there
 // too (the dy of the BF16 linear layer that reads the residual stream's gradient next).
+// d_out (DOut) in FP32, or BF16 from a BF16 layer's dgrad (ops.h's `reader`).
+template <typename DOut>
 void layernorm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, float* d_b,
-                        const float* d_out, const float* x, const float* w, const float* mean,
+                        const DOut* d_out, const float* x, const float* w, const float* mean,
                         const float* rstd, int64_t n, int64_t c, float* scratch,
                         cudaStream_t stream);
 void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t n, int64_t c,
                      double eps, cudaStream_t stream);
 void rmsnorm_forward(__nv_bfloat16* out, float* rstd, const float* x, const float* w, int64_t n,
                      int64_t c, double eps, cudaStream_t stream);
-void rmsnorm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, const float* d_out,
+template <typename DOut>
+void rmsnorm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, const DOut* d_out,
                       const float* x, const float* w, const float* rstd, int64_t n, int64_t c,
                       float* scratch, cudaStream_t stream);
 

@@ -143,13 +143,14 @@ __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
 // The backward of both norms over a slice of rows per block: d_x += rstd · (dnorm − mean(dnorm)
 // − norm · mean(dnorm · norm)) (RMSNorm: no mean(dnorm), norm = x · rstd), and each block's
 // partial column sums of d_w = Σ g · norm and d_b = Σ g, which column_finish adds up in
-// slice order. One read of d_out, x and d_x for all three gradients. Where d_x_bf16 is given, the
+// slice order. One read of d_out (FP32, or a BF16 layer's BF16 dgrad), x and d_x for all three
+// gradients. Where d_x_bf16 is given, the
 // new d_x is also written there rounded to BF16: the dy operand of the BF16 linear layer whose
 // backward reads the residual stream's gradient next.
-template <int per, int vec, bool centred>
+template <int per, int vec, bool centred, typename DOut>
 __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
     norm_backward_kernel(float* d_x, __nv_bfloat16* d_x_bf16, float* partial_w, float* partial_b,
-                         const float* d_out, const float* x, const float* w, const float* mean,
+                         const DOut* d_out, const float* x, const float* w, const float* mean,
                          const float* rstd, int64_t n, int64_t c) {
     const auto [r0, r1] = slice_rows(n, blockIdx.x, gridDim.x);
     float wv[per], dw[per], db[per];
@@ -202,11 +203,11 @@ struct NormForward {
     };
 };
 
-template <bool centred>
+template <bool centred, typename DOut>
 struct NormBackward {
     template <int per, int vec>
     struct Kernel {
-        static auto get() { return norm_backward_kernel<per, vec, centred>; }
+        static auto get() { return norm_backward_kernel<per, vec, centred, DOut>; }
     };
 };
 
@@ -221,17 +222,17 @@ void norm_forward(Out* out, float* mean, float* rstd, const float* x, const floa
     OCTET_CUDA_LAUNCHED();
 }
 
-template <bool centred>
-void norm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, float* d_b, const float* d_out,
+template <bool centred, typename DOut>
+void norm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, float* d_b, const DOut* d_out,
                    const float* x, const float* w, const float* mean, const float* rstd, int64_t n,
                    int64_t c, float* scratch, cudaStream_t stream) {
     if (n <= 0) return;
-    const NormLaunch l =
-        norm_launch(c, aligned_to(d_x, 16) && aligned_to(d_x_bf16, 8) && aligned_to(d_out, 16) &&
-                           aligned_to(x, 16) && aligned_to(w, 16) && aligned_to(scratch, 16));
+    const NormLaunch l = norm_launch(
+        c, aligned_to(d_x, 16) && aligned_to(d_x_bf16, 8) && aligned_to(d_out, 4 * sizeof(DOut)) &&
+               aligned_to(x, 16) && aligned_to(w, 16) && aligned_to(scratch, 16));
     const int64_t slices = std::min(n, norm_backward_slices);
     float *partial_w = scratch, *partial_b = scratch + slices * c;
-    const auto kernel = pick_norm_kernel<NormBackward<centred>::template Kernel>(l);
+    const auto kernel = pick_norm_kernel<NormBackward<centred, DOut>::template Kernel>(l);
     kernel<<<unsigned(slices), l.threads, 0, stream>>>(d_x, d_x_bf16, partial_w, partial_b, d_out,
                                                        x, w, mean, rstd, n, c);
     OCTET_CUDA_LAUNCHED();
@@ -255,8 +256,9 @@ void layernorm_forward(__nv_bfloat16* out, float* mean, float* rstd, const float
     norm_forward<true>(out, mean, rstd, x, w, b, n, c, eps, stream);
 }
 
+template <typename DOut>
 void layernorm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, float* d_b,
-                        const float* d_out, const float* x, const float* w, const float* mean,
+                        const DOut* d_out, const float* x, const float* w, const float* mean,
                         const float* rstd, int64_t n, int64_t c, float* scratch,
                         cudaStream_t stream) {
     norm_backward<true>(d_x, d_x_bf16, d_w, d_b, d_out, x, w, mean, rstd, n, c, scratch, stream);
@@ -272,12 +274,23 @@ void rmsnorm_forward(__nv_bfloat16* out, float* rstd, const float* x, const floa
     norm_forward<false>(out, nullptr, rstd, x, w, nullptr, n, c, eps, stream);
 }
 
-void rmsnorm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, const float* d_out,
+template <typename DOut>
+void rmsnorm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, const DOut* d_out,
                       const float* x, const float* w, const float* rstd, int64_t n, int64_t c,
                       float* scratch, cudaStream_t stream) {
     norm_backward<false>(d_x, d_x_bf16, d_w, nullptr, d_out, x, w, nullptr, rstd, n, c, scratch,
                          stream);
 }
+
+#define OCTET_NORM_BACKWARDS(DOut)                                                                 \
+    template void layernorm_backward<DOut>(float*, __nv_bfloat16*, float*, float*, const DOut*,    \
+                                           const float*, const float*, const float*, const float*, \
+                                           int64_t, int64_t, float*, cudaStream_t);                \
+    template void rmsnorm_backward<DOut>(float*, __nv_bfloat16*, float*, const DOut*,              \
+                                         const float*, const float*, const float*, int64_t,        \
+                                         int64_t, float*, cudaStream_t);
+OCTET_NORM_BACKWARDS(float)
+OCTET_NORM_BACKWARDS(__nv_bfloat16)
 
 void bias_backward(float* d_bias, const float* d_out, int64_t n, int64_t m, float* scratch,
                    cudaStream_t stream) {

@@ -78,14 +78,19 @@ class DenseFeedForward final : public FeedForward<T> {
                                         hidden_,
                                         d_model_,
                                         down};
-        down_args.d_in_to_elementwise = true;
+        down_args.d_in_for_reader = true;
         ops_.linear_backward(down_args);
         if (swiglu_)
             ops_.swiglu_backward(d_up_.data(), d_act_.data(), up_.data(), n, hidden_, up, down);
         else
             ops_.gelu_backward(d_up_.data(), d_act_.data(), up_.data(), n * hidden_, up, down);
-        ops_.linear_backward({d_in, params_.grad(up_w_), grad(up_b_), d_up_.data(), in,
-                              params_.value(up_w_), n, d_model_, up_rows, up});
+        LinearBackwardArgs<T> up_args{d_in,        params_.grad(up_w_),
+                                      grad(up_b_), d_up_.data(),
+                                      in,          params_.value(up_w_),
+                                      n,           d_model_,
+                                      up_rows,     up};
+        up_args.d_in_for_reader = true;
+        ops_.linear_backward(up_args);
     }
 
     const LinearPrecision& input_consumer() const override { return *up_precision_; }

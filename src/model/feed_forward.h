@@ -19,8 +19,10 @@ class FeedForward {
     virtual ~FeedForward() = default;
     // out [n, C] = residual + ffn(in [n, C]); keeps what the backward needs.
     virtual void forward(T* out, const T* in, const T* residual, int64_t n) = 0;
-    // Writes d_in [n, C] and accumulates the parameter gradients. `in` is the forward's, or nullptr
-    // where input_consumer() keeps its own copy of it.
+    // Writes d_in [n, C] for the norm below, which reads it as written by input_consumer()
+    // (LinearBackwardArgs::d_in_for_reader: sized by elementwise_buffer_size()), and accumulates
+    // the parameter gradients. `in` is the forward's, or nullptr where input_consumer() keeps its
+    // own copy of it.
     virtual void backward(T* d_in, const T* d_out, const T* in, int64_t n) = 0;
     // The linear layer that reads the input, and the one whose backward reads d_out.
     virtual const LinearPrecision& input_consumer() const = 0;

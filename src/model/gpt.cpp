@@ -41,8 +41,8 @@ Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& polic
       lnf_out_(ops.memory()), lnf_mean_(ops.memory()), lnf_rstd_(ops.memory()),
       logits_(ops.memory()), losses_(ops.memory()), linear_in_(ops.memory()),
       qkv_scratch_(ops.memory()), rope_scratch_(ops.memory()), ffn_scratch_(ops.memory()),
-      d_lnf_(ops.memory()), d_x_(ops.memory()), d_after_(ops.memory()), d_ln2_(ops.memory()),
-      d_attn_(ops.memory()), d_qkv_(ops.memory()), d_rope_(ops.memory()), d_ln1_(ops.memory()) {
+      d_lnf_(ops.memory()), d_x_(ops.memory()), d_ln2_(ops.memory()), d_attn_(ops.memory()),
+      d_qkv_(ops.memory()), d_rope_(ops.memory()), d_ln1_(ops.memory()) {
     config_.validate();
     const ModelConfig& c = config_;
     const bool gpt2 = c.flavor == Flavor::gpt2;
@@ -227,10 +227,25 @@ void Gpt<T>::backward() {
     // Backward ops write the gradients of activations (ops.h), so their buffers are only sized.
 
     has_targets_ = false; // d_logits are consumed: one backward per forward
-    ops_.linear_backward({sized(d_lnf_, n * C), grad(lm_head_), nullptr, logits_.data(),
-                          head_precision_->backward_input(lnf_out_.data()), head_weight(), n, C,
-                          c.vocab_size, head_precision_.get()});
-    // d_x_: the gradient of the stream leaving the current layer; the norm adds to it.
+    // The dgrads feeding a norm's backward write d_out for it alone (d_in_for_reader), in half
+    // their buffer where the layer packs it.
+    auto norm_d_out = [&](Buffer<T>& buffer, const LinearPrecision& reader) {
+        return sized(buffer, elementwise_buffer_size(ops_, &reader, n * C));
+    };
+    LinearBackwardArgs<T> head{norm_d_out(d_lnf_, *head_precision_),
+                               grad(lm_head_),
+                               nullptr,
+                               logits_.data(),
+                               head_precision_->backward_input(lnf_out_.data()),
+                               head_weight(),
+                               n,
+                               C,
+                               c.vocab_size,
+                               head_precision_.get()};
+    head.d_in_for_reader = true;
+    ops_.linear_backward(head);
+    // d_x_: the gradient of the residual stream, to which the norms add as the backward passes
+    // them (a layer's backward reads it as d_out before its norm adds to it).
     const T* x_last = residual_out_.data() + c.n_layer * n * C;
     d_x_.resize(n * C);
     d_x_.zero();
@@ -243,31 +258,32 @@ void Gpt<T>::backward() {
     if (gpt2)
         ops_.layernorm_backward(d_x_.data(), grad(lnf_w_), grad(lnf_b_), d_lnf_.data(), x_last,
                                 value(lnf_w_), lnf_mean_.data(), lnf_rstd_.data(), n, C,
-                                below(c.n_layer));
+                                head_precision_.get(), below(c.n_layer));
     else
         ops_.rmsnorm_backward(d_x_.data(), grad(lnf_w_), d_lnf_.data(), x_last, value(lnf_w_),
-                              lnf_rstd_.data(), n, C, below(c.n_layer));
+                              lnf_rstd_.data(), n, C, head_precision_.get(), below(c.n_layer));
 
     for (int64_t l = c.n_layer - 1; l >= 0; --l) {
         Layer& L = *layers_[size_t(l)];
         const T* x = residual_out_.data() + l * n * C;
         // out = after_attn + ffn(norm2(after_attn)): d_after_attn = d_x + through the ffn.
-        d_after_.copy_from(d_x_);
-        L.ffn->backward(sized(d_ln2_, n * C), d_x_.data(),
-                        L.ffn->input_consumer().backward_input(L.ln2_out.data()), n);
+        const LinearPrecision& ffn_in = L.ffn->input_consumer();
+        L.ffn->backward(norm_d_out(d_ln2_, ffn_in), d_x_.data(),
+                        ffn_in.backward_input(L.ln2_out.data()), n);
         if (gpt2)
-            ops_.layernorm_backward(d_after_.data(), grad(L.ln2_w), grad(L.ln2_b), d_ln2_.data(),
+            ops_.layernorm_backward(d_x_.data(), grad(L.ln2_w), grad(L.ln2_b), d_ln2_.data(),
                                     L.after_attn.data(), value(L.ln2_w), L.ln2_mean.data(),
-                                    L.ln2_rstd.data(), n, C, L.proj_precision->as_consumer());
+                                    L.ln2_rstd.data(), n, C, &ffn_in,
+                                    L.proj_precision->as_consumer());
         else
-            ops_.rmsnorm_backward(d_after_.data(), grad(L.ln2_w), d_ln2_.data(),
-                                  L.after_attn.data(), value(L.ln2_w), L.ln2_rstd.data(), n, C,
+            ops_.rmsnorm_backward(d_x_.data(), grad(L.ln2_w), d_ln2_.data(), L.after_attn.data(),
+                                  value(L.ln2_w), L.ln2_rstd.data(), n, C, &ffn_in,
                                   L.proj_precision->as_consumer());
 
         // after_attn = x + proj(attn(norm1(x))): d_x_in = d_after + through the attention.
         const AttentionConsumer<T> attention{nullptr, shape}; // reads d_attn_ next
         ops_.linear_backward({sized(d_attn_, n * C), grad(L.proj_w),
-                              L.proj_b == Layer::none ? nullptr : grad(L.proj_b), d_after_.data(),
+                              L.proj_b == Layer::none ? nullptr : grad(L.proj_b), d_x_.data(),
                               L.proj_precision->backward_input(L.attn_out.data()), value(L.proj_w),
                               n, C, C, L.proj_precision.get(), &attention});
         sized(d_qkv_, n * 3 * C);
@@ -281,18 +297,25 @@ void Gpt<T>::backward() {
             ops_.attention_backward(d_qkv_.data(), d_attn_.data(), attn_in, L.att.data(), shape,
                                     L.qkv_precision->as_consumer());
         }
-        ops_.linear_backward({sized(d_ln1_, n * C), grad(L.qkv_w),
-                              L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b), d_qkv_.data(),
-                              L.qkv_precision->backward_input(L.ln1_out.data()), value(L.qkv_w), n,
-                              C, 3 * C, L.qkv_precision.get()});
+        LinearBackwardArgs<T> qkv{norm_d_out(d_ln1_, *L.qkv_precision),
+                                  grad(L.qkv_w),
+                                  L.qkv_b == Layer::none ? nullptr : grad(L.qkv_b),
+                                  d_qkv_.data(),
+                                  L.qkv_precision->backward_input(L.ln1_out.data()),
+                                  value(L.qkv_w),
+                                  n,
+                                  C,
+                                  3 * C,
+                                  L.qkv_precision.get()};
+        qkv.d_in_for_reader = true;
+        ops_.linear_backward(qkv);
         if (gpt2)
-            ops_.layernorm_backward(d_after_.data(), grad(L.ln1_w), grad(L.ln1_b), d_ln1_.data(), x,
+            ops_.layernorm_backward(d_x_.data(), grad(L.ln1_w), grad(L.ln1_b), d_ln1_.data(), x,
                                     value(L.ln1_w), L.ln1_mean.data(), L.ln1_rstd.data(), n, C,
-                                    below(l));
+                                    L.qkv_precision.get(), below(l));
         else
-            ops_.rmsnorm_backward(d_after_.data(), grad(L.ln1_w), d_ln1_.data(), x, value(L.ln1_w),
-                                  L.ln1_rstd.data(), n, C, below(l));
-        std::swap(d_x_, d_after_);
+            ops_.rmsnorm_backward(d_x_.data(), grad(L.ln1_w), d_ln1_.data(), x, value(L.ln1_w),
+                                  L.ln1_rstd.data(), n, C, L.qkv_precision.get(), below(l));
     }
     ops_.embedding_backward(grad(wte_), wpe_ == Layer::none ? nullptr : grad(wpe_), d_x_.data(),
                             tokens_.data(), batch_, seq_, C);

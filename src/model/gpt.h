@@ -83,7 +83,7 @@ class Gpt {
     Buffer<T> qkv_scratch_, rope_scratch_;
     FeedForwardScratch<T> ffn_scratch_;
     // Scratch of the backward, kept to avoid allocations every step.
-    Buffer<T> d_lnf_, d_x_, d_after_, d_ln2_, d_attn_, d_qkv_, d_rope_, d_ln1_;
+    Buffer<T> d_lnf_, d_x_, d_ln2_, d_attn_, d_qkv_, d_rope_, d_ln1_;
 };
 
 extern template class Gpt<float>;

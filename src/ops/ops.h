@@ -22,9 +22,10 @@
 // - `producer` (activations, the loss): the linear layer that wrote the op's input x (forward)
 //   for it alone (LinearForwardArgs::to_elementwise). A BF16 layer stores such an output rounded
 //   to BF16, as autocast's linear layers return it, and a backend may pack it two values to a T
-//   (packs_bf16()): the op knows from its producer how x is stored. The activations' backward
-//   reads d_out the same way from their `consumer`, whose dgrad wrote it for them
-//   (LinearBackwardArgs::d_in_to_elementwise); their d_x is the producer's dy.
+//   (packs_bf16()): the op knows from its producer how x is stored. The backward ops read d_out
+//   the same way from the layer whose dgrad wrote it for them (LinearBackwardArgs::
+//   d_in_for_reader): the activations from their `consumer`, the norms from their `reader`, the
+//   layer that read their output. The activations' d_x is their producer's dy.
 #pragma once
 
 #include <cstdint>
@@ -81,9 +82,10 @@ struct LinearBackwardArgs {
     int64_t n, k, m;
     LinearPrecision* precision;
     const AttentionConsumer<T>* attention = nullptr; // reads `d_in` next, or nullptr
-    // `d_in` is read only by an elementwise op's backward naming this layer its consumer: a BF16
-    // layer rounds it to BF16, and may pack it (Ops::packs_bf16()).
-    bool d_in_to_elementwise = false;
+    // `d_in` is read only by a backward op that names this layer as the one that wrote its d_out
+    // (an activation's `consumer`, a norm's `reader`): a BF16 layer rounds it to BF16 (autocast's
+    // dgrad), and may pack it (Ops::packs_bf16()).
+    bool d_in_for_reader = false;
 };
 
 template <typename T>
@@ -94,9 +96,9 @@ class Ops {
     // Where this backend's pointers live; everything passed to the ops below is allocated here.
     virtual Memory& memory() = 0;
 
-    // Whether `layer` packs what it writes for an elementwise op (to_elementwise,
-    // d_in_to_elementwise) two BF16 values to a T, so that buffer needs only (count + 1) / 2
-    // elements; else it holds the rounded values themselves.
+    // Whether `layer` packs what it writes for its reader (to_elementwise, d_in_for_reader) two
+    // BF16 values to a T, so that buffer needs only (count + 1) / 2 elements; else it holds the
+    // rounded values themselves.
     virtual bool packs_bf16(const LinearPrecision* layer) = 0;
 
     // out[b,t,:] = wte[tokens[b,t],:] + (wpe ? wpe[t,:] : 0)
@@ -106,18 +108,21 @@ class Ops {
                                     int64_t batch, int64_t seq, int64_t c) = 0;
 
     // LayerNorm over the last dim; mean and rstd [N] are saved for the backward, which adds
-    // its d_x to the given one (the residual stream's gradient).
+    // its d_x to the given one (the residual stream's gradient). The backward's `reader` wrote
+    // d_out, `consumer` reads d_x next (see above).
     virtual void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b,
                                    int64_t n, int64_t c, double eps,
                                    const LinearPrecision* consumer) = 0;
     virtual void layernorm_backward(T* d_x, T* d_w, T* d_b, const T* d_out, const T* x, const T* w,
                                     const T* mean, const T* rstd, int64_t n, int64_t c,
+                                    const LinearPrecision* reader,
                                     const LinearPrecision* consumer) = 0;
     // RMSNorm: out = x · rstd · w, rstd = 1 / sqrt(mean(x²) + eps) saved.
     virtual void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c,
                                  double eps, const LinearPrecision* consumer) = 0;
     virtual void rmsnorm_backward(T* d_x, T* d_w, const T* d_out, const T* x, const T* w,
                                   const T* rstd, int64_t n, int64_t c,
+                                  const LinearPrecision* reader,
                                   const LinearPrecision* consumer) = 0;
 
     virtual void linear_forward(const LinearForwardArgs<T>& a) = 0;

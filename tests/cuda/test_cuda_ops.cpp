@@ -156,9 +156,9 @@ TEST_F(CudaOpsTest, LayerNormAndRmsNorm) {
         Buffer<float> gdout = device(d_out), gdx = device(d_x), gdw = device(d_w),
                       gdb = device(d_b);
         cpu_.layernorm_backward(d_x.data(), d_w.data(), d_b.data(), d_out.data(), x.data(),
-                                w.data(), mean.data(), rstd.data(), N, C, nullptr);
+                                w.data(), mean.data(), rstd.data(), N, C, nullptr, nullptr);
         gpu_->layernorm_backward(gdx.data(), gdw.data(), gdb.data(), gdout.data(), gx.data(),
-                                 gw.data(), gmean.data(), grstd.data(), N, C, nullptr);
+                                 gw.data(), gmean.data(), grstd.data(), N, C, nullptr, nullptr);
         expect_close(d_x, gdx, 1e-5, "layernorm d_x");
         expect_close(d_w, gdw, 1e-5, "layernorm d_w");
         expect_close(d_b, gdb, 1e-5, "layernorm d_b");
@@ -168,9 +168,9 @@ TEST_F(CudaOpsTest, LayerNormAndRmsNorm) {
         expect_close(out, gout, 1e-5, "rmsnorm out");
         expect_close(rstd, grstd, 1e-5, "rmsnorm rstd");
         cpu_.rmsnorm_backward(d_x.data(), d_w.data(), d_out.data(), x.data(), w.data(), rstd.data(),
-                              N, C, nullptr);
+                              N, C, nullptr, nullptr);
         gpu_->rmsnorm_backward(gdx.data(), gdw.data(), gdout.data(), gx.data(), gw.data(),
-                               grstd.data(), N, C, nullptr);
+                               grstd.data(), N, C, nullptr, nullptr);
         expect_close(d_x, gdx, 1e-5, "rmsnorm d_x");
         expect_close(d_w, gdw, 1e-5, "rmsnorm d_w");
     }
@@ -453,13 +453,13 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16GradientOfTheirConsumer) {
          [&](float* g, const LinearPrecision* p) {
              Buffer<float> d_w = device(w), d_b = device(b);
              gpu_->layernorm_backward(g, d_w.data(), d_b.data(), gd_out.data(), gx.data(),
-                                      gw.data(), stats.data(), stats.data() + n, n, c, p);
+                                      gw.data(), stats.data(), stats.data() + n, n, c, nullptr, p);
          }},
         {"rmsnorm", c, true,
          [&](float* g, const LinearPrecision* p) {
              Buffer<float> d_w = device(w);
              gpu_->rmsnorm_backward(g, d_w.data(), gd_out.data(), gx.data(), gw.data(),
-                                    rms_stats.data(), n, c, p);
+                                    rms_stats.data(), n, c, nullptr, p);
          }},
         {"gelu", h, false,
          [&](float* g, const LinearPrecision* p) {
@@ -587,9 +587,10 @@ TEST_F(CudaOpsTest, LinearLayersWriteTheBf16OperandsOfFlashAttention) {
 // BF16 layers feeding an elementwise op (ops.h's `producer`) write BF16 packed two to a float,
 // in half the buffer: the feed-forward's up projection → GELU or SwiGLU → down projection, whose
 // dgrad writes the activation's d_out the same way, and the LM head → the loss, in place, whose
-// BF16 d_logits the head's backward reads. Everything the chains return agrees with the CPU,
-// which rounds the same values in place, within BF16 rounding (the GEMMs sum in other orders).
-TEST_F(CudaOpsTest, Bf16LayersWritePackedOutputsForElementwiseOps) {
+// BF16 d_logits the head's backward reads; a layer after a norm writes the norm's d_out so too
+// (its `reader`). Everything the chains return agrees with the CPU, which rounds the same values
+// in place, within BF16 rounding (the GEMMs sum in other orders).
+TEST_F(CudaOpsTest, Bf16LayersWritePackedOutputsForTheirReaders) {
     const int64_t n = 2 * 67, c = 48, h = 80, v = 1000;
     CpuOps<float> cpu32;
     ASSERT_FALSE(cpu32.packs_bf16(LinearPrecision::bf16().get()));
@@ -627,7 +628,7 @@ TEST_F(CudaOpsTest, Bf16LayersWritePackedOutputsForElementwiseOps) {
             LinearBackwardArgs<float> down_args{
                 d_act.data(), d_down_w.data(), nullptr, gd_y, nullptr, gdown_w, n, h, c,
                 down.get()};
-            down_args.d_in_to_elementwise = true;
+            down_args.d_in_for_reader = true;
             ops.linear_backward(down_args);
             if (swiglu)
                 ops.swiglu_backward(d_pre.data(), d_act.data(), pre.data(), n, h, up.get(),
@@ -691,6 +692,55 @@ TEST_F(CudaOpsTest, Bf16LayersWritePackedOutputsForElementwiseOps) {
     expect_close(to_host(losses), glosses, 1e-3, "losses");
     expect_close(to_host(d_x), gd_x, 5e-3, "d_x of the head");
     expect_close(to_host(d_w), gd_w, 5e-3, "d_W of the head");
+
+    // A norm and the layer after it; the norm's backward reads the layer's packed d_in.
+    for (const bool layernorm : {true, false}) {
+        SCOPED_TRACE(layernorm ? "layernorm" : "rmsnorm");
+        const Host nw = random(c), nb = random(c), lw = random(v * c, 0.3), dy = random(n * v),
+                   d_x0 = random(n * c);
+        struct Result {
+            Host d_x, d_w, d_b;
+        };
+        auto chain = [&](Ops<float>& ops, auto buffer, auto upload, auto read) {
+            auto layer = LinearPrecision::bf16();
+            auto x_in = upload(x), w = upload(nw), b = upload(nb), weight = upload(lw),
+                 gdy = upload(dy), gdx = upload(d_x0), gdw = buffer(c), gdb = buffer(c),
+                 out = buffer(n * c), stats = buffer(2 * n), y = buffer(n * v),
+                 d_weight = buffer(v * c),
+                 d_out = buffer(elementwise_buffer_size(ops, layer.get(), n * c));
+            if (layernorm)
+                ops.layernorm_forward(out.data(), stats.data(), stats.data() + n, x_in.data(),
+                                      w.data(), b.data(), n, c, 1e-5, layer->as_consumer());
+            else
+                ops.rmsnorm_forward(out.data(), stats.data(), x_in.data(), w.data(), n, c, 1e-5,
+                                    layer->as_consumer());
+            ops.linear_forward(
+                {y.data(), out.data(), weight.data(), nullptr, n, c, v, layer.get()});
+            LinearBackwardArgs<float> back{
+                d_out.data(), d_weight.data(), nullptr, gdy.data(), nullptr, weight.data(), n, c, v,
+                layer.get()};
+            back.d_in_for_reader = true;
+            ops.linear_backward(back);
+            if (layernorm)
+                ops.layernorm_backward(gdx.data(), gdw.data(), gdb.data(), d_out.data(),
+                                       x_in.data(), w.data(), stats.data(), stats.data() + n, n, c,
+                                       layer.get(), nullptr);
+            else
+                ops.rmsnorm_backward(gdx.data(), gdw.data(), d_out.data(), x_in.data(), w.data(),
+                                     stats.data(), n, c, layer.get(), nullptr);
+            return Result{read(gdx), read(gdw), layernorm ? read(gdb) : Host{}};
+        };
+        const Result cpu = chain(
+            cpu32, [](int64_t count) { return std::vector<float>(size_t(count), 0.0f); }, floats,
+            to_host);
+        const Result gpu = chain(
+            *gpu_, [&](int64_t count) { return device(Host(size_t(count), 0.0)); },
+            [&](const Host& values) { return device(values); },
+            [](const Buffer<float>& buf) { return host(buf); });
+        expect_close(cpu.d_x, device(gpu.d_x), 5e-3, "the norm's d_x");
+        expect_close(cpu.d_w, device(gpu.d_w), 5e-3, "the norm's d_w");
+        if (layernorm) expect_close(cpu.d_b, device(gpu.d_b), 5e-3, "the norm's d_b");
+    }
 }
 
 // Vocabularies in 16-byte rows and not, held in shared memory and too large for it (60,000 FP32

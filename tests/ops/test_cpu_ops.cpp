@@ -119,7 +119,7 @@ TEST_F(CpuOpsTest, LayerNorm) {
         [&](const Vec& d, std::vector<Vec>& g) {
             forward();
             ops.layernorm_backward(g[0].data(), g[1].data(), g[2].data(), d.data(), x.data(),
-                                   w.data(), mean.data(), rstd.data(), n, c, nullptr);
+                                   w.data(), mean.data(), rstd.data(), n, c, nullptr, nullptr);
         },
         rng, "layernorm");
 }
@@ -138,7 +138,7 @@ TEST_F(CpuOpsTest, RmsNorm) {
         [&](const Vec& d, std::vector<Vec>& g) {
             forward();
             ops.rmsnorm_backward(g[0].data(), g[1].data(), d.data(), x.data(), w.data(),
-                                 rstd.data(), n, c, nullptr);
+                                 rstd.data(), n, c, nullptr, nullptr);
         },
         rng, "rmsnorm");
 }
@@ -220,8 +220,7 @@ TEST_F(CpuOpsTest, GeluAndSwiGlu) {
             return out;
         },
         [&](const Vec& d, std::vector<Vec>& g) {
-            ops.gelu_backward(g[0].data(), d.data(), x.data(), int64_t(x.size()), nullptr,
-                              nullptr);
+            ops.gelu_backward(g[0].data(), d.data(), x.data(), int64_t(x.size()), nullptr, nullptr);
         },
         rng, "gelu");
     const int64_t n = 3, h = 4;

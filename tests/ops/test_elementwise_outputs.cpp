@@ -60,7 +60,7 @@ TEST(ElementwiseOutputs, Bf16LayersRoundWhatTheyWriteForElementwiseOps) {
         LinearBackwardArgs<float> backward{
             dx_flagged.data(), dw.data(), nullptr, dy.data(), x.data(),
             w.data(),          n,         k,       m,         flagged.get()};
-        backward.d_in_to_elementwise = true;
+        backward.d_in_for_reader = true;
         ops.linear_backward(backward);
         for (size_t i = 0; i < dx.size(); ++i)
             ASSERT_EQ(dx_flagged[i], rounds ? bf16(dx[i]) : dx[i]) << "d_in " << i;
