@@ -1,7 +1,8 @@
-// What a linear layer writes for an elementwise op (ops.h's `producer`: GELU/SwiGLU, the loss)
-// on the CPU, the oracle of the GPU's packed BF16: a BF16 layer returns autocast's output, its
-// accumulator plus the BF16-rounded bias, rounded to BF16, and its dgrad rounds d_in; the same
-// bits as rounding the unflagged results. Exact and FP8 layers write what they always write.
+// What a linear layer writes for the op that alone reads it (ops.h's `producer` and `reader`:
+// GELU/SwiGLU, the loss, the norms' backward) on the CPU, the oracle of the GPU's packed BF16: a
+// BF16 layer returns autocast's output, its accumulator plus the BF16-rounded bias, rounded to
+// BF16, and its dgrad rounds d_in; the same bits as rounding the unflagged results. Exact and
+// FP8 layers write what they always write.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -22,7 +23,7 @@ float bf16(float v) {
     return round_to_format(v, Format::bf16, Overflow::ieee);
 }
 
-TEST(ElementwiseOutputs, Bf16LayersRoundWhatTheyWriteForElementwiseOps) {
+TEST(ElementwiseOutputs, Bf16LayersRoundWhatTheyWriteForTheirReaders) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE(seed_note(seed));
     Rng rng(seed);
