@@ -292,32 +292,38 @@ void rmsnorm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, const DOu
 OCTET_NORM_BACKWARDS(float)
 OCTET_NORM_BACKWARDS(__nv_bfloat16)
 
-void bias_backward(float* d_bias, const float* d_out, int64_t n, int64_t m, float* scratch,
-                   cudaStream_t stream) {
-    column_sum(d_bias, n, m, scratch, stream,
-               [=] __device__(int64_t i, int64_t j) { return d_out[i * m + j]; });
-    OCTET_CUDA_LAUNCHED();
-}
-
 int64_t bias_backward_scratch(int64_t n, int64_t m) {
     return std::max(column_quad_slices(n, m) * m, column_sum_scratch(n, m));
 }
 
-// Four columns per thread (8-byte loads) where the rows allow it.
-void bias_backward(float* d_bias, const __nv_bfloat16* d_out, int64_t n, int64_t m, float* scratch,
-                   cudaStream_t stream) {
+namespace {
+
+// Four columns per thread (16-byte FP32 or 8-byte BF16 loads) where the rows allow it.
+template <typename Dy>
+void bias_backward_as(float* d_bias, const Dy* d_out, int64_t n, int64_t m, float* scratch,
+                      cudaStream_t stream) {
     if (n <= 0 || m <= 0) return;
-    if (m % 4 == 0 && aligned_to(d_out, 8) && aligned_to(scratch, 16)) {
-        const int64_t quads = m / 4;
+    if (m % 4 == 0 && aligned_to(d_out, 4 * sizeof(Dy)) && aligned_to(scratch, 16)) {
         column_quad_sum(d_bias, n, m, scratch, stream, [=] __device__(int64_t r, int64_t q) {
-            return float_quad(reinterpret_cast<const uint2*>(d_out)[r * quads + q]);
+            return load_quad(d_out + r * m, q);
         });
     } else {
-        column_sum(d_bias, n, m, scratch, stream, [=] __device__(int64_t i, int64_t j) {
-            return __bfloat162float(d_out[i * m + j]);
-        });
+        column_sum(d_bias, n, m, scratch, stream,
+                   [=] __device__(int64_t i, int64_t j) { return load_as(d_out + i * m + j); });
     }
     OCTET_CUDA_LAUNCHED();
+}
+
+} // namespace
+
+void bias_backward(float* d_bias, const float* d_out, int64_t n, int64_t m, float* scratch,
+                   cudaStream_t stream) {
+    bias_backward_as(d_bias, d_out, n, m, scratch, stream);
+}
+
+void bias_backward(float* d_bias, const __nv_bfloat16* d_out, int64_t n, int64_t m, float* scratch,
+                   cudaStream_t stream) {
+    bias_backward_as(d_bias, d_out, n, m, scratch, stream);
 }
 
 } // namespace octet::cuda
