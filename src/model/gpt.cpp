@@ -190,6 +190,7 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
     LinearForwardArgs<T> head{nullptr, lnf_out, head_weight(), nullptr,
                               n,       C,       c.vocab_size,  head_precision_.get()};
     head.to_elementwise = targets != nullptr;
+    logits_readable_ = targets == nullptr;
     logits_.resize(head.to_elementwise
                        ? elementwise_buffer_size(ops_, head.precision, n * c.vocab_size)
                        : n * c.vocab_size);
@@ -208,6 +209,9 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
 template <typename T>
 std::vector<T> Gpt<T>::logits_row(int64_t row) const {
     const int64_t v = config_.vocab_size;
+    if (!logits_readable_)
+        throw Error("logits_row: the last forward had targets, so its logits became their "
+                    "gradient; run one without targets");
     if (row < 0 || (row + 1) * v > logits_.size())
         throw Error("logits_row: row " + std::to_string(row) + " is outside the last forward");
     std::vector<T> out(static_cast<size_t>(v));

@@ -38,8 +38,8 @@ class Gpt {
     // Accumulates d(mean loss)/d(parameters) into params().grads(), for the last forward.
     void backward();
     void zero_grads() { params_.zero_grads(); }
-    // Row `row` of the last forward's [B·T, V] logits, copied to the host (a forward without
-    // targets: with targets the buffer holds their gradient instead).
+    // Row `row` of the last forward's [B·T, V] logits, copied to the host. That forward must
+    // have had no targets (Error otherwise: the loss overwrote the logits with their gradient).
     std::vector<T> logits_row(int64_t row) const;
 
     // Tells every linear layer's quantizers that the optimizer took a step (MOSS predicts weight
@@ -74,6 +74,7 @@ class Gpt {
     Buffer<T> residual_out_; // [L + 1][N, C]: the stream entering each layer, and leaving
     Buffer<T> lnf_out_, lnf_mean_, lnf_rstd_;
     Buffer<T> logits_; // the logits; with targets, then the probabilities, then d_logits
+    bool logits_readable_ = false; // the last forward had no targets: logits_ holds the logits
     Buffer<T> losses_;
     // The inputs [N, C] of linear layers that keep their own copy (LinearPrecision::keeps_input()):
     // the norms' and the attention's outputs, one buffer for all layers.

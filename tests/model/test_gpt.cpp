@@ -187,6 +187,14 @@ TEST(Gpt, BadConfigAndInputAreRefused) {
     tokens[3] = 11; // outside the vocabulary
     EXPECT_THROW(model.forward(tokens.data(), tokens.data(), 2, 6), Error);
     EXPECT_THROW(model.backward(), Error); // nothing to differentiate
+    // Logits are read after a forward without targets only: with them, the loss has written
+    // their gradient in their place (packed BF16 on the GPU).
+    tokens[3] = 1;
+    model.forward(tokens.data(), tokens.data(), 2, 6);
+    EXPECT_THROW(model.logits_row(0), Error);
+    model.forward(tokens.data(), nullptr, 2, 6);
+    EXPECT_EQ(model.logits_row(11).size(), size_t(tiny(Flavor::gpt2).vocab_size));
+    EXPECT_THROW(model.logits_row(12), Error);
     CpuOps<double> dops;
     EXPECT_THROW(Gpt<double>(tiny(Flavor::gpt2), dops, make_policy("moss"), 1)
                      .forward(tokens.data(), nullptr, 1, 2),
