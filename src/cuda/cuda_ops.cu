@@ -231,8 +231,18 @@ __nv_bfloat16* CudaOps::staged_bf16(const LinearPrecision* consumer, const float
     if (!bf16_operands(consumer)) return nullptr;
     SavedLinear& layer = saved_linear(consumer);
     layer.x_bf16.resize(count);
-    layer.staged_for = out;
+    stage_kept_bf16(consumer, out, layer.x_bf16.data(), count);
     return layer.x_bf16.data();
+}
+
+bool CudaOps::stage_kept_bf16(const LinearPrecision* consumer, const float* out,
+                              const __nv_bfloat16* kept, int64_t count) {
+    if (!bf16_operands(consumer)) return false;
+    SavedLinear& layer = saved_linear(consumer);
+    layer.x_kept = kept;
+    layer.x_kept_count = count;
+    layer.staged_for = out;
+    return true;
 }
 
 __nv_bfloat16* CudaOps::staged_dy_bf16(const LinearPrecision* consumer, const float* grad,
@@ -287,11 +297,13 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
     if (bf16) {
         SavedLinear& layer = saved_linear(a.precision);
         // The op that made x may have written it in BF16 (staged_bf16).
-        if (take_staged(layer.staged_for, a.in, layer.x_bf16.size() == a.n * a.k,
-                        "linear forward: its input"))
-            in = layer.x_bf16.data();
-        else
-            in = rounded_bf16(a.in, a.n * a.k, layer.x_bf16);
+        if (take_staged(layer.staged_for, a.in, layer.x_kept_count == a.n * a.k,
+                        "linear forward: its input")) {
+            in = layer.x_kept;
+        } else {
+            in = layer.x_kept = rounded_bf16(a.in, a.n * a.k, layer.x_bf16);
+            layer.x_kept_count = a.n * a.k;
+        }
         w = rounded_bf16(a.weight, a.m * a.k, layer.w_bf16);
         // autocast's bias (and cuBLASLt has no FP32 bias with a BF16 output)
         if (bf16_out && a.bias) bias = rounded_bf16(a.bias, a.m, layer.b_bf16);
@@ -329,13 +341,13 @@ void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {
     const void* in = a.in;
     if (bf16) {
         const SavedLinear& layer = saved_linear(a.precision);
-        if (layer.x_bf16.size() != a.n * a.k || layer.w_bf16.size() != a.m * a.k)
+        if (layer.x_kept_count != a.n * a.k || layer.w_bf16.size() != a.m * a.k)
             throw Error("linear backward: no forward of this shape kept its BF16 operands");
         const __nv_bfloat16* dy = dy_bf16(a);
         bias_grad(a, dy);
         d_out = dy;
         w = layer.w_bf16.data();
-        in = layer.x_bf16.data();
+        in = layer.x_kept;
     } else if (!a.in) {
         throw Error("linear backward: an exact layer needs its forward's input");
     } else {
@@ -409,11 +421,8 @@ void CudaOps::attention_forward(float* out, float* state, const float* qkv, cons
                          "attention forward: its qkv"))
             to_bf16(qkv_bf16, qkv, n * 3 * c, stream());
         flash().forward(a, qkv_bf16, o, state, stream());
-        if (__nv_bfloat16* operand = staged_bf16(consumer, out, n * c))
-            OCTET_CUDA_CHECK(cudaMemcpyAsync(operand, o, size_t(n * c) * sizeof(*o),
-                                             cudaMemcpyDeviceToDevice, stream()));
-        else
-            from_bf16(out, o, n * c, stream());
+        // A BF16 consumer reads the output where the state keeps it for the backward.
+        if (!stage_kept_bf16(consumer, out, o, n * c)) from_bf16(out, o, n * c, stream());
         return;
     }
     float* att = state;

@@ -113,8 +113,13 @@ class CudaOps final : public Ops<float> {
         TransposeMethod x_method{}, w_method{};
         bool planned = false; // a forward has set the methods
         Buffer<__nv_bfloat16> x_bf16, w_bf16;
-        Buffer<__nv_bfloat16> b_bf16;      // the bias of a GEMM with a BF16 output
-        const float* staged_for = nullptr; // x_bf16 was written for the input at this address
+        Buffer<__nv_bfloat16> b_bf16; // the bias of a GEMM with a BF16 output
+        // The BF16 x the GEMMs read: x_bf16, or the copy the op that made x keeps for its own
+        // backward (flash attention's output, in its state, which outlives this layer's
+        // backward).
+        const __nv_bfloat16* x_kept = nullptr;
+        int64_t x_kept_count = 0;
+        const float* staged_for = nullptr; // x_kept was written for the input at this address
     };
     SavedLinear& saved_linear(const LinearPrecision* p);
     void linear_forward_fp8(const LinearForwardArgs<float>& a);
@@ -125,6 +130,9 @@ class CudaOps final : public Ops<float> {
     // Where the op writing `out`, the input of `consumer`'s next forward, writes it instead:
     // the layer's BF16 operand, if it is a BF16 layer (ops.h's `consumer`), else nullptr.
     __nv_bfloat16* staged_bf16(const LinearPrecision* consumer, const float* out, int64_t count);
+    // The same where the op keeps that operand itself, at `kept`: whether `consumer` takes it.
+    bool stage_kept_bf16(const LinearPrecision* consumer, const float* out,
+                         const __nv_bfloat16* kept, int64_t count);
     // The same for a backward op writing `grad`, the dy of `consumer`'s next backward: the BF16
     // dy that backward multiplies, at `at` where given, else in one slot, dy_bf16_, as one
     // backward reads it at a time.
