@@ -3,6 +3,7 @@
 // centred variance, as the CPU oracle). Parameter gradients are deterministic column sums.
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "common/error.h"
 #include "cuda/bf16.cuh"
@@ -144,9 +145,8 @@ __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
 // − norm · mean(dnorm · norm)) (RMSNorm: no mean(dnorm), norm = x · rstd), and each block's
 // partial column sums of d_w = Σ g · norm and d_b = Σ g, which column_finish adds up in
 // slice order. One read of d_out (FP32, or a BF16 layer's BF16 dgrad), x and d_x for all three
-// gradients. Where d_x_bf16 is given, the
-// new d_x is also written there rounded to BF16: the dy operand of the BF16 linear layer whose
-// backward reads the residual stream's gradient next.
+// gradients. Where d_x_bf16 is given, the new d_x is also written there rounded to BF16: the dy
+// operand of the BF16 linear layer whose backward reads the residual stream's gradient next.
 template <int per, int vec, bool centred, typename DOut>
 __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
     norm_backward_kernel(float* d_x, __nv_bfloat16* d_x_bf16, float* partial_w, float* partial_b,
@@ -183,33 +183,22 @@ __global__ void __launch_bounds__(per == 16 ? 1024 : 512)
     if (centred) store_row<per, vec>(partial_b + int64_t(blockIdx.x) * c, db, c);
 }
 
-// Kernel<per, vec>::get() for a launch's `per` and `vec`.
-template <template <int, int> class Kernel>
-auto pick_norm_kernel(const NormLaunch& l) {
+// f(per, vec) with a launch's `per` and `vec` as compile-time constants.
+template <typename F>
+void with_norm_shape(const NormLaunch& l, F f) {
+    const auto with_vec = [&](auto vec) {
+        if (l.per == 4)
+            f(std::integral_constant<int, 4>{}, vec);
+        else if (l.per == 8)
+            f(std::integral_constant<int, 8>{}, vec);
+        else
+            f(std::integral_constant<int, 16>{}, vec);
+    };
     if (l.vec == 4)
-        return l.per == 4   ? Kernel<4, 4>::get()
-               : l.per == 8 ? Kernel<8, 4>::get()
-                            : Kernel<16, 4>::get();
-    return l.per == 4   ? Kernel<4, 1>::get()
-           : l.per == 8 ? Kernel<8, 1>::get()
-                        : Kernel<16, 1>::get();
+        with_vec(std::integral_constant<int, 4>{});
+    else
+        with_vec(std::integral_constant<int, 1>{});
 }
-
-template <bool centred, typename Out>
-struct NormForward {
-    template <int per, int vec>
-    struct Kernel {
-        static auto get() { return norm_forward_kernel<per, vec, centred, Out>; }
-    };
-};
-
-template <bool centred, typename DOut>
-struct NormBackward {
-    template <int per, int vec>
-    struct Kernel {
-        static auto get() { return norm_backward_kernel<per, vec, centred, DOut>; }
-    };
-};
 
 template <bool centred, typename Out>
 void norm_forward(Out* out, float* mean, float* rstd, const float* x, const float* w,
@@ -217,8 +206,10 @@ void norm_forward(Out* out, float* mean, float* rstd, const float* x, const floa
     if (n <= 0) return;
     const NormLaunch l = norm_launch(c, aligned_to(out, 4 * sizeof(Out)) && aligned_to(x, 16) &&
                                             aligned_to(w, 16) && (!centred || aligned_to(b, 16)));
-    const auto kernel = pick_norm_kernel<NormForward<centred, Out>::template Kernel>(l);
-    kernel<<<unsigned(n), l.threads, 0, stream>>>(out, mean, rstd, x, w, b, c, float(eps));
+    with_norm_shape(l, [&](auto per, auto vec) {
+        norm_forward_kernel<per, vec, centred>
+            <<<unsigned(n), l.threads, 0, stream>>>(out, mean, rstd, x, w, b, c, float(eps));
+    });
     OCTET_CUDA_LAUNCHED();
 }
 
@@ -232,9 +223,10 @@ void norm_backward(float* d_x, __nv_bfloat16* d_x_bf16, float* d_w, float* d_b, 
                aligned_to(x, 16) && aligned_to(w, 16) && aligned_to(scratch, 16));
     const int64_t slices = std::min(n, norm_backward_slices);
     float *partial_w = scratch, *partial_b = scratch + slices * c;
-    const auto kernel = pick_norm_kernel<NormBackward<centred, DOut>::template Kernel>(l);
-    kernel<<<unsigned(slices), l.threads, 0, stream>>>(d_x, d_x_bf16, partial_w, partial_b, d_out,
-                                                       x, w, mean, rstd, n, c);
+    with_norm_shape(l, [&](auto per, auto vec) {
+        norm_backward_kernel<per, vec, centred><<<unsigned(slices), l.threads, 0, stream>>>(
+            d_x, d_x_bf16, partial_w, partial_b, d_out, x, w, mean, rstd, n, c);
+    });
     OCTET_CUDA_LAUNCHED();
     column_finish(d_w, partial_w, slices, c, stream);
     if (centred) column_finish(d_b, partial_b, slices, c, stream);
