@@ -270,7 +270,8 @@ void Gpt<T>::backward() {
     for (int64_t l = c.n_layer - 1; l >= 0; --l) {
         Layer& L = *layers_[size_t(l)];
         const T* x = residual_out_.data() + l * n * C;
-        // out = after_attn + ffn(norm2(after_attn)): d_after_attn = d_x + through the ffn.
+        // out = after_attn + ffn(norm2(after_attn)): d_after_attn = d_x + through the ffn, which
+        // the norm adds to d_x_ in place.
         const LinearPrecision& ffn_in = L.ffn->input_consumer();
         L.ffn->backward(norm_d_out(d_ln2_, ffn_in), d_x_.data(),
                         ffn_in.backward_input(L.ln2_out.data()), n);
@@ -284,7 +285,8 @@ void Gpt<T>::backward() {
                                   value(L.ln2_w), L.ln2_rstd.data(), n, C, &ffn_in,
                                   L.proj_precision->as_consumer());
 
-        // after_attn = x + proj(attn(norm1(x))): d_x_in = d_after + through the attention.
+        // after_attn = x + proj(attn(norm1(x))): d_x_in = d_after + through the attention, again
+        // added to d_x_ in place.
         const AttentionConsumer<T> attention{nullptr, shape}; // reads d_attn_ next
         ops_.linear_backward({sized(d_attn_, n * C), grad(L.proj_w),
                               L.proj_b == Layer::none ? nullptr : grad(L.proj_b), d_x_.data(),
