@@ -247,9 +247,11 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
         // Row-wise and column-wise copies in one pass: 2 B read, 2 × 1 B written per element.
         uint8_t* codes_t = static_cast<uint8_t*>(copy);
         const double ms = median_event_ms([&] {
-            cuda::quantize_blockwise_both({static_cast<const __nv_bfloat16*>(x), rows, cols,
-                                           Format::e4m3, false, codes, scales, codes_t, work},
-                                          nullptr);
+            const ScaleRule rule = ScaleRule::from_amax(Format::e4m3, 0, false);
+            cuda::quantize_blockwise_both(
+                static_cast<const __nv_bfloat16*>(x),
+                {rows, cols, rule, Format::e4m3, codes, scales, rule, Format::e4m3, codes_t, work},
+                nullptr);
         });
         report("block-wise 1x128, both orientations", ms, double(n) * 4 + double(n / 128) * 8);
     }
@@ -289,6 +291,12 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
             transposer.run(q, TransposeMethod::from_source, *quantizer, x32.data(), t, nullptr);
         });
         report("transposed 1x128 from FP32", ms, double(n) * 5 + double(n / 128) * 4);
+        // Both in one pass, as the block-wise layers run them: 4 B read, 2 × 1 B written.
+        ms = median_event_ms([&] {
+            transposer.quantize_both(*quantizer, *quantizer, x32.data(), rows, cols, q, t, nullptr);
+        });
+        report("both orientations 1x128 from FP32 (training)", ms,
+               double(n) * 6 + double(n / 128) * 8);
         // The weights' plan: 128 x 128 blocks.
         const QuantizePlan weight_plan =
             make_block_quantizer(Format::e4m3, {128, 128}, ScaleEncoding::fp32,

@@ -164,43 +164,74 @@ CudaOps::SavedLinear& CudaOps::saved_linear(const LinearPrecision* p) {
 void CudaOps::linear_forward_fp8(const LinearForwardArgs<float>& a) {
     SavedLinear& layer = saved_linear(a.precision);
     const LinearPrecision::Fp8Quantizers q = a.precision->fp8_quantizers();
+    {
+        const auto timed = profiler_.scope("linear.quantize");
+        const QuantizePlan w_plan =
+            plans_.quantize(q.weight, a.weight, a.m, a.k, layer.w, stream());
+        layer.w_method = transpose_method(w_plan, a.m, a.k);
+    }
+    scaled_gemm_.run(quantized_input(layer, q.input, q.input_t, a), layer.w, a.out, false, true,
+                     stream());
+    add_bias_and_residual(a.out, a.bias, a.residual, a.n, a.m, stream());
+}
+
+// x quantized for the forward GEMM, and xᵀ quantized for the wgrad where the recipe takes it from
+// the source (else the backward transposes the kept x). Block-wise recipes get both in one pass.
+const DeviceQuantized& CudaOps::quantized_input(SavedLinear& layer, Quantizer& input,
+                                                Quantizer& input_t,
+                                                const LinearForwardArgs<float>& a) {
+    {
+        const auto timed = profiler_.scope("linear.quantize");
+        if (transposer_.quantize_both(input, input_t, a.in, a.n, a.k, x_transient_, layer.x_t,
+                                      stream())) {
+            layer.x_method = TransposeMethod::from_source;
+            layer.planned = true;
+            if (layer.x.codes.size()) layer.x = DeviceQuantized(memory_);
+            return x_transient_;
+        }
+    }
     // A transpose method follows the plan's block shape, which a layer keeps from step to step:
     // after the first forward, a layer whose xᵀ comes from the source quantizes x into the
     // buffer all such layers share.
     const bool transient = layer.planned && layer.x_method == TransposeMethod::from_source;
-    DeviceQuantized& x = transient ? x_transient_ : layer.x;
+    DeviceQuantized* x = transient ? &x_transient_ : &layer.x;
     {
         const auto timed = profiler_.scope("linear.quantize");
-        const QuantizePlan x_plan = plans_.quantize(q.input, a.in, a.n, a.k, x, stream());
-        const QuantizePlan w_plan =
-            plans_.quantize(q.weight, a.weight, a.m, a.k, layer.w, stream());
+        const QuantizePlan x_plan = plans_.quantize(input, a.in, a.n, a.k, *x, stream());
         layer.x_method = transpose_method(x_plan, a.n, a.k);
-        layer.w_method = transpose_method(w_plan, a.m, a.k);
         layer.planned = true;
     }
-    // TE runs the forward's per-tensor GEMM with fast accumulation, the backward's without.
-    scaled_gemm_.run(x, layer.w, a.out, false, true, stream());
     const bool keep = layer.x_method != TransposeMethod::from_source;
-    if (transient && keep)
+    if (transient && keep) {
         std::swap(layer.x, x_transient_); // the plans changed kind (or `a.precision` is new)
-    else if (!transient && !keep)
-        layer.x = DeviceQuantized(memory_); // the first step's copy, not needed again
+        x = &layer.x;
+    } else if (!transient && !keep) {
+        std::swap(layer.x, x_transient_); // the first step's copy, not kept past this GEMM
+        layer.x = DeviceQuantized(memory_);
+        x = &x_transient_;
+    }
     if (!keep) {
         const auto timed = profiler_.scope("linear.transpose");
-        transposer_.from_source(a.in, a.n, a.k, q.input_t, layer.x_t, stream());
+        transposer_.from_source(a.in, a.n, a.k, input_t, layer.x_t, stream());
     }
-    add_bias_and_residual(a.out, a.bias, a.residual, a.n, a.m, stream());
+    return *x;
 }
 
 void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
     SavedLinear& layer = saved_linear(a.precision);
     if (!layer.planned) throw Error("linear backward: no forward kept this layer's FP8 operands");
     const LinearPrecision::Fp8Quantizers q = a.precision->fp8_quantizers();
-    TransposeMethod dy_method;
+    // dy for the dgrad and dyᵀ for the wgrad: in one pass for block-wise recipes (dy_t_ ready).
+    TransposeMethod dy_method = TransposeMethod::from_source;
+    bool dy_t_ready;
     {
         const auto timed = profiler_.scope("linear.quantize");
-        const QuantizePlan dy_plan = plans_.quantize(q.grad, a.d_out, a.n, a.m, dy_, stream());
-        dy_method = transpose_method(dy_plan, a.n, a.m);
+        dy_t_ready =
+            transposer_.quantize_both(q.grad, q.grad_t, a.d_out, a.n, a.m, dy_, dy_t_, stream());
+        if (!dy_t_ready) {
+            const QuantizePlan dy_plan = plans_.quantize(q.grad, a.d_out, a.n, a.m, dy_, stream());
+            dy_method = transpose_method(dy_plan, a.n, a.m);
+        }
     }
     if (a.d_in) { // d_in[n, k] = dy[n, m] · (Wᵀ[k, m])ᵀ
         {
@@ -214,7 +245,7 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
         const DeviceQuantized* x_t = &layer.x_t; // quantized from the source in the forward
         {
             const auto timed = profiler_.scope("linear.transpose");
-            transposer_.run(dy_, dy_method, q.grad_t, a.d_out, dy_t_, stream());
+            if (!dy_t_ready) transposer_.run(dy_, dy_method, q.grad_t, a.d_out, dy_t_, stream());
             if (layer.x_method != TransposeMethod::from_source) {
                 transposer_.run(layer.x, layer.x_method, q.input_t, nullptr, x_t_, stream());
                 x_t = &x_t_;

@@ -123,6 +123,8 @@ class CudaOps final : public Ops<float> {
     };
     SavedLinear& saved_linear(const LinearPrecision* p);
     void linear_forward_fp8(const LinearForwardArgs<float>& a);
+    const DeviceQuantized& quantized_input(SavedLinear& layer, Quantizer& input, Quantizer& input_t,
+                                           const LinearForwardArgs<float>& a);
     void linear_backward_fp8(const LinearBackwardArgs<float>& a);
     void linear_backward_dense(const LinearBackwardArgs<float>& a);
     template <typename Dy>

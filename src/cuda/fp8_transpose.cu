@@ -3,6 +3,7 @@
 
 #include "common/error.h"
 #include "cuda/launch.cuh"
+#include "cuda/quantize.h"
 #include "cuda/reduce.cuh"
 #include "cuda/source_tile.cuh"
 #include "cuda/tiled_transpose.cuh"
@@ -39,36 +40,14 @@ __global__ void quantize_transposed_kernel(const float* source, int64_t rows, in
                                            float* out_scale_inv, int64_t out_grid_cols) {
     __shared__ SourceTile tile;
     const TileOrigin o = load_source_tile(tile, source, rows, cols);
-    constexpr int parts = source_tile_rows / 32;
-    static_assert(parts == 4, "a lane's codes fill one 32-bit word");
     for_each_tile_column(o, cols, [&](int cc, int lane) {
         const int64_t c = o.c0 + cc;
-        float v[parts], amax = 0.0f;
-        for (int j = 0; j < parts; ++j) {
-            v[j] = tile.value[lane + 32 * j][cc];
-            if (o.r0 + lane + 32 * j < rows) amax = finite_amax(amax, v[j]);
-        }
+        float v[4];
+        const float amax = tile_column(tile, o, cc, lane, rows, v);
         const BlockScale s = rule(whole_rows ? __uint_as_float(column_amax[c]) : warp_max(amax));
         if (lane == 0 && (!whole_rows || o.r0 == 0))
             out_scale_inv[c * out_grid_cols + (whole_rows ? 0 : o.r0 / 128)] = s.scale_inv;
-        uint32_t packed = 0; // byte j: the code of row lane + 32 j
-        for (int j = 0; j < parts; ++j)
-            packed |= uint32_t(cast_scaled(v[j], s.scale, out_format)) << (8 * j);
-        uint8_t* out_row = out_codes + c * rows + o.r0;
-        if (rows % 4 == 0 && o.r0 + source_tile_rows <= rows) {
-            // Lane l stores rows 4l … 4l + 3 as one word: row 4l + k is byte l / 8 of the lane
-            // (4l + k) mod 32. A warp then writes 128 contiguous bytes in one instruction.
-            uint32_t word = 0;
-            for (int k = 0; k < 4; ++k) {
-                const uint32_t held = __shfl_sync(0xFFFFFFFFu, packed, (4 * lane + k) & 31);
-                word |= ((held >> (8 * (lane / 8))) & 0xFFu) << (8 * k);
-            }
-            reinterpret_cast<uint32_t*>(out_row)[lane] = word;
-        } else {
-            for (int j = 0; j < parts; ++j)
-                if (o.r0 + lane + 32 * j < rows)
-                    out_row[lane + 32 * j] = uint8_t(packed >> (8 * j));
-        }
+        store_tile_column_codes(v, s.scale, out_format, o, cc, lane, rows, out_codes);
     });
 }
 
@@ -196,6 +175,38 @@ void Fp8Transposer::from_source(const float* source, int64_t rows, int64_t cols,
         source, rows, cols, column_amax_.data(), plan.rule, plan.format, out.codes.data(),
         g.scale_inv.data(), g.grid_cols);
     OCTET_CUDA_LAUNCHED();
+}
+
+bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, const float* x,
+                                  int64_t rows, int64_t cols, DeviceQuantized& out,
+                                  DeviceQuantized& out_t, cudaStream_t stream) {
+    const auto planned_alone = [](const Quantizer& q) {
+        return !q.needs_tensor_amax() && !q.amax_may_follow();
+    };
+    if (rows <= 0 || cols <= 0 || rows > int64_t(65535) * 128 || !planned_alone(rowwise) ||
+        !planned_alone(columnwise))
+        return false; // (a grid's height is at most 65535 tiles)
+    const QuantizePlan plan = rowwise.plan(0.0f), plan_t = columnwise.plan(0.0f);
+    const auto groups_1x128 = [](const QuantizePlan& p) {
+        return p.kind == QuantizePlan::Kind::blocks && p.block.rows == 1 && p.block.cols == 128;
+    };
+    if (!groups_1x128(plan) || !groups_1x128(plan_t)) return false;
+    const auto shape = [](DeviceQuantized& q, const QuantizePlan& p, int64_t r, int64_t c) {
+        q.format = p.format;
+        q.rows = r;
+        q.cols = c;
+        q.codes.resize(r * c);
+        q.level_count = 1;
+        q.levels[0].shape(r, c, 1, 128, p.encoding, p.power_of_two_scales());
+    };
+    shape(out, plan, rows, cols);
+    shape(out_t, plan_t, cols, rows);
+    quantize_blockwise_both(x,
+                            {rows, cols, plan.rule, plan.format, out.codes.data(),
+                             out.levels[0].scale_inv.data(), plan_t.rule, plan_t.format,
+                             out_t.codes.data(), out_t.levels[0].scale_inv.data()},
+                            stream);
+    return true;
 }
 
 void Fp8Transposer::exact(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream) {

@@ -6,7 +6,8 @@
 //   from_source    the FP32 source, transposed, quantized by the recipe's quantizer for the
 //                  transposed tensor: through shared-memory tiles for 1×128 plans (one pass) and
 //                  per-row plans (a column-amax pass, then the cast), else through a transposed
-//                  FP32 copy
+//                  FP32 copy; for 1×128 plans in both orientations, in the same pass as the
+//                  row-wise copy (quantize_both)
 #pragma once
 
 #include <cuda_runtime.h>
@@ -35,6 +36,14 @@ class Fp8Transposer {
     // `requantizer` (for callers that kept no FP8 tensor).
     void from_source(const float* source, int64_t rows, int64_t cols, Quantizer& requantizer,
                      DeviceQuantized& out, cudaStream_t stream);
+
+    // x quantized by `rowwise` into `out` and, transposed, by `columnwise` into `out_t` — what
+    // the plans and from_source() give — from one read of x, where both plans are 1×128 blocks
+    // that need no amax of the tensor (block-wise recipes); false, with nothing run, otherwise.
+    // Asks each quantizer for its plan (quantizers that need no amax plan without side effects).
+    bool quantize_both(Quantizer& rowwise, Quantizer& columnwise, const float* x, int64_t rows,
+                       int64_t cols, DeviceQuantized& out, DeviceQuantized& out_t,
+                       cudaStream_t stream);
 
   private:
     void exact(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream);

@@ -3,9 +3,15 @@
 // 16-byte load, one 8-byte store — and a group of G is G/8 neighbouring threads that reduce the
 // amax with shuffles. 256 threads per block.
 // Fallback (any shape): one warp per group, lane l handles elements l, l + 32, … .
+#include "cuda/quantize.h"
+
+#include <string>
+
+#include "common/error.h"
+#include "cuda/bf16.cuh"
 #include "cuda/check.h"
 #include "cuda/launch.cuh"
-#include "cuda/quantize.h"
+#include "cuda/quantize_quad.cuh"
 #include "cuda/reduce.cuh"
 #include "numerics/scaling.h"
 
@@ -176,100 +182,169 @@ unsigned vec_blocks(int64_t groups, int64_t group) {
     return unsigned((threads + vec_threads_per_block - 1) / vec_threads_per_block);
 }
 
-constexpr int both_tile = 128;
-constexpr int both_threads = 256; // two threads per row (and per column) of the tile
+// Block-wise 1×128 in both orientations (quantize.h): a block of 256 threads takes a 128 × 128
+// tile into shared memory, then thread t of the first 128 quantizes the tile's row t (a 1×128
+// group) while thread t of the others quantizes its column t (a group of the transposed copy),
+// each writing its codes into a shared tile of its orientation; then the block stores both tiles
+// row by row, 128 contiguous bytes per warp instruction. A thread owns a whole group, so the scale
+// rule runs once per group rather than once per warp instruction, and the amax costs one
+// max and one multiply-add per value: the kernels that give a warp to a group are bound by
+// instruction issue, this one by memory.
+constexpr int both_tile = 128, both_threads = 256, both_warps = both_threads / 32;
+constexpr int both_words = both_tile / 4; // codes of a group, four to a word
 
-// Block (rb, cb) owns rows [128·rb, +128) and cols [128·cb, +128). Each of the tile's rows is one
-// row-wise group; each of its columns one column-wise group.
-__global__ void quantize_both_kernel(BothOrientationsArgs a) {
-    __shared__ __nv_bfloat16 tile_x[both_tile][both_tile + 8];
-    const int64_t col_blocks = (a.cols + both_tile - 1) / both_tile;
-    const int64_t rb = blockIdx.x / col_blocks, cb = blockIdx.x % col_blocks;
-    const int64_t r0 = rb * both_tile, c0 = cb * both_tile;
-    const int rows_here = int(min(int64_t(both_tile), a.rows - r0));
-    const int cols_here = int(min(int64_t(both_tile), a.cols - c0));
-    for (int i = threadIdx.x; i < both_tile * both_tile; i += both_threads) {
-        const int r = i / both_tile, c = i % both_tile;
-        tile_x[r][c] = r < rows_here && c < cols_here ? a.x[(r0 + r) * a.cols + c0 + c]
-                                                      : __float2bfloat16(0.0f);
+struct BothTiles {
+    // Rows of 132 floats: 16-byte aligned for the row threads' 16-byte reads, which a quarter
+    // warp (8 rows) then spreads over all banks, as it does the column threads' 4-byte reads.
+    float value[both_tile][both_tile + 4];
+    // Codes by group (row, or column for codes_t), a padded row keeping each store to a word of
+    // 32 groups free of bank conflicts.
+    uint32_t codes[both_tile][both_words + 1];
+    uint32_t codes_t[both_tile][both_words + 1];
+};
+
+// Values c … c + 3 of row r (zeros outside the tensor): one 16- or 8-byte load where rows are
+// whole quads (`quads`), else one by one.
+template <bool quads, typename T>
+__device__ float4 load_tile_quad(const T* x, int64_t rows, int64_t cols, int64_t r, int64_t c) {
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (r >= rows || c >= cols) return v;
+    if constexpr (quads) {
+        v = load_quad(x + r * cols, c / 4);
+    } else {
+        v.x = load_as(x + r * cols + c);
+        if (c + 1 < cols) v.y = load_as(x + r * cols + c + 1);
+        if (c + 2 < cols) v.z = load_as(x + r * cols + c + 2);
+        if (c + 3 < cols) v.w = load_as(x + r * cols + c + 3);
     }
-    __syncthreads();
-    const float fmt_max = format_max(a.format);
-    const bool full =
-        rows_here == both_tile && cols_here == both_tile && a.cols % 4 == 0 && a.rows % 16 == 0;
-    if (full) {
-        // Row-wise: warp w takes rows w, w + 8, …; lane l the 4 columns 4l..4l+3 (4-byte stores).
-        const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-        for (int r = warp; r < both_tile; r += both_threads / 32) {
-            float v[4], m = 0.0f;
-            for (int j = 0; j < 4; ++j) {
-                v[j] = __bfloat162float(tile_x[r][4 * lane + j]);
-                m = finite_amax(m, v[j]);
-            }
-            const BlockScale rs = scale_from_amax(warp_max(m), fmt_max, 0, a.pow2);
-            uint32_t packed = 0;
-            for (int j = 0; j < 4; ++j)
-                packed |= uint32_t(cast_scaled(v[j], rs.scale, a.format)) << (8 * j);
-            *reinterpret_cast<uint32_t*>(a.codes + (r0 + r) * a.cols + c0 + 4 * lane) = packed;
-            if (lane == 0) a.scale_inv[(r0 + r) * col_blocks + cb] = rs.scale_inv;
+    return v;
+}
+
+// One group of 128 values, values(q) giving values 4q … 4q + 3, quantized by `rule` into 32 words
+// of codes (words[q]); returns its scale. The amax is a plain max of |v|, exact where every value
+// is finite; a running Σ v·0 is 0 then and NaN otherwise, which sends the group through
+// finite_amax and the per-value casts instead.
+template <typename Values>
+__device__ BlockScale quantize_group_128(Values values, const ScaleRule& rule, Format format,
+                                         uint32_t* words) {
+    float amax = 0.0f, poison = 0.0f;
+#pragma unroll 8
+    for (int q = 0; q < both_words; ++q) {
+        const float4 v = values(q);
+        amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+        poison = fmaf(v.x, 0.0f, fmaf(v.y, 0.0f, fmaf(v.z, 0.0f, fmaf(v.w, 0.0f, poison))));
+    }
+    const bool finite = poison == 0.0f;
+    if (!finite) {
+        amax = 0.0f;
+        for (int q = 0; q < both_words; ++q) amax = finite_amax4(amax, values(q));
+    }
+    const BlockScale s = rule(amax);
+    if (finite) {
+#pragma unroll 8
+        for (int q = 0; q < both_words; ++q) {
+            const float4 v = values(q);
+            words[q] = cast_finite_packed(v.x, v.y, v.z, v.w, s.scale, format);
         }
-        // Column-wise: thread (half, c) takes rows [64·half, +64) of column c; the halves meet in
-        // shared memory; each writes its 64 codes as four 16-byte stores.
-        __shared__ float half_max[2][both_tile];
-        const int c = threadIdx.x % both_tile, half = threadIdx.x / both_tile;
-        float m = 0.0f;
-        for (int r = 64 * half; r < 64 * half + 64; ++r)
-            m = finite_amax(m, __bfloat162float(tile_x[r][c]));
-        half_max[half][c] = m;
-        __syncthreads();
-        const BlockScale cs =
-            scale_from_amax(fmaxf(half_max[0][c], half_max[1][c]), fmt_max, 0, a.pow2);
-        uint8_t* out = a.codes_t + (c0 + c) * a.rows + r0 + 64 * half;
-        for (int q = 0; q < 4; ++q) {
-            uint32_t words[4];
-            for (int w = 0; w < 4; ++w) {
-                uint32_t packed = 0;
-                for (int j = 0; j < 4; ++j) {
-                    const float v = __bfloat162float(tile_x[64 * half + 16 * q + 4 * w + j][c]);
-                    packed |= uint32_t(cast_scaled(v, cs.scale, a.format)) << (8 * j);
-                }
-                words[w] = packed;
-            }
-            *reinterpret_cast<uint4*>(out + 16 * q) =
-                make_uint4(words[0], words[1], words[2], words[3]);
+    } else {
+        for (int q = 0; q < both_words; ++q) {
+            const float4 v = values(q);
+            words[q] = cast_scaled_packed(v.x, v.y, v.z, v.w, s.scale, format);
         }
-        const int64_t row_blocks = (a.rows + both_tile - 1) / both_tile;
-        if (half == 0) a.scale_inv_t[(c0 + c) * row_blocks + rb] = cs.scale_inv;
+    }
+    return s;
+}
+
+// A word of four codes at `out`, or those of its bytes inside the `n` that remain.
+__device__ __forceinline__ void store_codes(uint8_t* out, uint32_t word, int64_t n, bool whole) {
+    if (whole) {
+        *reinterpret_cast<uint32_t*>(out) = word;
         return;
     }
-    // Edge tiles: two threads per row, then per column, byte by byte.
-    const int half = threadIdx.x % 2,
-              line = threadIdx.x / 2; // this thread's half of row/col `line`
-    // Row-wise: row `line`, columns [64·half, +64).
-    float m = 0.0f;
-    for (int c = half * 64; c < half * 64 + 64; ++c)
-        m = finite_amax(m, __bfloat162float(tile_x[line][c]));
-    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
-    const BlockScale rs = scale_from_amax(m, fmt_max, 0, a.pow2);
-    if (line < rows_here) {
-        uint8_t* out = a.codes + (r0 + line) * a.cols + c0;
-        for (int c = half * 64; c < half * 64 + 64 && c < cols_here; ++c)
-            out[c] = cast_scaled(__bfloat162float(tile_x[line][c]), rs.scale, a.format);
-        if (half == 0) a.scale_inv[(r0 + line) * col_blocks + cb] = rs.scale_inv;
+    for (int j = 0; j < 4 && j < n; ++j) out[j] = uint8_t(word >> (8 * j));
+}
+
+template <bool quads, typename T>
+__global__ void __launch_bounds__(both_threads, 2)
+    quantize_both_1x128_kernel(const T* x, BothOrientationsArgs a) {
+    extern __shared__ float4 both_smem[];
+    BothTiles& tile = *reinterpret_cast<BothTiles*>(both_smem);
+    const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
+    const int64_t r0 = int64_t(blockIdx.y) * both_tile, c0 = int64_t(blockIdx.x) * both_tile;
+    constexpr int loads = both_tile * both_words / both_threads;
+    float4 v[loads]; // all in flight before the first store
+#pragma unroll
+    for (int k = 0; k < loads; ++k) {
+        const int i = int(threadIdx.x) + both_threads * k;
+        v[k] = load_tile_quad<quads>(x, a.rows, a.cols, r0 + i / both_words,
+                                     c0 + 4 * (i % both_words));
     }
-    // Column-wise: column `line`, rows [64·half, +64).
-    m = 0.0f;
-    for (int r = half * 64; r < half * 64 + 64; ++r)
-        m = finite_amax(m, __bfloat162float(tile_x[r][line]));
-    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
-    const BlockScale cs = scale_from_amax(m, fmt_max, 0, a.pow2);
-    if (line < cols_here) {
-        uint8_t* out = a.codes_t + (c0 + line) * a.rows + r0;
-        for (int r = half * 64; r < half * 64 + 64 && r < rows_here; ++r)
-            out[r] = cast_scaled(__bfloat162float(tile_x[r][line]), cs.scale, a.format);
-        const int64_t row_blocks = (a.rows + both_tile - 1) / both_tile;
-        if (half == 0) a.scale_inv_t[(c0 + line) * row_blocks + rb] = cs.scale_inv;
+#pragma unroll
+    for (int k = 0; k < loads; ++k) {
+        const int i = int(threadIdx.x) + both_threads * k;
+        *reinterpret_cast<float4*>(&tile.value[i / both_words][4 * (i % both_words)]) = v[k];
     }
+    __syncthreads();
+    const int t = int(threadIdx.x) % both_tile;
+    if (threadIdx.x < both_tile) { // warp-uniform: warps 0-3 take rows, 4-7 columns
+        if (r0 + t < a.rows) {
+            const BlockScale s = quantize_group_128(
+                [&](int q) { return *reinterpret_cast<const float4*>(&tile.value[t][4 * q]); },
+                a.rule, a.format, tile.codes[t]);
+            a.scale_inv[(r0 + t) * int64_t(gridDim.x) + blockIdx.x] = s.scale_inv;
+        }
+    } else if (c0 + t < a.cols) {
+        const BlockScale s = quantize_group_128(
+            [&](int q) {
+                return make_float4(tile.value[4 * q][t], tile.value[4 * q + 1][t],
+                                   tile.value[4 * q + 2][t], tile.value[4 * q + 3][t]);
+            },
+            a.rule_t, a.format_t, tile.codes_t[t]);
+        a.scale_inv_t[(c0 + t) * int64_t(gridDim.y) + blockIdx.y] = s.scale_inv;
+    }
+    __syncthreads();
+    // Warp w stores groups w, w + 8, … of each orientation, lane l word l.
+    const bool whole_rows = a.cols % 4 == 0, whole_cols = a.rows % 4 == 0;
+    for (int g = warp; g < both_tile && r0 + g < a.rows; g += both_warps) {
+        const int64_t c = c0 + 4 * lane;
+        if (c < a.cols)
+            store_codes(a.codes + (r0 + g) * a.cols + c, tile.codes[g][lane], a.cols - c,
+                        whole_rows);
+    }
+    for (int g = warp; g < both_tile && c0 + g < a.cols; g += both_warps) {
+        const int64_t r = r0 + 4 * lane;
+        if (r < a.rows)
+            store_codes(a.codes_t + (c0 + g) * a.rows + r, tile.codes_t[g][lane], a.rows - r,
+                        whole_cols);
+    }
+}
+
+template <bool quads, typename T>
+void launch_quantize_both_kernel(const T* x, const BothOrientationsArgs& a, dim3 grid,
+                                 cudaStream_t stream) {
+    // Beyond the 48 KiB a block gets unasked: once per kernel.
+    static const bool opted_in = [] {
+        OCTET_CUDA_CHECK(cudaFuncSetAttribute(quantize_both_1x128_kernel<quads, T>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              int(sizeof(BothTiles))));
+        return true;
+    }();
+    (void)opted_in;
+    quantize_both_1x128_kernel<quads><<<grid, both_threads, sizeof(BothTiles), stream>>>(x, a);
+    OCTET_CUDA_LAUNCHED();
+}
+
+template <typename T>
+void launch_quantize_both(const T* x, const BothOrientationsArgs& a, cudaStream_t stream) {
+    if (a.rows <= 0 || a.cols <= 0) return;
+    const dim3 grid(blocks_for(a.cols, both_tile), blocks_for(a.rows, both_tile));
+    if (grid.y > 65535u)
+        throw Error("quantize_blockwise_both: " + std::to_string(a.rows) + " rows, at most " +
+                    std::to_string(65535 * both_tile));
+    if (a.cols % 4 == 0 && aligned_to(x, 4 * sizeof(T)))
+        launch_quantize_both_kernel<true>(x, a, grid, stream);
+    else
+        launch_quantize_both_kernel<false>(x, a, grid, stream);
 }
 
 __global__ void finish_global_kernel(float* global) {
@@ -320,12 +395,13 @@ void quantize_two_level(const TwoLevelQuantizeArgs& a, cudaStream_t stream) {
     OCTET_CUDA_CHECK(cudaGetLastError());
 }
 
-void quantize_blockwise_both(const BothOrientationsArgs& a, cudaStream_t stream) {
-    const int64_t blocks =
-        ((a.rows + both_tile - 1) / both_tile) * ((a.cols + both_tile - 1) / both_tile);
-    if (blocks == 0) return;
-    quantize_both_kernel<<<unsigned(blocks), both_threads, 0, stream>>>(a);
-    OCTET_CUDA_CHECK(cudaGetLastError());
+void quantize_blockwise_both(const float* x, const BothOrientationsArgs& a, cudaStream_t stream) {
+    launch_quantize_both(x, a, stream);
+}
+
+void quantize_blockwise_both(const __nv_bfloat16* x, const BothOrientationsArgs& a,
+                             cudaStream_t stream) {
+    launch_quantize_both(x, a, stream);
 }
 
 } // namespace octet::cuda

@@ -1,11 +1,12 @@
-// Quantization kernels: BF16 in, FP8 codes and scales out, by the same rules as the CPU recipes
-// (numerics/scaling.h is shared), so codes and scales agree bit for bit.
+// Quantization kernels: BF16 in (or FP32, for both orientations), FP8 codes and scales out, by the
+// same rules as the CPU recipes (numerics/scaling.h is shared), so codes and scales agree bit for
+// bit.
 //   quantize_groups     one FP32 scale_inv per 1×G group along the rows (block-wise 1×128,
 //                       per-group G=32): one pass, a warp per group
 //   quantize_two_level  MOSS two-level (recipe/moss.h) with one global scale for the tensor: a
 //                       pass for the group amaxes and their maximum, a pass for the codes
-//   quantize_blockwise_both  block-wise 1×128, row-wise and column-wise copies in one pass (40%
-//                            of copy bandwidth on an H100 so far: docs/results.md)
+//   quantize_blockwise_both  block-wise 1×128, row-wise and column-wise copies in one pass, from
+//                            BF16 or FP32 (the FP8 layers' input and gradient: fp8_transpose.h)
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include "numerics/formats.h"
+#include "recipe/quantize_plan.h"
 
 namespace octet::cuda {
 
@@ -27,20 +29,25 @@ struct GroupQuantizeArgs {
 };
 void quantize_groups(const GroupQuantizeArgs& a, cudaStream_t stream);
 
-// Block-wise 1×128 in both orientations from one read of x, as the backward needs: the row-wise
-// copy (groups along cols) and the column-wise copy — x transposed, [cols, rows], groups of 128
-// along the original rows — each with its scales. A 128×128 tile per block through shared memory.
+// Block-wise 1×128 in both orientations from one read of x [rows, cols], as the backward needs:
+// the row-wise copy (groups along cols) by `rule`, and the column-wise copy — x transposed,
+// [cols, rows], groups of 128 along the original rows — by `rule_t`, each with its scale_inv
+// grid, the same codes and scales as quantizing each orientation on its own. A 128 × 128 tile per
+// block in shared memory, a thread per group of either orientation.
 struct BothOrientationsArgs {
-    const __nv_bfloat16* x; // [rows, cols]
     int64_t rows, cols;
+    ScaleRule rule;
     Format format;
-    bool pow2;
-    uint8_t* codes;     // [rows, cols]
-    float* scale_inv;   // [rows, ceil(cols / 128)]
+    uint8_t* codes;   // [rows, cols]
+    float* scale_inv; // [rows, ceil(cols / 128)]
+    ScaleRule rule_t;
+    Format format_t;
     uint8_t* codes_t;   // [cols, rows]
     float* scale_inv_t; // [cols, ceil(rows / 128)]
 };
-void quantize_blockwise_both(const BothOrientationsArgs& a, cudaStream_t stream);
+void quantize_blockwise_both(const float* x, const BothOrientationsArgs& a, cudaStream_t stream);
+void quantize_blockwise_both(const __nv_bfloat16* x, const BothOrientationsArgs& a,
+                             cudaStream_t stream);
 
 struct TwoLevelQuantizeArgs {
     const __nv_bfloat16* x; // [rows, cols]

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "cuda/launch.cuh"
+#include "cuda/quantize_quad.cuh"
 #include "cuda/reduce.cuh"
 
 namespace octet::cuda {
@@ -85,17 +86,6 @@ void cast_by_blocks(const float* x, int64_t rows, int64_t cols, int64_t block_ro
         codes[i] =
             cast_scaled(x[i], multipliers[(r / block_rows) * grid_cols + c / block_cols], format);
     });
-}
-
-// The finite amax of m and four values, and the codes of four values under one scale: the
-// float4 steps of the kernels below.
-__device__ float finite_amax4(float m, const float4& v) {
-    return finite_amax(finite_amax(finite_amax(finite_amax(m, v.x), v.y), v.z), v.w);
-}
-
-__device__ uchar4 cast_scaled4(const float4& v, float scale, Format format) {
-    return make_uchar4(cast_scaled(v.x, scale, format), cast_scaled(v.y, scale, format),
-                       cast_scaled(v.z, scale, format), cast_scaled(v.w, scale, format));
 }
 
 // The one-pass path of 1×G plans (G = 32: MX, 128: block-wise) on rows of whole float4s: a warp per

@@ -1,7 +1,8 @@
 // GPU tests of the format casts (cuda/cast.cu): the device codec against the CPU oracle on random
 // inputs, and against the hardware's own conversions (cvt.rn.satfinite.{e4m3,e5m2}x2.f32,
 // cvt.rn.f16.f32, cvt.rn.bf16.f32) over all 2^32 float bit patterns; the BF16 casts of GEMM
-// operands (cuda/kernels.h) against the codec, four at a time and one by one. Skips without a GPU.
+// operands (cuda/kernels.h) against the codec, four at a time and one by one; the quantization
+// kernels' four-at-a-time scaled cast against the CPU's. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <cuda_bf16.h>
@@ -16,6 +17,7 @@
 #include "cuda/cast.h"
 #include "cuda/check.h"
 #include "cuda/kernels.h"
+#include "cuda/quantize_quad.cuh"
 #include "numerics/quantized_tensor.h"
 #include "tests/harness/fresh_seed.h"
 #include "tests/harness/gpu.h"
@@ -231,6 +233,58 @@ TEST(CudaCast, DeviceEncodeSaturateMatchesTheCodecOnAllFloats) {
     for (Format f : {Format::e4m3, Format::e5m2, Format::fp16, Format::bf16}) {
         const SweepResult r = sweep(f, Overflow::saturate, DeviceCodec::encode_saturate);
         EXPECT_EQ(r.mismatches, 0ull) << "first at float bits 0x" << std::hex << r.first_bits;
+    }
+}
+
+__global__ void cast_quads_kernel(const float4* x, const float* scale, int64_t quads, Format f,
+                                  uint32_t* codes) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < quads) {
+        const float4 v = x[i];
+        codes[i] = cuda::cast_scaled_packed(v.x, v.y, v.z, v.w, scale[i], f);
+    }
+}
+
+// The quantization kernels' four-at-a-time cast (two paired hardware conversions where all four
+// values are finite) against cast_scaled on the CPU, value by value: quads of finite values, some
+// scaled past the format's maximum (saturation), and quads of random bit patterns (NaN, ±Inf).
+TEST(CudaCast, FourAtATimeCastsMatchOneByOne) {
+    OCTET_SKIP_WITHOUT_GPU();
+    const uint64_t seed = testing::fresh_seed();
+    SCOPED_TRACE(testing::seed_note(seed));
+    Rng rng(seed);
+    const int64_t quads = 1 << 18;
+    std::vector<float> x(static_cast<size_t>(4 * quads)), scale(static_cast<size_t>(quads));
+    for (int64_t q = 0; q < quads; ++q) {
+        const bool bit_patterns = q % 8 == 0;
+        for (int j = 0; j < 4; ++j)
+            x[size_t(4 * q + j)] =
+                bit_patterns ? bits_to_float(uint32_t(rng.next_u64()))
+                             : float(std::ldexp(rng.normal(), int(rng.next_u64() % 40) - 20));
+        scale[size_t(q)] = float(std::ldexp(1.0 + rng.uniform(), int(rng.next_u64() % 40) - 20));
+    }
+    DeviceBuffer<float> d_x(x.size()), d_scale(scale.size());
+    DeviceBuffer<uint32_t> d_codes(static_cast<size_t>(quads));
+    OCTET_CUDA_CHECK(cudaMemcpy(d_x.ptr, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+    OCTET_CUDA_CHECK(
+        cudaMemcpy(d_scale.ptr, scale.data(), scale.size() * 4, cudaMemcpyHostToDevice));
+    for (Format f : {Format::e4m3, Format::e5m2}) {
+        SCOPED_TRACE(format_name(f));
+        OCTET_CUDA_CHECK(cudaMemset(d_codes.ptr, 0xA5, size_t(quads) * 4));
+        cast_quads_kernel<<<unsigned((quads + 255) / 256), 256>>>(
+            reinterpret_cast<const float4*>(d_x.ptr), d_scale.ptr, quads, f, d_codes.ptr);
+        OCTET_CUDA_CHECK(cudaGetLastError());
+        std::vector<uint32_t> codes(static_cast<size_t>(quads));
+        OCTET_CUDA_CHECK(
+            cudaMemcpy(codes.data(), d_codes.ptr, codes.size() * 4, cudaMemcpyDeviceToHost));
+        int64_t differ = 0, first = -1;
+        for (int64_t q = 0; q < quads; ++q)
+            for (int j = 0; j < 4; ++j) {
+                const uint8_t want = cast_scaled(x[size_t(4 * q + j)], scale[size_t(q)], f);
+                if (uint8_t(codes[size_t(q)] >> (8 * j)) != want && differ++ == 0)
+                    first = 4 * q + j;
+            }
+        EXPECT_EQ(differ, 0) << "first at value " << first;
     }
 }
 

@@ -1,7 +1,7 @@
 // FP8 recipes on the GPU against the CPU oracle, on fresh random inputs (rows spread over 2^±8,
 // a NaN, an Inf and a zero row among them) and awkward shapes:
 // - quantize plans and the backward's transposes: codes and scales bit for bit, every recipe and
-//   role;
+//   role, and both orientations from one pass where the recipe's plans allow it;
 // - ScaledGemm against cpu::scaled_gemm_nt on the same quantized operands, relative Frobenius
 //   error: the products are exact in both, but Hopper's FP8 tensor cores keep about 14 mantissa
 //   bits in their accumulator between promotions to FP32 (DeepSeek-V3 §3.3.2; measured ~1.3e-4
@@ -115,6 +115,45 @@ TEST_F(Fp8RecipesTest, PlansAndTransposesMatchTheCpuBitForBit) {
                     expect_same(transpose_for_gemm(cpu, method, *cpu_t, x.data()), t.download(),
                                 what + " transposed");
                 }
+            }
+        }
+    }
+}
+
+// The block-wise layers' x (and dy) with its transpose for the wgrad, from one read: the same
+// codes and scales as each orientation quantized on its own by the CPU. Other recipes' plans
+// are refused, with nothing written.
+TEST_F(Fp8RecipesTest, BothOrientationsInOnePassMatchTheCpuBitForBit) {
+    const std::pair<int64_t, int64_t> shapes[] = {{300, 260}, {128, 128}, {1, 36},
+                                                  {257, 515}, {130, 200}, {64, 1}};
+    cuda::PlanRunner runner(ops_->memory());
+    cuda::Fp8Transposer transposer(ops_->memory(), runner);
+    for (const char* spec : testing::all_recipe_specs) {
+        const auto recipe = make_recipe(spec);
+        const bool fuses = std::string(spec).rfind("blockwise", 0) == 0;
+        for (TensorRole role : {TensorRole::activation, TensorRole::gradient}) {
+            auto cpu_q = recipe->make_quantizer(role), gpu_q = recipe->make_quantizer(role);
+            auto cpu_t = recipe->make_quantizer(role), gpu_t = recipe->make_quantizer(role);
+            for (auto [rows, cols] : shapes) {
+                const std::string what = std::string(spec) + " " + role_name(role) + " " +
+                                         std::to_string(rows) + "x" + std::to_string(cols);
+                const std::vector<float> x = testing::awkward_matrix(rng_, rows, cols);
+                std::vector<float> xt(x.size());
+                for (int64_t r = 0; r < rows; ++r)
+                    for (int64_t c = 0; c < cols; ++c)
+                        xt[size_t(c * rows + r)] = x[size_t(r * cols + c)];
+                const Buffer<float> dx = device(x);
+                cuda::DeviceQuantized q(ops_->memory()), t(ops_->memory());
+                const bool fused = transposer.quantize_both(*gpu_q, *gpu_t, dx.data(), rows, cols,
+                                                            q, t, ops_->stream());
+                ASSERT_EQ(fused, fuses) << what;
+                if (!fused) {
+                    EXPECT_EQ(q.numel() + t.numel(), 0) << what << ": refused, yet written";
+                    continue;
+                }
+                expect_same(cpu_q->quantize({x.data(), rows, cols}), q.download(), what);
+                expect_same(cpu_t->quantize({xt.data(), cols, rows}), t.download(),
+                            what + " transposed");
             }
         }
     }

@@ -108,9 +108,11 @@ TEST(CudaQuantize, BothOrientationsMatchTheCpuBitForBit) {
             Device<uint8_t> codes(x.size()), codes_t(x.size());
             Device<float> scales(row.scales[0].scale_inv.size()),
                 scales_t(col.scales[0].scale_inv.size());
-            cuda::quantize_blockwise_both(
-                {dx.p, rows, cols, Format::e4m3, pow2, codes.p, scales.p, codes_t.p, scales_t.p},
-                nullptr);
+            const ScaleRule rule = ScaleRule::from_amax(Format::e4m3, 0, pow2);
+            cuda::quantize_blockwise_both(dx.p,
+                                          {rows, cols, rule, Format::e4m3, codes.p, scales.p, rule,
+                                           Format::e4m3, codes_t.p, scales_t.p},
+                                          nullptr);
             OCTET_CUDA_CHECK(cudaDeviceSynchronize());
             EXPECT_EQ(codes.get(x.size()), row.codes);
             EXPECT_EQ(scales.get(row.scales[0].scale_inv.size()), row.scales[0].scale_inv);
