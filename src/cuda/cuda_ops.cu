@@ -221,13 +221,14 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
     SavedLinear& layer = saved_linear(a.precision);
     if (!layer.planned) throw Error("linear backward: no forward kept this layer's FP8 operands");
     const LinearPrecision::Fp8Quantizers q = a.precision->fp8_quantizers();
-    // dy for the dgrad and dyᵀ for the wgrad: in one pass for block-wise recipes (dy_t_ ready).
+    // dy for the dgrad and dyᵀ for the wgrad: in one pass for block-wise recipes (dy_t_ ready),
+    // which also sums dy's columns into the bias gradient.
     TransposeMethod dy_method = TransposeMethod::from_source;
     bool dy_t_ready;
     {
         const auto timed = profiler_.scope("linear.quantize");
-        dy_t_ready =
-            transposer_.quantize_both(q.grad, q.grad_t, a.d_out, a.n, a.m, dy_, dy_t_, stream());
+        dy_t_ready = transposer_.quantize_both(q.grad, q.grad_t, a.d_out, a.n, a.m, dy_, dy_t_,
+                                               stream(), a.d_bias);
         if (!dy_t_ready) {
             const QuantizePlan dy_plan = plans_.quantize(q.grad, a.d_out, a.n, a.m, dy_, stream());
             dy_method = transpose_method(dy_plan, a.n, a.m);
@@ -254,7 +255,7 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
         const auto wgrad = profiler_.scope("linear.wgrad");
         scaled_gemm_.run(dy_t_, *x_t, a.d_weight, true, false, stream());
     }
-    bias_grad(a, a.d_out);
+    if (!dy_t_ready) bias_grad(a, a.d_out);
 }
 
 __nv_bfloat16* CudaOps::staged_bf16(const LinearPrecision* consumer, const float* out,

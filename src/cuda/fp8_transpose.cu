@@ -179,7 +179,7 @@ void Fp8Transposer::from_source(const float* source, int64_t rows, int64_t cols,
 
 bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, const float* x,
                                   int64_t rows, int64_t cols, DeviceQuantized& out,
-                                  DeviceQuantized& out_t, cudaStream_t stream) {
+                                  DeviceQuantized& out_t, cudaStream_t stream, float* column_sums) {
     const auto planned_alone = [](const Quantizer& q) {
         return !q.needs_tensor_amax() && !q.amax_may_follow();
     };
@@ -201,11 +201,15 @@ bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, con
     };
     shape(out, plan, rows, cols);
     shape(out_t, plan_t, cols, rows);
+    const int64_t row_tiles = (rows + 127) / 128;
+    if (column_sums) tile_sums_.resize(row_tiles * cols);
     quantize_blockwise_both(x,
                             {rows, cols, plan.rule, plan.format, out.codes.data(),
                              out.levels[0].scale_inv.data(), plan_t.rule, plan_t.format,
-                             out_t.codes.data(), out_t.levels[0].scale_inv.data()},
+                             out_t.codes.data(), out_t.levels[0].scale_inv.data(),
+                             column_sums ? tile_sums_.data() : nullptr},
                             stream);
+    if (column_sums) column_finish(column_sums, tile_sums_.data(), row_tiles, cols, stream);
     return true;
 }
 

@@ -25,7 +25,8 @@ void transpose_codes(const uint8_t* in, int64_t rows, int64_t cols, uint8_t* out
 class Fp8Transposer {
   public:
     Fp8Transposer(Memory& memory, PlanRunner& runner)
-        : runner_(runner), scratch_(memory), tiles_(memory), column_amax_(memory) {}
+        : runner_(runner), scratch_(memory), tiles_(memory), column_amax_(memory),
+          tile_sums_(memory) {}
 
     // out = in transposed ([cols, rows]), quantized along its new rows; `source` is the FP32
     // tensor in was quantized from (read by from_source only).
@@ -41,9 +42,11 @@ class Fp8Transposer {
     // the plans and from_source() give — from one read of x, where both plans are 1×128 blocks
     // that need no amax of the tensor (block-wise recipes); false, with nothing run, otherwise.
     // Asks each quantizer for its plan (quantizers that need no amax plan without side effects).
+    // With `column_sums`, also adds each column's sum over the rows to column_sums[col] (the
+    // bias gradient of a layer whose dy this is), in a fixed order.
     bool quantize_both(Quantizer& rowwise, Quantizer& columnwise, const float* x, int64_t rows,
                        int64_t cols, DeviceQuantized& out, DeviceQuantized& out_t,
-                       cudaStream_t stream);
+                       cudaStream_t stream, float* column_sums = nullptr);
 
   private:
     void exact(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream);
@@ -53,6 +56,7 @@ class Fp8Transposer {
     Buffer<float> scratch_;        // from_source: the transposed source
     Buffer<uint32_t> tiles_;       // scaling-aware: the largest scale of each tile
     Buffer<uint32_t> column_amax_; // from_source, per-row plans: each column's amax (float bits)
+    Buffer<float> tile_sums_;      // quantize_both: column sums per 128 rows
 };
 
 } // namespace octet::cuda

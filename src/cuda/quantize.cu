@@ -220,19 +220,25 @@ __device__ float4 load_tile_quad(const T* x, int64_t rows, int64_t cols, int64_t
     return v;
 }
 
+struct GroupResult {
+    BlockScale scale;
+    float sum; // Σ of the group's values in order (compiled away where unused)
+};
+
 // One group of 128 values, values(q) giving values 4q … 4q + 3, quantized by `rule` into 32 words
-// of codes (words[q]); returns its scale. The amax is a plain max of |v|, exact where every value
-// is finite; a running Σ v·0 is 0 then and NaN otherwise, which sends the group through
-// finite_amax and the per-value casts instead.
+// of codes (words[q]). The amax is a plain max of |v|, exact where every value is finite; a
+// running Σ v·0 is 0 then and NaN otherwise, which sends the group through finite_amax and the
+// per-value casts instead.
 template <typename Values>
-__device__ BlockScale quantize_group_128(Values values, const ScaleRule& rule, Format format,
-                                         uint32_t* words) {
-    float amax = 0.0f, poison = 0.0f;
+__device__ GroupResult quantize_group_128(Values values, const ScaleRule& rule, Format format,
+                                          uint32_t* words) {
+    float amax = 0.0f, poison = 0.0f, sum = 0.0f;
 #pragma unroll 8
     for (int q = 0; q < both_words; ++q) {
         const float4 v = values(q);
         amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
         poison = fmaf(v.x, 0.0f, fmaf(v.y, 0.0f, fmaf(v.z, 0.0f, fmaf(v.w, 0.0f, poison))));
+        sum = sum + v.x + v.y + v.z + v.w;
     }
     const bool finite = poison == 0.0f;
     if (!finite) {
@@ -252,7 +258,7 @@ __device__ BlockScale quantize_group_128(Values values, const ScaleRule& rule, F
             words[q] = cast_scaled_packed(v.x, v.y, v.z, v.w, s.scale, format);
         }
     }
-    return s;
+    return {s, sum};
 }
 
 // A word of four codes at `out`, or those of its bytes inside the `n` that remain.
@@ -288,19 +294,20 @@ __global__ void __launch_bounds__(both_threads, 2)
     const int t = int(threadIdx.x) % both_tile;
     if (threadIdx.x < both_tile) { // warp-uniform: warps 0-3 take rows, 4-7 columns
         if (r0 + t < a.rows) {
-            const BlockScale s = quantize_group_128(
+            const GroupResult g = quantize_group_128(
                 [&](int q) { return *reinterpret_cast<const float4*>(&tile.value[t][4 * q]); },
                 a.rule, a.format, tile.codes[t]);
-            a.scale_inv[(r0 + t) * int64_t(gridDim.x) + blockIdx.x] = s.scale_inv;
+            a.scale_inv[(r0 + t) * int64_t(gridDim.x) + blockIdx.x] = g.scale.scale_inv;
         }
     } else if (c0 + t < a.cols) {
-        const BlockScale s = quantize_group_128(
+        const GroupResult g = quantize_group_128(
             [&](int q) {
                 return make_float4(tile.value[4 * q][t], tile.value[4 * q + 1][t],
                                    tile.value[4 * q + 2][t], tile.value[4 * q + 3][t]);
             },
             a.rule_t, a.format_t, tile.codes_t[t]);
-        a.scale_inv_t[(c0 + t) * int64_t(gridDim.y) + blockIdx.y] = s.scale_inv;
+        a.scale_inv_t[(c0 + t) * int64_t(gridDim.y) + blockIdx.y] = g.scale.scale_inv;
+        if (a.column_sums) a.column_sums[int64_t(blockIdx.y) * a.cols + c0 + t] = g.sum;
     }
     __syncthreads();
     // Warp w stores groups w, w + 8, … of each orientation, lane l word l.

@@ -44,6 +44,9 @@ struct BothOrientationsArgs {
     Format format_t;
     uint8_t* codes_t;   // [cols, rows]
     float* scale_inv_t; // [cols, ceil(rows / 128)]
+    // Optional (nullptr: none): each column's sum over each 128 rows, [ceil(rows / 128), cols]
+    // (a layer's bias gradient from its dy, with column_finish).
+    float* column_sums = nullptr;
 };
 void quantize_blockwise_both(const float* x, const BothOrientationsArgs& a, cudaStream_t stream);
 void quantize_blockwise_both(const __nv_bfloat16* x, const BothOrientationsArgs& a,

@@ -121,8 +121,8 @@ TEST_F(Fp8RecipesTest, PlansAndTransposesMatchTheCpuBitForBit) {
 }
 
 // The block-wise layers' x (and dy) with its transpose for the wgrad, from one read: the same
-// codes and scales as each orientation quantized on its own by the CPU. Other recipes' plans
-// are refused, with nothing written.
+// codes and scales as each orientation quantized on its own by the CPU, and dy's column sums
+// (the bias gradient) added to a buffer. Other recipes' plans are refused, with nothing written.
 TEST_F(Fp8RecipesTest, BothOrientationsInOnePassMatchTheCpuBitForBit) {
     const std::pair<int64_t, int64_t> shapes[] = {{300, 260}, {128, 128}, {1, 36},
                                                   {257, 515}, {130, 200}, {64, 1}};
@@ -144,8 +144,12 @@ TEST_F(Fp8RecipesTest, BothOrientationsInOnePassMatchTheCpuBitForBit) {
                         xt[size_t(c * rows + r)] = x[size_t(r * cols + c)];
                 const Buffer<float> dx = device(x);
                 cuda::DeviceQuantized q(ops_->memory()), t(ops_->memory());
+                // The column sums are added to what is there: start from fresh random values.
+                std::vector<float> sums0(static_cast<size_t>(cols));
+                for (float& v : sums0) v = float(rng_.normal());
+                Buffer<float> sums = device(sums0);
                 const bool fused = transposer.quantize_both(*gpu_q, *gpu_t, dx.data(), rows, cols,
-                                                            q, t, ops_->stream());
+                                                            q, t, ops_->stream(), sums.data());
                 ASSERT_EQ(fused, fuses) << what;
                 if (!fused) {
                     EXPECT_EQ(q.numel() + t.numel(), 0) << what << ": refused, yet written";
@@ -154,6 +158,25 @@ TEST_F(Fp8RecipesTest, BothOrientationsInOnePassMatchTheCpuBitForBit) {
                 expect_same(cpu_q->quantize({x.data(), rows, cols}), q.download(), what);
                 expect_same(cpu_t->quantize({xt.data(), cols, rows}), t.download(),
                             what + " transposed");
+                // Σ over the rows, in float64: NaN or ±Inf where the column holds them, else
+                // within 1e-6 of Σ|x| (two levels of FP32 sums over at most 300 values).
+                const std::vector<float> got = sums.download();
+                for (int64_t c = 0; c < cols; ++c) {
+                    double sum = sums0[size_t(c)], magnitude = std::fabs(sums0[size_t(c)]);
+                    for (int64_t r = 0; r < rows; ++r) {
+                        sum += x[size_t(r * cols + c)];
+                        magnitude += std::fabs(x[size_t(r * cols + c)]);
+                    }
+                    const float g = got[size_t(c)];
+                    if (std::isnan(sum)) {
+                        EXPECT_TRUE(std::isnan(g)) << what << " column " << c;
+                    } else if (std::isinf(sum)) {
+                        EXPECT_EQ(double(g), sum) << what << " column " << c;
+                    } else {
+                        EXPECT_LE(std::fabs(double(g) - sum), 1e-6 * magnitude)
+                            << what << " column " << c;
+                    }
+                }
             }
         }
     }
