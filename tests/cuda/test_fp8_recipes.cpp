@@ -84,102 +84,110 @@ class Fp8RecipesTest : public ::testing::Test {
         return std::sqrt(err / norm);
     }
 
+    // Each role's quantizers, for a tensor and for its transpose, on either backend; they live
+    // across shapes, as a layer's do across steps.
+    struct Quantizers {
+        std::unique_ptr<Quantizer> cpu, gpu, cpu_t, gpu_t;
+    };
+    // f(spec, quantizers, rows, cols, what, x) for every recipe spec, role and shape, with fresh
+    // awkward x [rows, cols].
+    template <typename F>
+    void for_each_case(std::initializer_list<TensorRole> roles,
+                       std::initializer_list<std::pair<int64_t, int64_t>> shapes, F f) {
+        for (const char* spec : testing::all_recipe_specs) {
+            const auto recipe = make_recipe(spec);
+            for (TensorRole role : roles) {
+                Quantizers q{recipe->make_quantizer(role), recipe->make_quantizer(role),
+                             recipe->make_quantizer(role), recipe->make_quantizer(role)};
+                for (auto [rows, cols] : shapes) {
+                    const std::string what = std::string(spec) + " " + role_name(role) + " " +
+                                             std::to_string(rows) + "x" + std::to_string(cols);
+                    f(std::string(spec), q, rows, cols, what,
+                      testing::awkward_matrix(rng_, rows, cols));
+                }
+            }
+        }
+    }
+
     uint64_t seed_ = 0;
     Rng rng_{1};
     std::unique_ptr<cuda::CudaOps> ops_;
 };
 
 TEST_F(Fp8RecipesTest, PlansAndTransposesMatchTheCpuBitForBit) {
-    const std::pair<int64_t, int64_t> shapes[] = {{130, 200}, {256, 384}, {1, 33}, {64, 96}};
     cuda::PlanRunner runner(ops_->memory());
     cuda::Fp8Transposer transposer(ops_->memory(), runner);
-    for (const char* spec : testing::all_recipe_specs) {
-        const auto recipe = make_recipe(spec);
-        for (TensorRole role : {TensorRole::activation, TensorRole::weight, TensorRole::gradient}) {
-            auto cpu_q = recipe->make_quantizer(role), gpu_q = recipe->make_quantizer(role);
-            auto cpu_t = recipe->make_quantizer(role), gpu_t = recipe->make_quantizer(role);
-            for (auto [rows, cols] : shapes) {
-                const std::string what = std::string(spec) + " " + role_name(role) + " " +
-                                         std::to_string(rows) + "x" + std::to_string(cols);
-                const std::vector<float> x = testing::awkward_matrix(rng_, rows, cols);
-                const Buffer<float> dx = device(x);
-                cuda::DeviceQuantized q(ops_->memory()), t(ops_->memory());
-                // Twice: te-delayed's second tensor takes the scale its history gives.
-                for (int pass = 0; pass < 2; ++pass) {
-                    const QuantizedTensor cpu = cpu_q->quantize({x.data(), rows, cols});
-                    const QuantizePlan plan =
-                        runner.quantize(*gpu_q, dx.data(), rows, cols, q, ops_->stream());
-                    expect_same(cpu, q.download(), what);
-                    const TransposeMethod method = transpose_method(plan, rows, cols);
-                    transposer.run(q, method, *gpu_t, dx.data(), t, ops_->stream());
-                    expect_same(transpose_for_gemm(cpu, method, *cpu_t, x.data()), t.download(),
-                                what + " transposed");
-                }
-            }
-        }
-    }
+    for_each_case({TensorRole::activation, TensorRole::weight, TensorRole::gradient},
+                  {{130, 200}, {256, 384}, {1, 33}, {64, 96}},
+                  [&](const std::string&, Quantizers& qz, int64_t rows, int64_t cols,
+                      const std::string& what, const std::vector<float>& x) {
+                      const Buffer<float> dx = device(x);
+                      cuda::DeviceQuantized q(ops_->memory()), t(ops_->memory());
+                      // Twice: te-delayed's second tensor takes the scale its history gives.
+                      for (int pass = 0; pass < 2; ++pass) {
+                          const QuantizedTensor cpu = qz.cpu->quantize({x.data(), rows, cols});
+                          const QuantizePlan plan =
+                              runner.quantize(*qz.gpu, dx.data(), rows, cols, q, ops_->stream());
+                          expect_same(cpu, q.download(), what);
+                          const TransposeMethod method = transpose_method(plan, rows, cols);
+                          transposer.run(q, method, *qz.gpu_t, dx.data(), t, ops_->stream());
+                          expect_same(transpose_for_gemm(cpu, method, *qz.cpu_t, x.data()),
+                                      t.download(), what + " transposed");
+                      }
+                  });
 }
 
 // The block-wise layers' x (and dy) with its transpose for the wgrad, from one read: the same
 // codes and scales as each orientation quantized on its own by the CPU, and dy's column sums
 // (the bias gradient) added to a buffer. Other recipes' plans are refused, with nothing written.
 TEST_F(Fp8RecipesTest, BothOrientationsInOnePassMatchTheCpuBitForBit) {
-    const std::pair<int64_t, int64_t> shapes[] = {{300, 260}, {128, 128}, {1, 36},
-                                                  {257, 515}, {130, 200}, {64, 1}};
     cuda::PlanRunner runner(ops_->memory());
     cuda::Fp8Transposer transposer(ops_->memory(), runner);
-    for (const char* spec : testing::all_recipe_specs) {
-        const auto recipe = make_recipe(spec);
-        const bool fuses = std::string(spec).rfind("blockwise", 0) == 0;
-        for (TensorRole role : {TensorRole::activation, TensorRole::gradient}) {
-            auto cpu_q = recipe->make_quantizer(role), gpu_q = recipe->make_quantizer(role);
-            auto cpu_t = recipe->make_quantizer(role), gpu_t = recipe->make_quantizer(role);
-            for (auto [rows, cols] : shapes) {
-                const std::string what = std::string(spec) + " " + role_name(role) + " " +
-                                         std::to_string(rows) + "x" + std::to_string(cols);
-                const std::vector<float> x = testing::awkward_matrix(rng_, rows, cols);
-                std::vector<float> xt(x.size());
-                for (int64_t r = 0; r < rows; ++r)
-                    for (int64_t c = 0; c < cols; ++c)
-                        xt[size_t(c * rows + r)] = x[size_t(r * cols + c)];
-                const Buffer<float> dx = device(x);
-                cuda::DeviceQuantized q(ops_->memory()), t(ops_->memory());
-                // The column sums are added to what is there: start from fresh random values.
-                std::vector<float> sums0(static_cast<size_t>(cols));
-                for (float& v : sums0) v = float(rng_.normal());
-                Buffer<float> sums = device(sums0);
-                const bool fused = transposer.quantize_both(*gpu_q, *gpu_t, dx.data(), rows, cols,
-                                                            q, t, ops_->stream(), sums.data());
-                ASSERT_EQ(fused, fuses) << what;
-                if (!fused) {
-                    EXPECT_EQ(q.numel() + t.numel(), 0) << what << ": refused, yet written";
-                    continue;
-                }
-                expect_same(cpu_q->quantize({x.data(), rows, cols}), q.download(), what);
-                expect_same(cpu_t->quantize({xt.data(), cols, rows}), t.download(),
-                            what + " transposed");
-                // Σ over the rows, in float64: NaN or ±Inf where the column holds them, else
-                // within 1e-6 of Σ|x| (two levels of FP32 sums over at most 300 values).
-                const std::vector<float> got = sums.download();
-                for (int64_t c = 0; c < cols; ++c) {
-                    double sum = sums0[size_t(c)], magnitude = std::fabs(sums0[size_t(c)]);
-                    for (int64_t r = 0; r < rows; ++r) {
-                        sum += x[size_t(r * cols + c)];
-                        magnitude += std::fabs(x[size_t(r * cols + c)]);
-                    }
-                    const float g = got[size_t(c)];
-                    if (std::isnan(sum)) {
-                        EXPECT_TRUE(std::isnan(g)) << what << " column " << c;
-                    } else if (std::isinf(sum)) {
-                        EXPECT_EQ(double(g), sum) << what << " column " << c;
-                    } else {
-                        EXPECT_LE(std::fabs(double(g) - sum), 1e-6 * magnitude)
-                            << what << " column " << c;
-                    }
-                }
-            }
-        }
-    }
+    for_each_case({TensorRole::activation, TensorRole::gradient},
+                  {{300, 260}, {128, 128}, {1, 36}, {257, 515}, {130, 200}, {64, 1}},
+                  [&](const std::string& spec, Quantizers& qz, int64_t rows, int64_t cols,
+                      const std::string& what, const std::vector<float>& x) {
+                      std::vector<float> xt(x.size());
+                      for (int64_t r = 0; r < rows; ++r)
+                          for (int64_t c = 0; c < cols; ++c)
+                              xt[size_t(c * rows + r)] = x[size_t(r * cols + c)];
+                      const Buffer<float> dx = device(x);
+                      cuda::DeviceQuantized q(ops_->memory()), t(ops_->memory());
+                      // The column sums are added to what is there: start from fresh random values.
+                      std::vector<float> sums0(static_cast<size_t>(cols));
+                      for (float& v : sums0) v = float(rng_.normal());
+                      Buffer<float> sums = device(sums0);
+                      const bool fused =
+                          transposer.quantize_both(*qz.gpu, *qz.gpu_t, dx.data(), rows, cols, q, t,
+                                                   ops_->stream(), sums.data());
+                      ASSERT_EQ(fused, spec.rfind("blockwise", 0) == 0) << what;
+                      if (!fused) {
+                          EXPECT_EQ(q.numel() + t.numel(), 0) << what << ": refused, yet written";
+                          return;
+                      }
+                      expect_same(qz.cpu->quantize({x.data(), rows, cols}), q.download(), what);
+                      expect_same(qz.cpu_t->quantize({xt.data(), cols, rows}), t.download(),
+                                  what + " transposed");
+                      // Σ over the rows, in float64: NaN or ±Inf where the column holds them, else
+                      // within 1e-6 of Σ|x| (two levels of FP32 sums over at most 300 values).
+                      const std::vector<float> got = sums.download();
+                      for (int64_t c = 0; c < cols; ++c) {
+                          double sum = sums0[size_t(c)], magnitude = std::fabs(sums0[size_t(c)]);
+                          for (int64_t r = 0; r < rows; ++r) {
+                              sum += x[size_t(r * cols + c)];
+                              magnitude += std::fabs(x[size_t(r * cols + c)]);
+                          }
+                          const float g = got[size_t(c)];
+                          if (std::isnan(sum)) {
+                              EXPECT_TRUE(std::isnan(g)) << what << " column " << c;
+                          } else if (std::isinf(sum)) {
+                              EXPECT_EQ(double(g), sum) << what << " column " << c;
+                          } else {
+                              EXPECT_LE(std::fabs(double(g) - sum), 1e-6 * magnitude)
+                                  << what << " column " << c;
+                          }
+                      }
+                  });
 }
 
 TEST_F(Fp8RecipesTest, ScaledGemmsMatchTheCpuOracle) {
