@@ -180,6 +180,11 @@ void CudaOps::linear_forward_fp8(const LinearForwardArgs<float>& a) {
 const DeviceQuantized& CudaOps::quantized_input(SavedLinear& layer, Quantizer& input,
                                                 Quantizer& input_t,
                                                 const LinearForwardArgs<float>& a) {
+    // A transpose method follows the plan's block shape, which a layer keeps from step to step:
+    // after the first forward, a layer whose xᵀ comes from the source quantizes x into the
+    // buffer all such layers share.
+    const bool transient = layer.planned && layer.x_method == TransposeMethod::from_source;
+    DeviceQuantized* x = transient ? &x_transient_ : &layer.x;
     {
         const auto timed = profiler_.scope("linear.quantize");
         if (transposer_.quantize_both(input, input_t, a.in, a.n, a.k, x_transient_, layer.x_t,
@@ -189,14 +194,6 @@ const DeviceQuantized& CudaOps::quantized_input(SavedLinear& layer, Quantizer& i
             if (layer.x.codes.size()) layer.x = DeviceQuantized(memory_);
             return x_transient_;
         }
-    }
-    // A transpose method follows the plan's block shape, which a layer keeps from step to step:
-    // after the first forward, a layer whose xᵀ comes from the source quantizes x into the
-    // buffer all such layers share.
-    const bool transient = layer.planned && layer.x_method == TransposeMethod::from_source;
-    DeviceQuantized* x = transient ? &x_transient_ : &layer.x;
-    {
-        const auto timed = profiler_.scope("linear.quantize");
         const QuantizePlan x_plan = plans_.quantize(input, a.in, a.n, a.k, *x, stream());
         layer.x_method = transpose_method(x_plan, a.n, a.k);
         layer.planned = true;

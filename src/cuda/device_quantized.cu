@@ -16,6 +16,18 @@ void DeviceScaleGrid::shape(int64_t rows, int64_t cols, int64_t block_rows_, int
     scale_inv.resize(grid_rows * grid_cols);
 }
 
+DeviceScaleGrid& DeviceQuantized::shape_one_level(Format format_, int64_t rows_, int64_t cols_,
+                                                  int64_t block_rows, int64_t block_cols,
+                                                  ScaleEncoding encoding, bool pow2) {
+    format = format_;
+    rows = rows_;
+    cols = cols_;
+    codes.resize(rows * cols);
+    level_count = 1;
+    levels[0].shape(rows, cols, block_rows, block_cols, encoding, pow2);
+    return levels[0];
+}
+
 LevelViews DeviceQuantized::views(Levels which) const {
     LevelViews v{};
     for (int i = 0; i < level_count; ++i) {

@@ -59,6 +59,11 @@ struct DeviceQuantized {
     int level_count = 0;
 
     int64_t numel() const { return rows * cols; }
+    // Shape it as a rows × cols tensor of `format` codes with one level of scales (block
+    // dimensions resolved, ≥ 1); returns that level.
+    DeviceScaleGrid& shape_one_level(Format format_, int64_t rows_, int64_t cols_,
+                                     int64_t block_rows, int64_t block_cols, ScaleEncoding encoding,
+                                     bool pow2);
     // Levels for kernels: all of them, those that vary over the tensor, or those with one scale
     // for the whole tensor.
     enum class Levels { all, varying, whole };

@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "cuda/launch.cuh"
 #include "cuda/quantize.h"
+#include "cuda/quantize_quad.cuh"
 #include "cuda/reduce.cuh"
 #include "cuda/source_tile.cuh"
 #include "cuda/tiled_transpose.cuh"
@@ -40,14 +41,35 @@ __global__ void quantize_transposed_kernel(const float* source, int64_t rows, in
                                            float* out_scale_inv, int64_t out_grid_cols) {
     __shared__ SourceTile tile;
     const TileOrigin o = load_source_tile(tile, source, rows, cols);
+    constexpr int parts = source_tile_rows / 32;
+    static_assert(parts == 4, "a lane's codes fill one 32-bit word");
     for_each_tile_column(o, cols, [&](int cc, int lane) {
         const int64_t c = o.c0 + cc;
-        float v[4];
-        const float amax = tile_column(tile, o, cc, lane, rows, v);
+        float v[parts], amax = 0.0f;
+        for (int j = 0; j < parts; ++j) {
+            v[j] = tile.value[lane + 32 * j][cc];
+            if (o.r0 + lane + 32 * j < rows) amax = finite_amax(amax, v[j]);
+        }
         const BlockScale s = rule(whole_rows ? __uint_as_float(column_amax[c]) : warp_max(amax));
         if (lane == 0 && (!whole_rows || o.r0 == 0))
             out_scale_inv[c * out_grid_cols + (whole_rows ? 0 : o.r0 / 128)] = s.scale_inv;
-        store_tile_column_codes(v, s.scale, out_format, o, cc, lane, rows, out_codes);
+        // byte j: the code of row lane + 32 j
+        const uint32_t packed = cast_scaled_packed(v[0], v[1], v[2], v[3], s.scale, out_format);
+        uint8_t* out_row = out_codes + c * rows + o.r0;
+        if (rows % 4 == 0 && o.r0 + source_tile_rows <= rows) {
+            // Lane l stores rows 4l … 4l + 3 as one word: row 4l + k is byte l / 8 of the lane
+            // (4l + k) mod 32. A warp then writes 128 contiguous bytes in one instruction.
+            uint32_t word = 0;
+            for (int k = 0; k < 4; ++k) {
+                const uint32_t held = __shfl_sync(0xFFFFFFFFu, packed, (4 * lane + k) & 31);
+                word |= ((held >> (8 * (lane / 8))) & 0xFFu) << (8 * k);
+            }
+            reinterpret_cast<uint32_t*>(out_row)[lane] = word;
+        } else {
+            for (int j = 0; j < parts; ++j)
+                if (o.r0 + lane + 32 * j < rows)
+                    out_row[lane + 32 * j] = uint8_t(packed >> (8 * j));
+        }
     });
 }
 
@@ -149,14 +171,9 @@ void Fp8Transposer::from_source(const float* source, int64_t rows, int64_t cols,
         runner_.run(transposed_copy(), cols, rows, plan, out, stream);
         return;
     }
-    out.format = plan.format;
-    out.rows = cols;
-    out.cols = rows;
-    out.codes.resize(rows * cols);
-    out.level_count = 1;
-    DeviceScaleGrid& g = out.levels[0];
-    g.shape(out.rows, out.cols, 1, whole_rows ? std::max<int64_t>(rows, 1) : 128, plan.encoding,
-            plan.power_of_two_scales());
+    DeviceScaleGrid& g = out.shape_one_level(plan.format, cols, rows, 1,
+                                             whole_rows ? std::max<int64_t>(rows, 1) : 128,
+                                             plan.encoding, plan.power_of_two_scales());
     if (rows * cols == 0) return;
     const dim3 grid = source_tile_grid(rows, cols);
     if (blocks_1x128 && !whole_rows) {
@@ -191,16 +208,9 @@ bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, con
         return p.kind == QuantizePlan::Kind::blocks && p.block.rows == 1 && p.block.cols == 128;
     };
     if (!groups_1x128(plan) || !groups_1x128(plan_t)) return false;
-    const auto shape = [](DeviceQuantized& q, const QuantizePlan& p, int64_t r, int64_t c) {
-        q.format = p.format;
-        q.rows = r;
-        q.cols = c;
-        q.codes.resize(r * c);
-        q.level_count = 1;
-        q.levels[0].shape(r, c, 1, 128, p.encoding, p.power_of_two_scales());
-    };
-    shape(out, plan, rows, cols);
-    shape(out_t, plan_t, cols, rows);
+    out.shape_one_level(plan.format, rows, cols, 1, 128, plan.encoding, plan.power_of_two_scales());
+    out_t.shape_one_level(plan_t.format, cols, rows, 1, 128, plan_t.encoding,
+                          plan_t.power_of_two_scales());
     const int64_t row_tiles = (rows + 127) / 128;
     if (column_sums) tile_sums_.resize(row_tiles * cols);
     quantize_blockwise_both(x,
@@ -275,13 +285,7 @@ void Fp8Transposer::scaling_aware(const DeviceQuantized& in, DeviceQuantized& ou
     if (in.level_count != 1 || g.block_rows != 1 || !g.pow2)
         throw Error("scaling-aware transpose needs one level of power-of-two 1xG groups");
     const int64_t group = g.block_cols, rows = in.rows, cols = in.cols, gc = g.grid_cols;
-    out.format = in.format;
-    out.rows = cols;
-    out.cols = rows;
-    out.codes.resize(in.numel());
-    out.level_count = 1;
-    DeviceScaleGrid& t = out.levels[0];
-    t.shape(cols, rows, 1, group, g.encoding, true);
+    DeviceScaleGrid& t = out.shape_one_level(in.format, cols, rows, 1, group, g.encoding, true);
     if (in.numel() == 0) return;
     if (group == 128) {
         transpose_scaling_aware({in.codes.data(), g.scale_inv.data(), rows, cols, in.format,

@@ -246,6 +246,7 @@ __device__ GroupResult quantize_group_128(Values values, const ScaleRule& rule, 
         for (int q = 0; q < both_words; ++q) amax = finite_amax4(amax, values(q));
     }
     const BlockScale s = rule(amax);
+    // A loop per path: choosing the cast inside one loop made the kernel 17% slower (H100).
     if (finite) {
 #pragma unroll 8
         for (int q = 0; q < both_words; ++q) {

@@ -459,14 +459,9 @@ bool PlanRunner::run_fixed_measuring_amax(const float* x, int64_t rows, int64_t 
     if (plan.kind != QuantizePlan::Kind::blocks || plan.rule.kind != ScaleRule::Kind::fixed ||
         !one_block)
         return false;
-    out.format = plan.format;
-    out.rows = rows;
-    out.cols = cols;
-    out.codes.resize(rows * cols);
-    DeviceScaleGrid& g = out.levels[0];
-    g.shape(rows, cols, std::max<int64_t>(rows, 1), std::max<int64_t>(cols, 1), plan.encoding,
-            plan.power_of_two_scales());
-    out.level_count = 1;
+    DeviceScaleGrid& g =
+        out.shape_one_level(plan.format, rows, cols, std::max<int64_t>(rows, 1),
+                            std::max<int64_t>(cols, 1), plan.encoding, plan.power_of_two_scales());
     amax_.resize(1);
     OCTET_CUDA_CHECK(cudaMemsetAsync(amax_.data(), 0, sizeof(uint32_t), stream));
     const int64_t n = rows * cols;

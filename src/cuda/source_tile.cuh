@@ -1,18 +1,15 @@
-// A 128 × 64 tile of an FP32 tensor in shared memory, filled by a block of 256 threads, for the
+// A 128 × 64 tile of an FP32 tensor in shared memory, loaded by a block of 256 threads, for the
 // kernels that then read it along columns: the transposes that quantize a tensor's other
-// orientation from the tensor itself (fp8_transpose.cu), a tile column at a time.
+// orientation from the tensor itself (fp8_transpose.cu).
 #pragma once
 
 #include <cstdint>
 
 #include "cuda/launch.cuh"
-#include "cuda/quantize_quad.cuh"
-#include "numerics/scaling.h"
 
 namespace octet::cuda {
 
 constexpr int source_tile_rows = 128, source_tile_cols = 64, source_tile_threads = 256;
-static_assert(source_tile_rows == 4 * 32, "a lane holds four values of a tile column");
 
 struct SourceTile {
     // A padded row keeps reads along columns free of bank conflicts.
@@ -79,43 +76,6 @@ __device__ inline void for_each_tile_column(TileOrigin o, int64_t cols, F f) {
     for (int cc = int(threadIdx.x / 32); cc < source_tile_cols && o.c0 + cc < cols;
          cc += source_tile_threads / 32)
         f(cc, lane);
-}
-
-// Tile column cc, held by a warp: v[j] = its row lane + 32 j. Returns the finite amax of this
-// lane's values in rows inside the tensor (zeros fill the tile beyond them anyway).
-__device__ inline float tile_column(const SourceTile& t, TileOrigin o, int cc, int lane,
-                                    int64_t rows, float (&v)[4]) {
-    float amax = 0.0f;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-        v[j] = t.value[lane + 32 * j][cc];
-        if (o.r0 + lane + 32 * j < rows) amax = finite_amax(amax, v[j]);
-    }
-    return amax;
-}
-
-// The codes of tile column cc under `scale`, stored as its 128 values of the transposed tensor's
-// row o.c0 + cc: codes_t [cols, rows], columns o.r0 … o.r0 + 127.
-__device__ inline void store_tile_column_codes(const float (&v)[4], float scale, Format format,
-                                               TileOrigin o, int cc, int lane, int64_t rows,
-                                               uint8_t* codes_t) {
-    // byte j: the code of row lane + 32 j
-    const uint32_t packed = cast_scaled_packed(v[0], v[1], v[2], v[3], scale, format);
-    uint8_t* out_row = codes_t + (o.c0 + cc) * rows + o.r0;
-    if (rows % 4 == 0 && o.r0 + source_tile_rows <= rows) {
-        // Lane l stores rows 4l … 4l + 3 as one word: row 4l + k is byte l / 8 of the lane
-        // (4l + k) mod 32. A warp then writes 128 contiguous bytes in one instruction.
-        uint32_t word = 0;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            const uint32_t held = __shfl_sync(0xFFFFFFFFu, packed, (4 * lane + k) & 31);
-            word |= ((held >> (8 * (lane / 8))) & 0xFFu) << (8 * k);
-        }
-        reinterpret_cast<uint32_t*>(out_row)[lane] = word;
-    } else {
-        for (int j = 0; j < 4; ++j)
-            if (o.r0 + lane + 32 * j < rows) out_row[lane + 32 * j] = uint8_t(packed >> (8 * j));
-    }
 }
 
 } // namespace octet::cuda
