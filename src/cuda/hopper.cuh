@@ -51,6 +51,12 @@ __device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
     } while (!done);
 }
 
+// Waits until `threads` threads (a multiple of 32) have arrived at barrier `id` (1–15: 0 is
+// __syncthreads'), so that one warpgroup can synchronise without the others.
+__device__ __forceinline__ void named_barrier_sync(uint32_t id, uint32_t threads) {
+    asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
 // --- TMA ---
 
 __device__ __forceinline__ void prefetch_tensor_map(const CUtensorMap* map) {

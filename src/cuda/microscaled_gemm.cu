@@ -17,34 +17,55 @@
 namespace octet::cuda {
 namespace {
 
-// A CTA computes a 128×128 tile of out; a stage of the shared-memory ring holds 128 of K of both
-// operands (one 128-byte swizzle row per operand row) and their scales. Six stages of 32 KB keep
-// TMA far enough ahead of the tensor cores and fit beside the scales in 227 KB.
-constexpr int tile_m = 128, tile_n = 128, tile_k = 128;
-constexpr int stages = 6;
-constexpr int consumer_threads = 256;           // two warpgroups of 64 rows each
+// A CTA computes a 256×128 tile of out in two waves of 128 rows; a stage of the shared-memory ring
+// holds 128 of K of both operands (one 128-byte swizzle row per operand row) and their scales.
+// Against 128×128 tiles, the tensor cores read half as much of b per product from shared memory
+// and TMA writes a quarter less into it per product (docs/microscaled-gemm.md).
+constexpr int waves = 2;
+constexpr int tile_m = 128 * waves, tile_n = 128, tile_k = 128;
+constexpr int consumer_threads = 256;           // two warpgroups of 64 rows (of each wave)
 constexpr int threads = consumer_threads + 128; // and a producer warpgroup (one thread issues)
-constexpr int operand_stage_bytes = tile_m * tile_k;
-// Tiles are walked in bands of this many tile rows: the CTAs running at once then share a's rows
-// and b's columns in L2.
-constexpr int band_rows = 16;
-// Registers per thread after reallocation: the producer needs few, a consumer holds 2 × 64
-// accumulators (the running sums and a group's partial sums) and the promotion's operands.
+constexpr int a_stage_bytes = tile_m * tile_k, b_stage_bytes = tile_n * tile_k;
+// Tiles are walked in bands of 2048 rows: the CTAs running at once then share a's rows and b's
+// columns in L2.
+constexpr int band_rows = 2048 / tile_m;
+// Registers per thread after reallocation: the producer needs few, a consumer holds 3 × 64
+// accumulators (the running sums of both waves and a group's partial sums) and the promotion's
+// operands.
 constexpr uint32_t producer_registers = 24, consumer_registers = 240;
+// The epilogue stages a warpgroup's 64 rows in shared memory, 128 bytes of out per row at a time
+// (64 BF16 columns or 32 FP32 ones), so that they leave in 16-byte stores of whole rows: stored
+// from the WGMMA fragments, each instruction would touch eight rows. A row's padding keeps the
+// fragment stores free of bank conflicts: 16 bytes for BF16 pairs (a warp's 8 rows then start 4
+// banks apart), 32 for FP32 pairs (8-byte accesses go by half-warps of 4 rows, which then start 8
+// banks apart).
+constexpr int staged_row_bytes = 128;
+constexpr int staging_pitch_bf16 = staged_row_bytes + 16,
+              staging_pitch_fp32 = staged_row_bytes + 32;
+constexpr int staging_bytes = 64 * staging_pitch_fp32; // one warpgroup's
+constexpr int shared_capacity = 227 * 1024;            // a Hopper CTA's, at most
 
 template <int group>
 struct SharedLayout {
     static_assert(group == 32 || group == 128, "group: 32 or 128");
     static constexpr int groups_per_stage = tile_k / group;
-    static constexpr int scale_floats = tile_m * groups_per_stage; // one operand, one stage
+    static constexpr int a_scale_floats = tile_m * groups_per_stage; // one stage
+    static constexpr int b_scale_floats = tile_n * groups_per_stage;
+    // As many stages as fit (4 at G = 128, 3 at G = 32), each with its two barriers and block
+    // scale, beside the staging tiles and the 1024 bytes that align the base.
+    static constexpr int stage_bytes =
+        a_stage_bytes + b_stage_bytes + (a_scale_floats + b_scale_floats) * 4 + 2 * 8 + 4;
+    static constexpr int stages = (shared_capacity - 1024 - 2 * staging_bytes - 8) / stage_bytes;
     static constexpr int a_offset = 0;
-    static constexpr int b_offset = a_offset + stages * operand_stage_bytes;
-    static constexpr int a_scale_offset = b_offset + stages * operand_stage_bytes;
-    static constexpr int b_scale_offset = a_scale_offset + stages * scale_floats * 4;
-    static constexpr int block_scale_offset = b_scale_offset + stages * scale_floats * 4;
+    static constexpr int b_offset = a_offset + stages * a_stage_bytes;
+    static constexpr int a_scale_offset = b_offset + stages * b_stage_bytes;
+    static constexpr int b_scale_offset = a_scale_offset + stages * a_scale_floats * 4;
+    static constexpr int staging_offset = b_scale_offset + stages * b_scale_floats * 4;
+    static constexpr int block_scale_offset = staging_offset + 2 * staging_bytes;
     static constexpr int barrier_offset = block_scale_offset + (stages * 4 + 7) / 8 * 8;
     static constexpr int bytes = barrier_offset + 2 * stages * 8;
     static constexpr int launch_bytes = bytes + 1024; // the base is aligned to 1024 in the kernel
+    static_assert(launch_bytes <= shared_capacity, "more shared memory than a Hopper CTA has");
 };
 
 struct Params {
@@ -54,6 +75,7 @@ struct Params {
     float beta;
     int m, n;
     bool out_fp32;
+    bool out_vectors; // out's rows are whole 16-byte vectors, 16-byte aligned
     int tiles_m, tiles_n, k_stages;
 };
 
@@ -67,34 +89,76 @@ __device__ __forceinline__ void tile_at(int t, const Params& p, int& tile_row, i
     tile_col = r / rows;
 }
 
-// out[r, c..c+1] = v (+ beta · out), clipped to m × n.
-__device__ __forceinline__ void store_pair(const Params& p, int r, int c, float v0, float v1) {
-    if (r >= p.m || c >= p.n) return;
-    const int64_t i = int64_t(r) * p.n + c;
-    const bool pair = c + 1 < p.n, aligned = p.n % 2 == 0; // then out + i is 2-element aligned
-    if (p.out_fp32) {
-        float* o = static_cast<float*>(p.out) + i;
-        if (pair && aligned) {
-            float2 w = make_float2(v0, v1);
-            if (p.beta != 0.0f) {
-                const float2 old = *reinterpret_cast<const float2*>(o);
-                w.x += p.beta * old.x;
-                w.y += p.beta * old.y;
-            }
-            *reinterpret_cast<float2*>(o) = w;
-            return;
+// Copies one warpgroup's staged rows [r0, r0 + 64) × 128 bytes from column c0 into out
+// (+ beta · out), clipped to m × n: thread t of the warpgroup takes 16-byte chunks t, t + 128, …,
+// so a warp writes four whole rows' 512 bytes per instruction.
+template <typename T>
+__device__ __forceinline__ void copy_out_staged(const Params& p, const uint8_t* staging, int pitch,
+                                                int r0, int c0, int thread) {
+    constexpr int per_chunk = 16 / sizeof(T), chunks_per_row = staged_row_bytes / 16;
+#pragma unroll
+    for (int q = 0; q < 64 * chunks_per_row / 128; ++q) {
+        const int j = thread + 128 * q, row = j / chunks_per_row, chunk = j % chunks_per_row;
+        const int r = r0 + row, c = c0 + chunk * per_chunk;
+        if (r >= p.m || c >= p.n) continue;
+        uint4 staged = *reinterpret_cast<const uint4*>(staging + row * pitch + chunk * 16);
+        T* o = static_cast<T*>(p.out) + int64_t(r) * p.n + c;
+        if (p.out_vectors) { // n is a multiple of per_chunk: the chunk lies whole inside out
+            if constexpr (sizeof(T) == 4) // beta is 0 for BF16 output (checked on the host)
+                if (p.beta != 0.0f) {
+                    const float4 old = *reinterpret_cast<const float4*>(o);
+                    staged.x = __float_as_uint(__uint_as_float(staged.x) + p.beta * old.x);
+                    staged.y = __float_as_uint(__uint_as_float(staged.y) + p.beta * old.y);
+                    staged.z = __float_as_uint(__uint_as_float(staged.z) + p.beta * old.z);
+                    staged.w = __float_as_uint(__uint_as_float(staged.w) + p.beta * old.w);
+                }
+            *reinterpret_cast<uint4*>(o) = staged;
+            continue;
         }
-        o[0] = p.beta != 0.0f ? v0 + p.beta * o[0] : v0;
-        if (pair) o[1] = p.beta != 0.0f ? v1 + p.beta * o[1] : v1;
-        return;
+        const T* v = reinterpret_cast<const T*>(&staged);
+#pragma unroll
+        for (int i = 0; i < per_chunk; ++i) {
+            if (c + i >= p.n) break;
+            if constexpr (sizeof(T) == 4)
+                o[i] = p.beta != 0.0f ? v[i] + p.beta * o[i] : v[i];
+            else
+                o[i] = v[i];
+        }
     }
-    __nv_bfloat16* o = static_cast<__nv_bfloat16*>(p.out) + i;
-    if (pair && aligned) {
-        *reinterpret_cast<__nv_bfloat162*>(o) = __floats2bfloat162_rn(v0, v1);
-        return;
+}
+
+// alpha · sum, a warpgroup's 64 × 128 fragment of a wave whose first row is wave_row, into out of
+// element type T: through the warpgroup's staging tile, 128 bytes of each row per round, each round
+// between two of the warpgroup's own barriers (the first waits for the previous round's readers).
+template <typename T>
+__device__ __forceinline__ void store_wave(const Params& p, uint8_t* staging, uint32_t barrier,
+                                           const float (&sum)[64], float alpha, int wave_row,
+                                           int tile_col, int warpgroup, int row, int col) {
+    constexpr int pitch = sizeof(T) == 4 ? staging_pitch_fp32 : staging_pitch_bf16;
+    constexpr int round_cols = staged_row_bytes / sizeof(T), chunks = round_cols / 8;
+    const int thread = int(threadIdx.x % 128), local_row = row - 64 * warpgroup;
+#pragma unroll
+    for (int round = 0; round < tile_n / round_cols; ++round) {
+        hopper::named_barrier_sync(barrier, 128);
+#pragma unroll
+        for (int c = 0; c < chunks; ++c) {
+            const int i = 4 * (round * chunks + c);
+            uint8_t* at = staging + local_row * pitch + (8 * c + col) * sizeof(T);
+            if constexpr (sizeof(T) == 4) {
+                *reinterpret_cast<float2*>(at) = make_float2(alpha * sum[i], alpha * sum[i + 1]);
+                *reinterpret_cast<float2*>(at + 8 * pitch) =
+                    make_float2(alpha * sum[i + 2], alpha * sum[i + 3]);
+            } else {
+                *reinterpret_cast<__nv_bfloat162*>(at) =
+                    __floats2bfloat162_rn(alpha * sum[i], alpha * sum[i + 1]);
+                *reinterpret_cast<__nv_bfloat162*>(at + 8 * pitch) =
+                    __floats2bfloat162_rn(alpha * sum[i + 2], alpha * sum[i + 3]);
+            }
+        }
+        hopper::named_barrier_sync(barrier, 128);
+        copy_out_staged<T>(p, staging, pitch, wave_row + 64 * warpgroup,
+                           tile_col * tile_n + round * round_cols, thread);
     }
-    o[0] = __float2bfloat16_rn(v0);
-    if (pair) o[1] = __float2bfloat16_rn(v1);
 }
 
 template <int group, Format a_format, MicroscaledB b_scaling>
@@ -106,17 +170,17 @@ __global__ void __launch_bounds__(threads, 1)
     using namespace hopper;
     using L = SharedLayout<group>;
     constexpr int groups_per_stage = L::groups_per_stage;
-    constexpr uint32_t scale_bytes = L::scale_floats * 4;
+    constexpr uint32_t a_scale_bytes = L::a_scale_floats * 4, b_scale_bytes = L::b_scale_floats * 4;
     extern __shared__ uint8_t shared_raw[];
     const uint32_t raw = shared_address(shared_raw), skip = (1024 - (raw & 1023)) & 1023;
     uint8_t* shared = shared_raw + skip;
     const uint32_t base = raw + skip;
-    const uint32_t full = base + L::barrier_offset, empty = full + stages * 8; // 8 B each
+    const uint32_t full = base + L::barrier_offset, empty = full + L::stages * 8; // 8 B each
     float* block_scale = reinterpret_cast<float*>(shared + L::block_scale_offset);
     const int tiles = p.tiles_m * p.tiles_n;
 
     if (threadIdx.x == 0) {
-        for (int s = 0; s < stages; ++s) {
+        for (int s = 0; s < L::stages; ++s) {
             mbarrier_init(full + 8 * s, 1);                      // the producer's arrive, + bytes
             mbarrier_init(empty + 8 * s, consumer_threads / 32); // one arrive per consumer warp
         }
@@ -131,8 +195,8 @@ __global__ void __launch_bounds__(threads, 1)
         prefetch_tensor_map(&map_b);
         prefetch_tensor_map(&map_a_scales);
         if constexpr (b_scaling == MicroscaledB::groups) prefetch_tensor_map(&map_b_scales);
-        constexpr uint32_t stage_bytes = 2 * operand_stage_bytes + scale_bytes +
-                                         (b_scaling == MicroscaledB::groups ? scale_bytes : 0);
+        constexpr uint32_t stage_bytes = a_stage_bytes + b_stage_bytes + a_scale_bytes +
+                                         (b_scaling == MicroscaledB::groups ? b_scale_bytes : 0);
         uint32_t pass = 0; // passes over the ring so far, across tiles: their parity is the phase
         for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
             int tile_row, tile_col;
@@ -142,10 +206,10 @@ __global__ void __launch_bounds__(threads, 1)
             const float* b_blocks = p.b_block_scales + tile_col;
             float next_block_scale = 0;
             if constexpr (b_scaling == MicroscaledB::blocks_128x128) next_block_scale = b_blocks[0];
-            for (int first = 0; first < p.k_stages; first += stages, ++pass) {
+            for (int first = 0; first < p.k_stages; first += L::stages, ++pass) {
                 const uint32_t phase = pass & 1;
 #pragma unroll
-                for (int s = 0; s < stages; ++s) {
+                for (int s = 0; s < L::stages; ++s) {
                     const int ks = first + s;
                     mbarrier_wait(empty + 8 * s, phase ^ 1); // a fresh barrier passes parity 1
                     const uint32_t bar = full + 8 * s;
@@ -160,15 +224,15 @@ __global__ void __launch_bounds__(threads, 1)
                             next_block_scale = b_blocks[int64_t(ks + 1) * p.tiles_n];
                     }
                     mbarrier_arrive_expect_tx(bar, stage_bytes);
-                    tma_load_2d(base + L::a_offset + s * operand_stage_bytes, &map_a, bar,
-                                ks * tile_k, tile_row * tile_m);
-                    tma_load_2d(base + L::b_offset + s * operand_stage_bytes, &map_b, bar,
-                                ks * tile_k, tile_col * tile_n);
-                    tma_load_2d(base + L::a_scale_offset + s * scale_bytes, &map_a_scales, bar,
+                    tma_load_2d(base + L::a_offset + s * a_stage_bytes, &map_a, bar, ks * tile_k,
+                                tile_row * tile_m);
+                    tma_load_2d(base + L::b_offset + s * b_stage_bytes, &map_b, bar, ks * tile_k,
+                                tile_col * tile_n);
+                    tma_load_2d(base + L::a_scale_offset + s * a_scale_bytes, &map_a_scales, bar,
                                 tile_row * tile_m, ks * groups_per_stage);
                     if constexpr (b_scaling == MicroscaledB::groups)
-                        tma_load_2d(base + L::b_scale_offset + s * scale_bytes, &map_b_scales, bar,
-                                    tile_col * tile_n, ks * groups_per_stage);
+                        tma_load_2d(base + L::b_scale_offset + s * b_scale_bytes, &map_b_scales,
+                                    bar, tile_col * tile_n, ks * groups_per_stage);
                 }
             }
         }
@@ -180,10 +244,11 @@ __global__ void __launch_bounds__(threads, 1)
     // derived from it live in uniform registers.
     const int warpgroup = __shfl_sync(0xffffffff, int(threadIdx.x) / 128, 0);
     const int warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
-    const int row = warpgroup * 64 + warp * 16 + lane / 4; // and row + 8, in the tile
+    const int row = warpgroup * 64 + warp * 16 + lane / 4; // and row + 8, in a wave
     const int col = 2 * (lane % 4);                        // and col + 1, each + 8j
     const float alpha = p.alpha ? *p.alpha : 1.0f;
-    // Descriptors of stage 0's tiles (this warpgroup's 64 rows of a), advanced per stage and k.
+    // Descriptors of stage 0's tiles (this warpgroup's 64 rows of a's first wave), advanced per
+    // stage, wave and k.
     const uint64_t a_desc0 = k_major_sw128_descriptor(base + L::a_offset + warpgroup * 64 * tile_k);
     const uint64_t b_desc0 = k_major_sw128_descriptor(base + L::b_offset);
     const float* a_scales0 = reinterpret_cast<const float*>(shared + L::a_scale_offset) + row;
@@ -197,17 +262,20 @@ __global__ void __launch_bounds__(threads, 1)
     for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
         int tile_row, tile_col;
         tile_at(t, p, tile_row, tile_col);
-        float sum[64];
+        float sum[waves][64];
 #pragma unroll
-        for (int i = 0; i < 64; ++i) sum[i] = 0.0f;
-        // Group g of stage s: its G/32 WGMMAs into `part` (its old values ignored).
-        auto issue = [&](int s, int g) {
+        for (int w = 0; w < waves; ++w)
+#pragma unroll
+            for (int i = 0; i < 64; ++i) sum[w][i] = 0.0f;
+        // Group g of stage s for wave w: its G/32 WGMMAs into `part` (its old values ignored).
+        auto issue = [&](int s, int g, int w) {
             wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < group / 32; ++kk) {
-                const uint32_t offset = s * operand_stage_bytes + g * group + kk * 32;
-                const uint64_t da = advance_descriptor(a_desc0, offset),
-                               db = advance_descriptor(b_desc0, offset);
+                const uint32_t offset = g * group + kk * 32;
+                const uint64_t da = advance_descriptor(a_desc0, s * a_stage_bytes +
+                                                                    w * 128 * tile_k + offset),
+                               db = advance_descriptor(b_desc0, s * b_stage_bytes + offset);
                 if constexpr (a_format == Format::e4m3) {
                     if (kk == 0)
                         wgmma_m64n128k32_e4m3_e4m3_overwrite(part, da, db);
@@ -224,19 +292,19 @@ __global__ void __launch_bounds__(threads, 1)
         };
         // Promotion of a finished group: its partial sums times its scales (s0, s1 for rows row
         // and row + 8), into the sums.
-        auto promote = [&](int s, int g, float s0, float s1) {
+        auto promote = [&](float(&into)[64], int s, int g, float s0, float s1) {
             fence_registers(part);
             // A grouped b scales each column too; other scalings multiply by 1, which folds away.
-            const float* sb = b_scales0 + s * L::scale_floats + g * tile_n;
+            const float* sb = b_scales0 + s * L::b_scale_floats + g * tile_n;
 #pragma unroll
             for (int c = 0; c < 16; ++c) {
                 const float2 b = b_scaling == MicroscaledB::groups
                                      ? *reinterpret_cast<const float2*>(sb + 8 * c)
                                      : make_float2(1.0f, 1.0f);
-                sum[4 * c] += part[4 * c] * (s0 * b.x);
-                sum[4 * c + 1] += part[4 * c + 1] * (s0 * b.y);
-                sum[4 * c + 2] += part[4 * c + 2] * (s1 * b.x);
-                sum[4 * c + 3] += part[4 * c + 3] * (s1 * b.y);
+                into[4 * c] += part[4 * c] * (s0 * b.x);
+                into[4 * c + 1] += part[4 * c + 1] * (s0 * b.y);
+                into[4 * c + 2] += part[4 * c + 2] * (s1 * b.x);
+                into[4 * c + 3] += part[4 * c + 3] * (s1 * b.y);
             }
         };
         auto release = [&](int s) {
@@ -246,10 +314,10 @@ __global__ void __launch_bounds__(threads, 1)
         // The ring is unrolled, so every shared address below is the base plus a constant. A
         // stage's groups in turn: WGMMAs, wait, promotion; the two warpgroups take turns on the
         // tensor cores, so one's promotion runs under the other's WGMMAs.
-        for (int first = 0; first < p.k_stages; first += stages, ++pass) {
+        for (int first = 0; first < p.k_stages; first += L::stages, ++pass) {
             const uint32_t phase = pass & 1;
 #pragma unroll
-            for (int s = 0; s < stages; ++s) {
+            for (int s = 0; s < L::stages; ++s) {
                 mbarrier_wait(full + 8 * s, phase);
                 if (first + s >= p.k_stages) { // past the end of K: nothing loaded
                     release(s);
@@ -258,27 +326,35 @@ __global__ void __launch_bounds__(threads, 1)
                 const float block =
                     b_scaling == MicroscaledB::blocks_128x128 ? block_scale[s] : 1.0f;
 #pragma unroll
-                for (int g = 0; g < groups_per_stage; ++g) {
-                    issue(s, g);
-                    // a's scales, read while the WGMMAs run, off the promotion's path.
-                    const float* sa = a_scales0 + s * L::scale_floats + g * tile_m;
-                    const float s0 = sa[0] * block, s1 = sa[8] * block;
-                    wgmma_wait<0>();
-                    // Without b's column scales, nothing of the stage is read after its last
-                    // WGMMA: TMA may refill it during the promotion.
-                    if (b_scaling != MicroscaledB::groups && g == groups_per_stage - 1) release(s);
-                    promote(s, g, s0, s1);
-                }
+                for (int g = 0; g < groups_per_stage; ++g)
+#pragma unroll
+                    for (int w = 0; w < waves; ++w) {
+                        issue(s, g, w);
+                        // a's scales, read while the WGMMAs run, off the promotion's path.
+                        const float* sa = a_scales0 + s * L::a_scale_floats + g * tile_m + w * 128;
+                        const float s0 = sa[0] * block, s1 = sa[8] * block;
+                        wgmma_wait<0>();
+                        // Without b's column scales, nothing of the stage is read after its last
+                        // WGMMA: TMA may refill it during the promotion.
+                        if (b_scaling != MicroscaledB::groups && g == groups_per_stage - 1 &&
+                            w == waves - 1)
+                            release(s);
+                        promote(sum[w], s, g, s0, s1);
+                    }
                 if constexpr (b_scaling == MicroscaledB::groups) release(s);
             }
         }
 
-        const int r = tile_row * tile_m + row;
+        uint8_t* staging = shared + L::staging_offset + warpgroup * staging_bytes;
 #pragma unroll
-        for (int c = 0; c < 16; ++c) {
-            const int cc = tile_col * tile_n + 8 * c + col;
-            store_pair(p, r, cc, alpha * sum[4 * c], alpha * sum[4 * c + 1]);
-            store_pair(p, r + 8, cc, alpha * sum[4 * c + 2], alpha * sum[4 * c + 3]);
+        for (int w = 0; w < waves; ++w) {
+            const int wave_row = tile_row * tile_m + w * 128;
+            if (p.out_fp32)
+                store_wave<float>(p, staging, 1 + warpgroup, sum[w], alpha, wave_row, tile_col,
+                                  warpgroup, row, col);
+            else
+                store_wave<__nv_bfloat16>(p, staging, 1 + warpgroup, sum[w], alpha, wave_row,
+                                          tile_col, warpgroup, row, col);
         }
     }
 }
@@ -351,6 +427,7 @@ void launch(const MicroscaledGemmArgs& g, int64_t k_pitch, int sm_count, cudaStr
     p.m = int(g.m);
     p.n = int(g.n);
     p.out_fp32 = g.out_fp32;
+    p.out_vectors = g.n % (g.out_fp32 ? 4 : 8) == 0 && aligned_to(g.out, 16);
     p.tiles_m = int((g.m + tile_m - 1) / tile_m);
     p.tiles_n = int((g.n + tile_n - 1) / tile_n);
     p.k_stages = int((k_pitch + tile_k - 1) / tile_k);

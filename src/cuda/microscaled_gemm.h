@@ -7,11 +7,12 @@
 // vary (MOSS's global scales) and is applied once in the epilogue.
 //
 // Octet's own kernel, written against the hardware (cuda/hopper.cuh): a TMA producer warp feeds
-// a ring of shared-memory stages; two consumer warpgroups run WGMMA on 64 rows each of a 128×128
-// tile and promote the FP32 partial sums of every group into their accumulators with the group's
-// scales, one warpgroup's promotion under the other's WGMMAs; persistent CTAs walk the tiles in
-// bands that share operands in L2. Any m, n, k: a k that is not a multiple of 16 (TMA's row pitch)
-// is padded in workspace with zero codes.
+// a ring of shared-memory stages; two consumer warpgroups run WGMMA on 64 rows each of both
+// 128-row waves of a 256×128 tile and promote the FP32 partial sums of every group into their
+// accumulators with the group's scales, one warpgroup's promotion under the other's WGMMAs; the
+// output leaves through shared memory in whole rows; persistent CTAs walk the tiles in bands that
+// share operands in L2. Any m, n, k: a k that is not a multiple of 16 (TMA's row pitch) is padded
+// in workspace with zero codes.
 #pragma once
 
 #include <cstdint>
