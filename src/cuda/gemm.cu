@@ -68,8 +68,7 @@ void CublasLtGemm::run(const GemmArgs& g, cudaStream_t stream) {
     if (g.k % 16 != 0 || g.n % 16 != 0)
         throw Error("cuBLASLt GEMM: k and n must be multiples of 16 (got k=" + std::to_string(g.k) +
                     ", n=" + std::to_string(g.n) + ")");
-    const bool blockwise =
-        g.scaling == GemmScaling::blockwise || g.scaling == GemmScaling::blockwise_1d;
+    const bool blockwise = g.scaling == GemmScaling::blockwise;
     if (blockwise && g.m % 4 != 0)
         throw Error("cuBLASLt block-wise GEMM: m must be a multiple of 4 (got " +
                     std::to_string(g.m) + ")");
@@ -90,9 +89,7 @@ void CublasLtGemm::run(const GemmArgs& g, cudaStream_t stream) {
             mode_a_operand = mode_b_operand = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
         } else if (blockwise) {
             mode_a_operand = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
-            mode_b_operand = g.scaling == GemmScaling::blockwise
-                                 ? CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F
-                                 : CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+            mode_b_operand = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F;
         }
         // cuBLASLt's A is our b (weights), its B our a (activations).
         OCTET_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE,

@@ -4,8 +4,8 @@
 //   per_tensor    FP8 operands, one FP32 scale_inv each (TE per-tensor recipes)
 //   outer_vector  FP8, one scale_inv per row of a and per row of b (row-wise)
 //   blockwise     FP8, a with 1×128 scales along K (activations, gradients), b with 128×128 block
-//                 scales (weights): DeepSeek-V3 / TE Float8BlockScaling
-//   blockwise_1d  FP8, 1×128 scales along K on both (the wgrad of block-wise recipes)
+//                 scales (weights): DeepSeek-V3 / TE Float8BlockScaling; the recipes run Octet's
+//                 microscaled GEMM (scaled_gemm.h), `octet bench gemm` compares the two
 // Scale layouts cuBLASLt 13.1 expects (found by probing on an H100; tests/cuda/test_gemm.cu
 // holds them): 1×128 scales as [ceil(k/128)][rows] (rows fastest); b's 128×128 scales as
 // [ceil(n/128)][ceil(k/128) rounded up to a multiple of 4] (k-blocks fastest, rows padded to 16
@@ -28,7 +28,7 @@
 
 namespace octet::cuda {
 
-enum class GemmScaling { bf16, per_tensor, outer_vector, blockwise, blockwise_1d };
+enum class GemmScaling { bf16, per_tensor, outer_vector, blockwise };
 
 struct GemmArgs {
     const void* a;             // [m, k]: FP8 codes or BF16

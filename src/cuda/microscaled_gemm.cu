@@ -89,37 +89,53 @@ __device__ __forceinline__ void tile_at(int t, const Params& p, int& tile_row, i
     tile_col = r / rows;
 }
 
-// Copies one warpgroup's staged rows [r0, r0 + 64) × 128 bytes from column c0 into out
-// (+ beta · out), clipped to m × n: thread t of the warpgroup takes 16-byte chunks t, t + 128, …,
-// so a warp writes four whole rows' 512 bytes per instruction.
+// A warpgroup's staged rows [r0, r0 + 64) × 128 bytes go out in 16-byte chunks: thread t takes
+// chunks t, t + 128, …, so a warp writes four whole rows' 512 bytes per instruction. Chunk q of a
+// thread: its place in the staging tile and in out (in: inside m × n).
+constexpr int staged_chunks = 64 * staged_row_bytes / 16 / 128; // per thread
+
+struct StagedChunk {
+    int row, chunk, r, c;
+    bool in;
+};
+
+template <typename T>
+__device__ __forceinline__ StagedChunk staged_chunk(const Params& p, int r0, int c0, int thread,
+                                                    int q) {
+    constexpr int chunks_per_row = staged_row_bytes / 16;
+    const int j = thread + 128 * q, row = j / chunks_per_row, chunk = j % chunks_per_row;
+    const int r = r0 + row, c = c0 + chunk * int(16 / sizeof(T));
+    return {row, chunk, r, c, r < p.m && c < p.n};
+}
+
+// Copies the staged rows into out from column c0, clipped to m × n. With add_old (FP32 rows of
+// whole chunks), beta · old is added, old holding out's values at the chunks, loaded beforehand.
 template <typename T>
 __device__ __forceinline__ void copy_out_staged(const Params& p, const uint8_t* staging, int pitch,
-                                                int r0, int c0, int thread) {
-    constexpr int per_chunk = 16 / sizeof(T), chunks_per_row = staged_row_bytes / 16;
+                                                int r0, int c0, int thread,
+                                                const float4 (&old)[staged_chunks], bool add_old) {
+    constexpr int per_chunk = 16 / sizeof(T);
 #pragma unroll
-    for (int q = 0; q < 64 * chunks_per_row / 128; ++q) {
-        const int j = thread + 128 * q, row = j / chunks_per_row, chunk = j % chunks_per_row;
-        const int r = r0 + row, c = c0 + chunk * per_chunk;
-        if (r >= p.m || c >= p.n) continue;
-        uint4 staged = *reinterpret_cast<const uint4*>(staging + row * pitch + chunk * 16);
-        T* o = static_cast<T*>(p.out) + int64_t(r) * p.n + c;
+    for (int q = 0; q < staged_chunks; ++q) {
+        const StagedChunk at = staged_chunk<T>(p, r0, c0, thread, q);
+        if (!at.in) continue;
+        uint4 staged = *reinterpret_cast<const uint4*>(staging + at.row * pitch + at.chunk * 16);
+        T* o = static_cast<T*>(p.out) + int64_t(at.r) * p.n + at.c;
         if (p.out_vectors) { // n is a multiple of per_chunk: the chunk lies whole inside out
-            if constexpr (sizeof(T) == 4) // beta is 0 for BF16 output (checked on the host)
-                if (p.beta != 0.0f) {
-                    const float4 old = *reinterpret_cast<const float4*>(o);
-                    staged.x = __float_as_uint(__uint_as_float(staged.x) + p.beta * old.x);
-                    staged.y = __float_as_uint(__uint_as_float(staged.y) + p.beta * old.y);
-                    staged.z = __float_as_uint(__uint_as_float(staged.z) + p.beta * old.z);
-                    staged.w = __float_as_uint(__uint_as_float(staged.w) + p.beta * old.w);
-                }
+            if (add_old) {
+                staged.x = __float_as_uint(__uint_as_float(staged.x) + p.beta * old[q].x);
+                staged.y = __float_as_uint(__uint_as_float(staged.y) + p.beta * old[q].y);
+                staged.z = __float_as_uint(__uint_as_float(staged.z) + p.beta * old[q].z);
+                staged.w = __float_as_uint(__uint_as_float(staged.w) + p.beta * old[q].w);
+            }
             *reinterpret_cast<uint4*>(o) = staged;
             continue;
         }
         const T* v = reinterpret_cast<const T*>(&staged);
 #pragma unroll
         for (int i = 0; i < per_chunk; ++i) {
-            if (c + i >= p.n) break;
-            if constexpr (sizeof(T) == 4)
+            if (at.c + i >= p.n) break;
+            if constexpr (sizeof(T) == 4) // beta is 0 for BF16 output (checked on the host)
                 o[i] = p.beta != 0.0f ? v[i] + p.beta * o[i] : v[i];
             else
                 o[i] = v[i];
@@ -136,15 +152,32 @@ __device__ __forceinline__ void store_wave(const Params& p, uint8_t* staging, ui
                                            int tile_col, int warpgroup, int row, int col) {
     constexpr int pitch = sizeof(T) == 4 ? staging_pitch_fp32 : staging_pitch_bf16;
     constexpr int round_cols = staged_row_bytes / sizeof(T), chunks = round_cols / 8;
+    constexpr int rounds = tile_n / round_cols;
     const int thread = int(threadIdx.x % 128), local_row = row - 64 * warpgroup;
+    const int r0 = wave_row + 64 * warpgroup, c0 = tile_col * tile_n;
+    // beta · out: a round's old values of out are loaded before it stages its values. Loaded
+    // chunk by chunk as they are stored, each load would wait behind the stores before it (they
+    // might alias), one trip to memory per chunk. (A whole wave's at once would spill: the other
+    // wave's sums are still live.)
+    constexpr bool fp32 = sizeof(T) == 4;
+    const bool prefetch = fp32 && p.beta != 0.0f && p.out_vectors;
 #pragma unroll
-    for (int round = 0; round < tile_n / round_cols; ++round) {
+    for (int round = 0; round < rounds; ++round) {
+        float4 old[staged_chunks];
+#pragma unroll
+        for (int q = 0; q < staged_chunks; ++q) {
+            const StagedChunk at = staged_chunk<T>(p, r0, c0 + round * round_cols, thread, q);
+            old[q] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (prefetch && at.in)
+                old[q] = *reinterpret_cast<const float4*>(static_cast<const float*>(p.out) +
+                                                          int64_t(at.r) * p.n + at.c);
+        }
         hopper::named_barrier_sync(barrier, 128);
 #pragma unroll
         for (int c = 0; c < chunks; ++c) {
             const int i = 4 * (round * chunks + c);
             uint8_t* at = staging + local_row * pitch + (8 * c + col) * sizeof(T);
-            if constexpr (sizeof(T) == 4) {
+            if constexpr (fp32) {
                 *reinterpret_cast<float2*>(at) = make_float2(alpha * sum[i], alpha * sum[i + 1]);
                 *reinterpret_cast<float2*>(at + 8 * pitch) =
                     make_float2(alpha * sum[i + 2], alpha * sum[i + 3]);
@@ -156,8 +189,7 @@ __device__ __forceinline__ void store_wave(const Params& p, uint8_t* staging, ui
             }
         }
         hopper::named_barrier_sync(barrier, 128);
-        copy_out_staged<T>(p, staging, pitch, wave_row + 64 * warpgroup,
-                           tile_col * tile_n + round * round_cols, thread);
+        copy_out_staged<T>(p, staging, pitch, r0, c0 + round * round_cols, thread, old, prefetch);
     }
 }
 

@@ -43,17 +43,49 @@ OperandScales classify(const DeviceQuantized& q) {
     return {shape, k_blocks_128 && tiles_128, pow2};
 }
 
-enum class ScaleLayout { scalar, per_row, k128, tile128 };
+// The largest group G of 128 and 32 on whose 1×G groups along K every level of q is constant,
+// or 0 if there is none: what the microscaled GEMM can take.
+int k_group(const DeviceQuantized& q) {
+    int group = 128;
+    for (int i = 0; i < q.level_count; ++i) {
+        const DeviceScaleGrid& g = q.levels[size_t(i)];
+        if (g.grid_cols <= 1) continue;
+        if (g.block_cols % group != 0) group = 32;
+        if (g.block_cols % group != 0) return 0;
+    }
+    return group;
+}
 
-// The product of `levels` in the layout cuBLASLt reads (gemm.h): one value; one per row;
-// [ceil(k/128)][rows]; [ceil(rows/128)][ceil(k/128) rounded up to 4].
+// How the microscaled GEMM runs a pair (group 0: it cannot). b must hold E4M3 codes.
+struct MicroscaledPlan {
+    int group = 0;
+    MicroscaledB b_scaling = MicroscaledB::per_tensor;
+};
+
+MicroscaledPlan microscaled_plan(const DeviceQuantized& a, const DeviceQuantized& b) {
+    if (b.format != Format::e4m3 || (a.format != Format::e4m3 && a.format != Format::e5m2))
+        return {};
+    const int ga = k_group(a), gb = k_group(b);
+    if (ga == 0 || gb == 0) return {};
+    const OperandScales sb = classify(b);
+    const MicroscaledB b_scaling = sb.shape == ScaleShape::per_tensor ? MicroscaledB::per_tensor
+                                   : sb.tile128_capable               ? MicroscaledB::blocks_128x128
+                                                                      : MicroscaledB::groups;
+    return {std::min(ga, gb), b_scaling};
+}
+
+enum class ScaleLayout { scalar, per_row, k_groups, k_tiles };
+
+// The product of `levels` in the layout a GEMM reads: one value; one per row (cuBLASLt,
+// gemm.h); per group of `group` along K, rows fastest with microscaled_scale_stride(rows) per
+// group; per 128×128 tile, tiles along the rows fastest (microscaled_gemm.h).
 void gather_scales(const LevelViews& levels, int64_t rows, int64_t k, ScaleLayout layout,
-                   Buffer<float>& out, cudaStream_t stream) {
-    const int64_t kb = (k + 127) / 128, stride = (kb + 3) / 4 * 4;
+                   int64_t group, Buffer<float>& out, cudaStream_t stream) {
+    const int64_t stride = microscaled_scale_stride(rows), tiles = (rows + 127) / 128;
     int64_t count = 1;
     if (layout == ScaleLayout::per_row) count = rows;
-    if (layout == ScaleLayout::k128) count = kb * rows;
-    if (layout == ScaleLayout::tile128) count = (rows + 127) / 128 * stride;
+    if (layout == ScaleLayout::k_groups) count = (k + group - 1) / group * stride;
+    if (layout == ScaleLayout::k_tiles) count = (k + 127) / 128 * tiles;
     out.resize(count);
     float* p = out.data();
     for_each(count, stream, [=] __device__(int64_t i) {
@@ -61,11 +93,11 @@ void gather_scales(const LevelViews& levels, int64_t rows, int64_t k, ScaleLayou
         case ScaleLayout::per_row:
             p[i] = levels.at(i, 0);
             break;
-        case ScaleLayout::k128:
-            p[i] = levels.at(i % rows, (i / rows) * 128);
+        case ScaleLayout::k_groups: // padding rows scale only outputs that are never stored
+            p[i] = i % stride < rows ? levels.at(i % stride, (i / stride) * group) : 1.0f;
             break;
-        case ScaleLayout::tile128:
-            p[i] = i % stride < kb ? levels.at((i / stride) * 128, (i % stride) * 128) : 1.0f;
+        case ScaleLayout::k_tiles:
+            p[i] = levels.at((i % tiles) * 128, (i / tiles) * 128);
             break;
         default:
             p[i] = levels.at(0, 0);
@@ -130,10 +162,8 @@ const char* scaled_gemm_path_name(ScaledGemmPath p) {
         return "per-tensor";
     case ScaledGemmPath::outer_vector:
         return "outer-vector";
-    case ScaledGemmPath::blockwise:
-        return "blockwise";
-    case ScaledGemmPath::blockwise_1d:
-        return "blockwise-1d";
+    case ScaledGemmPath::microscaled:
+        return "microscaled";
     case ScaledGemmPath::bf16:
         return "emulated-bf16";
     default:
@@ -143,20 +173,17 @@ const char* scaled_gemm_path_name(ScaledGemmPath p) {
 
 ScaledGemmPath ScaledGemm::path(const DeviceQuantized& a, const DeviceQuantized& b) {
     const OperandScales sa = classify(a), sb = classify(b);
-    const ScaledGemmPath emulated =
-        sa.pow2_varying && sb.pow2_varying ? ScaledGemmPath::bf16 : ScaledGemmPath::fp32;
-    if (sa.shape == ScaleShape::other || sb.shape == ScaleShape::other) return emulated;
     const bool fp8_shape = a.cols % 16 == 0 && b.rows % 16 == 0 && a.cols > 0 &&
                            !(a.format == Format::e5m2 && b.format == Format::e5m2);
-    if (!fp8_shape) return emulated;
     const auto row_or_tensor = [](ScaleShape s) {
         return s == ScaleShape::per_tensor || s == ScaleShape::per_row;
     };
-    if (sa.shape == ScaleShape::per_tensor && sb.shape == ScaleShape::per_tensor)
+    if (fp8_shape && sa.shape == ScaleShape::per_tensor && sb.shape == ScaleShape::per_tensor)
         return ScaledGemmPath::per_tensor;
-    if (row_or_tensor(sa.shape) && row_or_tensor(sb.shape)) return ScaledGemmPath::outer_vector;
-    if (a.rows % 4 != 0 || a.format != Format::e4m3 || b.format != Format::e4m3) return emulated;
-    return sb.tile128_capable ? ScaledGemmPath::blockwise : ScaledGemmPath::blockwise_1d;
+    if (fp8_shape && row_or_tensor(sa.shape) && row_or_tensor(sb.shape))
+        return ScaledGemmPath::outer_vector;
+    if (microscaled_plan(a, b).group != 0) return ScaledGemmPath::microscaled;
+    return sa.pow2_varying && sb.pow2_varying ? ScaledGemmPath::bf16 : ScaledGemmPath::fp32;
 }
 
 ScaledGemmPath ScaledGemm::run(const DeviceQuantized& a, const DeviceQuantized& b, float* out,
@@ -175,37 +202,61 @@ ScaledGemmPath ScaledGemm::run(const DeviceQuantized& a, const DeviceQuantized& 
         emulate(a, b, out, accumulate, p == ScaledGemmPath::bf16, stream);
         return p;
     }
-    GemmScaling scaling = GemmScaling::per_tensor;
-    ScaleLayout a_layout = ScaleLayout::scalar, b_layout = ScaleLayout::scalar;
-    if (p == ScaledGemmPath::outer_vector) {
-        scaling = GemmScaling::outer_vector;
-        a_layout = b_layout = ScaleLayout::per_row;
-    } else if (p == ScaledGemmPath::blockwise) {
-        scaling = GemmScaling::blockwise;
-        a_layout = ScaleLayout::k128;
-        b_layout = ScaleLayout::tile128;
-    } else if (p == ScaledGemmPath::blockwise_1d) {
-        scaling = GemmScaling::blockwise_1d;
-        a_layout = b_layout = ScaleLayout::k128;
+    if (p == ScaledGemmPath::microscaled) {
+        run_microscaled(a, b, out, accumulate, stream);
+        return p;
     }
-    gather_scales(a.views(), n, k, a_layout, a_scales_, stream);
-    gather_scales(b.views(), m, k, b_layout, b_scales_, stream);
+    const bool outer = p == ScaledGemmPath::outer_vector;
+    const ScaleLayout layout = outer ? ScaleLayout::per_row : ScaleLayout::scalar;
+    gather_scales(a.views(), n, k, layout, 0, a_scales_, stream);
+    gather_scales(b.views(), m, k, layout, 0, b_scales_, stream);
     GemmArgs g{a.codes.data(),
                b.codes.data(),
                a.format,
                b.format,
                a_scales_.data(),
                b_scales_.data(),
-               scaling,
+               outer ? GemmScaling::outer_vector : GemmScaling::per_tensor,
                out,
                n,
                m,
                k,
-               fast_accum && p == ScaledGemmPath::per_tensor};
+               fast_accum && !outer};
     g.out_fp32 = true;
     g.beta = accumulate ? 1.0f : 0.0f;
     gemm_.run(g, stream);
     return p;
+}
+
+// Every level of a folded into its scales per row and group; b's into its block or group
+// scales, or, per tensor, into alpha.
+void ScaledGemm::run_microscaled(const DeviceQuantized& a, const DeviceQuantized& b, float* out,
+                                 bool accumulate, cudaStream_t stream) {
+    const MicroscaledPlan plan = microscaled_plan(a, b);
+    const int64_t n = a.rows, m = b.rows, k = a.cols;
+    gather_scales(a.views(), n, k, ScaleLayout::k_groups, plan.group, a_scales_, stream);
+    const ScaleLayout b_layout = plan.b_scaling == MicroscaledB::per_tensor ? ScaleLayout::scalar
+                                 : plan.b_scaling == MicroscaledB::blocks_128x128
+                                     ? ScaleLayout::k_tiles
+                                     : ScaleLayout::k_groups;
+    gather_scales(b.views(), m, k, b_layout, plan.group, b_scales_, stream);
+    const bool b_whole = plan.b_scaling == MicroscaledB::per_tensor;
+    MicroscaledGemmArgs g{};
+    g.a = a.codes.data();
+    g.b = b.codes.data();
+    g.a_scales = a_scales_.data();
+    g.b_scales = b_whole ? nullptr : b_scales_.data();
+    g.b_scaling = plan.b_scaling;
+    g.group = plan.group;
+    g.a_format = a.format;
+    g.alpha = b_whole ? b_scales_.data() : nullptr;
+    g.out = out;
+    g.out_fp32 = true;
+    g.beta = accumulate ? 1.0f : 0.0f;
+    g.m = n;
+    g.n = m;
+    g.k = k;
+    microscaled_.run(g, stream);
 }
 
 // Dequantized operands through a dense GEMM. BF16: the varying levels go into the operands (exact

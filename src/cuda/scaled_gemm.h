@@ -2,18 +2,19 @@
 // scaled_gemm_nt (cpu/linear.cpp) on the GPU. Both operands have their groups along K (the
 // forward's x and W, dgrad's dy and Wᵀ, wgrad's dyᵀ and xᵀ).
 //
-// Each operand's scale levels are classified by how they vary, and a pair runs the way cuBLASLt
-// can run it, every level folded into the scales it is given:
-//   per_tensor  nothing varies             both: per-tensor scalars
-//   per_row     rows only                  with per_row/per_tensor: outer vectors (row-wise)
-//   k128        K in blocks of 128         a as 1×128 vectors, b as 128×128 blocks where b's
-//   tile128     128×128 tiles              scales are constant on those, else 1×128 too
-//   other       anything else: 1×32 (MX, MOSS G=32), odd group sizes
-// A pair with an `other` operand, or a shape cuBLASLt's FP8 GEMMs do not take (K or b's rows
-// not a multiple of 16, a's rows not a multiple of 4 for block scales, E5M2 × E5M2), is
-// emulated (docs/recipes.md): with BF16 operands when every level that varies is a power of
-// two (an FP8 code times 2^k is then a BF16 value, exactly, for products down to 2^-130), the
-// per-tensor levels applied by the GEMM's epilogue as alpha; otherwise with FP32 operands.
+// A pair runs the fastest way that takes it, every scale level folded into the scales it is
+// given:
+//   per-tensor      both operands' scales constant (cuBLASLt, per-tensor scalars)
+//   outer-vector    scales that vary over rows only (cuBLASLt's row-wise scaling)
+//   microscaled     everything else whose scales are constant on 1×G groups along K, G = 128 or
+//                   32 (DeepSeek's 1×128 with 128×128 weights, MOSS's two levels, MX 1×32), b
+//                   in E4M3: Octet's own GEMM (microscaled_gemm.h), which promotes the tensor
+//                   cores' partial sums into FP32 every group
+//   emulated        the rest (groups along K of other sizes; an E5M2 b outside cuBLASLt's
+//                   per-tensor and row-wise GEMMs): with BF16 operands when every level that
+//                   varies is a power of two (an FP8 code times 2^k is then a BF16 value, exactly,
+//                   for products down to 2^-130), the per-tensor levels applied by the GEMM's
+//                   epilogue as alpha; otherwise with FP32 operands (docs/recipes.md).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -21,19 +22,21 @@
 
 #include "cuda/device_quantized.h"
 #include "cuda/gemm.h"
+#include "cuda/microscaled_gemm.h"
 
 namespace octet::cuda {
 
-enum class ScaledGemmPath { per_tensor, outer_vector, blockwise, blockwise_1d, bf16, fp32 };
+enum class ScaledGemmPath { per_tensor, outer_vector, microscaled, bf16, fp32 };
 const char* scaled_gemm_path_name(ScaledGemmPath p);
 
 class ScaledGemm {
   public:
     ScaledGemm(CublasLtGemm& gemm, Memory& memory)
-        : gemm_(gemm), a_scales_(memory), b_scales_(memory), a_bf16_(memory), b_bf16_(memory),
-          a_fp32_(memory), b_fp32_(memory) {}
+        : gemm_(gemm), microscaled_(memory), a_scales_(memory), b_scales_(memory), a_bf16_(memory),
+          b_bf16_(memory), a_fp32_(memory), b_fp32_(memory) {}
 
-    // fast_accum: per-tensor GEMMs skip split accumulation (TE does it for fprop only).
+    // fast_accum: per-tensor GEMMs skip split accumulation (TE does it for fprop only); the
+    // microscaled GEMM promotes every group regardless.
     ScaledGemmPath run(const DeviceQuantized& a, const DeviceQuantized& b, float* out,
                        bool accumulate, bool fast_accum, cudaStream_t stream);
 
@@ -41,10 +44,13 @@ class ScaledGemm {
     static ScaledGemmPath path(const DeviceQuantized& a, const DeviceQuantized& b);
 
   private:
+    void run_microscaled(const DeviceQuantized& a, const DeviceQuantized& b, float* out,
+                         bool accumulate, cudaStream_t stream);
     void emulate(const DeviceQuantized& a, const DeviceQuantized& b, float* out, bool accumulate,
                  bool bf16, cudaStream_t stream);
 
     CublasLtGemm& gemm_;
+    MicroscaledGemm microscaled_;
     Buffer<float> a_scales_, b_scales_;
     Buffer<__nv_bfloat16> a_bf16_, b_bf16_;
     Buffer<float> a_fp32_, b_fp32_;

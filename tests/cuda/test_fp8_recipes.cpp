@@ -5,9 +5,10 @@
 // - ScaledGemm against cpu::scaled_gemm_nt on the same quantized operands, relative Frobenius
 //   error: the products are exact in both, but Hopper's FP8 tensor cores keep about 14 mantissa
 //   bits in their accumulator between promotions to FP32 (DeepSeek-V3 §3.3.2; measured ~1.3e-4
-//   here), so cuBLASLt's FP8 paths get 6e-4, 2e-3 with fast accumulation (no promotion), and the
-//   emulated paths (BF16 or FP32 tensor cores, full FP32 accumulation) 1e-5. The path each recipe
-//   takes is checked, so an emulation cannot silently replace a cuBLASLt path;
+//   here), so the FP8 paths (cuBLASLt's, and the microscaled GEMM, which promotes every group of
+//   128 or 32) get 6e-4, 2e-3 with fast accumulation (cuBLASLt's per-tensor GEMM then never
+//   promotes), and the emulated paths (BF16 or FP32 tensor cores, full FP32 accumulation) 1e-5.
+//   The path each recipe takes is checked, so an emulation cannot silently replace an FP8 path;
 // - CudaOps linear layers (forward, dgrad, wgrad, bias) and whole-model training steps against
 //   the CPU backend. Skips without a GPU.
 #include <gtest/gtest.h>
@@ -204,12 +205,12 @@ TEST_F(Fp8RecipesTest, ScaledGemmsMatchTheCpuOracle) {
         {"te-delayed", cuda::ScaledGemmPath::per_tensor},
         {"rowwise", cuda::ScaledGemmPath::outer_vector},
         {"rowwise:pow2=false", cuda::ScaledGemmPath::outer_vector},
-        {"blockwise", cuda::ScaledGemmPath::blockwise},
-        {"blockwise:pow2=true", cuda::ScaledGemmPath::blockwise},
-        {"mxfp8", cuda::ScaledGemmPath::bf16},
-        {"moss", cuda::ScaledGemmPath::bf16},
-        {"moss:group=128", cuda::ScaledGemmPath::blockwise},
-        {"moss:group=128,global_rows=64", cuda::ScaledGemmPath::blockwise}};
+        {"blockwise", cuda::ScaledGemmPath::microscaled},
+        {"blockwise:pow2=true", cuda::ScaledGemmPath::microscaled},
+        {"mxfp8", cuda::ScaledGemmPath::microscaled},
+        {"moss", cuda::ScaledGemmPath::microscaled},
+        {"moss:group=128", cuda::ScaledGemmPath::microscaled},
+        {"moss:group=128,global_rows=64", cuda::ScaledGemmPath::microscaled}};
     cuda::PlanRunner runner(ops_->memory());
     cuda::CublasLtGemm cublas;
     cuda::ScaledGemm gemm(cublas, ops_->memory());
