@@ -77,6 +77,9 @@ struct Params {
     bool out_fp32;
     bool out_vectors; // out's rows are whole 16-byte vectors, 16-byte aligned
     int tiles_m, tiles_n, k_stages;
+    // K split this many ways: split s of a tile sums stages [s·k_stages/splits,
+    // (s+1)·k_stages/splits) into out + s·m·n (then FP32 partial sums, beta 0).
+    int splits;
 };
 
 // The tile a CTA takes t-th: down a band of band_rows tile rows, then to the next column.
@@ -87,6 +90,15 @@ __device__ __forceinline__ void tile_at(int t, const Params& p, int& tile_row, i
     const int r = t % per_band;
     tile_row = first_row + r % rows;
     tile_col = r / rows;
+}
+
+// The work item a CTA takes t-th: a tile, and the stages of K [k_begin, k_end) of its split.
+__device__ __forceinline__ void work_at(int t, const Params& p, int& tile_row, int& tile_col,
+                                        int& k_begin, int& k_end) {
+    const int tiles = p.tiles_m * p.tiles_n, split = t / tiles;
+    tile_at(t % tiles, p, tile_row, tile_col);
+    k_begin = int(int64_t(split) * p.k_stages / p.splits);
+    k_end = int(int64_t(split + 1) * p.k_stages / p.splits);
 }
 
 // A warpgroup's staged rows [r0, r0 + 64) × 128 bytes go out in 16-byte chunks: thread t takes
@@ -111,8 +123,8 @@ __device__ __forceinline__ StagedChunk staged_chunk(const Params& p, int r0, int
 // Copies the staged rows into out from column c0, clipped to m × n. With add_old (FP32 rows of
 // whole chunks), beta · old is added, old holding out's values at the chunks, loaded beforehand.
 template <typename T>
-__device__ __forceinline__ void copy_out_staged(const Params& p, const uint8_t* staging, int pitch,
-                                                int r0, int c0, int thread,
+__device__ __forceinline__ void copy_out_staged(const Params& p, T* out, const uint8_t* staging,
+                                                int pitch, int r0, int c0, int thread,
                                                 const float4 (&old)[staged_chunks], bool add_old) {
     constexpr int per_chunk = 16 / sizeof(T);
 #pragma unroll
@@ -120,7 +132,7 @@ __device__ __forceinline__ void copy_out_staged(const Params& p, const uint8_t* 
         const StagedChunk at = staged_chunk<T>(p, r0, c0, thread, q);
         if (!at.in) continue;
         uint4 staged = *reinterpret_cast<const uint4*>(staging + at.row * pitch + at.chunk * 16);
-        T* o = static_cast<T*>(p.out) + int64_t(at.r) * p.n + at.c;
+        T* o = out + int64_t(at.r) * p.n + at.c;
         if (p.out_vectors) { // n is a multiple of per_chunk: the chunk lies whole inside out
             if (add_old) {
                 staged.x = __float_as_uint(__uint_as_float(staged.x) + p.beta * old[q].x);
@@ -147,9 +159,9 @@ __device__ __forceinline__ void copy_out_staged(const Params& p, const uint8_t* 
 // element type T: through the warpgroup's staging tile, 128 bytes of each row per round, each round
 // between two of the warpgroup's own barriers (the first waits for the previous round's readers).
 template <typename T>
-__device__ __forceinline__ void store_wave(const Params& p, uint8_t* staging, uint32_t barrier,
-                                           const float (&sum)[64], float alpha, int wave_row,
-                                           int tile_col, int warpgroup, int row, int col) {
+__device__ __forceinline__ void
+store_wave(const Params& p, T* out, uint8_t* staging, uint32_t barrier, const float (&sum)[64],
+           float alpha, int wave_row, int tile_col, int warpgroup, int row, int col) {
     constexpr int pitch = sizeof(T) == 4 ? staging_pitch_fp32 : staging_pitch_bf16;
     constexpr int round_cols = staged_row_bytes / sizeof(T), chunks = round_cols / 8;
     constexpr int rounds = tile_n / round_cols;
@@ -169,8 +181,7 @@ __device__ __forceinline__ void store_wave(const Params& p, uint8_t* staging, ui
             const StagedChunk at = staged_chunk<T>(p, r0, c0 + round * round_cols, thread, q);
             old[q] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             if (prefetch && at.in)
-                old[q] = *reinterpret_cast<const float4*>(static_cast<const float*>(p.out) +
-                                                          int64_t(at.r) * p.n + at.c);
+                old[q] = *reinterpret_cast<const float4*>(out + int64_t(at.r) * p.n + at.c);
         }
         hopper::named_barrier_sync(barrier, 128);
 #pragma unroll
@@ -189,7 +200,8 @@ __device__ __forceinline__ void store_wave(const Params& p, uint8_t* staging, ui
             }
         }
         hopper::named_barrier_sync(barrier, 128);
-        copy_out_staged<T>(p, staging, pitch, r0, c0 + round * round_cols, thread, old, prefetch);
+        copy_out_staged<T>(p, out, staging, pitch, r0, c0 + round * round_cols, thread, old,
+                           prefetch);
     }
 }
 
@@ -209,7 +221,7 @@ __global__ void __launch_bounds__(threads, 1)
     const uint32_t base = raw + skip;
     const uint32_t full = base + L::barrier_offset, empty = full + L::stages * 8; // 8 B each
     float* block_scale = reinterpret_cast<float*>(shared + L::block_scale_offset);
-    const int tiles = p.tiles_m * p.tiles_n;
+    const int tiles = p.tiles_m * p.tiles_n, items = tiles * p.splits;
 
     if (threadIdx.x == 0) {
         for (int s = 0; s < L::stages; ++s) {
@@ -230,15 +242,16 @@ __global__ void __launch_bounds__(threads, 1)
         constexpr uint32_t stage_bytes = a_stage_bytes + b_stage_bytes + a_scale_bytes +
                                          (b_scaling == MicroscaledB::groups ? b_scale_bytes : 0);
         uint32_t pass = 0; // passes over the ring so far, across tiles: their parity is the phase
-        for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-            int tile_row, tile_col;
-            tile_at(t, p, tile_row, tile_col);
+        for (int t = blockIdx.x; t < items; t += gridDim.x) {
+            int tile_row, tile_col, k_begin, k_end;
+            work_at(t, p, tile_row, tile_col, k_begin, k_end);
             // b's block scale for the next stage is loaded while this one waits: a load in the
             // stage's path would hold up every TMA behind it.
             const float* b_blocks = p.b_block_scales + tile_col;
             float next_block_scale = 0;
-            if constexpr (b_scaling == MicroscaledB::blocks_128x128) next_block_scale = b_blocks[0];
-            for (int first = 0; first < p.k_stages; first += L::stages, ++pass) {
+            if constexpr (b_scaling == MicroscaledB::blocks_128x128)
+                next_block_scale = b_blocks[int64_t(k_begin) * p.tiles_n];
+            for (int first = k_begin; first < k_end; first += L::stages, ++pass) {
                 const uint32_t phase = pass & 1;
 #pragma unroll
                 for (int s = 0; s < L::stages; ++s) {
@@ -246,13 +259,13 @@ __global__ void __launch_bounds__(threads, 1)
                     mbarrier_wait(empty + 8 * s, phase ^ 1); // a fresh barrier passes parity 1
                     const uint32_t bar = full + 8 * s;
                     // Past the end of K, the stage only passes the consumers through.
-                    if (ks >= p.k_stages) {
+                    if (ks >= k_end) {
                         mbarrier_arrive(bar);
                         continue;
                     }
                     if constexpr (b_scaling == MicroscaledB::blocks_128x128) {
                         block_scale[s] = next_block_scale;
-                        if (ks + 1 < p.k_stages)
+                        if (ks + 1 < k_end)
                             next_block_scale = b_blocks[int64_t(ks + 1) * p.tiles_n];
                     }
                     mbarrier_arrive_expect_tx(bar, stage_bytes);
@@ -291,9 +304,9 @@ __global__ void __launch_bounds__(threads, 1)
 #pragma unroll
     for (int i = 0; i < 64; ++i) part[i] = 0.0f;
     uint32_t pass = 0; // as the producer's
-    for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-        int tile_row, tile_col;
-        tile_at(t, p, tile_row, tile_col);
+    for (int t = blockIdx.x; t < items; t += gridDim.x) {
+        int tile_row, tile_col, k_begin, k_end;
+        work_at(t, p, tile_row, tile_col, k_begin, k_end);
         float sum[waves][64];
 #pragma unroll
         for (int w = 0; w < waves; ++w)
@@ -346,12 +359,12 @@ __global__ void __launch_bounds__(threads, 1)
         // The ring is unrolled, so every shared address below is the base plus a constant. A
         // stage's groups in turn: WGMMAs, wait, promotion; the two warpgroups take turns on the
         // tensor cores, so one's promotion runs under the other's WGMMAs.
-        for (int first = 0; first < p.k_stages; first += L::stages, ++pass) {
+        for (int first = k_begin; first < k_end; first += L::stages, ++pass) {
             const uint32_t phase = pass & 1;
 #pragma unroll
             for (int s = 0; s < L::stages; ++s) {
                 mbarrier_wait(full + 8 * s, phase);
-                if (first + s >= p.k_stages) { // past the end of K: nothing loaded
+                if (first + s >= k_end) { // past the end of the split's K: nothing loaded
                     release(s);
                     continue;
                 }
@@ -378,15 +391,18 @@ __global__ void __launch_bounds__(threads, 1)
         }
 
         uint8_t* staging = shared + L::staging_offset + warpgroup * staging_bytes;
+        const int64_t out_offset = int64_t(t / tiles) * p.m * p.n; // the split's partial sums
 #pragma unroll
         for (int w = 0; w < waves; ++w) {
             const int wave_row = tile_row * tile_m + w * 128;
             if (p.out_fp32)
-                store_wave<float>(p, staging, 1 + warpgroup, sum[w], alpha, wave_row, tile_col,
-                                  warpgroup, row, col);
+                store_wave<float>(p, static_cast<float*>(p.out) + out_offset, staging,
+                                  1 + warpgroup, sum[w], alpha, wave_row, tile_col, warpgroup, row,
+                                  col);
             else
-                store_wave<__nv_bfloat16>(p, staging, 1 + warpgroup, sum[w], alpha, wave_row,
-                                          tile_col, warpgroup, row, col);
+                store_wave<__nv_bfloat16>(p, static_cast<__nv_bfloat16*>(p.out) + out_offset,
+                                          staging, 1 + warpgroup, sum[w], alpha, wave_row, tile_col,
+                                          warpgroup, row, col);
         }
     }
 }
@@ -429,8 +445,52 @@ CUtensorMap tensor_map_2d(const void* base, CUtensorMapDataType type, uint64_t e
     return map;
 }
 
+// What a launch needs besides the kernel's template parameters.
+struct Launch {
+    const MicroscaledGemmArgs& g;
+    int64_t k_pitch;
+    int sm_count;
+    Buffer<float>& partials;
+    cudaStream_t stream;
+};
+
+// How many ways to split K: where the output tiles would leave SMs idle (the wgrad of a small
+// model: few outputs, K the tokens), the split that fills the SMs' waves best, by 5% or more over
+// fewer splits, each split keeping 8 stages or more.
+int k_splits(int64_t tiles, int64_t k_stages, int sm_count) {
+    const auto filled = [&](int64_t items) {
+        return double(items) / double((items + sm_count - 1) / sm_count * sm_count);
+    };
+    int best = 1;
+    for (int splits = 2; splits <= 16 && k_stages / splits >= 8; ++splits)
+        if (filled(tiles * splits) > 1.05 * filled(tiles * best)) best = splits;
+    return best;
+}
+
+// out = Σ_s partials[s] (+ beta · out), the splits in order.
+void add_partials(const MicroscaledGemmArgs& g, const float* partials, int splits,
+                  cudaStream_t stream) {
+    const int64_t count = g.m * g.n;
+    const float beta = g.beta;
+    void* out = g.out;
+    const bool fp32 = g.out_fp32;
+    for_each(count, stream, [=] __device__(int64_t i) {
+        float sum = partials[i];
+        for (int s = 1; s < splits; ++s) sum += partials[s * count + i];
+        if (fp32) {
+            float* o = static_cast<float*>(out) + i;
+            *o = beta != 0.0f ? sum + beta * *o : sum;
+        } else {
+            static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(sum);
+        }
+    });
+}
+
 template <int group, Format a_format, MicroscaledB b_scaling>
-void launch(const MicroscaledGemmArgs& g, int64_t k_pitch, int sm_count, cudaStream_t stream) {
+void launch(const Launch& l) {
+    const MicroscaledGemmArgs& g = l.g;
+    const int64_t k_pitch = l.k_pitch;
+    const cudaStream_t stream = l.stream;
     using L = SharedLayout<group>;
     auto* kernel = microscaled_gemm_kernel<group, a_format, b_scaling>;
     static std::once_flag opted_in;
@@ -463,9 +523,19 @@ void launch(const MicroscaledGemmArgs& g, int64_t k_pitch, int sm_count, cudaStr
     p.tiles_m = int((g.m + tile_m - 1) / tile_m);
     p.tiles_n = int((g.n + tile_n - 1) / tile_n);
     p.k_stages = int((k_pitch + tile_k - 1) / tile_k);
-    const int grid = int(std::min<int64_t>(int64_t(p.tiles_m) * p.tiles_n, sm_count));
+    const int64_t tiles = int64_t(p.tiles_m) * p.tiles_n;
+    p.splits = k_splits(tiles, p.k_stages, l.sm_count);
+    if (p.splits > 1) { // FP32 partial sums of each split, added up below in a fixed order
+        l.partials.resize(p.splits * g.m * g.n);
+        p.out = l.partials.data();
+        p.out_fp32 = true;
+        p.beta = 0.0f;
+        p.out_vectors = g.n % 4 == 0 && aligned_to(l.partials.data(), 16);
+    }
+    const int grid = int(std::min<int64_t>(tiles * p.splits, l.sm_count));
     kernel<<<grid, threads, L::launch_bytes, stream>>>(map_a, map_b, map_sa, map_sb, p);
     OCTET_CUDA_LAUNCHED();
+    if (p.splits > 1) add_partials(g, l.partials.data(), p.splits, stream);
 }
 
 int64_t round_up(int64_t x, int64_t to) {
@@ -484,27 +554,25 @@ const uint8_t* pad_rows(const uint8_t* src, int64_t rows, int64_t cols, int64_t 
 
 // The kernel instance for the run's group, a's format and b's scaling.
 template <int group, Format a_format>
-void launch_for(MicroscaledB b_scaling, const MicroscaledGemmArgs& g, int64_t k_pitch, int sm_count,
-                cudaStream_t stream) {
+void launch_for(MicroscaledB b_scaling, const Launch& l) {
     switch (b_scaling) {
     case MicroscaledB::per_tensor:
-        return launch<group, a_format, MicroscaledB::per_tensor>(g, k_pitch, sm_count, stream);
+        return launch<group, a_format, MicroscaledB::per_tensor>(l);
     case MicroscaledB::blocks_128x128:
-        return launch<group, a_format, MicroscaledB::blocks_128x128>(g, k_pitch, sm_count, stream);
+        return launch<group, a_format, MicroscaledB::blocks_128x128>(l);
     default:
-        return launch<group, a_format, MicroscaledB::groups>(g, k_pitch, sm_count, stream);
+        return launch<group, a_format, MicroscaledB::groups>(l);
     }
 }
 
-void launch_for(int group, Format a_format, MicroscaledB b_scaling, const MicroscaledGemmArgs& g,
-                int64_t k_pitch, int sm_count, cudaStream_t stream) {
+void launch_for(int group, Format a_format, MicroscaledB b_scaling, const Launch& l) {
     const bool e4m3 = a_format == Format::e4m3;
     if (group == 128)
-        e4m3 ? launch_for<128, Format::e4m3>(b_scaling, g, k_pitch, sm_count, stream)
-             : launch_for<128, Format::e5m2>(b_scaling, g, k_pitch, sm_count, stream);
+        e4m3 ? launch_for<128, Format::e4m3>(b_scaling, l)
+             : launch_for<128, Format::e5m2>(b_scaling, l);
     else
-        e4m3 ? launch_for<32, Format::e4m3>(b_scaling, g, k_pitch, sm_count, stream)
-             : launch_for<32, Format::e5m2>(b_scaling, g, k_pitch, sm_count, stream);
+        e4m3 ? launch_for<32, Format::e4m3>(b_scaling, l)
+             : launch_for<32, Format::e5m2>(b_scaling, l);
 }
 
 std::string shape_name(const MicroscaledGemmArgs& g) {
@@ -513,7 +581,8 @@ std::string shape_name(const MicroscaledGemmArgs& g) {
 
 } // namespace
 
-MicroscaledGemm::MicroscaledGemm(Memory& memory) : a_padded_(memory), b_padded_(memory) {
+MicroscaledGemm::MicroscaledGemm(Memory& memory)
+    : a_padded_(memory), b_padded_(memory), partials_(memory) {
     int device = 0;
     OCTET_CUDA_CHECK(cudaGetDevice(&device));
     OCTET_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device));
@@ -553,7 +622,8 @@ void MicroscaledGemm::run(const MicroscaledGemmArgs& args, cudaStream_t stream) 
         g.a = pad_rows(args.a, args.m, args.k, k_pitch, a_padded_, stream);
     if (k_pitch != args.k || !aligned_to(args.b, 16))
         g.b = pad_rows(args.b, args.n, args.k, k_pitch, b_padded_, stream);
-    launch_for(args.group, args.a_format, args.b_scaling, g, k_pitch, sm_count_, stream);
+    launch_for(args.group, args.a_format, args.b_scaling,
+               Launch{g, k_pitch, sm_count_, partials_, stream});
 }
 
 } // namespace octet::cuda

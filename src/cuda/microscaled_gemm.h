@@ -56,6 +56,7 @@ class MicroscaledGemm {
 
   private:
     Buffer<uint8_t> a_padded_, b_padded_;
+    Buffer<float> partials_; // K split where the output has too few tiles to fill the SMs
     int sm_count_ = 0;
 };
 

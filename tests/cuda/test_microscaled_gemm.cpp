@@ -184,6 +184,13 @@ TEST(MicroscaledGemm, MatchesFloat64ReferenceOnTileAndOddShapes) {
         {333, 257, 1000, 128, B::groups, e5, true, true, 1.0f, 1.0f},
         {130, 129, 1, 128, B::blocks_128x128, e4, false, true, 0.5f, 0.0f},
         {300, 200, 2048, 128, B::per_tensor, e5, false, true, 1.0f, 0.0f},
+        // FP32 output with beta 1 on rows of whole 16-byte vectors, and beta neither 0 nor 1.
+        {256, 384, 512, 128, B::groups, e4, true, true, 1.0f, 1.0f},
+        {300, 200, 2048, 32, B::blocks_128x128, e4, false, true, 1.0f, 0.5f},
+        // Few tiles and a long K: K split four ways (FP32, beta 1, as the wgrad) and three
+        // uneven ways (25 stages of 128, BF16).
+        {200, 300, 4096, 128, B::groups, e4, true, true, 1.0f, 1.0f},
+        {129, 130, 3100, 32, B::blocks_128x128, e5, false, false, 0.5f, 0.0f},
     };
     // Fresh random shapes every run, odd ones likely.
     const B scalings[] = {B::per_tensor, B::blocks_128x128, B::groups};
