@@ -337,15 +337,24 @@ __global__ void __launch_bounds__(threads, 1)
         };
         // Promotion of a finished group: its partial sums times its scales (s0, s1 for rows row
         // and row + 8), into the sums.
-        auto promote = [&](float(&into)[64], int s, int g, float s0, float s1) {
-            fence_registers(part);
-            // A grouped b scales each column too; other scalings multiply by 1, which folds away.
+        // A grouped b scales each column too, by the same scales in both waves: at G = 128 read
+        // once per group, while the first wave's WGMMAs run; at G = 32 those 32 registers would
+        // spill, so read before each promotion. Other scalings multiply by 1, which folds away.
+        constexpr bool columns_once = group == 128;
+        float2 column_scales[16];
+        auto read_column_scales = [&](int s, int g) {
             const float* sb = b_scales0 + s * L::b_scale_floats + g * tile_n;
 #pragma unroll
+            for (int c = 0; c < 16; ++c)
+                column_scales[c] = b_scaling == MicroscaledB::groups
+                                       ? *reinterpret_cast<const float2*>(sb + 8 * c)
+                                       : make_float2(1.0f, 1.0f);
+        };
+        auto promote = [&](float(&into)[64], float s0, float s1) {
+            fence_registers(part);
+#pragma unroll
             for (int c = 0; c < 16; ++c) {
-                const float2 b = b_scaling == MicroscaledB::groups
-                                     ? *reinterpret_cast<const float2*>(sb + 8 * c)
-                                     : make_float2(1.0f, 1.0f);
+                const float2 b = column_scales[c];
                 into[4 * c] += part[4 * c] * (s0 * b.x);
                 into[4 * c + 1] += part[4 * c + 1] * (s0 * b.y);
                 into[4 * c + 2] += part[4 * c + 2] * (s1 * b.x);
@@ -375,18 +384,17 @@ __global__ void __launch_bounds__(threads, 1)
 #pragma unroll
                     for (int w = 0; w < waves; ++w) {
                         issue(s, g, w);
-                        // a's scales, read while the WGMMAs run, off the promotion's path.
+                        // The scales, read while the WGMMAs run, off the promotion's path.
+                        if (columns_once && w == 0) read_column_scales(s, g);
                         const float* sa = a_scales0 + s * L::a_scale_floats + g * tile_m + w * 128;
                         const float s0 = sa[0] * block, s1 = sa[8] * block;
                         wgmma_wait<0>();
-                        // Without b's column scales, nothing of the stage is read after its last
-                        // WGMMA: TMA may refill it during the promotion.
-                        if (b_scaling != MicroscaledB::groups && g == groups_per_stage - 1 &&
-                            w == waves - 1)
-                            release(s);
-                        promote(sum[w], s, g, s0, s1);
+                        if (!columns_once) read_column_scales(s, g);
+                        // Nothing of the stage is read after this: TMA may refill it during the
+                        // promotion.
+                        if (g == groups_per_stage - 1 && w == waves - 1) release(s);
+                        promote(sum[w], s0, s1);
                     }
-                if constexpr (b_scaling == MicroscaledB::groups) release(s);
             }
         }
 
