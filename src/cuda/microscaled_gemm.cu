@@ -162,7 +162,8 @@ template <typename T>
 __device__ __forceinline__ void
 store_wave(const Params& p, T* out, uint8_t* staging, uint32_t barrier, const float (&sum)[64],
            float alpha, int wave_row, int tile_col, int warpgroup, int row, int col) {
-    constexpr int pitch = sizeof(T) == 4 ? staging_pitch_fp32 : staging_pitch_bf16;
+    constexpr bool fp32 = sizeof(T) == 4;
+    constexpr int pitch = fp32 ? staging_pitch_fp32 : staging_pitch_bf16;
     constexpr int round_cols = staged_row_bytes / sizeof(T), chunks = round_cols / 8;
     constexpr int rounds = tile_n / round_cols;
     const int thread = int(threadIdx.x % 128), local_row = row - 64 * warpgroup;
@@ -171,7 +172,6 @@ store_wave(const Params& p, T* out, uint8_t* staging, uint32_t barrier, const fl
     // chunk by chunk as they are stored, each load would wait behind the stores before it (they
     // might alias), one trip to memory per chunk. (A whole wave's at once would spill: the other
     // wave's sums are still live.)
-    constexpr bool fp32 = sizeof(T) == 4;
     const bool prefetch = fp32 && p.beta != 0.0f && p.out_vectors;
 #pragma unroll
     for (int round = 0; round < rounds; ++round) {
@@ -527,7 +527,6 @@ void launch(const Launch& l) {
     p.m = int(g.m);
     p.n = int(g.n);
     p.out_fp32 = g.out_fp32;
-    p.out_vectors = g.n % (g.out_fp32 ? 4 : 8) == 0 && aligned_to(g.out, 16);
     p.tiles_m = int((g.m + tile_m - 1) / tile_m);
     p.tiles_n = int((g.n + tile_n - 1) / tile_n);
     p.k_stages = int((k_pitch + tile_k - 1) / tile_k);
@@ -538,8 +537,8 @@ void launch(const Launch& l) {
         p.out = l.partials.data();
         p.out_fp32 = true;
         p.beta = 0.0f;
-        p.out_vectors = g.n % 4 == 0 && aligned_to(l.partials.data(), 16);
     }
+    p.out_vectors = g.n % (p.out_fp32 ? 4 : 8) == 0 && aligned_to(p.out, 16);
     const int grid = int(std::min<int64_t>(tiles * p.splits, l.sm_count));
     kernel<<<grid, threads, L::launch_bytes, stream>>>(map_a, map_b, map_sa, map_sb, p);
     OCTET_CUDA_LAUNCHED();

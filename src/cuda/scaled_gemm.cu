@@ -11,67 +11,69 @@ namespace {
 
 using Levels = DeviceQuantized::Levels;
 
-enum class ScaleShape { per_tensor, per_row, k128, tile128, other };
+enum class ScaleShape { per_tensor, per_row, along_k };
 
 struct OperandScales {
     ScaleShape shape;
-    bool tile128_capable; // constant on 128×128 tiles: b may take BLK128x128 scales
-    bool pow2_varying;    // every level that varies is a power of two
+    bool tiles_128;    // constant on 128×128 tiles: b may take 128×128 block scales
+    int k_group;       // the largest G of 128 and 32 on whose 1×G groups along K the scales are
+                       // constant, or 0 if there is none: what the microscaled GEMM can take
+    bool pow2_varying; // every level that varies is a power of two
 };
 
 OperandScales classify(const DeviceQuantized& q) {
-    bool varies_k = false, varies_rows = false, k_blocks_128 = true, tiles_128 = true;
-    bool pow2 = true;
+    bool varies_k = false, varies_rows = false, tiles_128 = true, pow2 = true;
+    int k_group = 128;
     for (int i = 0; i < q.level_count; ++i) {
         const DeviceScaleGrid& g = q.levels[size_t(i)];
         if (g.whole()) continue;
         pow2 = pow2 && g.pow2;
         if (g.grid_cols > 1) {
             varies_k = true;
-            if (g.block_cols % 128 != 0) k_blocks_128 = tiles_128 = false;
+            if (g.block_cols % 128 != 0) {
+                tiles_128 = false;
+                k_group = g.block_cols % 32 == 0 ? std::min(k_group, 32) : 0;
+            }
         }
         if (g.grid_rows > 1) {
             varies_rows = true;
             if (g.block_rows % 128 != 0) tiles_128 = false;
         }
     }
-    ScaleShape shape = ScaleShape::other;
-    if (!varies_k)
-        shape = varies_rows ? ScaleShape::per_row : ScaleShape::per_tensor;
-    else if (k_blocks_128)
-        shape = tiles_128 ? ScaleShape::tile128 : ScaleShape::k128;
-    return {shape, k_blocks_128 && tiles_128, pow2};
+    const ScaleShape shape = varies_k      ? ScaleShape::along_k
+                             : varies_rows ? ScaleShape::per_row
+                                           : ScaleShape::per_tensor;
+    return {shape, tiles_128, k_group, pow2};
 }
 
-// The largest group G of 128 and 32 on whose 1×G groups along K every level of q is constant,
-// or 0 if there is none: what the microscaled GEMM can take.
-int k_group(const DeviceQuantized& q) {
-    int group = 128;
-    for (int i = 0; i < q.level_count; ++i) {
-        const DeviceScaleGrid& g = q.levels[size_t(i)];
-        if (g.grid_cols <= 1) continue;
-        if (g.block_cols % group != 0) group = 32;
-        if (g.block_cols % group != 0) return 0;
-    }
-    return group;
-}
-
-// How the microscaled GEMM runs a pair (group 0: it cannot). b must hold E4M3 codes.
-struct MicroscaledPlan {
+// The path a pair takes (scaled_gemm.h), and for the microscaled GEMM its group along K and b's
+// scaling. b must hold E4M3 codes for it.
+struct Route {
+    ScaledGemmPath path;
     int group = 0;
     MicroscaledB b_scaling = MicroscaledB::per_tensor;
 };
 
-MicroscaledPlan microscaled_plan(const DeviceQuantized& a, const DeviceQuantized& b) {
-    if (b.format != Format::e4m3 || (a.format != Format::e4m3 && a.format != Format::e5m2))
-        return {};
-    const int ga = k_group(a), gb = k_group(b);
-    if (ga == 0 || gb == 0) return {};
-    const OperandScales sb = classify(b);
-    const MicroscaledB b_scaling = sb.shape == ScaleShape::per_tensor ? MicroscaledB::per_tensor
-                                   : sb.tile128_capable               ? MicroscaledB::blocks_128x128
-                                                                      : MicroscaledB::groups;
-    return {std::min(ga, gb), b_scaling};
+Route route(const DeviceQuantized& a, const DeviceQuantized& b) {
+    const OperandScales sa = classify(a), sb = classify(b);
+    const bool fp8_shape = a.cols % 16 == 0 && b.rows % 16 == 0 && a.cols > 0 &&
+                           !(a.format == Format::e5m2 && b.format == Format::e5m2);
+    const auto row_or_tensor = [](ScaleShape s) {
+        return s == ScaleShape::per_tensor || s == ScaleShape::per_row;
+    };
+    if (fp8_shape && sa.shape == ScaleShape::per_tensor && sb.shape == ScaleShape::per_tensor)
+        return {ScaledGemmPath::per_tensor};
+    if (fp8_shape && row_or_tensor(sa.shape) && row_or_tensor(sb.shape))
+        return {ScaledGemmPath::outer_vector};
+    const bool microscaled = b.format == Format::e4m3 &&
+                             (a.format == Format::e4m3 || a.format == Format::e5m2) &&
+                             sa.k_group != 0 && sb.k_group != 0;
+    if (microscaled)
+        return {ScaledGemmPath::microscaled, std::min(sa.k_group, sb.k_group),
+                sb.shape == ScaleShape::per_tensor ? MicroscaledB::per_tensor
+                : sb.tiles_128                     ? MicroscaledB::blocks_128x128
+                                                   : MicroscaledB::groups};
+    return {sa.pow2_varying && sb.pow2_varying ? ScaledGemmPath::bf16 : ScaledGemmPath::fp32};
 }
 
 enum class ScaleLayout { scalar, per_row, k_groups, k_tiles };
@@ -172,18 +174,7 @@ const char* scaled_gemm_path_name(ScaledGemmPath p) {
 }
 
 ScaledGemmPath ScaledGemm::path(const DeviceQuantized& a, const DeviceQuantized& b) {
-    const OperandScales sa = classify(a), sb = classify(b);
-    const bool fp8_shape = a.cols % 16 == 0 && b.rows % 16 == 0 && a.cols > 0 &&
-                           !(a.format == Format::e5m2 && b.format == Format::e5m2);
-    const auto row_or_tensor = [](ScaleShape s) {
-        return s == ScaleShape::per_tensor || s == ScaleShape::per_row;
-    };
-    if (fp8_shape && sa.shape == ScaleShape::per_tensor && sb.shape == ScaleShape::per_tensor)
-        return ScaledGemmPath::per_tensor;
-    if (fp8_shape && row_or_tensor(sa.shape) && row_or_tensor(sb.shape))
-        return ScaledGemmPath::outer_vector;
-    if (microscaled_plan(a, b).group != 0) return ScaledGemmPath::microscaled;
-    return sa.pow2_varying && sb.pow2_varying ? ScaledGemmPath::bf16 : ScaledGemmPath::fp32;
+    return route(a, b).path;
 }
 
 ScaledGemmPath ScaledGemm::run(const DeviceQuantized& a, const DeviceQuantized& b, float* out,
@@ -192,7 +183,8 @@ ScaledGemmPath ScaledGemm::run(const DeviceQuantized& a, const DeviceQuantized& 
         throw Error("scaled GEMM: operands disagree on K (" + std::to_string(a.cols) + " vs " +
                     std::to_string(b.cols) + ")");
     const int64_t n = a.rows, m = b.rows, k = a.cols;
-    const ScaledGemmPath p = path(a, b);
+    const Route r = route(a, b);
+    const ScaledGemmPath p = r.path;
     if (n == 0 || m == 0) return p;
     if (k == 0) {
         if (!accumulate) OCTET_CUDA_CHECK(cudaMemsetAsync(out, 0, size_t(n * m) * 4, stream));
@@ -203,7 +195,7 @@ ScaledGemmPath ScaledGemm::run(const DeviceQuantized& a, const DeviceQuantized& 
         return p;
     }
     if (p == ScaledGemmPath::microscaled) {
-        run_microscaled(a, b, out, accumulate, stream);
+        run_microscaled(a, b, r.group, r.b_scaling, out, accumulate, stream);
         return p;
     }
     const bool outer = p == ScaledGemmPath::outer_vector;
@@ -230,24 +222,24 @@ ScaledGemmPath ScaledGemm::run(const DeviceQuantized& a, const DeviceQuantized& 
 
 // Every level of a folded into its scales per row and group; b's into its block or group
 // scales, or, per tensor, into alpha.
-void ScaledGemm::run_microscaled(const DeviceQuantized& a, const DeviceQuantized& b, float* out,
-                                 bool accumulate, cudaStream_t stream) {
-    const MicroscaledPlan plan = microscaled_plan(a, b);
+void ScaledGemm::run_microscaled(const DeviceQuantized& a, const DeviceQuantized& b, int group,
+                                 MicroscaledB b_scaling, float* out, bool accumulate,
+                                 cudaStream_t stream) {
     const int64_t n = a.rows, m = b.rows, k = a.cols;
-    gather_scales(a.views(), n, k, ScaleLayout::k_groups, plan.group, a_scales_, stream);
-    const ScaleLayout b_layout = plan.b_scaling == MicroscaledB::per_tensor ? ScaleLayout::scalar
-                                 : plan.b_scaling == MicroscaledB::blocks_128x128
+    gather_scales(a.views(), n, k, ScaleLayout::k_groups, group, a_scales_, stream);
+    const ScaleLayout b_layout = b_scaling == MicroscaledB::per_tensor ? ScaleLayout::scalar
+                                 : b_scaling == MicroscaledB::blocks_128x128
                                      ? ScaleLayout::k_tiles
                                      : ScaleLayout::k_groups;
-    gather_scales(b.views(), m, k, b_layout, plan.group, b_scales_, stream);
-    const bool b_whole = plan.b_scaling == MicroscaledB::per_tensor;
+    gather_scales(b.views(), m, k, b_layout, group, b_scales_, stream);
+    const bool b_whole = b_scaling == MicroscaledB::per_tensor;
     MicroscaledGemmArgs g{};
     g.a = a.codes.data();
     g.b = b.codes.data();
     g.a_scales = a_scales_.data();
     g.b_scales = b_whole ? nullptr : b_scales_.data();
-    g.b_scaling = plan.b_scaling;
-    g.group = plan.group;
+    g.b_scaling = b_scaling;
+    g.group = group;
     g.a_format = a.format;
     g.alpha = b_whole ? b_scales_.data() : nullptr;
     g.out = out;

@@ -44,8 +44,8 @@ class ScaledGemm {
     static ScaledGemmPath path(const DeviceQuantized& a, const DeviceQuantized& b);
 
   private:
-    void run_microscaled(const DeviceQuantized& a, const DeviceQuantized& b, float* out,
-                         bool accumulate, cudaStream_t stream);
+    void run_microscaled(const DeviceQuantized& a, const DeviceQuantized& b, int group,
+                         MicroscaledB b_scaling, float* out, bool accumulate, cudaStream_t stream);
     void emulate(const DeviceQuantized& a, const DeviceQuantized& b, float* out, bool accumulate,
                  bool bf16, cudaStream_t stream);
 
