@@ -52,6 +52,12 @@ bool exact(const LinearPrecision* p) {
     return false;
 }
 
+// A BF16 or FP8 layer's dgrad for a reader that takes it in BF16 (autocast's dgrad).
+void round_for_reader(const LinearBackwardArgs<float>& a) {
+    if (a.d_in_for_reader)
+        for (int64_t i = 0; i < a.n * a.k; ++i) a.d_in[i] = round_bf16(a.d_in[i]);
+}
+
 } // namespace
 
 // out[n, m] (+)= a[n, K] · b[m, K]ᵀ for FP8 operands with groups along K. K is cut into chunks
@@ -111,14 +117,16 @@ void linear_forward(const LinearForwardArgs<T>& a) {
             gemm(false, true, a.n, a.m, a.k, xq.data(), a.k, wq.data(), a.k, 0.0f, a.out, a.m);
         }
     }
-    // For an elementwise reader a BF16 layer returns autocast's output: BF16, with a BF16 bias.
-    const bool rounded = a.to_elementwise && bf16(a.precision);
+    // For an elementwise reader a BF16 layer returns autocast's output: BF16, with a BF16 bias;
+    // an FP8 layer's is BF16 too, its bias added in FP32 (the GPU adds it in the GEMM's epilogue).
+    const bool rounded = a.to_elementwise && !exact<T>(a.precision);
     if (a.bias || a.residual || rounded) {
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < a.n; ++i)
             for (int64_t j = 0; j < a.m; ++j) {
                 const int64_t at = i * a.m + j;
-                if (a.bias) a.out[at] += rounded ? round_bf16(a.bias[j]) : a.bias[j];
+                if (a.bias)
+                    a.out[at] += rounded && bf16(a.precision) ? round_bf16(a.bias[j]) : a.bias[j];
                 if (a.residual) a.out[at] += a.residual[at];
                 if (rounded) a.out[at] = round_bf16(a.out[at]);
             }
@@ -142,7 +150,10 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
         // The TN GEMMs of the GPU: dx = dy · (Wᵀ)ᵀ with Wᵀ [k, m]; dW += dyᵀ · (xᵀ)ᵀ.
         if (a.precision->kind() == LinearPrecision::Kind::fp8) {
             const auto dgrad = a.precision->dgrad_fp8(a.d_out, a.weight);
-            if (a.d_in) scaled_gemm_nt(dgrad.a, dgrad.b, a.d_in, false);
+            if (a.d_in) {
+                scaled_gemm_nt(dgrad.a, dgrad.b, a.d_in, false);
+                round_for_reader(a);
+            }
             const auto wgrad = a.precision->wgrad_fp8(a.d_out);
             scaled_gemm_nt(wgrad.a, wgrad.b, a.d_weight, true);
         } else {
@@ -153,8 +164,7 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
             if (a.d_in) {
                 gemm(false, true, a.n, a.k, a.m, dyq.data(), a.m, wtq.data(), a.m, 0.0f, a.d_in,
                      a.k);
-                if (a.d_in_for_reader)
-                    for (int64_t i = 0; i < a.n * a.k; ++i) a.d_in[i] = round_bf16(a.d_in[i]);
+                round_for_reader(a);
             }
             gemm(false, true, a.m, a.k, a.n, dytq.data(), a.n, xtq.data(), a.n, 1.0f, a.d_weight,
                  a.k);

@@ -111,18 +111,6 @@ bool fp8_operands(const LinearPrecision* p) {
     return p && p->kind() == LinearPrecision::Kind::fp8;
 }
 
-// out[i, j] += bias[j] + residual[i, j], either of them nullptr
-void add_bias_and_residual(float* out, const float* bias, const float* residual, int64_t n,
-                           int64_t m, cudaStream_t stream) {
-    if (!bias && !residual) return;
-    for_each(n * m, stream, [=] __device__(int64_t i) {
-        float v = out[i];
-        if (bias) v += bias[i % m];
-        if (residual) v += residual[i];
-        out[i] = v;
-    });
-}
-
 // Whether an operand was written in BF16 for `expected` (`staged`, then cleared), so the op that
 // reads it takes it instead of rounding its FP32 input. One written for another buffer, or that
 // does not `fit` its reader, is refused.
@@ -170,9 +158,33 @@ void CudaOps::linear_forward_fp8(const LinearForwardArgs<float>& a) {
             plans_.quantize(q.weight, a.weight, a.m, a.k, layer.w, stream());
         layer.w_method = transpose_method(w_plan, a.m, a.k);
     }
-    scaled_gemm_.run(quantized_input(layer, q.input, q.input_t, a), layer.w, a.out, false, true,
-                     stream());
-    add_bias_and_residual(a.out, a.bias, a.residual, a.n, a.m, stream());
+    // Bias and residual in the GEMM's epilogue; a BF16 output for the op that reads it so.
+    __nv_bfloat16* bf16_out = bf16_output(a);
+    scaled_gemm_.run(
+        quantized_input(layer, q.input, q.input_t, a), layer.w,
+        {bf16_out ? static_cast<void*>(bf16_out) : a.out, bf16_out != nullptr, a.bias, a.residual},
+        true, stream());
+}
+
+__nv_bfloat16* CudaOps::bf16_output(const LinearForwardArgs<float>& a) {
+    __nv_bfloat16* out = nullptr;
+    if (a.to_elementwise) {
+        if (a.attention) throw Error("linear forward: an output for attention and an activation");
+        out = reinterpret_cast<__nv_bfloat16*>(a.out);
+    } else {
+        out = attention_qkv(a.attention, a.out, a.n * a.m);
+    }
+    if (out && a.residual) throw Error("linear forward: a BF16 output takes no residual");
+    return out;
+}
+
+__nv_bfloat16* CudaOps::bf16_d_in(const LinearBackwardArgs<float>& a) {
+    if (a.attention && a.attention->shape.bf16) {
+        d_out_bf16_.resize(a.n * a.k);
+        d_out_staged_for_ = a.d_in;
+        return d_out_bf16_.data();
+    }
+    return a.d_in_for_reader ? reinterpret_cast<__nv_bfloat16*>(a.d_in) : nullptr;
 }
 
 // x quantized for the forward GEMM, and xᵀ quantized for the wgrad where the recipe takes it from
@@ -237,7 +249,10 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
             transposer_.run(layer.w, layer.w_method, q.weight_t, a.weight, w_t_, stream());
         }
         const auto dgrad = profiler_.scope("linear.dgrad");
-        scaled_gemm_.run(dy_, w_t_, a.d_in, false, false, stream());
+        __nv_bfloat16* d_in_bf16 = bf16_d_in(a);
+        scaled_gemm_.run(dy_, w_t_,
+                         {d_in_bf16 ? static_cast<void*>(d_in_bf16) : a.d_in, d_in_bf16 != nullptr},
+                         false, stream());
     }
     {                                            // d_W[m, k] += dyᵀ[m, n] · (xᵀ[k, n])ᵀ
         const DeviceQuantized* x_t = &layer.x_t; // quantized from the source in the forward
@@ -250,7 +265,7 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
             }
         }
         const auto wgrad = profiler_.scope("linear.wgrad");
-        scaled_gemm_.run(dy_t_, *x_t, a.d_weight, true, false, stream());
+        scaled_gemm_.run(dy_t_, *x_t, {a.d_weight, false, nullptr, a.d_weight}, false, stream());
     }
     if (!dy_t_ready) bias_grad(a, a.d_out);
 }
@@ -295,7 +310,7 @@ const __nv_bfloat16* CudaOps::dy_bf16(const LinearBackwardArgs<float>& a) {
 }
 
 bool CudaOps::packs_bf16(const LinearPrecision* layer) {
-    return bf16_operands(layer);
+    return bf16_operands(layer) || fp8_operands(layer);
 }
 
 const __nv_bfloat16* CudaOps::rounded_bf16(const float* x, int64_t count,
@@ -314,15 +329,7 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
     const void* in = a.in;
     const void* w = a.weight;
     const void* bias = a.bias;
-    // BF16 output: the qkv of the BF16 flash attention that reads it next, written into its
-    // state, or the rounded output an elementwise op reads, packed in place.
-    __nv_bfloat16* bf16_out = nullptr;
-    if (bf16 && a.to_elementwise) {
-        if (a.attention) throw Error("linear forward: an output for attention and an activation");
-        bf16_out = reinterpret_cast<__nv_bfloat16*>(a.out);
-    } else if (bf16) {
-        bf16_out = attention_qkv(a.attention, a.out, a.n * a.m);
-    }
+    __nv_bfloat16* bf16_out = bf16 ? bf16_output(a) : nullptr;
     if (bf16) {
         SavedLinear& layer = saved_linear(a.precision);
         // The op that made x may have written it in BF16 (staged_bf16).
@@ -337,7 +344,6 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
         // autocast's bias (and cuBLASLt has no FP32 bias with a BF16 output)
         if (bf16_out && a.bias) bias = rounded_bf16(a.bias, a.m, layer.b_bf16);
     }
-    if (bf16_out && a.residual) throw Error("linear forward: a BF16 output takes no residual");
     // out = in · Wᵀ + bias + residual, the residual read as the GEMM's C.
     gemm_.run({in, w, bf16, false, true, bf16_out ? static_cast<void*>(bf16_out) : a.out, bias,
                a.residual ? 1.0f : 0.0f, a.n, a.m, a.k, 1, 0, 0, 0, nullptr, bf16_out != nullptr,
@@ -384,16 +390,7 @@ void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {
     }
     if (a.d_in) { // d_in[n, k] = d_out[n, m] · W[m, k]
         const auto dgrad = profiler_.scope("linear.dgrad");
-        // BF16 flash attention reads d_in next: the GEMM writes it in BF16 for it; an
-        // elementwise op's backward reads it rounded, packed in place.
-        __nv_bfloat16* d_in_bf16 = nullptr;
-        if (bf16 && a.attention && a.attention->shape.bf16) {
-            d_out_bf16_.resize(a.n * a.k);
-            d_in_bf16 = d_out_bf16_.data();
-            d_out_staged_for_ = a.d_in;
-        } else if (bf16 && a.d_in_for_reader) {
-            d_in_bf16 = reinterpret_cast<__nv_bfloat16*>(a.d_in);
-        }
+        __nv_bfloat16* d_in_bf16 = bf16 ? bf16_d_in(a) : nullptr;
         gemm_.run({d_out, w, bf16, false, false, d_in_bf16 ? static_cast<void*>(d_in_bf16) : a.d_in,
                    nullptr, 0.0f, a.n, a.k, a.m, 1, 0, 0, 0, nullptr, d_in_bf16 != nullptr},
                   stream());
@@ -571,6 +568,9 @@ void CudaOps::softmax_xent(float* losses, float* d_logits, const float* logits,
     __nv_bfloat16* dy = staged_dy_bf16(
         head, d_logits, n * v,
         packed && d_logits == logits ? reinterpret_cast<__nv_bfloat16*>(d_logits) : nullptr);
+    // An FP8 head (no policy makes one) packs its logits but reads an FP32 dy, wider than they.
+    if (packed && !dy && d_logits == logits)
+        throw Error("softmax_xent: an FP8 head's packed logits cannot become its FP32 dy in place");
     read_as_stored(logits, packed, [&](const auto* z) {
         write_to(dy, d_logits, [&](auto* dst) {
             cuda::softmax_xent(losses, dst, z, targets, d_loss, n, v, stream());

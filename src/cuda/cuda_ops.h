@@ -140,10 +140,17 @@ class CudaOps final : public Ops<float> {
     // backward reads it at a time.
     __nv_bfloat16* staged_dy_bf16(const LinearPrecision* consumer, const float* grad, int64_t count,
                                   __nv_bfloat16* at = nullptr);
-    // Where a BF16 layer writes its output for the flash attention that reads it (ops.h's
+    // Where a BF16 or FP8 layer writes its output for the flash attention that reads it (ops.h's
     // AttentionConsumer): the qkv in that attention's state; nullptr where there is none.
     __nv_bfloat16* attention_qkv(const AttentionConsumer<float>* attention, const float* out,
                                  int64_t count);
+    // Where a BF16 or FP8 layer writes a BF16 output, as autocast returns it, for the op that
+    // reads it in BF16: flash attention's qkv (attention_qkv), or an elementwise op's input,
+    // packed in place (to_elementwise); nullptr where out stays FP32.
+    __nv_bfloat16* bf16_output(const LinearForwardArgs<float>& a);
+    // The same for a dgrad's d_in: flash attention's BF16 d_out (d_out_bf16_), or an
+    // elementwise backward's or a norm's input, packed in place (d_in_for_reader).
+    __nv_bfloat16* bf16_d_in(const LinearBackwardArgs<float>& a);
     // A BF16 layer's dy: the one staged for it, else d_out rounded.
     const __nv_bfloat16* dy_bf16(const LinearBackwardArgs<float>& a);
     // write(operand) where the op writes a staged operand, else write(out).

@@ -72,6 +72,8 @@ struct Params {
     const float* b_block_scales; // [k_stages][tiles_n], blocks_128x128 only
     const float* alpha;          // nullptr: 1
     void* out;
+    const float* bias; // [n] or nullptr
+    const float* c;    // FP32 [m, n] added times beta (out itself to accumulate), beta 0: unread
     float beta;
     int m, n;
     bool out_fp32;
@@ -121,7 +123,7 @@ __device__ __forceinline__ StagedChunk staged_chunk(const Params& p, int r0, int
 }
 
 // Copies the staged rows into out from column c0, clipped to m × n. With add_old (FP32 rows of
-// whole chunks), beta · old is added, old holding out's values at the chunks, loaded beforehand.
+// whole chunks), beta · old is added, old holding c's values at the chunks, loaded beforehand.
 template <typename T>
 __device__ __forceinline__ void copy_out_staged(const Params& p, T* out, const uint8_t* staging,
                                                 int pitch, int r0, int c0, int thread,
@@ -148,16 +150,17 @@ __device__ __forceinline__ void copy_out_staged(const Params& p, T* out, const u
         for (int i = 0; i < per_chunk; ++i) {
             if (at.c + i >= p.n) break;
             if constexpr (sizeof(T) == 4) // beta is 0 for BF16 output (checked on the host)
-                o[i] = p.beta != 0.0f ? v[i] + p.beta * o[i] : v[i];
+                o[i] = p.beta != 0.0f ? v[i] + p.beta * p.c[int64_t(at.r) * p.n + at.c + i] : v[i];
             else
                 o[i] = v[i];
         }
     }
 }
 
-// alpha · sum, a warpgroup's 64 × 128 fragment of a wave whose first row is wave_row, into out of
-// element type T: through the warpgroup's staging tile, 128 bytes of each row per round, each round
-// between two of the warpgroup's own barriers (the first waits for the previous round's readers).
+// alpha · sum + bias (+ beta · c), a warpgroup's 64 × 128 fragment of a wave whose first row is
+// wave_row, into out of element type T: through the warpgroup's staging tile, 128 bytes of each
+// row per round, each round between two of the warpgroup's own barriers (the first waits for the
+// previous round's readers).
 template <typename T>
 __device__ __forceinline__ void
 store_wave(const Params& p, T* out, uint8_t* staging, uint32_t barrier, const float (&sum)[64],
@@ -168,10 +171,10 @@ store_wave(const Params& p, T* out, uint8_t* staging, uint32_t barrier, const fl
     constexpr int rounds = tile_n / round_cols;
     const int thread = int(threadIdx.x % 128), local_row = row - 64 * warpgroup;
     const int r0 = wave_row + 64 * warpgroup, c0 = tile_col * tile_n;
-    // beta · out: a round's old values of out are loaded before it stages its values. Loaded
-    // chunk by chunk as they are stored, each load would wait behind the stores before it (they
-    // might alias), one trip to memory per chunk. (A whole wave's at once would spill: the other
-    // wave's sums are still live.)
+    // beta · c: a round's values of c are loaded before it stages its values. Loaded chunk by
+    // chunk as they are stored, each load would wait behind the stores before it (c may be out),
+    // one trip to memory per chunk. (A whole wave's at once would spill: the other wave's sums are
+    // still live.)
     const bool prefetch = fp32 && p.beta != 0.0f && p.out_vectors;
 #pragma unroll
     for (int round = 0; round < rounds; ++round) {
@@ -181,22 +184,29 @@ store_wave(const Params& p, T* out, uint8_t* staging, uint32_t barrier, const fl
             const StagedChunk at = staged_chunk<T>(p, r0, c0 + round * round_cols, thread, q);
             old[q] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             if (prefetch && at.in)
-                old[q] = *reinterpret_cast<const float4*>(out + int64_t(at.r) * p.n + at.c);
+                old[q] = *reinterpret_cast<const float4*>(p.c + int64_t(at.r) * p.n + at.c);
         }
         hopper::named_barrier_sync(barrier, 128);
 #pragma unroll
         for (int c = 0; c < chunks; ++c) {
             const int i = 4 * (round * chunks + c);
+            // The thread's two columns, in rows row and row + 8.
+            const int local_col = round * round_cols + 8 * c + col, out_col = c0 + local_col;
+            float2 bias = make_float2(0.0f, 0.0f);
+            if (p.bias) {
+                if (out_col < p.n) bias.x = p.bias[out_col];
+                if (out_col + 1 < p.n) bias.y = p.bias[out_col + 1];
+            }
+            const float2 upper = make_float2(alpha * sum[i] + bias.x, alpha * sum[i + 1] + bias.y),
+                         lower =
+                             make_float2(alpha * sum[i + 2] + bias.x, alpha * sum[i + 3] + bias.y);
             uint8_t* at = staging + local_row * pitch + (8 * c + col) * sizeof(T);
             if constexpr (fp32) {
-                *reinterpret_cast<float2*>(at) = make_float2(alpha * sum[i], alpha * sum[i + 1]);
-                *reinterpret_cast<float2*>(at + 8 * pitch) =
-                    make_float2(alpha * sum[i + 2], alpha * sum[i + 3]);
+                *reinterpret_cast<float2*>(at) = upper;
+                *reinterpret_cast<float2*>(at + 8 * pitch) = lower;
             } else {
-                *reinterpret_cast<__nv_bfloat162*>(at) =
-                    __floats2bfloat162_rn(alpha * sum[i], alpha * sum[i + 1]);
-                *reinterpret_cast<__nv_bfloat162*>(at + 8 * pitch) =
-                    __floats2bfloat162_rn(alpha * sum[i + 2], alpha * sum[i + 3]);
+                *reinterpret_cast<__nv_bfloat162*>(at) = __float22bfloat162_rn(upper);
+                *reinterpret_cast<__nv_bfloat162*>(at + 8 * pitch) = __float22bfloat162_rn(lower);
             }
         }
         hopper::named_barrier_sync(barrier, 128);
@@ -475,19 +485,20 @@ int k_splits(int64_t tiles, int64_t k_stages, int sm_count) {
     return best;
 }
 
-// out = Σ_s partials[s] (+ beta · out), the splits in order.
+// out = Σ_s partials[s] + bias + beta · c, the splits in order (none: k = 0).
 void add_partials(const MicroscaledGemmArgs& g, const float* partials, int splits,
                   cudaStream_t stream) {
-    const int64_t count = g.m * g.n;
+    const int64_t count = g.m * g.n, n = g.n;
     const float beta = g.beta;
     void* out = g.out;
+    const float *bias = g.bias, *c = g.c ? g.c : static_cast<const float*>(g.out);
     const bool fp32 = g.out_fp32;
     for_each(count, stream, [=] __device__(int64_t i) {
-        float sum = partials[i];
-        for (int s = 1; s < splits; ++s) sum += partials[s * count + i];
+        float sum = 0.0f;
+        for (int s = 0; s < splits; ++s) sum += partials[s * count + i];
+        if (bias) sum += bias[i % n];
         if (fp32) {
-            float* o = static_cast<float*>(out) + i;
-            *o = beta != 0.0f ? sum + beta * *o : sum;
+            static_cast<float*>(out)[i] = beta != 0.0f ? sum + beta * c[i] : sum;
         } else {
             static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(sum);
         }
@@ -523,6 +534,8 @@ void launch(const Launch& l) {
     p.b_block_scales = g.b_scales;
     p.alpha = g.alpha;
     p.out = g.out;
+    p.bias = g.bias;
+    p.c = g.c ? g.c : static_cast<const float*>(g.out);
     p.beta = g.beta;
     p.m = int(g.m);
     p.n = int(g.n);
@@ -536,9 +549,11 @@ void launch(const Launch& l) {
         l.partials.resize(p.splits * g.m * g.n);
         p.out = l.partials.data();
         p.out_fp32 = true;
+        p.bias = nullptr;
         p.beta = 0.0f;
     }
-    p.out_vectors = g.n % (p.out_fp32 ? 4 : 8) == 0 && aligned_to(p.out, 16);
+    p.out_vectors = g.n % (p.out_fp32 ? 4 : 8) == 0 && aligned_to(p.out, 16) &&
+                    (p.beta == 0.0f || aligned_to(p.c, 16));
     const int grid = int(std::min<int64_t>(tiles * p.splits, l.sm_count));
     kernel<<<grid, threads, L::launch_bytes, stream>>>(map_a, map_b, map_sa, map_sb, p);
     OCTET_CUDA_LAUNCHED();
@@ -607,15 +622,8 @@ void MicroscaledGemm::run(const MicroscaledGemmArgs& args, cudaStream_t stream) 
     if (!args.out_fp32 && args.beta != 0.0f)
         throw Error("microscaled GEMM: beta needs FP32 output");
     if (args.m == 0 || args.n == 0) return;
-    const size_t out_bytes = args.out_fp32 ? 4 : 2;
-    if (args.k == 0) {
-        if (args.beta == 0.0f)
-            OCTET_CUDA_CHECK(
-                cudaMemsetAsync(args.out, 0, size_t(args.m * args.n) * out_bytes, stream));
-        else if (args.beta != 1.0f)
-            throw Error("microscaled GEMM: k = 0 with beta other than 0 or 1");
-        return;
-    }
+    if (args.k == 0) return add_partials(args, nullptr, 0, stream); // bias + beta · c
+
     if (!args.a_scales || (args.b_scaling != MicroscaledB::per_tensor && !args.b_scales))
         throw Error("microscaled GEMM: missing scales for " + shape_name(args));
     for (const void* scales :

@@ -1,5 +1,5 @@
 // Octet's Hopper FP8 GEMM for operands scaled along K (docs/microscaled-gemm.md):
-//   out[m, n] = alpha · Σ_k a[m, k] · sa(m, k) · b[n, k] · sb(n, k)  (+ beta · out)
+//   out[m, n] = alpha · Σ_k a[m, k] · sa(m, k) · b[n, k] · sb(n, k) + bias[n] + beta · c[m, n]
 // a: FP8 codes with one scale per row and per group of G = 32 or 128 along K (DeepSeek's 1×128,
 // MOSS's local scales, MX's 1×32). b: E4M3 codes with one scale for the whole tensor (folded into
 // alpha: MOSS's predicted weight scale), 128×128 block scales (DeepSeek's weights), or, like a,
@@ -38,8 +38,12 @@ struct MicroscaledGemmArgs {
     const float* alpha; // device scalar, or nullptr for 1
     void* out;          // [m, n] row-major: BF16, or FP32 when out_fp32
     bool out_fp32;
-    float beta; // out = alpha · a·bᵀ + beta · out
+    float beta; // times c (FP32 output only)
     int64_t m, n, k;
+    // Added to each row before the output is rounded (a linear layer's bias), or nullptr.
+    const float* bias = nullptr;
+    // FP32 [m, n] added times beta (the residual stream), or nullptr for out itself (accumulate).
+    const float* c = nullptr;
 };
 
 // The row stride of a scale grid with rows along M or N: TMA loads it, so rows are padded to 16

@@ -156,6 +156,25 @@ void whole_scale_product(const LevelViews& a, const LevelViews& b, float* out,
     for_each(1, stream, [=] __device__(int64_t) { out[0] = a.at(0, 0) * b.at(0, 0); });
 }
 
+// out = product + bias + add, rounded where out is BF16, for what the GEMM's epilogue left.
+void finish_output(const float* product, const ScaledGemmOutput& o, bool added, int64_t n,
+                   int64_t m, cudaStream_t stream) {
+    const float* bias = o.bias;
+    const float* add = added ? nullptr : o.add;
+    if (!bias && !add && !o.bf16) return;
+    void* out = o.out;
+    const bool bf16 = o.bf16;
+    for_each(n * m, stream, [=] __device__(int64_t i) {
+        float v = product[i];
+        if (bias) v += bias[i % m];
+        if (add) v += add[i];
+        if (bf16)
+            static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(v);
+        else
+            static_cast<float*>(out)[i] = v;
+    });
+}
+
 } // namespace
 
 const char* scaled_gemm_path_name(ScaledGemmPath p) {
@@ -177,27 +196,42 @@ ScaledGemmPath ScaledGemm::path(const DeviceQuantized& a, const DeviceQuantized&
     return route(a, b).path;
 }
 
-ScaledGemmPath ScaledGemm::run(const DeviceQuantized& a, const DeviceQuantized& b, float* out,
-                               bool accumulate, bool fast_accum, cudaStream_t stream) {
+ScaledGemmPath ScaledGemm::run(const DeviceQuantized& a, const DeviceQuantized& b,
+                               const ScaledGemmOutput& o, bool fast_accum, cudaStream_t stream) {
     if (a.cols != b.cols)
         throw Error("scaled GEMM: operands disagree on K (" + std::to_string(a.cols) + " vs " +
                     std::to_string(b.cols) + ")");
+    if (o.bf16 && o.add) throw Error("scaled GEMM: a BF16 output takes no FP32 tensor to add");
     const int64_t n = a.rows, m = b.rows, k = a.cols;
     const Route r = route(a, b);
     const ScaledGemmPath p = r.path;
     if (n == 0 || m == 0) return p;
+    if (p == ScaledGemmPath::microscaled) {
+        run_microscaled(a, b, r.group, r.b_scaling, o, stream);
+        return p;
+    }
+    // The FP32 product, accumulated into out where out is what it adds.
+    const bool accumulate = o.add && o.add == o.out;
+    float* out = static_cast<float*>(o.out);
+    if (o.bf16) {
+        product_.resize(n * m);
+        out = product_.data();
+    }
     if (k == 0) {
         if (!accumulate) OCTET_CUDA_CHECK(cudaMemsetAsync(out, 0, size_t(n * m) * 4, stream));
-        return p;
-    }
-    if (p == ScaledGemmPath::bf16 || p == ScaledGemmPath::fp32) {
+    } else if (p == ScaledGemmPath::bf16 || p == ScaledGemmPath::fp32) {
         emulate(a, b, out, accumulate, p == ScaledGemmPath::bf16, stream);
-        return p;
+    } else {
+        run_cublaslt(a, b, p, out, accumulate, fast_accum, stream);
     }
-    if (p == ScaledGemmPath::microscaled) {
-        run_microscaled(a, b, r.group, r.b_scaling, out, accumulate, stream);
-        return p;
-    }
+    finish_output(out, o, accumulate, n, m, stream);
+    return p;
+}
+
+// The per-tensor and outer-vector pairs through cuBLASLt, FP32 out (+= where accumulate).
+void ScaledGemm::run_cublaslt(const DeviceQuantized& a, const DeviceQuantized& b, ScaledGemmPath p,
+                              float* out, bool accumulate, bool fast_accum, cudaStream_t stream) {
+    const int64_t n = a.rows, m = b.rows, k = a.cols;
     const bool outer = p == ScaledGemmPath::outer_vector;
     const ScaleLayout layout = outer ? ScaleLayout::per_row : ScaleLayout::scalar;
     gather_scales(a.views(), n, k, layout, 0, a_scales_, stream);
@@ -217,13 +251,12 @@ ScaledGemmPath ScaledGemm::run(const DeviceQuantized& a, const DeviceQuantized& 
     g.out_fp32 = true;
     g.beta = accumulate ? 1.0f : 0.0f;
     gemm_.run(g, stream);
-    return p;
 }
 
 // Every level of a folded into its scales per row and group; b's into its block or group
 // scales, or, per tensor, into alpha.
 void ScaledGemm::run_microscaled(const DeviceQuantized& a, const DeviceQuantized& b, int group,
-                                 MicroscaledB b_scaling, float* out, bool accumulate,
+                                 MicroscaledB b_scaling, const ScaledGemmOutput& out,
                                  cudaStream_t stream) {
     const int64_t n = a.rows, m = b.rows, k = a.cols;
     gather_scales(a.views(), n, k, ScaleLayout::k_groups, group, a_scales_, stream);
@@ -242,12 +275,14 @@ void ScaledGemm::run_microscaled(const DeviceQuantized& a, const DeviceQuantized
     g.group = group;
     g.a_format = a.format;
     g.alpha = b_whole ? b_scales_.data() : nullptr;
-    g.out = out;
-    g.out_fp32 = true;
-    g.beta = accumulate ? 1.0f : 0.0f;
+    g.out = out.out;
+    g.out_fp32 = !out.bf16;
+    g.beta = out.add ? 1.0f : 0.0f;
     g.m = n;
     g.n = m;
     g.k = k;
+    g.bias = out.bias;
+    g.c = out.add;
     microscaled_.run(g, stream);
 }
 

@@ -29,23 +29,35 @@ namespace octet::cuda {
 enum class ScaledGemmPath { per_tensor, outer_vector, microscaled, bf16, fp32 };
 const char* scaled_gemm_path_name(ScaledGemmPath p);
 
+// Where the product goes: out[n, m] = a · bᵀ + bias + add, in FP32 or rounded to BF16 (a linear
+// layer's output for the op that reads it in BF16). The microscaled GEMM adds bias and `add` in
+// its epilogue; the other paths accumulate into `out` itself in theirs and add the rest in a pass.
+struct ScaledGemmOutput {
+    void* out;
+    bool bf16 = false;
+    const float* bias = nullptr; // [m], or nullptr
+    const float* add = nullptr;  // FP32 [n, m] (`out` itself accumulates), or nullptr; FP32 out
+};
+
 class ScaledGemm {
   public:
     ScaledGemm(CublasLtGemm& gemm, Memory& memory)
         : gemm_(gemm), microscaled_(memory), a_scales_(memory), b_scales_(memory), a_bf16_(memory),
-          b_bf16_(memory), a_fp32_(memory), b_fp32_(memory) {}
+          b_bf16_(memory), a_fp32_(memory), b_fp32_(memory), product_(memory) {}
 
     // fast_accum: per-tensor GEMMs skip split accumulation (TE does it for fprop only); the
     // microscaled GEMM promotes every group regardless.
-    ScaledGemmPath run(const DeviceQuantized& a, const DeviceQuantized& b, float* out,
-                       bool accumulate, bool fast_accum, cudaStream_t stream);
+    ScaledGemmPath run(const DeviceQuantized& a, const DeviceQuantized& b,
+                       const ScaledGemmOutput& out, bool fast_accum, cudaStream_t stream);
 
     // The path run() takes for these operands, without running it.
     static ScaledGemmPath path(const DeviceQuantized& a, const DeviceQuantized& b);
 
   private:
     void run_microscaled(const DeviceQuantized& a, const DeviceQuantized& b, int group,
-                         MicroscaledB b_scaling, float* out, bool accumulate, cudaStream_t stream);
+                         MicroscaledB b_scaling, const ScaledGemmOutput& out, cudaStream_t stream);
+    void run_cublaslt(const DeviceQuantized& a, const DeviceQuantized& b, ScaledGemmPath p,
+                      float* out, bool accumulate, bool fast_accum, cudaStream_t stream);
     void emulate(const DeviceQuantized& a, const DeviceQuantized& b, float* out, bool accumulate,
                  bool bf16, cudaStream_t stream);
 
@@ -54,6 +66,7 @@ class ScaledGemm {
     Buffer<float> a_scales_, b_scales_;
     Buffer<__nv_bfloat16> a_bf16_, b_bf16_;
     Buffer<float> a_fp32_, b_fp32_;
+    Buffer<float> product_; // the FP32 product of a BF16 output outside the microscaled GEMM
 };
 
 } // namespace octet::cuda

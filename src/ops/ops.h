@@ -20,8 +20,8 @@
 //   dy by that layer's backward, next. The norms' d_x also carries on down the residual stream,
 //   so they write it whatever the consumer.
 // - `producer` (activations, the loss): the linear layer that wrote the op's input x (forward)
-//   for it alone (LinearForwardArgs::to_elementwise). A BF16 layer stores such an output rounded
-//   to BF16, as autocast's linear layers return it, and a backend may pack it two values to a T
+//   for it alone (LinearForwardArgs::to_elementwise). A BF16 or FP8 layer stores such an output
+//   rounded to BF16, as autocast's linear layers return it, and a backend may pack it two to a T
 //   (packs_bf16()): the op knows from its producer how x is stored. The backward ops read d_out
 //   the same way from the layer whose dgrad wrote it for them (LinearBackwardArgs::
 //   d_in_for_reader): the activations from their `consumer`, the norms from their `reader`, the
@@ -66,7 +66,8 @@ struct LinearForwardArgs {
     const AttentionConsumer<T>* attention = nullptr; // reads `out` next, or nullptr
     const T* residual = nullptr; // [N, M] added to `out` (the residual stream), or nullptr
     // `out` is read only by an elementwise op naming this layer its producer: a BF16 layer
-    // rounds its bias and then `out` to BF16, and may pack `out` (Ops::packs_bf16()).
+    // rounds its bias and then `out` to BF16, an FP8 layer `out` alone (its bias joins the FP32
+    // product, as in TransformerEngine's epilogue); either may pack `out` (Ops::packs_bf16()).
     bool to_elementwise = false;
 };
 
@@ -83,8 +84,8 @@ struct LinearBackwardArgs {
     LinearPrecision* precision;
     const AttentionConsumer<T>* attention = nullptr; // reads `d_in` next, or nullptr
     // `d_in` is read only by a backward op that names this layer as the one that wrote its d_out
-    // (an activation's `consumer`, a norm's `reader`): a BF16 layer rounds it to BF16 (autocast's
-    // dgrad), and may pack it (Ops::packs_bf16()).
+    // (an activation's `consumer`, a norm's `reader`): a BF16 or FP8 layer rounds it to BF16
+    // (autocast's dgrad), and may pack it (Ops::packs_bf16()).
     bool d_in_for_reader = false;
 };
 

@@ -9,6 +9,8 @@
 //   128 or 32) get 6e-4, 2e-3 with fast accumulation (cuBLASLt's per-tensor GEMM then never
 //   promotes), and the emulated paths (BF16 or FP32 tensor cores, full FP32 accumulation) 1e-5.
 //   The path each recipe takes is checked, so an emulation cannot silently replace an FP8 path;
+//   so are the linear layer's epilogues (a bias and a residual, or a bias and BF16 output, 2^-9
+//   more for its rounding), the output poisoned with NaN first;
 // - CudaOps linear layers (forward, dgrad, wgrad, bias) and whole-model training steps against
 //   the CPU backend. Skips without a GPU.
 #include <gtest/gtest.h>
@@ -21,6 +23,7 @@
 
 #include "cpu/cpu_ops.h"
 #include "cpu/kernels.h"
+#include "cuda/check.h"
 #include "cuda/cuda_ops.h"
 #include "model/gpt.h"
 #include "ops/linear_precision.h"
@@ -239,15 +242,36 @@ TEST_F(Fp8RecipesTest, ScaledGemmsMatchTheCpuOracle) {
                 taken == cuda::ScaledGemmPath::bf16 || taken == cuda::ScaledGemmPath::fp32;
             const double tol = emulated ? 1e-5 : 6e-4;
             Buffer<float> out(ops_->memory(), s.n * s.m);
-            gemm.run(a, b, out.data(), false, false, ops_->stream());
+            gemm.run(a, b, {out.data()}, false, ops_->stream());
             EXPECT_LE(relative_error(ref, out.download()), tol) << what;
             // Accumulating: the same product again on top.
-            gemm.run(a, b, out.data(), true, false, ops_->stream());
+            gemm.run(a, b, {out.data(), false, nullptr, out.data()}, false, ops_->stream());
             std::vector<float> twice = ref;
             for (float& v : twice) v *= 2.0f;
             EXPECT_LE(relative_error(twice, out.download()), tol) << what << " accumulated";
-            gemm.run(a, b, out.data(), false, true, ops_->stream());
+            gemm.run(a, b, {out.data()}, true, ops_->stream());
             EXPECT_LE(relative_error(ref, out.download()), 2e-3) << what << " fast accumulation";
+            // A linear layer's epilogue: a bias, and a residual (FP32) or BF16 rounding.
+            const std::vector<float> bias = testing::random_matrix(rng_, 1, s.m, 1.0),
+                                     residual = testing::random_matrix(rng_, s.n, s.m, 1.0);
+            const Buffer<float> d_bias = device(bias), d_residual = device(residual);
+            std::vector<float> with_bias = ref, with_both = ref;
+            for (int64_t i = 0; i < s.n * s.m; ++i) {
+                with_bias[size_t(i)] += bias[size_t(i % s.m)];
+                with_both[size_t(i)] = with_bias[size_t(i)] + residual[size_t(i)];
+            }
+            OCTET_CUDA_CHECK(cudaMemset(out.data(), 0xFF, out.bytes())); // NaN
+            gemm.run(a, b, {out.data(), false, d_bias.data(), d_residual.data()}, false,
+                     ops_->stream());
+            EXPECT_LE(relative_error(with_both, out.download()), tol) << what << " bias+residual";
+            Buffer<__nv_bfloat16> out_bf16(ops_->memory(), s.n * s.m);
+            OCTET_CUDA_CHECK(cudaMemset(out_bf16.data(), 0xFF, out_bf16.bytes()));
+            gemm.run(a, b, {out_bf16.data(), true, d_bias.data()}, false, ops_->stream());
+            std::vector<float> rounded(size_t(s.n * s.m));
+            const std::vector<__nv_bfloat16> got = out_bf16.download();
+            for (size_t i = 0; i < got.size(); ++i) rounded[i] = __bfloat162float(got[i]);
+            EXPECT_LE(relative_error(with_bias, rounded), tol + std::exp2(-9))
+                << what << " bias, BF16 output";
         }
     }
 }

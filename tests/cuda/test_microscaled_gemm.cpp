@@ -4,7 +4,8 @@
 // scales) or any FP32 value (DeepSeek's). Shapes that are not multiples of the tile, odd m, n, k
 // included; output poisoned with NaN before each run. DeepGEMM's measure
 // 1 − 2Σxy/Σ(x²+y²) < 1e-3 and relative Frobenius error < 2e-3, plus 2^-9 for BF16 output (its
-// rounding alone may cost that much); NaN never passes. Skips without a GPU.
+// rounding alone may cost that much); NaN never passes. The epilogue's bias and its beta · c, c
+// in out or apart from it, are part of the reference. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -31,7 +32,9 @@ struct Case {
     cuda::MicroscaledB b_scaling;
     Format a_format;
     bool pow2_scales, out_fp32;
-    float alpha, beta; // alpha 1 (and b per-tensor's scale 1): no alpha pointer
+    float alpha, beta;    // alpha 1 (and b per-tensor's scale 1): no alpha pointer
+    bool bias = false;    // a bias per column
+    bool c_apart = false; // beta · c from another buffer than out (a residual), out poisoned
 };
 
 const char* scaling_name(cuda::MicroscaledB b) {
@@ -50,7 +53,8 @@ std::string describe(const Case& c) {
            " G=" + std::to_string(c.group) + " b:" + scaling_name(c.b_scaling) +
            (c.a_format == Format::e5m2 ? " a:e5m2" : " a:e4m3") +
            (c.pow2_scales ? " pow2" : " fp32-scales") + (c.out_fp32 ? " out:fp32" : " out:bf16") +
-           " alpha=" + std::to_string(c.alpha) + " beta=" + std::to_string(c.beta);
+           " alpha=" + std::to_string(c.alpha) + " beta=" + std::to_string(c.beta) +
+           (c.bias ? " bias" : "") + (c.c_apart ? " c-apart" : "");
 }
 
 // Quantizes `values` (rows × k) to `format` codes with one scale per group of group_rows rows
@@ -99,8 +103,10 @@ void run_case(const Case& c, Rng& rng) {
              sa_stride);
     quantize(testing::random_matrix(rng, n, k, 4.0), n, k, b_group_rows, b_group_cols,
              c.pow2_scales, Format::e4m3, b, sb, sb_stride);
-    std::vector<float> prior(size_t(m * n));
+    std::vector<float> prior(size_t(m * n)), bias(size_t(n), 0.0f);
     for (auto& v : prior) v = float(rng.normal());
+    if (c.bias)
+        for (auto& v : bias) v = float(rng.normal());
 
     // float64 reference on the dequantized operands.
     std::vector<double> a_deq(a.size()), b_deq(b.size()), ref(size_t(m * n));
@@ -118,15 +124,17 @@ void run_case(const Case& c, Rng& rng) {
             double s = 0;
             for (int64_t i = 0; i < k; ++i)
                 s += a_deq[size_t(r * k + i)] * b_deq[size_t(j * k + i)];
-            ref[size_t(r * n + j)] =
-                double(c.alpha) * s + double(c.beta) * prior[size_t(r * n + j)];
+            ref[size_t(r * n + j)] = double(c.alpha) * s + double(bias[size_t(j)]) +
+                                     double(c.beta) * prior[size_t(r * n + j)];
         }
 
     // A per-tensor b's scale goes in through alpha, as MOSS's weight scale does.
     const float alpha = c.b_scaling == B::per_tensor ? c.alpha * sb[0] : c.alpha;
     cuda::DeviceMemory memory(nullptr);
     Buffer<uint8_t> da(memory), db(memory), dout(memory);
-    Buffer<float> dsa(memory), dsb(memory), dalpha(memory);
+    Buffer<float> dsa(memory), dsb(memory), dalpha(memory), dbias(memory), dc(memory);
+    dbias.upload(bias.data(), int64_t(bias.size()));
+    dc.upload(prior.data(), int64_t(prior.size()));
     da.upload(a.data(), int64_t(a.size()));
     db.upload(b.data(), int64_t(b.size()));
     dsa.upload(sa.data(), int64_t(sa.size()));
@@ -134,7 +142,7 @@ void run_case(const Case& c, Rng& rng) {
     dalpha.upload(&alpha, 1);
     const size_t out_bytes = size_t(m * n) * (c.out_fp32 ? 4 : 2);
     dout.resize(int64_t(out_bytes));
-    if (c.beta != 0.0f)
+    if (c.beta != 0.0f && !c.c_apart)
         dout.memory().from_host(dout.data(), prior.data(), out_bytes);
     else
         OCTET_CUDA_CHECK(cudaMemset(dout.data(), 0xFF, out_bytes)); // NaN poison
@@ -142,7 +150,8 @@ void run_case(const Case& c, Rng& rng) {
     cuda::MicroscaledGemm gemm(memory);
     gemm.run({da.data(), db.data(), dsa.data(), c.b_scaling == B::per_tensor ? nullptr : dsb.data(),
               c.b_scaling, c.group, c.a_format, alpha == 1.0f ? nullptr : dalpha.data(),
-              dout.data(), c.out_fp32, c.beta, m, n, k},
+              dout.data(), c.out_fp32, c.beta, m, n, k, c.bias ? dbias.data() : nullptr,
+              c.c_apart ? dc.data() : nullptr},
              nullptr);
     OCTET_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<uint8_t> raw = dout.download();
@@ -191,6 +200,15 @@ TEST(MicroscaledGemm, MatchesFloat64ReferenceOnTileAndOddShapes) {
         // uneven ways (25 stages of 128, BF16).
         {200, 300, 4096, 128, B::groups, e4, true, true, 1.0f, 1.0f},
         {129, 130, 3100, 32, B::blocks_128x128, e5, false, false, 0.5f, 0.0f},
+        // A linear layer's epilogues: bias with BF16 output; bias and a residual apart from out,
+        // on whole vectors, odd rows, and split K; k = 0 (bias and residual alone).
+        {256, 384, 512, 128, B::blocks_128x128, e4, false, false, 1.0f, 0.0f, true},
+        {333, 257, 1000, 32, B::per_tensor, e4, true, false, 0.5f, 0.0f, true},
+        {256, 384, 512, 128, B::blocks_128x128, e4, false, true, 1.0f, 1.0f, true, true},
+        {129, 130, 100, 32, B::groups, e4, true, true, 2.0f, 1.0f, true, true},
+        {200, 300, 4096, 128, B::groups, e4, true, true, 1.0f, 1.0f, true, true},
+        {129, 130, 3100, 128, B::per_tensor, e5, false, false, 1.0f, 0.0f, true},
+        {17, 24, 0, 128, B::blocks_128x128, e4, true, true, 1.0f, 1.0f, true, true},
     };
     // Fresh random shapes every run, odd ones likely.
     const B scalings[] = {B::per_tensor, B::blocks_128x128, B::groups};

@@ -1,8 +1,9 @@
 // What a linear layer writes for the op that alone reads it (ops.h's `producer` and `reader`:
 // GELU/SwiGLU, the loss, the norms' backward) on the CPU, the oracle of the GPU's packed BF16: a
 // BF16 layer returns autocast's output, its accumulator plus the BF16-rounded bias, rounded to
-// BF16, and its dgrad rounds d_in; the same bits as rounding the unflagged results. Exact and
-// FP8 layers write what they always write.
+// BF16; an FP8 layer its accumulator plus the FP32 bias, rounded to BF16 (TransformerEngine's
+// epilogue); the dgrad of both rounds d_in: the same bits as rounding the unflagged results.
+// Exact layers write what they always write.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -23,7 +24,7 @@ float bf16(float v) {
     return round_to_format(v, Format::bf16, Overflow::ieee);
 }
 
-TEST(ElementwiseOutputs, Bf16LayersRoundWhatTheyWriteForTheirReaders) {
+TEST(ElementwiseOutputs, Bf16AndFp8LayersRoundWhatTheyWriteForTheirReaders) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE(seed_note(seed));
     Rng rng(seed);
@@ -35,7 +36,7 @@ TEST(ElementwiseOutputs, Bf16LayersRoundWhatTheyWriteForTheirReaders) {
     CpuOps<float> ops;
     for (const std::string spec : {"bf16", "fp32", "blockwise"}) {
         SCOPED_TRACE(spec);
-        const bool rounds = spec == "bf16";
+        const bool rounds = spec != "fp32", bf16_bias = spec == "bf16";
         auto make = [&] {
             return spec == "bf16"   ? LinearPrecision::bf16()
                    : spec == "fp32" ? LinearPrecision::exact()
@@ -52,8 +53,8 @@ TEST(ElementwiseOutputs, Bf16LayersRoundWhatTheyWriteForTheirReaders) {
         for (int64_t i = 0; i < n; ++i)
             for (int64_t j = 0; j < m; ++j) {
                 const size_t at = size_t(i * m + j);
-                const float want =
-                    rounds ? bf16(acc[at] + bf16(b[size_t(j)])) : acc[at] + b[size_t(j)];
+                const float sum = acc[at] + (bf16_bias ? bf16(b[size_t(j)]) : b[size_t(j)]);
+                const float want = rounds ? bf16(sum) : sum;
                 ASSERT_EQ(y[at], want) << "out[" << i << ", " << j << "]";
             }
         ops.linear_backward(
