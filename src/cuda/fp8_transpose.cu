@@ -200,9 +200,8 @@ bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, con
     const auto planned_alone = [](const Quantizer& q) {
         return !q.needs_tensor_amax() && !q.amax_may_follow();
     };
-    if (rows <= 0 || cols <= 0 || rows > int64_t(65535) * 128 || !planned_alone(rowwise) ||
-        !planned_alone(columnwise))
-        return false; // (a grid's height is at most 65535 tiles)
+    if (rows <= 0 || cols <= 0 || !planned_alone(rowwise) || !planned_alone(columnwise))
+        return false;
     const QuantizePlan plan = rowwise.plan(0.0f), plan_t = columnwise.plan(0.0f);
     const auto groups_1x128 = [](const QuantizePlan& p) {
         return p.kind == QuantizePlan::Kind::blocks && p.block.rows == 1 && p.block.cols == 128;
