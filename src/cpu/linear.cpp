@@ -150,11 +150,12 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
         // The TN GEMMs of the GPU: dx = dy · (Wᵀ)ᵀ with Wᵀ [k, m]; dW += dyᵀ · (xᵀ)ᵀ.
         if (a.precision->kind() == LinearPrecision::Kind::fp8) {
             const auto dgrad = a.precision->dgrad_fp8(a.d_out, a.weight);
+            bias_dy = a.precision->fp8_dy();
             if (a.d_in) {
                 scaled_gemm_nt(dgrad.a, dgrad.b, a.d_in, false);
                 round_for_reader(a);
             }
-            const auto wgrad = a.precision->wgrad_fp8(a.d_out);
+            const auto wgrad = a.precision->wgrad_fp8();
             scaled_gemm_nt(wgrad.a, wgrad.b, a.d_weight, true);
         } else {
             std::vector<float> wtq, dytq, xtq;

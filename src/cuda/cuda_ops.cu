@@ -36,7 +36,8 @@ CudaOps::CudaOps()
       sorted_tokens_(memory_), sorted_positions_(memory_), sort_temp_(memory_), chunks_(memory_),
       norm_(memory_, 2), norm_partials_(memory_, adamw_norm_blocks), span_amax_(memory_),
       plans_(memory_), transposer_(memory_, plans_), scaled_gemm_(gemm_, memory_), dy_(memory_),
-      w_t_(memory_), dy_t_(memory_), x_t_(memory_), x_transient_(memory_) {}
+      w_t_(memory_), dy_t_(memory_), x_t_(memory_), x_transient_(memory_),
+      x_bf16_transient_(memory_) {}
 
 float* CudaOps::scratch_floats(int64_t floats) {
     if (scratch_.size() < floats) scratch_.resize(floats);
@@ -109,6 +110,12 @@ bool bf16_operands(const LinearPrecision* p) {
 
 bool fp8_operands(const LinearPrecision* p) {
     return p && p->kind() == LinearPrecision::Kind::fp8;
+}
+
+// Whether the ops that write the layer's x and dy write them in BF16 for it: BF16 layers, and
+// FP8 layers that quantize BF16 sources (LinearPrecision::fp8_bf16_sources()).
+bool takes_bf16(const LinearPrecision* p) {
+    return bf16_operands(p) || (fp8_operands(p) && p->fp8_bf16_sources());
 }
 
 // Whether an operand was written in BF16 for `expected` (`staged`, then cleared), so the op that
@@ -198,9 +205,13 @@ const DeviceQuantized& CudaOps::quantized_input(SavedLinear& layer, Quantizer& i
     const bool transient = layer.planned && layer.x_method == TransposeMethod::from_source;
     DeviceQuantized* x = transient ? &x_transient_ : &layer.x;
     {
+        const bool bf16 = a.precision->fp8_bf16_sources();
+        const __nv_bfloat16* x_bf16 = bf16 ? input_bf16(layer, a) : nullptr;
         const auto timed = profiler_.scope("linear.quantize");
-        if (transposer_.quantize_both(input, input_t, a.in, a.n, a.k, x_transient_, layer.x_t,
-                                      stream())) {
+        if (bf16 ? transposer_.quantize_both(input, input_t, x_bf16, a.n, a.k, x_transient_,
+                                             layer.x_t, stream())
+                 : transposer_.quantize_both(input, input_t, a.in, a.n, a.k, x_transient_,
+                                             layer.x_t, stream())) {
             layer.x_method = TransposeMethod::from_source;
             layer.planned = true;
             if (layer.x.codes.size()) layer.x = DeviceQuantized(memory_);
@@ -235,9 +246,13 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
     TransposeMethod dy_method = TransposeMethod::from_source;
     bool dy_t_ready;
     {
+        // Block-wise layers quantize the BF16 dy the op that wrote d_out staged for them.
+        const __nv_bfloat16* dy_bf16 = a.precision->fp8_bf16_sources() ? this->dy_bf16(a) : nullptr;
         const auto timed = profiler_.scope("linear.quantize");
-        dy_t_ready = transposer_.quantize_both(q.grad, q.grad_t, a.d_out, a.n, a.m, dy_, dy_t_,
-                                               stream(), a.d_bias);
+        dy_t_ready = dy_bf16 ? transposer_.quantize_both(q.grad, q.grad_t, dy_bf16, a.n, a.m, dy_,
+                                                         dy_t_, stream(), a.d_bias)
+                             : transposer_.quantize_both(q.grad, q.grad_t, a.d_out, a.n, a.m, dy_,
+                                                         dy_t_, stream(), a.d_bias);
         if (!dy_t_ready) {
             const QuantizePlan dy_plan = plans_.quantize(q.grad, a.d_out, a.n, a.m, dy_, stream());
             dy_method = transpose_method(dy_plan, a.n, a.m);
@@ -270,18 +285,32 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
     if (!dy_t_ready) bias_grad(a, a.d_out);
 }
 
+// A BF16 layer keeps its BF16 x for the backward; an FP8 one quantizes it in its forward, so
+// all FP8 layers share one slot.
+Buffer<__nv_bfloat16>& CudaOps::input_bf16_slot(const LinearPrecision* layer) {
+    return bf16_operands(layer) ? saved_linear(layer).x_bf16 : x_bf16_transient_;
+}
+
 __nv_bfloat16* CudaOps::staged_bf16(const LinearPrecision* consumer, const float* out,
                                     int64_t count) {
-    if (!bf16_operands(consumer)) return nullptr;
-    SavedLinear& layer = saved_linear(consumer);
-    layer.x_bf16.resize(count);
-    stage_kept_bf16(consumer, out, layer.x_bf16.data(), count);
-    return layer.x_bf16.data();
+    if (!takes_bf16(consumer)) return nullptr;
+    Buffer<__nv_bfloat16>& slot = input_bf16_slot(consumer);
+    slot.resize(count);
+    stage_kept_bf16(consumer, out, slot.data(), count);
+    return slot.data();
+}
+
+const __nv_bfloat16* CudaOps::input_bf16(SavedLinear& layer, const LinearForwardArgs<float>& a) {
+    if (take_staged(layer.staged_for, a.in, layer.x_kept_count == a.n * a.k,
+                    "linear forward: its input"))
+        return layer.x_kept;
+    layer.x_kept_count = a.n * a.k;
+    return layer.x_kept = rounded_bf16(a.in, a.n * a.k, input_bf16_slot(a.precision));
 }
 
 bool CudaOps::stage_kept_bf16(const LinearPrecision* consumer, const float* out,
                               const __nv_bfloat16* kept, int64_t count) {
-    if (!bf16_operands(consumer)) return false;
+    if (!takes_bf16(consumer)) return false;
     SavedLinear& layer = saved_linear(consumer);
     layer.x_kept = kept;
     layer.x_kept_count = count;
@@ -291,7 +320,7 @@ bool CudaOps::stage_kept_bf16(const LinearPrecision* consumer, const float* out,
 
 __nv_bfloat16* CudaOps::staged_dy_bf16(const LinearPrecision* consumer, const float* grad,
                                        int64_t count, __nv_bfloat16* at) {
-    if (!bf16_operands(consumer)) return nullptr;
+    if (!takes_bf16(consumer)) return nullptr;
     if (!at) {
         dy_bf16_.resize(count);
         at = dy_bf16_.data();
@@ -332,14 +361,7 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
     __nv_bfloat16* bf16_out = bf16 ? bf16_output(a) : nullptr;
     if (bf16) {
         SavedLinear& layer = saved_linear(a.precision);
-        // The op that made x may have written it in BF16 (staged_bf16).
-        if (take_staged(layer.staged_for, a.in, layer.x_kept_count == a.n * a.k,
-                        "linear forward: its input")) {
-            in = layer.x_kept;
-        } else {
-            in = layer.x_kept = rounded_bf16(a.in, a.n * a.k, layer.x_bf16);
-            layer.x_kept_count = a.n * a.k;
-        }
+        in = input_bf16(layer, a); // the op that made x may have written it in BF16
         w = rounded_bf16(a.weight, a.m * a.k, layer.w_bf16);
         // autocast's bias (and cuBLASLt has no FP32 bias with a BF16 output)
         if (bf16_out && a.bias) bias = rounded_bf16(a.bias, a.m, layer.b_bf16);

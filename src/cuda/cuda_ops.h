@@ -130,8 +130,12 @@ class CudaOps final : public Ops<float> {
     template <typename Dy>
     void bias_grad(const LinearBackwardArgs<float>& a, const Dy* dy);
     // Where the op writing `out`, the input of `consumer`'s next forward, writes it instead:
-    // the layer's BF16 operand, if it is a BF16 layer (ops.h's `consumer`), else nullptr.
+    // the layer's BF16 operand, if it takes one (a BF16 layer, or an FP8 layer with BF16
+    // sources: ops.h's `consumer`), else nullptr.
     __nv_bfloat16* staged_bf16(const LinearPrecision* consumer, const float* out, int64_t count);
+    Buffer<__nv_bfloat16>& input_bf16_slot(const LinearPrecision* layer);
+    // The BF16 x of a layer that takes one: as the op that wrote x staged it, else x rounded.
+    const __nv_bfloat16* input_bf16(SavedLinear& layer, const LinearForwardArgs<float>& a);
     // The same where the op keeps that operand itself, at `kept`: whether `consumer` takes it.
     bool stage_kept_bf16(const LinearPrecision* consumer, const float* out,
                          const __nv_bfloat16* kept, int64_t count);
@@ -151,7 +155,8 @@ class CudaOps final : public Ops<float> {
     // The same for a dgrad's d_in: flash attention's BF16 d_out (d_out_bf16_), or an
     // elementwise backward's or a norm's input, packed in place (d_in_for_reader).
     __nv_bfloat16* bf16_d_in(const LinearBackwardArgs<float>& a);
-    // A BF16 layer's dy: the one staged for it, else d_out rounded.
+    // A BF16 layer's dy (or an FP8 layer's with BF16 sources): the one staged for it, else
+    // d_out rounded.
     const __nv_bfloat16* dy_bf16(const LinearBackwardArgs<float>& a);
     // write(operand) where the op writes a staged operand, else write(out).
     template <typename Write>
@@ -208,8 +213,9 @@ class CudaOps final : public Ops<float> {
     Fp8Transposer transposer_;
     ScaledGemm scaled_gemm_;
     std::unordered_map<const LinearPrecision*, std::unique_ptr<SavedLinear>> saved_linears_;
-    DeviceQuantized dy_, w_t_, dy_t_, x_t_; // one backward's transient operands
-    DeviceQuantized x_transient_;           // the forward's x of layers that keep none
+    DeviceQuantized dy_, w_t_, dy_t_, x_t_;  // one backward's transient operands
+    DeviceQuantized x_transient_;            // the forward's x of layers that keep none
+    Buffer<__nv_bfloat16> x_bf16_transient_; // the BF16 x an FP8 layer quantizes
 };
 
 // Whether a CUDA device is present (and the driver usable).

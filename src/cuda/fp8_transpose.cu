@@ -194,19 +194,12 @@ void Fp8Transposer::from_source(const float* source, int64_t rows, int64_t cols,
     OCTET_CUDA_LAUNCHED();
 }
 
-bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, const float* x,
+template <typename T>
+bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, const T* x,
                                   int64_t rows, int64_t cols, DeviceQuantized& out,
                                   DeviceQuantized& out_t, cudaStream_t stream, float* column_sums) {
-    const auto planned_alone = [](const Quantizer& q) {
-        return !q.needs_tensor_amax() && !q.amax_may_follow();
-    };
-    if (rows <= 0 || cols <= 0 || !planned_alone(rowwise) || !planned_alone(columnwise))
-        return false;
+    if (rows <= 0 || cols <= 0 || !quantizes_both_in_one_pass(rowwise, columnwise)) return false;
     const QuantizePlan plan = rowwise.plan(0.0f), plan_t = columnwise.plan(0.0f);
-    const auto groups_1x128 = [](const QuantizePlan& p) {
-        return p.kind == QuantizePlan::Kind::blocks && p.block.rows == 1 && p.block.cols == 128;
-    };
-    if (!groups_1x128(plan) || !groups_1x128(plan_t)) return false;
     out.shape_one_level(plan.format, rows, cols, 1, 128, plan.encoding, plan.power_of_two_scales());
     out_t.shape_one_level(plan_t.format, cols, rows, 1, 128, plan_t.encoding,
                           plan_t.power_of_two_scales());
@@ -221,6 +214,13 @@ bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, con
     if (column_sums) column_finish(column_sums, tile_sums_.data(), row_tiles, cols, stream);
     return true;
 }
+
+template bool Fp8Transposer::quantize_both(Quantizer&, Quantizer&, const float*, int64_t, int64_t,
+                                           DeviceQuantized&, DeviceQuantized&, cudaStream_t,
+                                           float*);
+template bool Fp8Transposer::quantize_both(Quantizer&, Quantizer&, const __nv_bfloat16*, int64_t,
+                                           int64_t, DeviceQuantized&, DeviceQuantized&,
+                                           cudaStream_t, float*);
 
 void Fp8Transposer::exact(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream) {
     out.format = in.format;

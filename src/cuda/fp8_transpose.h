@@ -38,13 +38,13 @@ class Fp8Transposer {
     void from_source(const float* source, int64_t rows, int64_t cols, Quantizer& requantizer,
                      DeviceQuantized& out, cudaStream_t stream);
 
-    // x quantized by `rowwise` into `out` and, transposed, by `columnwise` into `out_t` — what
-    // the plans and from_source() give — from one read of x, where both plans are 1×128 blocks
-    // that need no amax of the tensor (block-wise recipes); false, with nothing run, otherwise.
-    // Asks each quantizer for its plan (quantizers that need no amax plan without side effects).
+    // x (FP32 or BF16) quantized by `rowwise` into `out` and, transposed, by `columnwise` into
+    // `out_t` — what the plans and from_source() give — from one read of x, where
+    // quantizes_both_in_one_pass() (block-wise recipes); false, with nothing run, otherwise.
     // With `column_sums`, also adds each column's sum over the rows to column_sums[col] (the
     // bias gradient of a layer whose dy this is), in a fixed order.
-    bool quantize_both(Quantizer& rowwise, Quantizer& columnwise, const float* x, int64_t rows,
+    template <typename T>
+    bool quantize_both(Quantizer& rowwise, Quantizer& columnwise, const T* x, int64_t rows,
                        int64_t cols, DeviceQuantized& out, DeviceQuantized& out_t,
                        cudaStream_t stream, float* column_sums = nullptr);
 

@@ -22,6 +22,8 @@ std::unique_ptr<LinearPrecision> LinearPrecision::fp8(const Recipe& recipe) {
     p->input_t_ = recipe.make_quantizer(TensorRole::activation);
     p->weight_t_ = recipe.make_quantizer(TensorRole::weight);
     p->grad_t_ = recipe.make_quantizer(TensorRole::gradient);
+    p->bf16_sources_ = quantizes_both_in_one_pass(*p->input_, *p->input_t_) &&
+                       quantizes_both_in_one_pass(*p->grad_, *p->grad_t_);
     return p;
 }
 
@@ -81,6 +83,10 @@ LinearPrecision::Fp8Operands LinearPrecision::forward_fp8(const float* x, int64_
     n_ = n;
     k_ = k;
     m_ = m;
+    if (bf16_sources_) {
+        x_bf16_ = rounded_bf16(x, n * k);
+        x = x_bf16_.data();
+    }
     x_q_ = quantize(*input_, {x, n, k}, x_method_);
     w_q_ = quantize(*weight_, {w, m, k}, w_method_);
     if (x_method_ == TransposeMethod::from_source)
@@ -90,14 +96,19 @@ LinearPrecision::Fp8Operands LinearPrecision::forward_fp8(const float* x, int64_
 
 LinearPrecision::Fp8Operands LinearPrecision::dgrad_fp8(const float* dy, const float* w) {
     if (kind_ != Kind::fp8) throw wrong_kind("FP8");
-    dy_q_ = quantize(*grad_, {dy, n_, m_}, dy_method_);
+    dy_source_ = dy;
+    if (bf16_sources_) {
+        dy_bf16_ = rounded_bf16(dy, n_ * m_);
+        dy_source_ = dy_bf16_.data();
+    }
+    dy_q_ = quantize(*grad_, {dy_source_, n_, m_}, dy_method_);
     w_t_ = transpose_for_gemm(w_q_, w_method_, *weight_t_, w);
     return {dy_q_, w_t_};
 }
 
-LinearPrecision::Fp8Operands LinearPrecision::wgrad_fp8(const float* dy) {
+LinearPrecision::Fp8Operands LinearPrecision::wgrad_fp8() {
     if (kind_ != Kind::fp8) throw wrong_kind("FP8");
-    dy_t_ = transpose_for_gemm(dy_q_, dy_method_, *grad_t_, dy);
+    dy_t_ = transpose_for_gemm(dy_q_, dy_method_, *grad_t_, dy_source_);
     if (x_method_ != TransposeMethod::from_source)
         x_t_ = transpose_for_gemm(x_q_, x_method_, *input_t_, nullptr);
     return {dy_t_, x_t_};

@@ -70,7 +70,14 @@ class LinearPrecision {
     Fp8Operands forward_fp8(const float* x, int64_t n, int64_t k, const float* w, int64_t m);
     // The high-precision dy and W are the sources of transposes (x's was the forward's).
     Fp8Operands dgrad_fp8(const float* dy, const float* w); // a = dy [n, m], b = Wᵀ [k, m]
-    Fp8Operands wgrad_fp8(const float* dy);                 // a = dyᵀ [m, n], b = xᵀ [k, n]
+    Fp8Operands wgrad_fp8();                                // a = dyᵀ [m, n], b = xᵀ [k, n]
+    // FP8 layers whose recipe quantizes both orientations in one pass (block-wise:
+    // recipe/transpose.h's quantizes_both_in_one_pass) take x and dy rounded to BF16, as the GPU's
+    // ops hand them over (norms, activations and attention write BF16 for such a layer, as for a
+    // BF16 one): forward_fp8 and dgrad_fp8 round what they are given.
+    bool fp8_bf16_sources() const { return bf16_sources_; }
+    // The dy the last dgrad_fp8 quantized: rounded, or as given (the bias gradient's source).
+    const float* fp8_dy() const { return dy_source_; }
 
     // FP8: the recipe's quantizers, for backends that run the plans themselves (the GPU); the
     // *_t ones quantize transposes from the source. The calls above use them in the same way.
@@ -99,7 +106,10 @@ class LinearPrecision {
     std::unique_ptr<Quantizer> input_t_, weight_t_, grad_t_; // for transposes from the source
     QuantizedTensor x_q_, w_q_, dy_q_, w_t_, dy_t_, x_t_;
     TransposeMethod x_method_{}, w_method_{}, dy_method_{};
-    std::vector<float> x_bf16_, w_bf16_, dy_bf16_; // bf16: rounded operands, reused backward
+    // bf16: rounded operands, reused backward; fp8 with bf16_sources_: x and dy rounded
+    std::vector<float> x_bf16_, w_bf16_, dy_bf16_;
+    bool bf16_sources_ = false;
+    const float* dy_source_ = nullptr;
     int64_t n_ = 0, k_ = 0, m_ = 0;
 };
 

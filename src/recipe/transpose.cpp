@@ -43,6 +43,16 @@ static QuantizedTensor transpose_exact(const QuantizedTensor& q) {
     return out;
 }
 
+bool quantizes_both_in_one_pass(Quantizer& rowwise, Quantizer& columnwise) {
+    // Such quantizers plan without side effects (they keep no history).
+    const auto groups_1x128_alone = [](Quantizer& q) {
+        if (q.needs_tensor_amax() || q.amax_may_follow()) return false;
+        const QuantizePlan p = q.plan(0.0f);
+        return p.kind == QuantizePlan::Kind::blocks && p.block.rows == 1 && p.block.cols == 128;
+    };
+    return groups_1x128_alone(rowwise) && groups_1x128_alone(columnwise);
+}
+
 TransposeMethod transpose_method(const QuantizePlan& plan, int64_t rows, int64_t cols) {
     if (plan.kind != QuantizePlan::Kind::blocks) return TransposeMethod::from_source;
     const int64_t block_rows = plan.block.rows ? plan.block.rows : std::max<int64_t>(rows, 1);

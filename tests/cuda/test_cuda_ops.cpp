@@ -13,6 +13,8 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "common/error.h"
@@ -22,6 +24,7 @@
 #include "numerics/formats.h"
 #include "ops/linear_precision.h"
 #include "optim/adamw.h"
+#include "recipe/recipe.h"
 #include "tests/harness/both_backends.h"
 #include "tests/harness/fresh_seed.h"
 #include "tests/harness/gpu.h"
@@ -32,6 +35,14 @@ namespace octet {
 namespace {
 
 using Host = std::vector<double>;
+
+// The layers that take BF16 operands from the ops that write their x and dy: a BF16 layer, and
+// an FP8 one whose recipe quantizes BF16 sources (block-wise: LinearPrecision::fp8_bf16_sources()).
+const char* const bf16_consumers[] = {"bf16", "blockwise"};
+
+std::unique_ptr<LinearPrecision> consumer_layer(const std::string& spec) {
+    return spec == "bf16" ? LinearPrecision::bf16() : LinearPrecision::fp8(*make_recipe(spec));
+}
 
 class CudaOpsTest : public ::testing::Test {
   protected:
@@ -345,10 +356,10 @@ TEST_F(CudaOpsTest, ActivationsAndScale) {
     }
 }
 
-// Norms, activations and attention feeding a BF16 linear layer (ops.h's `consumer`) write its
-// BF16 operand instead of their FP32 output: the layer's forward and weight gradient are bit for
-// bit those of the unfused ops, and the FP32 output stays as it was (NaN here). A layer given
-// another input than the one its operand was written for refuses it.
+// Norms, activations and attention feeding a BF16 linear layer, or a block-wise FP8 one (ops.h's
+// `consumer`), write its BF16 operand instead of their FP32 output: the layer's forward and weight
+// gradient are bit for bit those of the unfused ops, and the FP32 output stays as it was (NaN
+// here). A layer given another input than the one its operand was written for refuses it.
 TEST_F(CudaOpsTest, ProducersWriteTheBf16OperandOfTheirConsumer) {
     const int64_t n = 2 * 67, c = 64, h = 96, m = 40; // attention: batch 2, 67 tokens, one head
     const AttentionShape attention{2, 67, 1, 64, true};
@@ -385,39 +396,41 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16OperandOfTheirConsumer) {
              gpu_->attention_forward(out, state.data(), gx.data(), attention, p);
          }},
     };
-    for (const Producer& producer : producers) {
-        SCOPED_TRACE(producer.name);
-        const int64_t k = producer.k;
-        std::vector<Host> outputs, weight_grads;
-        for (const bool staged : {false, true}) {
-            auto precision = LinearPrecision::bf16();
-            Buffer<float> in = poisoned(size_t(n * k)), y = poisoned(size_t(n * m)),
-                          d_w = device(Host(size_t(m * k), 0.0)), d_y = device(as_float(x));
-            producer.run(in.data(), staged ? precision->as_consumer() : nullptr);
-            if (staged) {
-                for (double v : host(in))
-                    ASSERT_TRUE(std::isnan(v)) << "the FP32 output was written";
-                Buffer<float> other = poisoned(size_t(n * k));
-                EXPECT_THROW(gpu_->linear_forward({y.data(), other.data(), gweight.data(), nullptr,
-                                                   n, k, m, precision.get()}),
-                             Error);
-                producer.run(in.data(), precision->as_consumer());
+    for (const std::string spec : bf16_consumers)
+        for (const Producer& producer : producers) {
+            SCOPED_TRACE(spec + " " + producer.name);
+            const int64_t k = producer.k;
+            std::vector<Host> outputs, weight_grads;
+            for (const bool staged : {false, true}) {
+                auto precision = consumer_layer(spec);
+                Buffer<float> in = poisoned(size_t(n * k)), y = poisoned(size_t(n * m)),
+                              d_w = device(Host(size_t(m * k), 0.0)), d_y = device(as_float(x));
+                producer.run(in.data(), staged ? precision->as_consumer() : nullptr);
+                if (staged) {
+                    for (double v : host(in))
+                        ASSERT_TRUE(std::isnan(v)) << "the FP32 output was written";
+                    Buffer<float> other = poisoned(size_t(n * k));
+                    EXPECT_THROW(gpu_->linear_forward({y.data(), other.data(), gweight.data(),
+                                                       nullptr, n, k, m, precision.get()}),
+                                 Error);
+                    producer.run(in.data(), precision->as_consumer());
+                }
+                gpu_->linear_forward(
+                    {y.data(), in.data(), gweight.data(), nullptr, n, k, m, precision.get()});
+                gpu_->linear_backward({nullptr, d_w.data(), nullptr, d_y.data(), nullptr,
+                                       gweight.data(), n, k, m, precision.get()});
+                outputs.push_back(host(y));
+                weight_grads.push_back(host(d_w));
             }
-            gpu_->linear_forward(
-                {y.data(), in.data(), gweight.data(), nullptr, n, k, m, precision.get()});
-            gpu_->linear_backward({nullptr, d_w.data(), nullptr, d_y.data(), nullptr,
-                                   gweight.data(), n, k, m, precision.get()});
-            outputs.push_back(host(y));
-            weight_grads.push_back(host(d_w));
+            EXPECT_EQ(outputs[0], outputs[1]);
+            EXPECT_EQ(weight_grads[0], weight_grads[1]);
+            for (double v : outputs[1]) ASSERT_FALSE(std::isnan(v));
         }
-        EXPECT_EQ(outputs[0], outputs[1]);
-        EXPECT_EQ(weight_grads[0], weight_grads[1]);
-        for (double v : outputs[1]) ASSERT_FALSE(std::isnan(v));
-    }
 }
 
-// Backward ops feeding a BF16 linear layer's backward write its BF16 dy instead of their FP32
-// gradient: the layer's d_x, d_W and d_b are bit for bit those of the unfused ops, and the FP32
+// Backward ops feeding the backward of a BF16 linear layer, or of a block-wise FP8 one, write its
+// BF16 dy instead of their FP32 gradient: the layer's d_x, d_W and d_b are bit for bit those of
+// the unfused ops, and the FP32
 // gradient stays as it was (NaN here), but for the norms, which write it too (the residual
 // stream's). A layer given another dy than the one its operand was written for refuses it. The
 // activations' d_x goes to the layer that wrote their x (`producer`), so theirs reads x packed in
@@ -478,47 +491,49 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16GradientOfTheirConsumer) {
              gpu_->rope_backward(g, gd_out.data(), attention, 10000.0, p);
          }},
     };
-    for (const Producer& producer : producers) {
-        SCOPED_TRACE(producer.name);
-        const int64_t m = producer.m;
-        const Host in = random(n * k), weight = random(m * k), bias = random(m);
-        Buffer<float> gin = device(in), gweight = device(weight), gbias = device(bias);
-        std::vector<Host> grads, results;
-        for (const bool staged : {false, true}) {
-            auto precision = LinearPrecision::bf16();
-            Buffer<float> y = poisoned(size_t(n * m)), d_in = poisoned(size_t(n * k)),
-                          d_w = device(Host(size_t(m * k), 0.0)),
-                          d_b = device(Host(size_t(m), 0.0)),
-                          grad = producer.residual
-                                     ? device(Host(residual.begin(), residual.begin() + n * m))
-                                     : poisoned(size_t(n * m));
-            gpu_->linear_forward(
-                {y.data(), gin.data(), gweight.data(), gbias.data(), n, k, m, precision.get()});
-            producer.run(grad.data(), staged ? precision->as_consumer() : nullptr);
-            const LinearBackwardArgs<float> backward{
-                d_in.data(),    d_w.data(), d_b.data(), grad.data(), nullptr,
-                gweight.data(), n,          k,          m,           precision.get()};
-            if (staged) {
-                if (!producer.residual) {
-                    for (double g : host(grad)) ASSERT_TRUE(std::isnan(g)) << "the FP32 gradient";
+    for (const std::string spec : bf16_consumers)
+        for (const Producer& producer : producers) {
+            SCOPED_TRACE(spec + " " + producer.name);
+            const int64_t m = producer.m;
+            const Host in = random(n * k), weight = random(m * k), bias = random(m);
+            Buffer<float> gin = device(in), gweight = device(weight), gbias = device(bias);
+            std::vector<Host> grads, results;
+            for (const bool staged : {false, true}) {
+                auto precision = consumer_layer(spec);
+                Buffer<float> y = poisoned(size_t(n * m)), d_in = poisoned(size_t(n * k)),
+                              d_w = device(Host(size_t(m * k), 0.0)),
+                              d_b = device(Host(size_t(m), 0.0)),
+                              grad = producer.residual
+                                         ? device(Host(residual.begin(), residual.begin() + n * m))
+                                         : poisoned(size_t(n * m));
+                gpu_->linear_forward(
+                    {y.data(), gin.data(), gweight.data(), gbias.data(), n, k, m, precision.get()});
+                producer.run(grad.data(), staged ? precision->as_consumer() : nullptr);
+                const LinearBackwardArgs<float> backward{
+                    d_in.data(),    d_w.data(), d_b.data(), grad.data(), nullptr,
+                    gweight.data(), n,          k,          m,           precision.get()};
+                if (staged) {
+                    if (!producer.residual) {
+                        for (double g : host(grad))
+                            ASSERT_TRUE(std::isnan(g)) << "the FP32 gradient";
+                    }
+                    LinearBackwardArgs<float> other = backward;
+                    other.d_out = scratch.data();
+                    EXPECT_THROW(gpu_->linear_backward(other), Error);
                 }
-                LinearBackwardArgs<float> other = backward;
-                other.d_out = scratch.data();
-                EXPECT_THROW(gpu_->linear_backward(other), Error);
+                gpu_->linear_backward(backward);
+                if (producer.residual || !staged) grads.push_back(host(grad));
+                for (const Buffer<float>* r : {&d_in, &d_w, &d_b}) results.push_back(host(*r));
             }
-            gpu_->linear_backward(backward);
-            if (producer.residual || !staged) grads.push_back(host(grad));
-            for (const Buffer<float>* r : {&d_in, &d_w, &d_b}) results.push_back(host(*r));
+            if (producer.residual) {
+                EXPECT_EQ(grads[0], grads[1]) << "the norm's FP32 d_x";
+            }
+            for (size_t i = 0; i < 3; ++i) {
+                const char* what = i == 0 ? "d_x" : i == 1 ? "d_W" : "d_b";
+                EXPECT_EQ(results[i], results[i + 3]) << what;
+                for (double r : results[i]) ASSERT_FALSE(std::isnan(r)) << what;
+            }
         }
-        if (producer.residual) {
-            EXPECT_EQ(grads[0], grads[1]) << "the norm's FP32 d_x";
-        }
-        for (size_t i = 0; i < 3; ++i) {
-            const char* what = i == 0 ? "d_x" : i == 1 ? "d_W" : "d_b";
-            EXPECT_EQ(results[i], results[i + 3]) << what;
-            for (double r : results[i]) ASSERT_FALSE(std::isnan(r)) << what;
-        }
-    }
 }
 
 // BF16 linear layers feeding flash attention (ops.h's AttentionConsumer) write its BF16 operands

@@ -8,6 +8,9 @@
 // 3. BF16 and FP8 layers keep what their backward reads (LinearPrecision::keeps_input()): a
 //    backward given no input, after the input was overwritten, gives the same bits as one
 //    given the input; an exact layer refuses it.
+// 4. Block-wise layers (both orientations of x and dy in one pass) quantize x and dy rounded to
+//    BF16, what the GPU's ops hand them: the same codes and scales as quantizing the rounded
+//    tensors, and a bias gradient from the rounded dy; other recipes quantize them as given.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -102,6 +105,53 @@ TEST(Fp8Linear, EqualsTheProductOfDequantizedOperandsForEveryRecipe) {
             norm += ref[i] * ref[i];
         }
         EXPECT_LT(std::sqrt(err / norm), 1e-5);
+    }
+}
+
+bool same_quantized(const QuantizedTensor& a, const QuantizedTensor& b) {
+    if (a.codes != b.codes || a.scales.size() != b.scales.size()) return false;
+    for (size_t l = 0; l < a.scales.size(); ++l)
+        if (a.scales[l].scale_inv != b.scales[l].scale_inv) return false;
+    return true;
+}
+
+std::vector<float> bf16_rounded(const std::vector<float>& x) {
+    std::vector<float> out(x.size());
+    for (size_t i = 0; i < x.size(); ++i)
+        out[i] = round_to_format(x[i], Format::bf16, Overflow::ieee);
+    return out;
+}
+
+TEST(Fp8Linear, BlockwiseLayersQuantizeBf16Sources) {
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed_note(seed));
+    Rng rng(seed);
+    const int64_t n = 200, k = 260, m = 130;
+    const std::vector<float> x = testing::random_matrix(rng, n, k, 3.0),
+                             w = testing::random_matrix(rng, m, k, 1.0),
+                             dy = testing::random_matrix(rng, n, m, 1.0);
+    const std::vector<float> x16 = bf16_rounded(x), dy16 = bf16_rounded(dy);
+    for (const std::string& spec : recipe_names()) {
+        SCOPED_TRACE(spec);
+        const bool blockwise = spec.rfind("blockwise", 0) == 0;
+        auto given = LinearPrecision::fp8(*make_recipe(spec)),
+             rounded = LinearPrecision::fp8(*make_recipe(spec));
+        EXPECT_EQ(given->fp8_bf16_sources(), blockwise);
+        const auto fwd = given->forward_fp8(x.data(), n, k, w.data(), m);
+        if (blockwise) {
+            EXPECT_TRUE(
+                same_quantized(fwd.a, rounded->forward_fp8(x16.data(), n, k, w.data(), m).a));
+            const auto dg = given->dgrad_fp8(dy.data(), w.data());
+            EXPECT_TRUE(same_quantized(dg.a, rounded->dgrad_fp8(dy16.data(), w.data()).a));
+            EXPECT_TRUE(same_quantized(given->wgrad_fp8().a, rounded->wgrad_fp8().a));
+            EXPECT_EQ(std::vector<float>(given->fp8_dy(), given->fp8_dy() + n * m), dy16);
+        } else {
+            // As given: what the recipe's quantizer makes of x itself; dy read in place.
+            auto quantizer = make_recipe(spec)->make_quantizer(TensorRole::activation);
+            EXPECT_TRUE(same_quantized(fwd.a, quantizer->quantize({x.data(), n, k})));
+            given->dgrad_fp8(dy.data(), w.data());
+            EXPECT_EQ(given->fp8_dy(), dy.data());
+        }
     }
 }
 
