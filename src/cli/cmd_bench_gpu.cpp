@@ -244,7 +244,8 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
                ms, double(n) * 5 + double(n / group) * 12);
     }
     {
-        // Row-wise and column-wise copies in one pass: 2 B read, 2 × 1 B written per element.
+        // Row-wise and column-wise copies in one pass, as block-wise layers quantize their BF16
+        // x and dy in training: 2 B read, 2 × 1 B written per element.
         uint8_t* codes_t = static_cast<uint8_t*>(copy);
         const double ms = median_event_ms([&] {
             const ScaleRule rule = ScaleRule::from_amax(Format::e4m3, 0, false);
@@ -253,7 +254,7 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
                 {rows, cols, rule, Format::e4m3, codes, scales, rule, Format::e4m3, codes_t, work},
                 nullptr);
         });
-        report("block-wise 1x128, both orientations", ms, double(n) * 4 + double(n / 128) * 8);
+        report("both orientations 1x128 (training)", ms, double(n) * 4 + double(n / 128) * 8);
     }
     {
         // The scaling-aware transpose of the block-wise (power-of-two) tensor just quantized.
@@ -273,8 +274,9 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
         report("exact transpose (FP8 codes)", exact_ms, double(n) * 2);
     }
     {
-        // What training runs today: the block-wise plan from FP32 activations, and the backward's
-        // column-wise copy quantized from the same FP32 tensor (1x128 along the other axis).
+        // From FP32: the block-wise plan, the backward's column-wise copy quantized from the
+        // same tensor (1x128 along the other axis), and both in one pass (what block-wise layers
+        // ran before they took BF16 sources).
         cuda::DeviceMemory memory(nullptr);
         Buffer<float> x32(memory, n);
         cuda::cast_from_format(static_cast<const uint16_t*>(x), x32.data(), n, Format::bf16,
@@ -286,17 +288,16 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
                                                     ScaleRule::from_amax(Format::e4m3, 0, false));
         const QuantizePlan plan = quantizer->plan(0.0f);
         double ms = median_event_ms([&] { runner.run(x32.data(), rows, cols, plan, q, nullptr); });
-        report("plan 1x128 from FP32 (training)", ms, double(n) * 5 + double(n / 128) * 4);
+        report("plan 1x128 from FP32", ms, double(n) * 5 + double(n / 128) * 4);
         ms = median_event_ms([&] {
             transposer.run(q, TransposeMethod::from_source, *quantizer, x32.data(), t, nullptr);
         });
         report("transposed 1x128 from FP32", ms, double(n) * 5 + double(n / 128) * 4);
-        // Both in one pass, as the block-wise layers run them: 4 B read, 2 × 1 B written.
+        // Both in one pass: 4 B read, 2 × 1 B written.
         ms = median_event_ms([&] {
             transposer.quantize_both(*quantizer, *quantizer, x32.data(), rows, cols, q, t, nullptr);
         });
-        report("both orientations 1x128 from FP32 (training)", ms,
-               double(n) * 6 + double(n / 128) * 8);
+        report("both orientations 1x128 from FP32", ms, double(n) * 6 + double(n / 128) * 8);
         // The weights' plan: 128 x 128 blocks.
         const QuantizePlan weight_plan =
             make_block_quantizer(Format::e4m3, {128, 128}, ScaleEncoding::fp32,

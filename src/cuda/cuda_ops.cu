@@ -205,13 +205,13 @@ const DeviceQuantized& CudaOps::quantized_input(SavedLinear& layer, Quantizer& i
     const bool transient = layer.planned && layer.x_method == TransposeMethod::from_source;
     DeviceQuantized* x = transient ? &x_transient_ : &layer.x;
     {
-        const bool bf16 = a.precision->fp8_bf16_sources();
-        const __nv_bfloat16* x_bf16 = bf16 ? input_bf16(layer, a) : nullptr;
+        // Block-wise layers quantize the BF16 x the op that wrote it staged for them, both
+        // orientations in one pass.
+        const __nv_bfloat16* x_bf16 =
+            a.precision->fp8_bf16_sources() ? input_bf16(layer, a) : nullptr;
         const auto timed = profiler_.scope("linear.quantize");
-        if (bf16 ? transposer_.quantize_both(input, input_t, x_bf16, a.n, a.k, x_transient_,
-                                             layer.x_t, stream())
-                 : transposer_.quantize_both(input, input_t, a.in, a.n, a.k, x_transient_,
-                                             layer.x_t, stream())) {
+        if (x_bf16 && transposer_.quantize_both(input, input_t, x_bf16, a.n, a.k, x_transient_,
+                                                layer.x_t, stream())) {
             layer.x_method = TransposeMethod::from_source;
             layer.planned = true;
             if (layer.x.codes.size()) layer.x = DeviceQuantized(memory_);
@@ -247,12 +247,10 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
     bool dy_t_ready;
     {
         // Block-wise layers quantize the BF16 dy the op that wrote d_out staged for them.
-        const __nv_bfloat16* dy_bf16 = a.precision->fp8_bf16_sources() ? this->dy_bf16(a) : nullptr;
+        const __nv_bfloat16* dy = a.precision->fp8_bf16_sources() ? dy_bf16(a) : nullptr;
         const auto timed = profiler_.scope("linear.quantize");
-        dy_t_ready = dy_bf16 ? transposer_.quantize_both(q.grad, q.grad_t, dy_bf16, a.n, a.m, dy_,
-                                                         dy_t_, stream(), a.d_bias)
-                             : transposer_.quantize_both(q.grad, q.grad_t, a.d_out, a.n, a.m, dy_,
-                                                         dy_t_, stream(), a.d_bias);
+        dy_t_ready = dy && transposer_.quantize_both(q.grad, q.grad_t, dy, a.n, a.m, dy_, dy_t_,
+                                                     stream(), a.d_bias);
         if (!dy_t_ready) {
             const QuantizePlan dy_plan = plans_.quantize(q.grad, a.d_out, a.n, a.m, dy_, stream());
             dy_method = transpose_method(dy_plan, a.n, a.m);
