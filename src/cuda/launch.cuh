@@ -15,6 +15,14 @@ inline unsigned blocks_for(int64_t n, int64_t per_block) {
     return unsigned((n + per_block - 1) / per_block);
 }
 
+// The current device's SM count: what persistent kernels size their grids by.
+inline int current_device_sm_count() {
+    int device = 0, count = 0;
+    OCTET_CUDA_CHECK(cudaGetDevice(&device));
+    OCTET_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    return count;
+}
+
 // One warp per row, 8 rows per block.
 constexpr int rows_per_block = 8;
 

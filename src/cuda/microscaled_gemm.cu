@@ -491,7 +491,7 @@ void add_partials(const MicroscaledGemmArgs& g, const float* partials, int split
     const int64_t count = g.m * g.n, n = g.n;
     const float beta = g.beta;
     void* out = g.out;
-    const float *bias = g.bias, *c = g.c ? g.c : static_cast<const float*>(g.out);
+    const float *bias = g.bias, *c = g.c;
     const bool fp32 = g.out_fp32;
     for_each(count, stream, [=] __device__(int64_t i) {
         float sum = 0.0f;
@@ -535,7 +535,7 @@ void launch(const Launch& l) {
     p.alpha = g.alpha;
     p.out = g.out;
     p.bias = g.bias;
-    p.c = g.c ? g.c : static_cast<const float*>(g.out);
+    p.c = g.c;
     p.beta = g.beta;
     p.m = int(g.m);
     p.n = int(g.n);
@@ -604,11 +604,8 @@ std::string shape_name(const MicroscaledGemmArgs& g) {
 } // namespace
 
 MicroscaledGemm::MicroscaledGemm(Memory& memory)
-    : a_padded_(memory), b_padded_(memory), partials_(memory) {
-    int device = 0;
-    OCTET_CUDA_CHECK(cudaGetDevice(&device));
-    OCTET_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device));
-}
+    : a_padded_(memory), b_padded_(memory), partials_(memory),
+      sm_count_(current_device_sm_count()) {}
 
 void MicroscaledGemm::run(const MicroscaledGemmArgs& args, cudaStream_t stream) {
     if (args.m < 0 || args.n < 0 || args.k < 0 || args.m > INT32_MAX || args.n > INT32_MAX ||
@@ -622,8 +619,9 @@ void MicroscaledGemm::run(const MicroscaledGemmArgs& args, cudaStream_t stream) 
     if (!args.out_fp32 && args.beta != 0.0f)
         throw Error("microscaled GEMM: beta needs FP32 output");
     if (args.m == 0 || args.n == 0) return;
-    if (args.k == 0) return add_partials(args, nullptr, 0, stream); // bias + beta · c
-
+    MicroscaledGemmArgs g = args;
+    if (!g.c) g.c = static_cast<const float*>(g.out);         // beta · out: accumulate
+    if (g.k == 0) return add_partials(g, nullptr, 0, stream); // bias + beta · c
     if (!args.a_scales || (args.b_scaling != MicroscaledB::per_tensor && !args.b_scales))
         throw Error("microscaled GEMM: missing scales for " + shape_name(args));
     for (const void* scales :
@@ -631,7 +629,6 @@ void MicroscaledGemm::run(const MicroscaledGemmArgs& args, cudaStream_t stream) 
         if (scales && !aligned_to(scales, 16))
             throw Error("microscaled GEMM: scale grids must start 16-byte aligned");
     // TMA wants 16-byte aligned rows: k is padded with zero codes where it is not.
-    MicroscaledGemmArgs g = args;
     const int64_t k_pitch = round_up(args.k, 16);
     if (k_pitch != args.k || !aligned_to(args.a, 16))
         g.a = pad_rows(args.a, args.m, args.k, k_pitch, a_padded_, stream);

@@ -372,16 +372,6 @@ __global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
     }
 }
 
-int sm_count() {
-    static const int count = [] {
-        int device = 0, n = 0;
-        OCTET_CUDA_CHECK(cudaGetDevice(&device));
-        OCTET_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-        return n;
-    }();
-    return count;
-}
-
 template <bool quads, typename T>
 void launch_quantize_both_kernel(const T* x, const BothOrientationsArgs& a, cudaStream_t stream) {
     // Beyond the 48 KiB a block gets unasked: once per kernel.
@@ -392,11 +382,12 @@ void launch_quantize_both_kernel(const T* x, const BothOrientationsArgs& a, cuda
         return true;
     }();
     (void)opted_in;
+    static const int sm_count = current_device_sm_count();
     BothTileGrid grid{int(blocks_for(a.cols, both_tile)), int(blocks_for(a.rows, both_tile)), 0};
     grid.tiles = int64_t(grid.tiles_x) * grid.tiles_y;
     const int64_t blocks =
         TileQuad<quads, T>::prefetch
-            ? std::min<int64_t>(grid.tiles, int64_t(both_blocks_per_sm) * sm_count())
+            ? std::min<int64_t>(grid.tiles, int64_t(both_blocks_per_sm) * sm_count)
             : grid.tiles;
     quantize_both_1x128_kernel<quads>
         <<<unsigned(blocks), both_threads, sizeof(BothTiles), stream>>>(x, a, grid);
