@@ -20,19 +20,21 @@ namespace octet {
 
 static const char* bench_help =
     R"(usage: octet bench train [--model NAME] [--recipes R1,R2,...] [--batch B]
-                         [--steps N] [--device auto|cpu|cuda] [--profile]
+                         [--steps N] [--device auto|cpu|cuda] [--profile] [--eager]
 
 Training throughput (tokens/s) of a model preset under each precision policy: a few warm-up
 steps, then the median of N timed steps, on random tokens. On the GPU it also prints the model
 FLOPs utilisation (6·params + attention FLOPs per token, against 989 TFLOPS: the dense BF16 peak
-of an H100/H200 SXM) and the peak GPU memory Octet allocated.
+of an H100/H200 SXM) and the peak GPU memory Octet allocated. Steps replay a CUDA graph where
+the recipe allows, as `octet train` does (column "graph").
 
   --model NAME    tiny (default), tiny-llama, gpt2-124m, gpt2-350m, gpt2-1.3b
   --recipes LIST  precision policies (default: bf16,te-delayed,blockwise,mxfp8,moss,fp8lm-o2)
   --batch B       sequences per step (default 8)
   --steps N       timed steps (default 10)
   --device D      auto (default: the GPU if present), cpu or cuda
-  --profile       on the GPU, also print the time of each op per step
+  --profile       on the GPU, also print the time of each op per step (steps run eagerly)
+  --eager         no CUDA graphs: every op launched from the host
 )";
 
 #ifdef OCTET_WITH_CUDA
@@ -77,7 +79,7 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
         throw Error("expected 'octet bench train', 'octet bench gemm' or 'octet bench quant'");
     }
     const Args args(std::vector<std::string>(argv.begin() + 1, argv.end()),
-                    {"model", "recipes", "batch", "steps", "device"}, {"help", "profile"});
+                    {"model", "recipes", "batch", "steps", "device"}, {"help", "profile", "eager"});
     if (args.has("help")) {
         out << bench_help;
         return 0;
@@ -100,9 +102,9 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
                   config.describe().c_str(), static_cast<long long>(config.parameter_count()),
                   static_cast<long long>(batch), static_cast<long long>(seq));
     out << line;
-    std::snprintf(line, sizeof line, "%-14s %6s %10s %12s %7s %10s %10s\n", "recipe", "device",
-                  "step ms", "tokens/s", "MFU %", "peak GiB", "opt B/par");
-    out << line << std::string(75, '-') << "\n";
+    std::snprintf(line, sizeof line, "%-14s %6s %6s %10s %12s %7s %10s %10s\n", "recipe", "device",
+                  "graph", "step ms", "tokens/s", "MFU %", "peak GiB", "opt B/par");
+    out << line << std::string(82, '-') << "\n";
     // Training FLOPs per token: 6 per parameter (forward 2, backward 4) plus the attention
     // scores and weighted sums, 12 · L · C · T (llm.c's and PaLM's accounting).
     const double flops_per_token = 6.0 * double(config.parameter_count()) +
@@ -114,12 +116,14 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
         Gpt<float> model(config, ops, policy, 1);
         AdamW optimizer(ops, model.params().tensors(), model.params().values(), policy,
                         AdamWConfig{});
+        const bool profile = args.has("profile");
+        TrainStep train_step(model, optimizer, ops, policy, !args.has("eager") && !profile);
         std::vector<double> times;
         const bool gpu = backend.device == "cuda";
         for (int64_t s = 0; s < steps + 2; ++s) {
-            if (s == 2 && gpu && args.has("profile")) set_profiling(ops, true);
+            if (s == 2 && gpu && profile) set_profiling(ops, true);
             const auto t0 = std::chrono::steady_clock::now();
-            train_step(model, optimizer, tokens.data(), tokens.data() + 1, batch, seq, 1e-4);
+            train_step.run({{tokens.data(), tokens.data() + 1}}, batch, seq, 1e-4);
             const double dt =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             if (s >= 2) times.push_back(dt); // two warm-up steps
@@ -133,11 +137,11 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
             std::snprintf(peak, sizeof peak, "%.2f",
                           double(ops.memory().peak_bytes()) / double(1ull << 30));
         }
-        std::snprintf(line, sizeof line, "%-14s %6s %10.1f %12.0f %7s %10s %10.1f\n", name.c_str(),
-                      backend.device.c_str(), median * 1e3, tokens_per_s, mfu, peak,
-                      optimizer.bytes_per_parameter());
+        std::snprintf(line, sizeof line, "%-14s %6s %6s %10.1f %12.0f %7s %10s %10.1f\n",
+                      name.c_str(), backend.device.c_str(), train_step.graphs() ? "yes" : "-",
+                      median * 1e3, tokens_per_s, mfu, peak, optimizer.bytes_per_parameter());
         out << line << std::flush;
-        if (gpu && args.has("profile")) print_profile(ops, steps, median, out);
+        if (gpu && profile) print_profile(ops, steps, median, out);
     }
     return 0;
 }

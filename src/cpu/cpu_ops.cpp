@@ -95,15 +95,18 @@ void CpuOps<T>::scale(T* x, double s, int64_t n) {
     cpu::scale(x, s, n);
 }
 template <typename T>
-double CpuOps<T>::adamw_step(float* w, const float* g, float* m, float* v,
-                             const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) {
-    return cpu::adamw_step(w, g, m, v, spans, h, max_norm);
+void CpuOps<T>::adamw_step(float* w, const float* g, float* m, float* v,
+                           const std::vector<TensorSpan>& spans, const AdamWHyper* h,
+                           double max_norm, double* norm) {
+    norm[0] = cpu::adamw_step(w, g, m, v, spans, *h, max_norm);
+    norm[1] = clip_factor(norm[0], max_norm);
 }
 template <typename T>
-double CpuOps<T>::adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
-                                    const std::vector<TensorSpan>& spans, AdamWHyper h,
-                                    double max_norm) {
-    return cpu::adamw_step_scaled(w, g, s, spans, h, max_norm);
+void CpuOps<T>::adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
+                                  const std::vector<TensorSpan>& spans, const AdamWHyper* h,
+                                  double max_norm, double* norm) {
+    norm[0] = cpu::adamw_step_scaled(w, g, s, spans, *h, max_norm);
+    norm[1] = clip_factor(norm[0], max_norm);
 }
 template <typename T>
 void CpuOps<T>::store_scaled(const ScaledTensors& dst, const float* x,

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "cuda/check.h"
+#include "cuda/graph.h"
 #include "cuda/launch.cuh"
 #include "ops/linear_precision.h"
 
@@ -34,10 +35,16 @@ CudaOps::CudaOps()
       v_(memory_), y_(memory_), dq_(memory_), dk_(memory_), dv_(memory_), scores_(memory_),
       dy_bf16_(memory_), d_qkv_bf16_(memory_), d_out_bf16_(memory_), positions_(memory_),
       sorted_tokens_(memory_), sorted_positions_(memory_), sort_temp_(memory_), chunks_(memory_),
-      norm_(memory_, 2), norm_partials_(memory_, adamw_norm_blocks), span_amax_(memory_),
-      plans_(memory_), transposer_(memory_, plans_), scaled_gemm_(gemm_, memory_), dy_(memory_),
-      w_t_(memory_), dy_t_(memory_), x_t_(memory_), x_transient_(memory_),
-      x_bf16_transient_(memory_) {}
+      norm_partials_(memory_, adamw_norm_blocks), span_amax_(memory_), plans_(memory_),
+      transposer_(memory_, plans_), scaled_gemm_(gemm_, memory_), dy_(memory_), w_t_(memory_),
+      dy_t_(memory_), x_t_(memory_), x_transient_(memory_), x_bf16_transient_(memory_) {}
+
+std::unique_ptr<OpsGraph> CudaOps::record(const std::function<void()>& enqueue) {
+    if (profiler_.enabled())
+        throw Error("record: the op profiler is on; it times each op from the host, which a "
+                    "recorded graph cannot");
+    return std::make_unique<CudaGraph>(stream(), enqueue);
+}
 
 float* CudaOps::scratch_floats(int64_t floats) {
     if (scratch_.size() < floats) scratch_.resize(floats);
@@ -623,29 +630,24 @@ const AdamWChunk* CudaOps::adamw_chunks(const std::vector<TensorSpan>& spans) {
     return chunks_.data();
 }
 
-double CudaOps::adamw_step(float* w, const float* g, float* m, float* v,
-                           const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) {
+void CudaOps::adamw_step(float* w, const float* g, float* m, float* v,
+                         const std::vector<TensorSpan>& spans, const AdamWHyper* h, double max_norm,
+                         double* norm) {
     const auto timed = profiler_.scope("adamw_step");
     const AdamWChunk* chunks = adamw_chunks(spans);
     int64_t total = 0;
     for (const TensorSpan& s : spans) total = std::max(total, s.offset + s.numel);
-    cuda::adamw_step(w, g, m, v, chunks, chunks_.size(), total, h, max_norm, norm_.data(),
+    cuda::adamw_step(w, g, m, v, chunks, chunks_.size(), total, h, max_norm, norm,
                      norm_partials_.data(), stream());
-    double norm = 0;
-    memory_.to_host(&norm, norm_.data(), sizeof norm);
-    return norm;
 }
 
-double CudaOps::adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
-                                  const std::vector<TensorSpan>& spans, AdamWHyper h,
-                                  double max_norm) {
+void CudaOps::adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
+                                const std::vector<TensorSpan>& spans, const AdamWHyper* h,
+                                double max_norm, double* norm) {
     const auto timed = profiler_.scope("adamw_step");
     const AdamWChunk* chunks = adamw_chunks(spans);
     cuda::adamw_step_scaled(w, g, s, chunks, chunks_.size(), int64_t(spans.size()), h, max_norm,
-                            norm_.data(), norm_partials_.data(), span_amax_.data(), stream());
-    double norm = 0;
-    memory_.to_host(&norm, norm_.data(), sizeof norm);
-    return norm;
+                            norm, norm_partials_.data(), span_amax_.data(), stream());
 }
 
 void CudaOps::store_scaled(const ScaledTensors& dst, const float* x,

@@ -45,6 +45,9 @@ class CudaOps final : public Ops<float> {
   public:
     CudaOps();
     Memory& memory() override { return memory_; }
+    // A CUDA graph of the ops (graph.h); not while the profiler times ops one by one.
+    bool records() const override { return true; }
+    std::unique_ptr<OpsGraph> record(const std::function<void()>& enqueue) override;
     // BF16 layers write BF16 for elementwise ops (ops.h's `producer`), packed two to a float.
     bool packs_bf16(const LinearPrecision* layer) override;
     cudaStream_t stream() const { return stream_.get(); }
@@ -89,11 +92,12 @@ class CudaOps final : public Ops<float> {
     void softmax_xent(float* losses, float* d_logits, const float* logits, const int32_t* targets,
                       float d_loss, int64_t n, int64_t v, const LinearPrecision* head) override;
     void scale(float* x, double s, int64_t n) override;
-    double adamw_step(float* w, const float* g, float* m, float* v,
-                      const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) override;
-    double adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
-                             const std::vector<TensorSpan>& spans, AdamWHyper h,
-                             double max_norm) override;
+    void adamw_step(float* w, const float* g, float* m, float* v,
+                    const std::vector<TensorSpan>& spans, const AdamWHyper* h, double max_norm,
+                    double* norm) override;
+    void adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
+                           const std::vector<TensorSpan>& spans, const AdamWHyper* h,
+                           double max_norm, double* norm) override;
     void store_scaled(const ScaledTensors& dst, const float* x,
                       const std::vector<TensorSpan>& spans) override;
     void load_scaled(float* x, const ScaledTensors& src,
@@ -207,7 +211,7 @@ class CudaOps final : public Ops<float> {
     Buffer<uint8_t> sort_temp_;
     std::vector<TensorSpan> chunk_spans_; // the spans chunks_ was built for
     Buffer<AdamWChunk> chunks_;
-    Buffer<double> norm_, norm_partials_;
+    Buffer<double> norm_partials_;
     Buffer<float> span_amax_; // FP8-LM storage: per-span amaxes
     PlanRunner plans_;
     Fp8Transposer transposer_;

@@ -114,7 +114,8 @@ void softmax_xent(float* losses, Out* d_logits, const In* logits, const int32_t*
                   float d_loss, int64_t n, int64_t v, cudaStream_t stream);
 
 // The multi-tensor AdamW step: `chunks` (device) cut the spans into pieces of at most
-// adamw_chunk elements, each launched as one block; norm_out (device, 2 doubles: norm, clip).
+// adamw_chunk elements, each launched as one block; h (device; its clip unused) and norm_out
+// (device, 2 doubles: norm, clip).
 struct AdamWChunk {
     int64_t begin, end;
     int32_t tensor; // the span's index
@@ -122,14 +123,14 @@ struct AdamWChunk {
 };
 constexpr int64_t adamw_chunk = 8192;
 void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* chunks,
-                int64_t num_chunks, int64_t total, AdamWHyper h, double max_norm, double* norm_out,
-                double* partials, cudaStream_t stream);
+                int64_t num_chunks, int64_t total, const AdamWHyper* h, double max_norm,
+                double* norm_out, double* partials, cudaStream_t stream);
 constexpr int adamw_norm_blocks = 264; // partial sums of the gradient norm (fixed: deterministic)
 
 // FP8-LM's scaled storage over `tensors` spans cut into chunks as above (Ops::adamw_step_scaled,
 // store_scaled, load_scaled). Scratch: `amax` 3 · tensors floats, `partials` num_chunks doubles.
 void adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s, const AdamWChunk* chunks,
-                       int64_t num_chunks, int64_t tensors, AdamWHyper h, double max_norm,
+                       int64_t num_chunks, int64_t tensors, const AdamWHyper* h, double max_norm,
                        double* norm_out, double* partials, float* amax, cudaStream_t stream);
 void store_scaled(const ScaledTensors& dst, const float* x, const AdamWChunk* chunks,
                   int64_t num_chunks, int64_t tensors, float* amax, cudaStream_t stream);

@@ -34,6 +34,7 @@ class OpProfiler {
     explicit OpProfiler(cudaStream_t stream) : stream_(stream) {}
     ~OpProfiler();
     void enable(bool on) { enabled_ = on; }
+    bool enabled() const { return enabled_; }
     Scope scope(const char* name) { return Scope(enabled_ ? this : nullptr, name); }
     // Waits for the stream, then returns the totals since the last report (largest first) and
     // clears them.

@@ -3,6 +3,9 @@
 // the update, one block per chunk of one tensor. The norm never leaves the device before the
 // update, so the step needs no host round trip.
 //
+// The hyperparameters are read from the device, as the norm is, so a recorded step (CUDA graph)
+// takes each step's learning rate and bias corrections.
+//
 // FP8-LM's scaled storage takes six: the gradients' per-tensor amaxes; their rounding through
 // the weight-gradient format with the squared norm's partials (one per chunk); the norm; the
 // update, computed to take the new amaxes of m, v and the master; the update again, now storing
@@ -48,13 +51,20 @@ __global__ void norm_kernel(double* norm_out, const double* partials, int count,
     }
 }
 
+// The step's hyperparameters with the clipping factor norm_kernel found.
+__device__ AdamWHyper step_hyper(const AdamWHyper* hyper, const double* norm) {
+    AdamWHyper h = *hyper;
+    h.clip = norm[1];
+    return h;
+}
+
 // The chunk's elements from the first multiple of 4 to the last go four at a time through 16-byte
 // loads and stores (the arrays start 16-byte aligned: `vectors`), the few at either end one by
 // one. The arithmetic per element is adamw_update's either way.
 __global__ void adamw_kernel(float* w, const float* g, float* m, float* v, const AdamWChunk* chunks,
-                             AdamWHyper h, const double* norm, bool vectors) {
+                             const AdamWHyper* hyper, const double* norm, bool vectors) {
     const AdamWChunk chunk = chunks[blockIdx.x];
-    h.clip = norm[1];
+    const AdamWHyper h = step_hyper(hyper, norm);
     const bool decay = chunk.decay != 0;
     const int64_t body_begin = vectors ? min(chunk.end, (chunk.begin + 3) / 4 * 4) : chunk.end;
     const int64_t body_end = vectors ? max(body_begin, chunk.end / 4 * 4) : chunk.end;
@@ -109,10 +119,10 @@ __global__ void round_and_square_kernel(double* partials, float* g, StorageForma
 // amax: [m | v | master] × tensors.
 __global__ void scaled_update_amax_kernel(float* amax, int64_t tensors, const float* w,
                                           const float* g, ScaledAdamWState s,
-                                          const AdamWChunk* chunks, AdamWHyper h,
+                                          const AdamWChunk* chunks, const AdamWHyper* hyper,
                                           const double* norm) {
     const AdamWChunk chunk = chunks[blockIdx.x];
-    h.clip = norm[1];
+    const AdamWHyper h = step_hyper(hyper, norm);
     float am = 0.0f, av = 0.0f, aw = 0.0f;
     for (int64_t i = chunk.begin + threadIdx.x; i < chunk.end; i += blockDim.x) {
         const AdamWValues r = scaled_adamw_element(s, i, chunk.tensor, w, g[i], h, chunk.decay);
@@ -126,10 +136,10 @@ __global__ void scaled_update_amax_kernel(float* amax, int64_t tensors, const fl
 }
 
 __global__ void scaled_update_store_kernel(float* w, const float* g, ScaledAdamWState s,
-                                           const AdamWChunk* chunks, AdamWHyper h,
+                                           const AdamWChunk* chunks, const AdamWHyper* hyper,
                                            const double* norm, const float* amax, int64_t tensors) {
     const AdamWChunk chunk = chunks[blockIdx.x];
-    h.clip = norm[1];
+    const AdamWHyper h = step_hyper(hyper, norm);
     const BlockScale sm = storage_scale(s.m.format, amax[chunk.tensor]);
     const BlockScale sv = storage_scale(s.v.format, amax[tensors + chunk.tensor]);
     const BlockScale sw = storage_scale(s.master.format, amax[2 * tensors + chunk.tensor]);
@@ -181,8 +191,8 @@ void zero_amaxes(float* amax, int64_t count, cudaStream_t stream) {
 } // namespace
 
 void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* chunks,
-                int64_t num_chunks, int64_t total, AdamWHyper h, double max_norm, double* norm_out,
-                double* partials, cudaStream_t stream) {
+                int64_t num_chunks, int64_t total, const AdamWHyper* h, double max_norm,
+                double* norm_out, double* partials, cudaStream_t stream) {
     square_partials_kernel<<<adamw_norm_blocks, norm_threads, 0, stream>>>(partials, g, total,
                                                                            aligned_to(g, 16));
     OCTET_CUDA_LAUNCHED();
@@ -197,7 +207,7 @@ void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* 
 }
 
 void adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s, const AdamWChunk* chunks,
-                       int64_t num_chunks, int64_t tensors, AdamWHyper h, double max_norm,
+                       int64_t num_chunks, int64_t tensors, const AdamWHyper* h, double max_norm,
                        double* norm_out, double* partials, float* amax, cudaStream_t stream) {
     if (num_chunks == 0) {
         OCTET_CUDA_CHECK(cudaMemsetAsync(norm_out, 0, 2 * sizeof(double), stream));

@@ -99,13 +99,13 @@ T* Gpt<T>::linear_input(Buffer<T>& own, const LinearPrecision& consumer, int64_t
 }
 
 template <typename T>
-T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, int64_t seq) {
+void Gpt<T>::set_batch(const int32_t* tokens, const int32_t* targets, int64_t batch, int64_t seq) {
     const ModelConfig& c = config_;
     if (batch <= 0 || seq <= 0 || seq > c.seq_len)
         throw Error("forward: batch " + std::to_string(batch) + " x sequence " +
                     std::to_string(seq) + " does not fit the model (sequence length at most " +
                     std::to_string(c.seq_len) + ")");
-    const int64_t n = batch * seq, C = c.d_model;
+    const int64_t n = batch * seq;
     // Checked here, on the host: a backend's kernels would index out of bounds.
     for (const int32_t* ids : {tokens, targets})
         for (int64_t i = 0; ids && i < n; ++i)
@@ -116,9 +116,24 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
     batch_ = batch;
     seq_ = seq;
     tokens_.upload(tokens, n);
-    has_targets_ = targets != nullptr;
+    batch_targets_ = targets != nullptr;
     if (targets) targets_.upload(targets, n);
+}
 
+template <typename T>
+T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, int64_t seq) {
+    set_batch(tokens, targets, batch, seq);
+    forward_batch();
+    return targets ? batch_loss() : T(0);
+}
+
+template <typename T>
+void Gpt<T>::forward_batch() {
+    if (batch_ == 0) throw Error("forward_batch: no batch was set (set_batch)");
+    const ModelConfig& c = config_;
+    const int64_t batch = batch_, seq = seq_, n = batch * seq, C = c.d_model;
+    const bool targets = batch_targets_;
+    has_targets_ = targets;
     const AttentionShape shape{batch, seq, c.n_head, c.head_size(), bf16_attention_};
     const bool gpt2 = c.flavor == Flavor::gpt2;
     // Attention's input is kept for its backward (L.qkv, or L.qkv_rope where RoPE rotates it)
@@ -189,21 +204,26 @@ T Gpt<T>::forward(const int32_t* tokens, const int32_t* targets, int64_t batch, 
     // without, they are kept in T for logits_row().
     LinearForwardArgs<T> head{nullptr, lnf_out, head_weight(), nullptr,
                               n,       C,       c.vocab_size,  head_precision_.get()};
-    head.to_elementwise = targets != nullptr;
-    logits_readable_ = targets == nullptr;
+    head.to_elementwise = targets;
+    logits_readable_ = !targets;
     logits_.resize(head.to_elementwise
                        ? elementwise_buffer_size(ops_, head.precision, n * c.vocab_size)
                        : n * c.vocab_size);
     head.out = logits_.data();
     ops_.linear_forward(head);
-    if (!targets) return T(0);
+    if (!targets) return;
     losses_.resize(n);
     // In place: logits_ now holds the gradient of the mean loss, which the backward starts from.
     ops_.softmax_xent(losses_.data(), logits_.data(), logits_.data(), targets_.data(),
                       T(1.0 / double(n)), n, c.vocab_size, head_precision_.get());
+}
+
+template <typename T>
+T Gpt<T>::batch_loss() const {
+    if (!batch_targets_) throw Error("batch_loss: the batch set has no targets");
     double sum = 0;
     for (T l : losses_.download()) sum += double(l);
-    return T(sum / double(n));
+    return T(sum / double(losses_.size()));
 }
 
 template <typename T>

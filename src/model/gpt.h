@@ -4,7 +4,9 @@
 // policy; embeddings, norms, attention and the loss stay in high precision.
 //
 // Usage per step: zero_grads(); loss = forward(tokens, targets, B, T); backward(); then the
-// optimizer updates params() and calls on_optimizer_step().
+// optimizer updates params() and calls on_optimizer_step(). forward() is set_batch(), which
+// puts the batch in the backend's memory, forward_batch(), which only issues ops (so a backend
+// may record it: Ops::record()), and batch_loss(), which reads the loss back.
 #pragma once
 
 #include <memory>
@@ -35,6 +37,10 @@ class Gpt {
     // Mean cross-entropy of next-token prediction over B × T positions (T ≤ seq_len); targets
     // may be nullptr to compute logits only.
     T forward(const int32_t* tokens, const int32_t* targets, int64_t batch, int64_t seq);
+    void set_batch(const int32_t* tokens, const int32_t* targets, int64_t batch, int64_t seq);
+    void forward_batch();
+    // The mean loss of the last forward of a batch with targets.
+    T batch_loss() const;
     // Accumulates d(mean loss)/d(parameters) into params().grads(), for the last forward.
     void backward();
     void zero_grads() { params_.zero_grads(); }
@@ -69,7 +75,8 @@ class Gpt {
 
     // The last forward's inputs and activations, in the backend's memory.
     int64_t batch_ = 0, seq_ = 0;
-    bool has_targets_ = false;
+    bool batch_targets_ = false; // the batch set has targets
+    bool has_targets_ = false;   // the last forward computed d_logits, not yet consumed
     Buffer<int32_t> tokens_, targets_;
     Buffer<T> residual_out_; // [L + 1][N, C]: the stream entering each layer, and leaving
     Buffer<T> lnf_out_, lnf_mean_, lnf_rstd_;

@@ -23,6 +23,9 @@ class Memory {
     virtual void from_host(void* dst, const void* host_src, size_t bytes) = 0;
     // The most bytes held at once so far (0 where untracked: the host's).
     virtual size_t peak_bytes() const = 0;
+    // Changes with every allocation and release: a recorded graph (Ops::record()) whose buffers
+    // may have moved since is recorded again. Constant where nothing records (the host).
+    virtual uint64_t layout_version() const { return 0; }
 };
 
 // The host's memory (64-byte aligned allocations).

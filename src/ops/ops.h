@@ -29,8 +29,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <vector>
 
+#include "common/error.h"
 #include "ops/adamw_update.h"
 #include "ops/memory.h"
 #include "ops/scaled_adamw.h"
@@ -89,6 +92,13 @@ struct LinearBackwardArgs {
     bool d_in_for_reader = false;
 };
 
+// Ops recorded once and replayed on the same buffers (a CUDA graph): Ops::record().
+class OpsGraph {
+  public:
+    virtual ~OpsGraph() = default;
+    virtual void replay() = 0;
+};
+
 template <typename T>
 class Ops {
   public:
@@ -96,6 +106,18 @@ class Ops {
 
     // Where this backend's pointers live; everything passed to the ops below is allocated here.
     virtual Memory& memory() = 0;
+
+    // Whether record() records (the GPU); the CPU's ops run as they are called.
+    virtual bool records() const { return false; }
+    // Records the ops `enqueue` issues, running none of them, into a graph whose replay() runs
+    // them again with the arguments they had: the same pointers, sizes and host-side decisions.
+    // So what varies between replays must reach them through memory (the optimizer's
+    // hyperparameters, the batch's tokens), and the buffers must stay where they were
+    // (Memory::layout_version()).
+    virtual std::unique_ptr<OpsGraph> record(const std::function<void()>& enqueue) {
+        (void)enqueue;
+        throw Error("record: this backend runs its ops as they are called");
+    }
 
     // Whether `layer` packs what it writes for its reader (to_elementwise, d_in_for_reader) two
     // BF16 values to a T, so that buffer needs only (count + 1) / 2 elements; else it holds the
@@ -174,21 +196,23 @@ class Ops {
     virtual void scale(T* x, double s, int64_t n) = 0;
 
     // One AdamW step over FP32 parameters w, gradients g and moments m, v in the parameters'
-    // flat layout (spans name the tensors): the global L2 norm of g is taken in double, h.clip set
-    // to max_norm / norm when max_norm > 0 and the norm exceeds it, then every element updated by
-    // adamw_update(). Returns the norm before clipping.
-    virtual double adamw_step(float* w, const float* g, float* m, float* v,
-                              const std::vector<TensorSpan>& spans, AdamWHyper h,
-                              double max_norm) = 0;
+    // flat layout (spans name the tensors): the global L2 norm of g is taken in double, the
+    // clipping factor set to max_norm / norm when max_norm > 0 and the norm exceeds it, then
+    // every element updated by adamw_update(). `h` (its clip unused) and `norm` ([norm before
+    // clipping, clipping factor]) are in this backend's memory, so a recorded step reads each
+    // step's h and leaves its norm where the host finds it.
+    virtual void adamw_step(float* w, const float* g, float* m, float* v,
+                            const std::vector<TensorSpan>& spans, const AdamWHyper* h,
+                            double max_norm, double* norm) = 0;
 
     // One AdamW step over FP8-LM's scaled state (ops/scaled_adamw.h): every span's gradient
     // rounded in place through s.weight_grad under its own scale, the global norm and clipping
     // as adamw_step, then every parameter updated from the decoded state, m, v and the master
     // stored again under fresh per-span scales, and w set to the master's stored values.
-    // Returns the norm of the rounded gradients before clipping.
-    virtual double adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
-                                     const std::vector<TensorSpan>& spans, AdamWHyper h,
-                                     double max_norm) = 0;
+    // `norm` is that of the rounded gradients.
+    virtual void adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
+                                   const std::vector<TensorSpan>& spans, const AdamWHyper* h,
+                                   double max_norm, double* norm) = 0;
     // dst ← x per span, each under the scale of its amax; x ← src decoded.
     virtual void store_scaled(const ScaledTensors& dst, const float* x,
                               const std::vector<TensorSpan>& spans) = 0;

@@ -17,7 +17,8 @@ AdamW::Stored::Stored(Memory& memory, StorageFormat f, int64_t total, size_t ten
 
 AdamW::AdamW(Ops<float>& ops, const std::vector<ParamTensor>& tensors, float* params,
              const PrecisionPolicy& policy, AdamWConfig config)
-    : ops_(ops), fp32_storage_(policy.fp32_optimizer_storage()), policy_(policy), config_(config) {
+    : ops_(ops), fp32_storage_(policy.fp32_optimizer_storage()), policy_(policy), config_(config),
+      hyper_(ops.memory()), norm_(ops.memory(), 2) {
     if (!(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 > 0 && config.beta2 < 1))
         throw Error("optimizer: betas must lie in [0, 1) and (0, 1)");
     if (!(config.eps > 0) || !(config.weight_decay >= 0) || !(config.grad_clip >= 0))
@@ -44,7 +45,7 @@ ScaledAdamWState AdamW::scaled_state() {
     return s;
 }
 
-double AdamW::step(float* params, float* grads, double lr) {
+void AdamW::prepare(double lr) {
     if (!(lr >= 0)) throw Error("optimizer: learning rate must be non-negative");
     ++t_;
     AdamWHyper h;
@@ -56,13 +57,24 @@ double AdamW::step(float* params, float* grads, double lr) {
     h.bias2 = float(1.0 - std::pow(config_.beta2, double(t_)));
     h.decay = float(1.0 - lr * config_.weight_decay);
     h.clip = 1.0;
-    const double norm =
-        fp32_storage_
-            ? ops_.adamw_step(params, grads, reinterpret_cast<float*>(m_->codes.data()),
-                              reinterpret_cast<float*>(v_->codes.data()), spans_, h,
-                              config_.grad_clip)
-            : ops_.adamw_step_scaled(params, grads, scaled_state(), spans_, h, config_.grad_clip);
+    hyper_.upload(&h, 1);
     last_ = {lr, config_.weight_decay, config_.beta1, config_.beta2, t_};
+}
+
+void AdamW::enqueue(float* params, float* grads) {
+    if (hyper_.empty()) throw Error("optimizer: enqueue() needs a prepare() before it");
+    if (fp32_storage_)
+        ops_.adamw_step(params, grads, reinterpret_cast<float*>(m_->codes.data()),
+                        reinterpret_cast<float*>(v_->codes.data()), spans_, hyper_.data(),
+                        config_.grad_clip, norm_.data());
+    else
+        ops_.adamw_step_scaled(params, grads, scaled_state(), spans_, hyper_.data(),
+                               config_.grad_clip, norm_.data());
+}
+
+double AdamW::grad_norm() const {
+    double norm = 0;
+    norm_.memory().to_host(&norm, norm_.data(), sizeof norm);
     return norm;
 }
 

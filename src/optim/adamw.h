@@ -37,7 +37,18 @@ class AdamW {
 
     // One update with learning rate lr. Rounds the gradients to the policy's weight-gradient
     // format first (in place), then clips. Returns the global gradient norm before clipping.
-    double step(float* params, float* grads, double lr);
+    double step(float* params, float* grads, double lr) {
+        prepare(lr);
+        enqueue(params, grads);
+        return grad_norm();
+    }
+    // step() in parts, for a step recorded once and replayed (Ops::record()): prepare() counts
+    // the step and puts its hyperparameters in the backend's memory (no op is recorded there);
+    // enqueue() issues the update, reading them there; grad_norm() reads the norm back after it
+    // ran.
+    void prepare(double lr);
+    void enqueue(float* params, float* grads);
+    double grad_norm() const;
 
     int64_t steps() const { return t_; }
     // What the last step tells weight quantizers (MOSS): lr, betas, weight decay, index.
@@ -78,6 +89,8 @@ class AdamW {
     AdamWConfig config_;
     int64_t t_ = 0;
     OptimizerStep last_;
+    Buffer<AdamWHyper> hyper_; // the prepared step's
+    Buffer<double> norm_;      // the last update's [norm, clipping factor]
 };
 
 } // namespace octet

@@ -98,6 +98,14 @@ bool PrecisionPolicy::fp32_optimizer_storage() const {
            moment2 == StorageFormat::fp32 && weight_grad == StorageFormat::fp32;
 }
 
+bool PrecisionPolicy::quantizers_keep_state() const {
+    if (gemm != Gemm::fp8) return false;
+    const std::unique_ptr<Recipe> recipe = make_recipe(gemm_recipe);
+    for (TensorRole role : {TensorRole::activation, TensorRole::weight, TensorRole::gradient})
+        if (!recipe->make_quantizer(role)->state().empty()) return true;
+    return false;
+}
+
 int PrecisionPolicy::bytes_per_parameter() const {
     return storage_format_bytes(master) + storage_format_bytes(weight_grad) +
            storage_format_bytes(moment1) + storage_format_bytes(moment2);

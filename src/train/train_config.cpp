@@ -73,6 +73,12 @@ bool parse_bool(const std::string& key, const std::string& v) {
             [](TrainConfig& c, const std::string& v) { c.field = parse_number(name, v); },         \
             [](const TrainConfig& c) { return fmt_double(c.field); }                               \
     }
+#define OCTET_BOOL(name, field)                                                                    \
+    Key {                                                                                          \
+        name, Key::Type::boolean,                                                                  \
+            [](TrainConfig& c, const std::string& v) { c.field = parse_bool(name, v); },           \
+            [](const TrainConfig& c) { return std::string(c.field ? "true" : "false"); }           \
+    }
 #define OCTET_STR(name, field)                                                                     \
     Key {                                                                                          \
         name, Key::Type::string, [](TrainConfig& c, const std::string& v) { c.field = v; },        \
@@ -110,6 +116,7 @@ const std::vector<Key>& keys() {
         OCTET_NUM("train.beta2", beta2),
         OCTET_NUM("train.grad_clip", grad_clip),
         OCTET_INT("train.seed", seed),
+        OCTET_BOOL("train.cuda_graphs", cuda_graphs),
         OCTET_INT("eval.every", eval_every),
         OCTET_INT("eval.batches", eval_batches),
         OCTET_INT("sample.every", sample_every),

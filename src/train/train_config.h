@@ -5,7 +5,7 @@
 //   [model]  flavor, n_layer, n_head, d_model, d_ff, seq_len        (vocab from the tokenizer)
 //   [data]   dir: a prepared dataset (train.bin, val.bin, tokenizer.bpe)
 //   [train]  recipe, device, steps, batch_size, batch_tokens, lr, min_lr_ratio, warmup_steps,
-//            weight_decay, beta1, beta2, grad_clip, seed
+//            weight_decay, beta1, beta2, grad_clip, seed, cuda_graphs
 //   [eval]   every, batches
 //   [sample] every, tokens, prompt, temperature, top_k
 //   [output] dir, checkpoint_every
@@ -35,6 +35,7 @@ struct TrainConfig {
     double beta2 = 0.95;
     double grad_clip = 1.0;
     int64_t seed = 1;
+    bool cuda_graphs = true; // replay each step's recorded ops on the GPU (train/train_step.h)
     int64_t eval_every = 50;
     int64_t eval_batches = 8;
     int64_t sample_every = 0; // 0: only at the end

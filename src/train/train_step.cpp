@@ -1,16 +1,64 @@
 // A training step (see train_step.h).
 #include "train/train_step.h"
 
+#include "common/error.h"
+
 namespace octet {
 
-StepResult train_step(Gpt<float>& model, AdamW& optimizer, const int32_t* tokens,
-                      const int32_t* targets, int64_t batch, int64_t seq, double lr) {
-    model.zero_grads();
-    const float loss = model.forward(tokens, targets, batch, seq);
-    model.backward();
-    const double norm = optimizer.step(model.params().values(), model.params().grads(), lr);
-    model.on_optimizer_step(optimizer.last_step());
-    return {loss, norm};
+TrainStep::TrainStep(Gpt<float>& model, AdamW& optimizer, Ops<float>& ops,
+                     const PrecisionPolicy& policy, bool graphs)
+    : model_(model), optimizer_(optimizer), ops_(ops), graphs_(graphs) {
+    if (!graphs)
+        why_eager_ = "graphs turned off";
+    else if (!ops.records())
+        why_eager_ = "the backend runs ops as they are called";
+    else if (policy.quantizers_keep_state())
+        why_eager_ = "recipe " + policy.name + " plans each step on the host";
+    graphs_ = why_eager_.empty();
+}
+
+TrainStep::~TrainStep() = default;
+
+void TrainStep::run_part(Part& part, std::pair<int64_t, int64_t> shape,
+                         const std::function<void()>& enqueue) {
+    if (!graphs_ || !part.ran || part.shape != shape) {
+        part.graph.reset();
+        enqueue();
+        part.ran = true;
+        part.shape = shape;
+        return;
+    }
+    if (!part.graph || part.layout != ops_.memory().layout_version()) {
+        part.graph = ops_.record(enqueue);
+        part.layout = ops_.memory().layout_version();
+        ++recordings_;
+    }
+    part.graph->replay();
+}
+
+StepResult TrainStep::run(const std::vector<MicroBatch>& micro, int64_t batch, int64_t seq,
+                          double lr) {
+    if (micro.empty()) throw Error("train step: no micro-batch");
+    model_.zero_grads();
+    double loss = 0;
+    for (const MicroBatch& mb : micro) {
+        model_.set_batch(mb.tokens, mb.targets, batch, seq);
+        run_part(micro_, {batch, seq}, [&] {
+            model_.forward_batch();
+            model_.backward();
+        });
+        loss += double(model_.batch_loss());
+    }
+    optimizer_.prepare(lr);
+    const int64_t accumulated = int64_t(micro.size());
+    run_part(update_, {accumulated, 0}, [&] {
+        if (accumulated > 1) // the gradient of the mean over micro-batches
+            ops_.scale(model_.params().grads(), 1.0 / double(accumulated), model_.params().size());
+        optimizer_.enqueue(model_.params().values(), model_.params().grads());
+    });
+    const double norm = optimizer_.grad_norm();
+    model_.on_optimizer_step(optimizer_.last_step());
+    return {loss / double(accumulated), norm};
 }
 
 } // namespace octet

@@ -102,37 +102,38 @@ TrainSummary train(const TrainConfig& config_in, const TrainOptions& options, st
                 << ",\"params\":" << model.params().size()
                 << ",\"tokens_per_step\":" << tokens_per_step
                 << ",\"config\":" << json_escape(c.to_toml()) << "}\n";
+    TrainStep train_step(model, optimizer, ops, policy, c.cuda_graphs);
     log << "octet train: " << c.model.describe() << " (" << model.params().size()
         << " parameters), recipe " << policy.describe() << ", device " << backend.device << "\n"
         << "  data " << c.data_dir << ": " << data.train.size() << " train / " << data.val.size()
         << " validation tokens, vocabulary " << data.vocab_size << "; " << tokens_per_step
         << " tokens per step (" << accum << " x " << c.batch_size << " x " << c.model.seq_len
         << "), " << c.steps << " steps\n";
+    if (backend.device == "cuda")
+        log << "  CUDA graphs: "
+            << (train_step.graphs() ? "each step recorded once and replayed"
+                                    : "off (" + train_step.why_eager() + ")")
+            << "\n";
     if (state.step > 0)
         log << "  resumed from " << options.resume << " at step " << state.step << "\n";
     log << std::flush;
 
     TrainSummary summary;
-    std::vector<int32_t> x, y;
+    std::vector<std::vector<int32_t>> micro_x(static_cast<size_t>(accum)),
+        micro_y(static_cast<size_t>(accum));
+    std::vector<MicroBatch> micro(static_cast<size_t>(accum));
     const auto start = std::chrono::steady_clock::now();
     double last_eval = NAN;
     for (int64_t step = state.step; step < c.steps; ++step) {
         const auto t0 = std::chrono::steady_clock::now();
         const double lr = c.lr_at(step);
-        model.zero_grads();
-        double loss = 0;
-        for (int64_t micro = 0; micro < accum; ++micro) {
-            state.data_cursor =
-                next_batch(data.train, state.data_cursor, c.batch_size, c.model.seq_len, x, y);
-            loss += model.forward(x.data(), y.data(), c.batch_size, c.model.seq_len);
-            model.backward();
+        for (size_t i = 0; i < micro.size(); ++i) {
+            state.data_cursor = next_batch(data.train, state.data_cursor, c.batch_size,
+                                           c.model.seq_len, micro_x[i], micro_y[i]);
+            micro[i] = {micro_x[i].data(), micro_y[i].data()};
         }
-        loss /= double(accum);
-        if (accum > 1) // the gradient of the mean over micro-batches
-            ops.scale(model.params().grads(), 1.0 / double(accum), model.params().size());
-        const double grad_norm =
-            optimizer.step(model.params().values(), model.params().grads(), lr);
-        model.on_optimizer_step(optimizer.last_step());
+        const StepResult result = train_step.run(micro, c.batch_size, c.model.seq_len, lr);
+        const double loss = result.loss, grad_norm = result.grad_norm;
         state.step = step + 1;
         if (!std::isfinite(loss))
             throw Error("training diverged at step " + std::to_string(step + 1) + " (loss " +

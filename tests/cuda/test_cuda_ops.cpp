@@ -808,12 +808,17 @@ TEST_F(CudaOpsTest, AdamWStep) {
                      float(1 - std::pow(0.95, t)),
                      float(1 - 1e-2 * 0.1),
                      1.0};
-        const double cpu_norm =
-            cpu32.adamw_step(w.data(), gf.data(), m.data(), v.data(), spans, h, 1.0);
-        const double gpu_norm =
-            gpu_->adamw_step(gw.data(), gg.data(), gm.data(), gv.data(), spans, h, 1.0);
-        EXPECT_NEAR(gpu_norm, cpu_norm, 1e-12 * cpu_norm);
-        EXPECT_GT(cpu_norm, 1.0); // clipping is exercised
+        double cpu_norm[2];
+        cpu32.adamw_step(w.data(), gf.data(), m.data(), v.data(), spans, &h, 1.0, cpu_norm);
+        Buffer<AdamWHyper> gh(gpu_->memory());
+        gh.upload(&h, 1);
+        Buffer<double> gnorm(gpu_->memory(), 2);
+        gpu_->adamw_step(gw.data(), gg.data(), gm.data(), gv.data(), spans, gh.data(), 1.0,
+                         gnorm.data());
+        const std::vector<double> gpu_norm = gnorm.download();
+        EXPECT_NEAR(gpu_norm[0], cpu_norm[0], 1e-12 * cpu_norm[0]);
+        EXPECT_NEAR(gpu_norm[1], cpu_norm[1], 1e-12 * cpu_norm[1]);
+        EXPECT_LT(cpu_norm[1], 1.0); // clipping is exercised
     }
     expect_close(Host(w.begin(), w.end()), gw, 1e-6, "adamw weights");
     expect_close(Host(m.begin(), m.end()), gm, 1e-6, "adamw m");

@@ -57,6 +57,7 @@ inline std::vector<float> train_tiny(const std::string& policy, int64_t steps,
     const PrecisionPolicy p = make_policy(policy);
     Gpt<float> model(tiny_config(), ops, p, seed);
     AdamW optimizer(ops, model.params().tensors(), model.params().values(), p, AdamWConfig{});
+    TrainStep step(model, optimizer, ops, p, true);
     std::vector<float> losses;
     const int64_t warmup = std::max<int64_t>(1, steps / 10);
     for (int64_t s = 0; s < steps; ++s) {
@@ -66,7 +67,7 @@ inline std::vector<float> train_tiny(const std::string& policy, int64_t steps,
                               ? peak_lr * double(s + 1) / double(warmup)
                               : peak_lr * (0.1 + 0.45 * (1 + std::cos(M_PI * double(s - warmup) /
                                                                       double(steps - warmup))));
-        losses.push_back(train_step(model, optimizer, x, x + 1, batch, seq, lr).loss);
+        losses.push_back(float(step.run({{x, x + 1}}, batch, seq, lr).loss));
     }
     return losses;
 }
