@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "cuda/check.h"
+#include "cuda/gemm_output.h"
 #include "cuda/hopper.cuh"
 #include "cuda/launch.cuh"
 
@@ -485,24 +486,13 @@ int k_splits(int64_t tiles, int64_t k_stages, int sm_count) {
     return best;
 }
 
-// out = Σ_s partials[s] + bias + beta · c, the splits in order (none: k = 0).
+// out = Σ_s partials[s] + bias + beta · c, the splits in order (none: k = 0); c joins FP32
+// outputs only, as in the kernel's epilogue.
 void add_partials(const MicroscaledGemmArgs& g, const float* partials, int splits,
                   cudaStream_t stream) {
-    const int64_t count = g.m * g.n, n = g.n;
-    const float beta = g.beta;
-    void* out = g.out;
-    const float *bias = g.bias, *c = g.c;
-    const bool fp32 = g.out_fp32;
-    for_each(count, stream, [=] __device__(int64_t i) {
-        float sum = 0.0f;
-        for (int s = 0; s < splits; ++s) sum += partials[s * count + i];
-        if (bias) sum += bias[i % n];
-        if (fp32) {
-            static_cast<float*>(out)[i] = beta != 0.0f ? sum + beta * c[i] : sum;
-        } else {
-            static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(sum);
-        }
-    });
+    finish_gemm_output({partials, splits, g.bias, g.out_fp32 ? g.c : nullptr, g.beta, g.out,
+                        !g.out_fp32, g.m, g.n},
+                       stream);
 }
 
 template <int group, Format a_format, MicroscaledB b_scaling>

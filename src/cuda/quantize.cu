@@ -194,8 +194,9 @@ unsigned vec_blocks(int64_t groups, int64_t group) {
 // instruction issue. From BF16 (rows of whole quads), blocks are persistent (two per SM) and
 // load their next tile into registers while they quantize and store the current one: one tile a
 // block, each waited for its load, then left memory idle while it computed, which held the
-// kernel to 39% of copy bandwidth (69% now, H100). From FP32 the next tile's 64 registers a
-// thread spill, and a block takes one tile (78%; persistent, 72%).
+// kernel to 39% of copy bandwidth (70% now, H100). Two tiles in flight a block were slower
+// (67%), so the loads' latency is not what bounds it. From FP32 a block takes one tile (82%;
+// persistent with the next tile in flight, 79%).
 constexpr int both_tile = 128, both_threads = 256, both_warps = both_threads / 32;
 constexpr int both_words = both_tile / 4; // codes of a group, four to a word
 constexpr int both_blocks_per_sm = 2;
@@ -217,7 +218,7 @@ struct BothTiles {
 template <bool quads, typename T>
 struct TileQuad {
     using Raw = float4;
-    static constexpr bool prefetch = false; // whether blocks load their next tile early
+    static constexpr bool prefetch = false; // whether blocks load their next tiles early
     __device__ static float4 widen(float4 v) { return v; }
 };
 
@@ -228,20 +229,19 @@ struct TileQuad<true, __nv_bfloat16> {
     __device__ static float4 widen(uint2 bits) { return float_quad(bits); }
 };
 
+// Values c … c + 3 of a row at p = &row[c], `left` = cols − c > 0 of them in the tensor (zeros
+// past it).
 template <bool quads, typename T>
-__device__ typename TileQuad<quads, T>::Raw load_tile_quad(const T* x, int64_t rows, int64_t cols,
-                                                           int64_t r, int64_t c) {
-    using Raw = typename TileQuad<quads, T>::Raw;
-    if (r >= rows || c >= cols) return Raw{};
+__device__ typename TileQuad<quads, T>::Raw load_tile_quad(const T* p, int left) {
     if constexpr (quads && std::is_same_v<T, __nv_bfloat16>) {
-        return reinterpret_cast<const uint2*>(x + r * cols)[c / 4];
+        return *reinterpret_cast<const uint2*>(p);
     } else if constexpr (quads) {
-        return load_quad(x + r * cols, c / 4);
+        return load_quad(p, 0);
     } else {
-        float4 v = make_float4(load_as(x + r * cols + c), 0.0f, 0.0f, 0.0f);
-        if (c + 1 < cols) v.y = load_as(x + r * cols + c + 1);
-        if (c + 2 < cols) v.z = load_as(x + r * cols + c + 2);
-        if (c + 3 < cols) v.w = load_as(x + r * cols + c + 3);
+        float4 v = make_float4(load_as(p), 0.0f, 0.0f, 0.0f);
+        if (left > 1) v.y = load_as(p + 1);
+        if (left > 2) v.z = load_as(p + 2);
+        if (left > 3) v.w = load_as(p + 3);
         return v;
     }
 }
@@ -252,21 +252,20 @@ struct GroupResult {
 };
 
 // One group of 128 values, values(q) giving values 4q … 4q + 3, quantized by `rule` into 32 words
-// of codes (words[q]). The amax is a plain max of |v|, exact where every value is finite; a
-// running Σ v·0 is 0 then and NaN otherwise, which sends the group through finite_amax and the
-// per-value casts instead.
-template <typename Values>
+// of codes (words[q]), with their sum where `sums`. The amax is a max of |v| that propagates NaN:
+// finite exactly where every value is, else the group goes through finite_amax and the per-value
+// casts instead.
+template <bool sums, typename Values>
 __device__ GroupResult quantize_group_128(Values values, const ScaleRule& rule, Format format,
                                           uint32_t* words) {
-    float amax = 0.0f, poison = 0.0f, sum = 0.0f;
+    float amax = 0.0f, sum = 0.0f;
 #pragma unroll 8
     for (int q = 0; q < both_words; ++q) {
         const float4 v = values(q);
-        amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
-        poison = fmaf(v.x, 0.0f, fmaf(v.y, 0.0f, fmaf(v.z, 0.0f, fmaf(v.w, 0.0f, poison))));
-        sum = sum + v.x + v.y + v.z + v.w;
+        amax = max_abs_nan4(amax, v);
+        if constexpr (sums) sum = sum + v.x + v.y + v.z + v.w;
     }
-    const bool finite = poison == 0.0f;
+    const bool finite = amax <= 3.4028235e38f; // false for NaN and +Inf
     if (!finite) {
         amax = 0.0f;
         for (int q = 0; q < both_words; ++q) amax = finite_amax4(amax, values(q));
@@ -300,107 +299,138 @@ __device__ __forceinline__ void store_codes(uint8_t* out, uint32_t word, int64_t
 // The tiles of x in order, columns fastest: tile t holds rows [128 (t / tiles_x), …) and
 // columns [128 (t % tiles_x), …).
 struct BothTileGrid {
-    int tiles_x, tiles_y;
-    int64_t tiles;
+    unsigned tiles_x, tiles_y, tiles;
 };
 
-template <bool quads, typename T>
+// Where tile t lies, and how much of it is inside the tensor.
+struct BothTile {
+    unsigned x, y;
+    int64_t r0, c0;
+    int rows, cols; // 1 … 128
+    __device__ BothTile(unsigned t, const BothTileGrid& grid, const BothOrientationsArgs& a)
+        : x(t % grid.tiles_x), y(t / grid.tiles_x), r0(int64_t(y) * both_tile),
+          c0(int64_t(x) * both_tile), rows(int(min(a.rows - r0, int64_t(both_tile)))),
+          cols(int(min(a.cols - c0, int64_t(both_tile)))) {}
+};
+
+// A warp reads whole rows of a tile and writes whole rows of codes (thread (warp, lane) handles
+// quad `lane` of rows warp, warp + 8, …), so each thread's addresses are one base and a
+// constant stride: the index arithmetic per load and store, 64-bit and per element before, was
+// most of the kernel's instructions.
+template <bool quads, bool sums, typename T>
 __global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
     quantize_both_1x128_kernel(const T* x, BothOrientationsArgs a, BothTileGrid grid) {
     extern __shared__ float4 both_smem[];
     BothTiles& tile = *reinterpret_cast<BothTiles*>(both_smem);
     using Quad = TileQuad<quads, T>;
     const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
-    constexpr int loads = both_tile * both_words / both_threads;
-    typename Quad::Raw v[loads]; // the next tile, all in flight at once
-    const auto load_tile = [&](int64_t t) {
-        const int64_t r0 = t / grid.tiles_x * both_tile, c0 = t % grid.tiles_x * both_tile;
+    constexpr int loads = both_tile / both_warps; // rows a thread loads (and stores) per tile
+    using Raw = typename Quad::Raw;
+    const auto load_tile = [&](Raw(&v)[loads], unsigned t) {
+        const BothTile b(t, grid, a);
+        const int left = b.cols - 4 * lane;
+        const T* p = x + (b.r0 + warp) * a.cols + b.c0 + 4 * lane;
+        const int64_t stride = both_warps * a.cols;
 #pragma unroll
-        for (int k = 0; k < loads; ++k) {
-            const int i = int(threadIdx.x) + both_threads * k;
-            v[k] = load_tile_quad<quads>(x, a.rows, a.cols, r0 + i / both_words,
-                                         c0 + 4 * (i % both_words));
-        }
+        for (int k = 0; k < loads; ++k)
+            v[k] = left > 0 && warp + both_warps * k < b.rows
+                       ? load_tile_quad<quads>(p + k * stride, left)
+                       : Raw{};
     };
-    if (Quad::prefetch && blockIdx.x < grid.tiles) load_tile(blockIdx.x);
-    for (int64_t t = blockIdx.x; t < grid.tiles; t += gridDim.x) {
-        if constexpr (!Quad::prefetch) load_tile(t);
-        const int tile_x = int(t % grid.tiles_x), tile_y = int(t / grid.tiles_x);
-        const int64_t r0 = int64_t(tile_y) * both_tile, c0 = int64_t(tile_x) * both_tile;
+    // Quantizes tile t, loaded into v; once v is in shared memory, loads tile `refill` into it.
+    const auto quantize_tile = [&](Raw(&v)[loads], unsigned t, unsigned refill) {
+        const BothTile b(t, grid, a);
 #pragma unroll
-        for (int k = 0; k < loads; ++k) {
-            const int i = int(threadIdx.x) + both_threads * k;
-            *reinterpret_cast<float4*>(&tile.value[i / both_words][4 * (i % both_words)]) =
+        for (int k = 0; k < loads; ++k)
+            *reinterpret_cast<float4*>(&tile.value[warp + both_warps * k][4 * lane]) =
                 Quad::widen(v[k]);
-        }
         __syncthreads();
-        if (Quad::prefetch && t + gridDim.x < grid.tiles) load_tile(t + gridDim.x);
+        if (refill < grid.tiles) load_tile(v, refill);
         const int g = int(threadIdx.x) % both_tile;
         if (threadIdx.x < both_tile) { // warp-uniform: warps 0-3 take rows, 4-7 columns
-            if (r0 + g < a.rows) {
-                const GroupResult q = quantize_group_128(
+            if (g < b.rows) {
+                const GroupResult q = quantize_group_128<false>(
                     [&](int w) { return *reinterpret_cast<const float4*>(&tile.value[g][4 * w]); },
                     a.rule, a.format, tile.codes[g]);
-                a.scale_inv[(r0 + g) * grid.tiles_x + tile_x] = q.scale.scale_inv;
+                a.scale_inv[(b.r0 + g) * grid.tiles_x + b.x] = q.scale.scale_inv;
             }
-        } else if (c0 + g < a.cols) {
-            const GroupResult q = quantize_group_128(
+        } else if (g < b.cols) {
+            const GroupResult q = quantize_group_128<sums>(
                 [&](int w) {
                     return make_float4(tile.value[4 * w][g], tile.value[4 * w + 1][g],
                                        tile.value[4 * w + 2][g], tile.value[4 * w + 3][g]);
                 },
                 a.rule_t, a.format_t, tile.codes_t[g]);
-            a.scale_inv_t[(c0 + g) * grid.tiles_y + tile_y] = q.scale.scale_inv;
-            if (a.column_sums) a.column_sums[int64_t(tile_y) * a.cols + c0 + g] = q.sum;
+            a.scale_inv_t[(b.c0 + g) * grid.tiles_y + b.y] = q.scale.scale_inv;
+            if constexpr (sums) a.column_sums[int64_t(b.y) * a.cols + b.c0 + g] = q.sum;
         }
         __syncthreads();
         // Warp w stores groups w, w + 8, … of each orientation, lane l word l. The next tile's
         // first writes to the shared tiles wait at its first barrier for these reads.
+        const int row_left = b.cols - 4 * lane, col_left = b.rows - 4 * lane;
+        uint8_t* codes = a.codes + (b.r0 + warp) * a.cols + b.c0 + 4 * lane;
+        uint8_t* codes_t = a.codes_t + (b.c0 + warp) * a.rows + b.r0 + 4 * lane;
+        const int64_t stride = both_warps * a.cols, stride_t = both_warps * a.rows;
         const bool whole_rows = a.cols % 4 == 0, whole_cols = a.rows % 4 == 0;
-        for (int row = warp; row < both_tile && r0 + row < a.rows; row += both_warps) {
-            const int64_t c = c0 + 4 * lane;
-            if (c < a.cols)
-                store_codes(a.codes + (r0 + row) * a.cols + c, tile.codes[row][lane], a.cols - c,
-                            whole_rows);
+#pragma unroll 4
+        for (int k = 0; k < loads; ++k) {
+            const int group = warp + both_warps * k;
+            if (group < b.rows && row_left > 0)
+                store_codes(codes + k * stride, tile.codes[group][lane], row_left, whole_rows);
+            if (group < b.cols && col_left > 0)
+                store_codes(codes_t + k * stride_t, tile.codes_t[group][lane], col_left,
+                            whole_cols);
         }
-        for (int col = warp; col < both_tile && c0 + col < a.cols; col += both_warps) {
-            const int64_t r = r0 + 4 * lane;
-            if (r < a.rows)
-                store_codes(a.codes_t + (c0 + col) * a.rows + r, tile.codes_t[col][lane],
-                            a.rows - r, whole_cols);
-        }
+    };
+    Raw v[loads]; // the next tile, all in flight at once
+    const unsigned step = gridDim.x;
+    if (Quad::prefetch && blockIdx.x < grid.tiles) load_tile(v, blockIdx.x);
+    for (unsigned t = blockIdx.x; t < grid.tiles; t += step) {
+        if constexpr (!Quad::prefetch) load_tile(v, t);
+        quantize_tile(v, t, Quad::prefetch ? t + step : grid.tiles);
     }
 }
 
-template <bool quads, typename T>
+template <bool quads, bool sums, typename T>
 void launch_quantize_both_kernel(const T* x, const BothOrientationsArgs& a, cudaStream_t stream) {
     // Beyond the 48 KiB a block gets unasked: once per kernel.
     static const bool opted_in = [] {
-        OCTET_CUDA_CHECK(cudaFuncSetAttribute(quantize_both_1x128_kernel<quads, T>,
+        OCTET_CUDA_CHECK(cudaFuncSetAttribute(quantize_both_1x128_kernel<quads, sums, T>,
                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               int(sizeof(BothTiles))));
         return true;
     }();
     (void)opted_in;
     static const int sm_count = current_device_sm_count();
-    BothTileGrid grid{int(blocks_for(a.cols, both_tile)), int(blocks_for(a.rows, both_tile)), 0};
-    grid.tiles = int64_t(grid.tiles_x) * grid.tiles_y;
+    const int64_t tiles_x = blocks_for(a.cols, both_tile), tiles_y = blocks_for(a.rows, both_tile);
+    if (tiles_x * tiles_y > int64_t(INT32_MAX))
+        throw Error("quantize_both: " + std::to_string(a.rows) + " x " + std::to_string(a.cols) +
+                    " has more 128 x 128 tiles than one launch indexes");
+    const BothTileGrid grid{unsigned(tiles_x), unsigned(tiles_y), unsigned(tiles_x * tiles_y)};
     const int64_t blocks =
         TileQuad<quads, T>::prefetch
             ? std::min<int64_t>(grid.tiles, int64_t(both_blocks_per_sm) * sm_count)
             : grid.tiles;
-    quantize_both_1x128_kernel<quads>
+    quantize_both_1x128_kernel<quads, sums>
         <<<unsigned(blocks), both_threads, sizeof(BothTiles), stream>>>(x, a, grid);
     OCTET_CUDA_LAUNCHED();
+}
+
+template <bool quads, typename T>
+void launch_quantize_both_summing(const T* x, const BothOrientationsArgs& a, cudaStream_t stream) {
+    if (a.column_sums)
+        launch_quantize_both_kernel<quads, true>(x, a, stream);
+    else
+        launch_quantize_both_kernel<quads, false>(x, a, stream);
 }
 
 template <typename T>
 void launch_quantize_both(const T* x, const BothOrientationsArgs& a, cudaStream_t stream) {
     if (a.rows <= 0 || a.cols <= 0) return;
     if (a.cols % 4 == 0 && aligned_to(x, 4 * sizeof(T)))
-        launch_quantize_both_kernel<true>(x, a, stream);
+        launch_quantize_both_summing<true>(x, a, stream);
     else
-        launch_quantize_both_kernel<false>(x, a, stream);
+        launch_quantize_both_summing<false>(x, a, stream);
 }
 
 __global__ void finish_global_kernel(float* global) {

@@ -12,6 +12,19 @@ __device__ __forceinline__ float finite_amax4(float m, const float4& v) {
     return finite_amax(finite_amax(finite_amax(finite_amax(m, v.x), v.y), v.z), v.w);
 }
 
+// max(a, b) that propagates NaN (PTX max.NaN; |·| of an operand folds into the instruction): a
+// running max of |v| is NaN or +Inf exactly where one of its values is not finite, so a group
+// needs no separate test per value to find out.
+__device__ __forceinline__ float max_nan(float a, float b) {
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+
+__device__ __forceinline__ float max_abs_nan4(float m, const float4& v) {
+    return max_nan(m, max_nan(max_nan(fabsf(v.x), fabsf(v.y)), max_nan(fabsf(v.z), fabsf(v.w))));
+}
+
 // The codes of four values under one scale, byte j the code of value j: cast_scaled four times.
 __device__ __forceinline__ uint32_t cast_each_packed(float a, float b, float c, float d,
                                                      float scale, Format format) {

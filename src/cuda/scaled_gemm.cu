@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "cuda/gemm_output.h"
 #include "cuda/launch.cuh"
 
 namespace octet::cuda {
@@ -156,25 +157,6 @@ void whole_scale_product(const LevelViews& a, const LevelViews& b, float* out,
     for_each(1, stream, [=] __device__(int64_t) { out[0] = a.at(0, 0) * b.at(0, 0); });
 }
 
-// out = product + bias + add, rounded where out is BF16, for what the GEMM's epilogue left.
-void finish_output(const float* product, const ScaledGemmOutput& o, bool added, int64_t n,
-                   int64_t m, cudaStream_t stream) {
-    const float* bias = o.bias;
-    const float* add = added ? nullptr : o.add;
-    if (!bias && !add && !o.bf16) return;
-    void* out = o.out;
-    const bool bf16 = o.bf16;
-    for_each(n * m, stream, [=] __device__(int64_t i) {
-        float v = product[i];
-        if (bias) v += bias[i % m];
-        if (add) v += add[i];
-        if (bf16)
-            static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(v);
-        else
-            static_cast<float*>(out)[i] = v;
-    });
-}
-
 } // namespace
 
 const char* scaled_gemm_path_name(ScaledGemmPath p) {
@@ -224,7 +206,10 @@ ScaledGemmPath ScaledGemm::run(const DeviceQuantized& a, const DeviceQuantized& 
     } else {
         run_cublaslt(a, b, p, out, accumulate, fast_accum, stream);
     }
-    finish_output(out, o, accumulate, n, m, stream);
+    // Bias, the tensor to add (unless the product accumulated into it) and BF16 rounding.
+    const float* add = accumulate ? nullptr : o.add;
+    if (o.bias || add || o.bf16)
+        finish_gemm_output({out, 1, o.bias, add, 1.0f, o.out, o.bf16, n, m}, stream);
     return p;
 }
 
