@@ -141,7 +141,11 @@ TEST_F(TrainerTest, ConfigsAreValidatedKeyByKey) {
     EXPECT_NE(message("[model]\nflavor = \"bert\"\n").find("model.flavor"), std::string::npos);
     EXPECT_NE(message("steps = 3\n").find("[section]"), std::string::npos);
     EXPECT_NE(message("[train\n").find("c.toml"), std::string::npos);
+    EXPECT_NE(message("[train]\ncuda_graphs = 1\n").find("train.cuda_graphs"), std::string::npos);
     TrainConfig c = default_train_config();
+    EXPECT_THROW(apply_override(c, "train.cuda_graphs=maybe"), Error);
+    apply_override(c, "train.cuda_graphs=false");
+    EXPECT_FALSE(c.cuda_graphs);
     EXPECT_THROW(apply_override(c, "train.steps=ten"), Error);
     EXPECT_THROW(apply_override(c, "nokey"), Error);
     apply_override(c, "train.lr=0.01");
