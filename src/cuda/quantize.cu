@@ -195,7 +195,7 @@ unsigned vec_blocks(int64_t groups, int64_t group) {
 // load their next tile into registers while they quantize and store the current one: one tile a
 // block, each waited for its load, then left memory idle while it computed, which held the
 // kernel to 39% of copy bandwidth (70% now, H100). Two tiles in flight a block were slower
-// (67%), so the loads' latency is not what bounds it. From FP32 a block takes one tile (82%;
+// (67%), so the loads' latency is not what bounds it. From FP32 a block takes one tile (83%;
 // persistent with the next tile in flight, 79%).
 constexpr int both_tile = 128, both_threads = 256, both_warps = both_threads / 32;
 constexpr int both_words = both_tile / 4; // codes of a group, four to a word
@@ -218,7 +218,7 @@ struct BothTiles {
 template <bool quads, typename T>
 struct TileQuad {
     using Raw = float4;
-    static constexpr bool prefetch = false; // whether blocks load their next tiles early
+    static constexpr bool prefetch = false; // whether blocks load their next tile early
     __device__ static float4 widen(float4 v) { return v; }
 };
 

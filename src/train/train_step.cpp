@@ -7,7 +7,7 @@ namespace octet {
 
 TrainStep::TrainStep(Gpt<float>& model, AdamW& optimizer, Ops<float>& ops,
                      const PrecisionPolicy& policy, bool graphs)
-    : model_(model), optimizer_(optimizer), ops_(ops), graphs_(graphs) {
+    : model_(model), optimizer_(optimizer), ops_(ops) {
     if (!graphs)
         why_eager_ = "graphs turned off";
     else if (!ops.records())
@@ -21,10 +21,9 @@ TrainStep::~TrainStep() = default;
 
 void TrainStep::run_part(Part& part, std::pair<int64_t, int64_t> shape,
                          const std::function<void()>& enqueue) {
-    if (!graphs_ || !part.ran || part.shape != shape) {
+    if (!graphs_ || part.shape != shape) {
         part.graph.reset();
         enqueue();
-        part.ran = true;
         part.shape = shape;
         return;
     }

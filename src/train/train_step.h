@@ -55,10 +55,10 @@ class TrainStep {
     struct Part {
         std::unique_ptr<OpsGraph> graph;
         uint64_t layout = 0; // Memory::layout_version() when recorded
-        // What the part's sizes follow, as it last ran: (batch, seq) for a micro-batch's
-        // forward and backward, (micro-batches, 0) for the update.
+        // What the part's sizes follow, as it last ran eagerly: (batch, seq) for a micro-batch's
+        // forward and backward, (micro-batches, 0) for the update; {0, 0}, which no step has,
+        // before its first run.
         std::pair<int64_t, int64_t> shape{0, 0};
-        bool ran = false; // ran eagerly at that shape
     };
     void run_part(Part& part, std::pair<int64_t, int64_t> shape,
                   const std::function<void()>& enqueue);
@@ -66,7 +66,7 @@ class TrainStep {
     Gpt<float>& model_;
     AdamW& optimizer_;
     Ops<float>& ops_;
-    bool graphs_;
+    bool graphs_ = false;
     std::string why_eager_;
     Part micro_, update_;
     int64_t recordings_ = 0;
