@@ -2,6 +2,7 @@
 #include "cpu/cpu_ops.h"
 
 #include "cpu/kernels.h"
+#include "recipe/moss_weight_scaling.h"
 
 namespace octet {
 
@@ -107,6 +108,11 @@ void CpuOps<T>::adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
                                   double max_norm, double* norm) {
     norm[0] = cpu::adamw_step_scaled(w, g, s, spans, *h, max_norm);
     norm[1] = clip_factor(norm[0], max_norm);
+}
+template <typename T>
+void CpuOps<T>::advance_weight_bounds(double* bounds, int64_t count, const AdamWHyper* h) {
+    for (int64_t i = 0; i < count; ++i)
+        bounds[i] = advance_weight_bound(bounds[i], h->decay, h->lr, h->max_update);
 }
 template <typename T>
 void CpuOps<T>::store_scaled(const ScaledTensors& dst, const float* x,

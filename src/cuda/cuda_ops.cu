@@ -650,6 +650,11 @@ void CudaOps::adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
                             norm, norm_partials_.data(), span_amax_.data(), stream());
 }
 
+void CudaOps::advance_weight_bounds(double* bounds, int64_t count, const AdamWHyper* h) {
+    const auto timed = profiler_.scope("advance_weight_bounds");
+    cuda::advance_weight_bounds(bounds, count, h, stream());
+}
+
 void CudaOps::store_scaled(const ScaledTensors& dst, const float* x,
                            const std::vector<TensorSpan>& spans) {
     const AdamWChunk* chunks = adamw_chunks(spans);

@@ -98,6 +98,7 @@ class CudaOps final : public Ops<float> {
     void adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
                            const std::vector<TensorSpan>& spans, const AdamWHyper* h,
                            double max_norm, double* norm) override;
+    void advance_weight_bounds(double* bounds, int64_t count, const AdamWHyper* h) override;
     void store_scaled(const ScaledTensors& dst, const float* x,
                       const std::vector<TensorSpan>& spans) override;
     void load_scaled(float* x, const ScaledTensors& src,

@@ -127,6 +127,9 @@ void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* 
                 double* norm_out, double* partials, cudaStream_t stream);
 constexpr int adamw_norm_blocks = 264; // partial sums of the gradient norm (fixed: deterministic)
 
+// Ops::advance_weight_bounds: `bounds` and `h` on the device.
+void advance_weight_bounds(double* bounds, int64_t count, const AdamWHyper* h, cudaStream_t stream);
+
 // FP8-LM's scaled storage over `tensors` spans cut into chunks as above (Ops::adamw_step_scaled,
 // store_scaled, load_scaled). Scratch: `amax` 3 · tensors floats, `partials` num_chunks doubles.
 void adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s, const AdamWChunk* chunks,

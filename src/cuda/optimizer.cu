@@ -12,11 +12,13 @@
 // them under the new scales (recomputing is cheaper than keeping FP32 copies, and gives the same
 // values); and the new scales themselves, written last because the update reads the old ones.
 // Amaxes reach their tensor's slot by one atomic max per block (order-free, so deterministic).
-// This file is compiled without FMA contraction (src/CMakeLists.txt), so the update rounds as the
-// CPU's does and both backends store the same codes.
+// MOSS's weight bounds advance here too, after the update (recipe/moss_weight_scaling.h).
+// This file is compiled without FMA contraction (src/CMakeLists.txt), so the update and the
+// bounds round as the CPU's do and both backends store the same codes and bounds.
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
+#include "recipe/moss_weight_scaling.h"
 
 namespace octet::cuda {
 namespace {
@@ -204,6 +206,14 @@ void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* 
     adamw_kernel<<<unsigned(num_chunks), elementwise_threads, 0, stream>>>(w, g, m, v, chunks, h,
                                                                            norm_out, vectors);
     OCTET_CUDA_LAUNCHED();
+}
+
+void advance_weight_bounds(double* bounds, int64_t count, const AdamWHyper* h,
+                           cudaStream_t stream) {
+    if (count == 0) return;
+    for_each(count, stream, [=] __device__(int64_t i) {
+        bounds[i] = advance_weight_bound(bounds[i], h->decay, h->lr, h->max_update);
+    });
 }
 
 void adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s, const AdamWChunk* chunks,

@@ -60,6 +60,10 @@ __global__ void tensor_amax_kernel(const float* x, int64_t n, uint32_t* amax_bit
 }
 
 // amax[cell] for every block of block_rows × block_cols (amax zeroed here).
+__global__ void amax_bits_as_double(const uint32_t* amax, double* to) {
+    *to = double(__uint_as_float(*amax));
+}
+
 void block_amax(const float* x, int64_t rows, int64_t cols, int64_t block_rows, int64_t block_cols,
                 int64_t grid_cols, uint32_t* amax, int64_t cells, cudaStream_t stream) {
     OCTET_CUDA_CHECK(cudaMemsetAsync(amax, 0, size_t(cells) * sizeof(uint32_t), stream));
@@ -350,6 +354,16 @@ void PlanRunner::measure_amax(const float* x, int64_t n, cudaStream_t stream) {
     block_amax(x, 1, n, 1, n, 1, amax_.data(), 1, stream);
 }
 
+void PlanRunner::store_amax(const float* x, int64_t n, double* to, cudaStream_t stream) {
+    if (n == 0) {
+        OCTET_CUDA_CHECK(cudaMemsetAsync(to, 0, sizeof(double), stream)); // +0.0
+        return;
+    }
+    measure_amax(x, n, stream);
+    amax_bits_as_double<<<1, 1, 0, stream>>>(amax_.data(), to);
+    OCTET_CUDA_LAUNCHED();
+}
+
 float PlanRunner::tensor_amax(const float* x, int64_t n, cudaStream_t stream) {
     if (n == 0) return 0.0f;
     measure_amax(x, n, stream);
@@ -364,6 +378,7 @@ void PlanRunner::run(const float* x, int64_t rows, int64_t cols, const QuantizeP
     out.cols = cols;
     out.codes.resize(rows * cols);
     const int64_t n = rows * cols;
+    if (plan.sync_bound) store_amax(x, n, plan.sync_bound, stream);
     if (plan.kind == QuantizePlan::Kind::blocks) {
         const int64_t br = plan.block.rows ? plan.block.rows : std::max<int64_t>(rows, 1);
         const int64_t bc = plan.block.cols ? plan.block.cols : std::max<int64_t>(cols, 1);
@@ -381,8 +396,8 @@ void PlanRunner::run(const float* x, int64_t rows, int64_t cols, const QuantizeP
             quantize_row_groups(x, rows, cols, bc, plan.rule, plan.format, out.codes.data(),
                                 g.scale_inv.data(), g.grid_cols, stream))
             return;
-        // A given scale needs no amax.
-        const bool fixed = plan.rule.kind == ScaleRule::Kind::fixed;
+        // A given scale, or one from a bound, needs no amax.
+        const bool fixed = !plan.rule.reads_amax();
         if (br == tile_block && bc == tile_block && row_groups_fit(x, cols, tile_block) &&
             g.grid_rows <= 65535) {
             const dim3 grid(unsigned(g.grid_cols), unsigned(g.grid_rows));

@@ -3,7 +3,9 @@
 // (numerics/scaling.h's rules and cast are shared, amaxes are exact maxima).
 //   blocks     a scale per row: a block per row, its amax then its cast (the second read from
 //              cache); 1×32 and 1×128 blocks on rows of whole float4s: one pass, a warp per 128
-//              columns of a row; a given scale (delayed, predicted): the cast alone, or, over the
+//              columns of a row; a given scale (delayed), or one from a bound in device memory
+//              (predicted, its amax measured first where the plan re-syncs the bound): the cast
+//              alone (the bound read in the kernel, so a recorded graph follows it), or, over the
 //              whole tensor for a quantizer whose amax may follow, the cast measuring the amax in
 //              the same pass; other blocks: pass 1 the amax of every block (atomic max of the
 //              float bits, which order like the values for amax ≥ 0), pass 2 the scales by the
@@ -70,6 +72,8 @@ class PlanRunner {
 
     // The finite amax of x[0, n) into amax_ (float bits), on the stream.
     void measure_amax(const float* x, int64_t n, cudaStream_t stream);
+    // The same, as a double at `to` (device), for a plan's sync_bound.
+    void store_amax(const float* x, int64_t n, double* to, cudaStream_t stream);
     // A plan of one given scale for the whole tensor, run in one pass that also measures the
     // amax into amax_; false (nothing run) for other plans.
     bool run_fixed_measuring_amax(const float* x, int64_t rows, int64_t cols,

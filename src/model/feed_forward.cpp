@@ -96,17 +96,9 @@ class DenseFeedForward final : public FeedForward<T> {
     const LinearPrecision& input_consumer() const override { return *up_precision_; }
     const LinearPrecision& output_consumer() const override { return *down_precision_; }
 
-    void on_optimizer_step(const OptimizerStep& step) override {
-        up_precision_->on_optimizer_step(step);
-        down_precision_->on_optimizer_step(step);
-    }
-    void save_state(std::vector<double>& out) const override {
-        up_precision_->save_state(out);
-        down_precision_->save_state(out);
-    }
-    void restore_state(const std::vector<double>& in, size_t& at) override {
-        up_precision_->restore_state(in, at);
-        down_precision_->restore_state(in, at);
+    void for_each_precision(const std::function<void(LinearPrecision&)>& f) const override {
+        f(*up_precision_);
+        f(*down_precision_);
     }
 
   private:

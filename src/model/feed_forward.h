@@ -3,6 +3,7 @@
 // (Llama, without).
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "model/config.h"
@@ -27,11 +28,8 @@ class FeedForward {
     // The linear layer that reads the input, and the one whose backward reads d_out.
     virtual const LinearPrecision& input_consumer() const = 0;
     virtual const LinearPrecision& output_consumer() const = 0;
-    // Forwards an optimizer step to the quantizers of its weights (MOSS weight scaling).
-    virtual void on_optimizer_step(const OptimizerStep& step) = 0;
-    // Recipe state of its linear layers (LinearPrecision::save_state / restore_state).
-    virtual void save_state(std::vector<double>& out) const = 0;
-    virtual void restore_state(const std::vector<double>& in, size_t& at) = 0;
+    // Its linear layers' precisions, in a fixed order (checkpoints keep their recipe state so).
+    virtual void for_each_precision(const std::function<void(LinearPrecision&)>& f) const = 0;
 };
 
 // What the feed-forwards of all layers share: the hidden activations where the down projection

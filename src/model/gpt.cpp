@@ -37,12 +37,12 @@ struct Gpt<T>::Layer {
 template <typename T>
 Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& policy, uint64_t seed)
     : config_(config), ops_(ops), bf16_attention_(policy.gemm != PrecisionPolicy::Gemm::fp32),
-      tokens_(ops.memory()), targets_(ops.memory()), residual_out_(ops.memory()),
-      lnf_out_(ops.memory()), lnf_mean_(ops.memory()), lnf_rstd_(ops.memory()),
-      logits_(ops.memory()), losses_(ops.memory()), linear_in_(ops.memory()),
-      qkv_scratch_(ops.memory()), rope_scratch_(ops.memory()), ffn_scratch_(ops.memory()),
-      d_lnf_(ops.memory()), d_x_(ops.memory()), d_ln2_(ops.memory()), d_attn_(ops.memory()),
-      d_qkv_(ops.memory()), d_rope_(ops.memory()), d_ln1_(ops.memory()) {
+      weight_bounds_(ops.memory()), tokens_(ops.memory()), targets_(ops.memory()),
+      residual_out_(ops.memory()), lnf_out_(ops.memory()), lnf_mean_(ops.memory()),
+      lnf_rstd_(ops.memory()), logits_(ops.memory()), losses_(ops.memory()),
+      linear_in_(ops.memory()), qkv_scratch_(ops.memory()), rope_scratch_(ops.memory()),
+      ffn_scratch_(ops.memory()), d_lnf_(ops.memory()), d_x_(ops.memory()), d_ln2_(ops.memory()),
+      d_attn_(ops.memory()), d_qkv_(ops.memory()), d_rope_(ops.memory()), d_ln1_(ops.memory()) {
     config_.validate();
     const ModelConfig& c = config_;
     const bool gpt2 = c.flavor == Flavor::gpt2;
@@ -68,6 +68,7 @@ Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& polic
     if (gpt2) lnf_b_ = params_.add("ln_f.bias", {c.d_model}, false);
     lm_head_ = gpt2 ? wte_ : params_.add("lm_head.weight", {c.vocab_size, c.d_model}, true);
     head_precision_ = make_linear_precision(policy, true);
+    bind_weight_bounds();
 
     // Initialisation on the host, in registration order so a seed names the same model on every
     // backend.
@@ -348,36 +349,57 @@ void Gpt<T>::backward() {
 }
 
 template <typename T>
-void Gpt<T>::on_optimizer_step(const OptimizerStep& step) {
-    for (auto& L : layers_) {
-        L->qkv_precision->on_optimizer_step(step);
-        L->proj_precision->on_optimizer_step(step);
-        L->ffn->on_optimizer_step(step);
+void Gpt<T>::for_each_precision(const std::function<void(LinearPrecision&)>& f) const {
+    for (const auto& L : layers_) {
+        f(*L->qkv_precision);
+        f(*L->proj_precision);
+        L->ffn->for_each_precision(f);
     }
-    head_precision_->on_optimizer_step(step);
+    f(*head_precision_);
+}
+
+template <typename T>
+void Gpt<T>::bind_weight_bounds() {
+    int64_t count = 0;
+    for_each_precision([&](LinearPrecision& p) { count += p.predicts_weight_bound(); });
+    if (count == 0) return;
+    weight_bounds_.resize(count);
+    weight_bounds_.zero(); // each is set to its weight's amax at its first quantization
+    double* slot = weight_bounds_.data();
+    for_each_precision([&](LinearPrecision& p) {
+        if (p.predicts_weight_bound()) p.bind_weight_bound(slot++, ops_.memory());
+    });
+}
+
+template <typename T>
+void Gpt<T>::advance_weight_bounds(const AdamWHyper* h) {
+    if (!weight_bounds_.empty())
+        ops_.advance_weight_bounds(weight_bounds_.data(), weight_bounds_.size(), h);
+}
+
+template <typename T>
+void Gpt<T>::on_optimizer_step(const OptimizerStep& step) {
+    for_each_precision([&](LinearPrecision& p) { p.on_optimizer_step(step); });
+}
+
+template <typename T>
+bool Gpt<T>::plans_steady() const {
+    bool steady = true;
+    for_each_precision([&](LinearPrecision& p) { steady = steady && p.plans_steady(); });
+    return steady;
 }
 
 template <typename T>
 std::vector<double> Gpt<T>::recipe_state() const {
     std::vector<double> out;
-    for (const auto& L : layers_) {
-        L->qkv_precision->save_state(out);
-        L->proj_precision->save_state(out);
-        L->ffn->save_state(out);
-    }
-    head_precision_->save_state(out);
+    for_each_precision([&](LinearPrecision& p) { p.save_state(out); });
     return out;
 }
 
 template <typename T>
 void Gpt<T>::set_recipe_state(const std::vector<double>& state) {
     size_t at = 0;
-    for (auto& L : layers_) {
-        L->qkv_precision->restore_state(state, at);
-        L->proj_precision->restore_state(state, at);
-        L->ffn->restore_state(state, at);
-    }
-    head_precision_->restore_state(state, at);
+    for_each_precision([&](LinearPrecision& p) { p.restore_state(state, at); });
     if (at != state.size()) throw Error("checkpoint: recipe state is longer than the model needs");
 }
 

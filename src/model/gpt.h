@@ -9,6 +9,7 @@
 // may record it: Ops::record()), and batch_loss(), which reads the loss back.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -48,9 +49,15 @@ class Gpt {
     // have had no targets (Error otherwise: the loss overwrote the logits with their gradient).
     std::vector<T> logits_row(int64_t row) const;
 
-    // Tells every linear layer's quantizers that the optimizer took a step (MOSS predicts weight
-    // scales from it). `step` carries lr, betas and index; weight decay is the caller's value.
+    // MOSS's weight-scale prediction, in two parts. advance_weight_bounds() issues, after the
+    // optimizer's update and recorded with it, the op that moves every predicted bound by that
+    // update (`h`: its hyperparameters, in the backend's memory). on_optimizer_step() then tells
+    // the quantizers on the host (their re-sync schedule) that a step was taken.
+    void advance_weight_bounds(const AdamWHyper* h);
     void on_optimizer_step(const OptimizerStep& step);
+    // Whether every linear layer's next plans are the ones it gave before (Quantizer::
+    // plan_is_steady()): a recorded forward and backward replays those.
+    bool plans_steady() const;
 
     // The recipe state of every linear layer, for checkpoints (throws Error on a mismatch).
     std::vector<double> recipe_state() const;
@@ -58,6 +65,11 @@ class Gpt {
 
   private:
     struct Layer;
+    // Every linear layer's precision: per block qkv, proj, the feed-forward's; then the head
+    // (the order of recipe_state()).
+    void for_each_precision(const std::function<void(LinearPrecision&)>& f) const;
+    // Gives each weight quantizer that predicts a bound its slot in weight_bounds_.
+    void bind_weight_bounds();
     // Where a linear layer's input is written: `own`, kept for the backward, or linear_in_ when
     // the layer keeps its own copy (LinearPrecision::backward_input()).
     T* linear_input(Buffer<T>& own, const LinearPrecision& consumer, int64_t size);
@@ -72,6 +84,7 @@ class Gpt {
     size_t wte_, wpe_ = size_t(-1), lnf_w_, lnf_b_ = size_t(-1), lm_head_;
     std::vector<std::unique_ptr<Layer>> layers_;
     std::unique_ptr<LinearPrecision> head_precision_;
+    Buffer<double> weight_bounds_; // MOSS's predicted weight bounds (Quantizer::bind_bound)
 
     // The last forward's inputs and activations, in the backend's memory.
     int64_t batch_ = 0, seq_ = 0;

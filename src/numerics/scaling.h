@@ -62,6 +62,15 @@ OCTET_HD BlockScale scale_from_amax(float amax, float fmt_max, int margin, bool 
     return {scale, 1.0f / scale};
 }
 
+// One scale for a tensor known only by a bound on its amax (MOSS's predicted weight bound):
+// scale_from_amax of the bound rounded up to a float, so that no element of the tensor exceeds
+// fmt_max once scaled.
+OCTET_HD BlockScale scale_from_bound(double bound, float fmt_max) {
+    float b = float(bound);
+    if (double(b) < bound) b = bits_to_float(float_to_bits(b) + 1); // b > 0 here
+    return scale_from_amax(b, fmt_max, 0, false);
+}
+
 // OCP MX: the largest power of two of the element format is 2^emax_elem (E4M3: 256 = 2^8, E5M2:
 // 2^15); the shared scale aligns the block's largest exponent with it. Values of the block in
 // (fmt_max, 2 · 2^emax_elem) saturate, as the specification says.

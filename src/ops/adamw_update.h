@@ -16,6 +16,9 @@ struct AdamWHyper {
     float bias1, bias2; // 1 − β^t
     float decay;        // 1 − lr·wd, applied to tensors with weight decay
     double clip;        // gradient multiplier: max_norm / norm when clipping, else 1
+    // C_t, the largest |m̂ / √v̂| any gradients give at this step (MOSS's weight-bound predictor:
+    // recipe/moss_weight_scaling.h); +∞ where β1² ≥ β2.
+    double max_update;
 };
 
 // A parameter tensor in the flat buffer and whether AdamW decays it.

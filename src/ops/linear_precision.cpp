@@ -141,4 +141,15 @@ void LinearPrecision::on_optimizer_step(const OptimizerStep& step) {
     if (weight_) weight_->on_optimizer_step(step);
 }
 
+void LinearPrecision::bind_weight_bound(double* slot, Memory& memory) {
+    if (!predicts_weight_bound()) throw Error("LinearPrecision: its weight predicts no bound");
+    weight_->bind_bound(slot, memory);
+}
+
+bool LinearPrecision::plans_steady() const {
+    for (const auto* q : {&input_, &weight_, &grad_, &input_t_, &weight_t_, &grad_t_})
+        if (*q && !(*q)->plan_is_steady()) return false;
+    return true;
+}
+
 } // namespace octet

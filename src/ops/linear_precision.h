@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "numerics/quantized_tensor.h"
+#include "ops/memory.h"
 #include "recipe/recipe.h"
 #include "recipe/transpose.h"
 
@@ -93,6 +94,13 @@ class LinearPrecision {
 
     // The weight's optimizer step, for recipes that predict weight scales (moss).
     void on_optimizer_step(const OptimizerStep& step);
+    // Whether the weight's quantizer predicts a bound on its amax (moss): the model then gives it
+    // a slot in the backend's memory (Quantizer::bind_bound) and advances the slot after each
+    // optimizer step (Ops::advance_weight_bounds).
+    bool predicts_weight_bound() const { return weight_ && weight_->predicts_bound(); }
+    void bind_weight_bound(double* slot, Memory& memory);
+    // Whether each quantizer's next plan is its steady one (Quantizer::plan_is_steady()).
+    bool plans_steady() const;
 
     // The quantizers' states, appended to `out` as [count, values…] per quantizer; restore()
     // consumes the same from `in` starting at `at` (advanced).

@@ -205,6 +205,12 @@ class Ops {
                             const std::vector<TensorSpan>& spans, const AdamWHyper* h,
                             double max_norm, double* norm) = 0;
 
+    // MOSS's predicted weight bounds (recipe/moss_weight_scaling.h), `count` doubles in this
+    // backend's memory, each advanced by the AdamW step just taken, whose hyperparameters `h`
+    // holds: bound ← advance_weight_bound(bound, h->decay, h->lr, h->max_update). The weights
+    // are decayed tensors.
+    virtual void advance_weight_bounds(double* bounds, int64_t count, const AdamWHyper* h) = 0;
+
     // One AdamW step over FP8-LM's scaled state (ops/scaled_adamw.h): every span's gradient
     // rounded in place through s.weight_grad under its own scale, the global norm and clipping
     // as adamw_step, then every parameter updated from the decoded state, m, v and the master

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "recipe/moss_weight_scaling.h"
 
 namespace octet {
 
@@ -57,6 +58,10 @@ void AdamW::prepare(double lr) {
     h.bias2 = float(1.0 - std::pow(config_.beta2, double(t_)));
     h.decay = float(1.0 - lr * config_.weight_decay);
     h.clip = 1.0;
+    // β1² ≥ β2 leaves |m̂/√v̂| unbounded; MOSS then refuses the step (WeightBoundSchedule).
+    h.max_update = config_.beta1 * config_.beta1 < config_.beta2
+                       ? adam_update_bound(config_.beta1, config_.beta2, t_)
+                       : HUGE_VAL;
     hyper_.upload(&h, 1);
     last_ = {lr, config_.weight_decay, config_.beta1, config_.beta2, t_};
 }

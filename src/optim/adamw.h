@@ -50,6 +50,9 @@ class AdamW {
     void enqueue(float* params, float* grads);
     double grad_norm() const;
 
+    // The prepared step's hyperparameters, in the backend's memory, for ops that follow the
+    // update (Ops::advance_weight_bounds); nullptr before the first prepare().
+    const AdamWHyper* hyper() const { return hyper_.empty() ? nullptr : hyper_.data(); }
     int64_t steps() const { return t_; }
     // What the last step tells weight quantizers (MOSS): lr, betas, weight decay, index.
     OptimizerStep last_step() const { return last_; }

@@ -12,6 +12,8 @@
 #include <cmath>
 #include <string>
 
+#include "common/error.h"
+#include "ops/memory.h"
 #include "recipe/moss_weight_scaling.h"
 #include "recipe/recipes.h"
 
@@ -68,24 +70,53 @@ struct MossOptions {
 
 class MossWeightQuantizer final : public Quantizer {
   public:
-    explicit MossWeightQuantizer(int64_t resync) : predictor_(resync) {}
+    explicit MossWeightQuantizer(int64_t resync) : schedule_(resync) {}
 
-    bool needs_tensor_amax() const override { return predictor_.needs_sync(); }
-    QuantizePlan plan(float tensor_amax) override {
-        if (predictor_.needs_sync()) predictor_.sync(tensor_amax);
-        const float bound = float(predictor_.bound());
-        // Rounding the double bound to float may lower it by half an ulp; step it back up.
-        const float safe_bound =
-            double(bound) < predictor_.bound() ? std::nextafter(bound, 3.4028235e38f) : bound;
-        return QuantizePlan::per_tensor(
-            Format::e4m3, scale_from_amax(safe_bound, format_max(Format::e4m3), 0, false));
+    bool predicts_bound() const override { return true; }
+    void bind_bound(double* slot, Memory& memory) override {
+        slot_ = slot;
+        memory_ = &memory;
     }
-    void on_optimizer_step(const OptimizerStep& step) override { predictor_.advance(step); }
-    std::vector<double> state() const override { return predictor_.state(); }
-    void set_state(const std::vector<double>& s) override { predictor_.set_state(s); }
+    bool plan_is_steady() const override { return !schedule_.resync_due(); }
+    // Unbound (a quantizer outside a model), the bound is the quantizer's own, on the host: a
+    // sync takes the amax the caller measures, and the plan carries the scale itself.
+    bool needs_tensor_amax() const override { return !memory_ && schedule_.sync_due(); }
+    QuantizePlan plan(float tensor_amax) override {
+        const bool sync = schedule_.sync_due();
+        if (sync) schedule_.synced();
+        if (memory_) return QuantizePlan::per_tensor_bound(Format::e4m3, slot_, sync);
+        if (sync) own_ = double(tensor_amax);
+        return QuantizePlan::per_tensor(Format::e4m3,
+                                        scale_from_bound(own_, format_max(Format::e4m3)));
+    }
+    void on_optimizer_step(const OptimizerStep& step) override {
+        if (!memory_)
+            throw Error("moss: an optimizer step reached a weight quantizer whose bound no model "
+                        "advances (bind_bound())");
+        schedule_.step(step);
+    }
+    // [bound, steps since sync, synced]
+    std::vector<double> state() const override {
+        double bound = own_;
+        if (memory_) memory_->to_host(&bound, slot_, sizeof bound);
+        std::vector<double> s = {bound};
+        schedule_.state(s);
+        return s;
+    }
+    void set_state(const std::vector<double>& s) override {
+        if (s.size() != 3) throw Error("checkpoint: moss weight-scale state must hold 3 values");
+        if (memory_)
+            memory_->from_host(slot_, &s[0], sizeof(double));
+        else
+            own_ = s[0];
+        schedule_.set_state(s[1], s[2]);
+    }
 
   private:
-    MossWeightScalePredictor predictor_;
+    WeightBoundSchedule schedule_;
+    double own_ = 0.0;       // the bound until bind_bound()
+    double* slot_ = nullptr; // then the bound, in *memory_
+    Memory* memory_ = nullptr;
 };
 
 } // namespace

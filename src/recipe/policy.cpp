@@ -71,6 +71,12 @@ PrecisionPolicy make_policy(std::string_view spec) {
     p.moment1 = parse_storage(options, "moment1", p.moment1);
     p.moment2 = parse_storage(options, "moment2", p.moment2);
     p.weight_grad = parse_storage(options, "weight_grad", p.weight_grad);
+    // MOSS's weight-scale bound (recipe/moss_weight_scaling.h) holds for AdamW in FP32: FP16
+    // masters round by 2^-11 and scaled moments break the bound on m̂/√v̂.
+    if (p.name == "moss" && (p.master != StorageFormat::fp32 || p.moment1 != StorageFormat::fp32 ||
+                             p.moment2 != StorageFormat::fp32))
+        throw Error("recipe 'moss' predicts weight scales from an FP32 AdamW: its master and "
+                    "moments must stay fp32");
     // The remaining options belong to the FP8 recipe; make_recipe rejects unknown ones.
     if (p.gemm == PrecisionPolicy::Gemm::fp8) {
         const std::string rest = options.unused();
@@ -98,11 +104,11 @@ bool PrecisionPolicy::fp32_optimizer_storage() const {
            moment2 == StorageFormat::fp32 && weight_grad == StorageFormat::fp32;
 }
 
-bool PrecisionPolicy::quantizers_keep_state() const {
+bool PrecisionPolicy::plans_change_every_step() const {
     if (gemm != Gemm::fp8) return false;
     const std::unique_ptr<Recipe> recipe = make_recipe(gemm_recipe);
     for (TensorRole role : {TensorRole::activation, TensorRole::weight, TensorRole::gradient})
-        if (!recipe->make_quantizer(role)->state().empty()) return true;
+        if (!recipe->make_quantizer(role)->plan_is_steady()) return true;
     return false;
 }
 

@@ -41,9 +41,9 @@ struct PrecisionPolicy {
     int bytes_per_parameter() const;
     // Whether the optimizer keeps every state in FP32 (no FP8-LM scaled storage).
     bool fp32_optimizer_storage() const;
-    // Whether the FP8 recipe's quantizers keep state across steps on the host (te-delayed's amax
-    // history, moss's predicted weight bound), so each step's plans differ.
-    bool quantizers_keep_state() const;
+    // Whether the FP8 recipe's quantizers plan every step anew (te-delayed: its scale from an
+    // amax history read back on the host), so no step can be recorded as a graph.
+    bool plans_change_every_step() const;
 };
 
 PrecisionPolicy make_policy(std::string_view spec); // throws Error naming the problem

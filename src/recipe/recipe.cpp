@@ -22,6 +22,10 @@ QuantizedTensor Quantizer::quantize(MatrixView x) {
     return run_plan(x, plan_for(x));
 }
 
+void Quantizer::bind_bound(double*, Memory&) {
+    throw Error("bind_bound: this recipe's quantizer predicts no bound");
+}
+
 void Quantizer::set_state(const std::vector<double>& s) {
     if (!s.empty()) throw Error("checkpoint: recipe state given to a stateless quantizer");
 }

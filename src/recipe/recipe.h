@@ -2,7 +2,8 @@
 // back). A Recipe makes one Quantizer per tensor, because some recipes keep state per tensor:
 // te-delayed keeps an amax history, moss keeps the predicted weight bound. A Quantizer does not
 // touch the data itself: it answers each tensor with a plan (quantize_plan.h) that the CPU and
-// the GPU both run, and keeps its state on the host.
+// the GPU both run. Its state is on the host, but for MOSS's bound, which lives where the plan
+// reads it (bind_bound()).
 //
 // Recipes, by the names used everywhere (CLI, configs, docs/recipes.md):
 //   te-current  per-tensor current scaling                    (TE Float8CurrentScaling)
@@ -41,6 +42,8 @@ struct OptimizerStep {
     int64_t step = 0; // 1-based index of the AdamW step just taken
 };
 
+class Memory;
+
 class Quantizer {
   public:
     virtual ~Quantizer() = default;
@@ -62,6 +65,17 @@ class Quantizer {
     QuantizedTensor quantize(MatrixView x);
     // Called after each optimizer step of the tensor (weights only); most recipes ignore it.
     virtual void on_optimizer_step(const OptimizerStep&) {}
+    // Quantizers whose plans read a bound on the tensor's amax from memory (MOSS's predicted
+    // weight bound: recipe/moss_weight_scaling.h) keep it in a slot: their own, on the host,
+    // until bind_bound() gives them one in the backend's memory, where the model advances every
+    // such slot after each optimizer step (Ops::advance_weight_bounds).
+    virtual bool predicts_bound() const { return false; }
+    virtual void bind_bound(double* slot, Memory& memory); // Error where !predicts_bound()
+    // Whether the next plan() is the one this quantizer gave last (before its first: the one it
+    // will give from then on). Not so for te-delayed, whose scale moves every step, nor at MOSS's
+    // re-syncs. A step recorded as a graph replays the plans it was recorded with, so a step
+    // planned otherwise runs eagerly.
+    virtual bool plan_is_steady() const { return true; }
     // The quantizer's state across steps (amax history, predicted bound), for checkpoints; empty
     // for stateless recipes. set_state() takes what state() gave, or throws Error.
     virtual std::vector<double> state() const { return {}; }

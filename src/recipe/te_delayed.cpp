@@ -28,6 +28,7 @@ class TeDelayedQuantizer final : public Quantizer {
 
     bool needs_tensor_amax() const override { return true; }
     bool amax_may_follow() const override { return true; }
+    bool plan_is_steady() const override { return false; }
     // This tensor is cast with the scale from the history so far; then its amax joins it.
     QuantizePlan plan(float tensor_amax) override {
         const QuantizePlan p = plan_before_amax(nullptr);

@@ -12,19 +12,24 @@ TrainStep::TrainStep(Gpt<float>& model, AdamW& optimizer, Ops<float>& ops,
         why_eager_ = "graphs turned off";
     else if (!ops.records())
         why_eager_ = "the backend runs ops as they are called";
-    else if (policy.quantizers_keep_state())
-        why_eager_ = "recipe " + policy.name + " plans each step on the host";
+    else if (policy.plans_change_every_step())
+        why_eager_ = "recipe " + policy.name + " plans each step from amaxes read on the host";
     graphs_ = why_eager_.empty();
 }
 
 TrainStep::~TrainStep() = default;
 
-void TrainStep::run_part(Part& part, std::pair<int64_t, int64_t> shape,
+void TrainStep::run_part(Part& part, std::pair<int64_t, int64_t> shape, bool steady,
                          const std::function<void()>& enqueue) {
     if (!graphs_ || part.shape != shape) {
         part.graph.reset();
         enqueue();
         part.shape = shape;
+        return;
+    }
+    if (!steady) { // a plan other than the recorded one (MOSS's re-sync): this time, eagerly
+        enqueue();
+        ++eager_runs_;
         return;
     }
     if (!part.graph || part.layout != ops_.memory().layout_version()) {
@@ -42,7 +47,7 @@ StepResult TrainStep::run(const std::vector<MicroBatch>& micro, int64_t batch, i
     double loss = 0;
     for (const MicroBatch& mb : micro) {
         model_.set_batch(mb.tokens, mb.targets, batch, seq);
-        run_part(micro_, {batch, seq}, [&] {
+        run_part(micro_, {batch, seq}, model_.plans_steady(), [&] {
             model_.forward_batch();
             model_.backward();
         });
@@ -50,10 +55,11 @@ StepResult TrainStep::run(const std::vector<MicroBatch>& micro, int64_t batch, i
     }
     optimizer_.prepare(lr);
     const int64_t accumulated = int64_t(micro.size());
-    run_part(update_, {accumulated, 0}, [&] {
+    run_part(update_, {accumulated, 0}, true, [&] {
         if (accumulated > 1) // the gradient of the mean over micro-batches
             ops_.scale(model_.params().grads(), 1.0 / double(accumulated), model_.params().size());
         optimizer_.enqueue(model_.params().values(), model_.params().grads());
+        model_.advance_weight_bounds(optimizer_.hyper());
     });
     const double norm = optimizer_.grad_norm();
     model_.on_optimizer_step(optimizer_.last_step());

@@ -1,15 +1,18 @@
 // One training step: zero the gradients, forward and backward over each micro-batch, their mean,
-// the AdamW update, then tell the weight quantizers (MOSS weight scaling) that the weights moved.
+// the AdamW update and the advance of MOSS's predicted weight bounds, then tell the weight
+// quantizers on the host that the weights moved.
 //
 // On a backend that records graphs (the GPU: Ops::record()), each of the step's two parts, a
 // micro-batch's forward and backward and the update, runs eagerly the first time, so every buffer
 // it needs is allocated, then is recorded once and replayed: one launch for hundreds of kernels.
 // What varies between steps reaches the recorded ops through memory: the tokens
-// (Gpt::set_batch) and the optimizer's hyperparameters (AdamW::prepare). A part is recorded
-// again when a buffer may have moved (Memory::layout_version(): an evaluation or a sample in
-// between allocated) or the batch's shape changed. Recipes whose quantizers keep state across
-// steps (te-delayed, moss: PrecisionPolicy::quantizers_keep_state()) plan each step on the host,
-// so their steps run eagerly.
+// (Gpt::set_batch), the optimizer's hyperparameters (AdamW::prepare) and MOSS's weight bounds,
+// which the update advances on the device. A part is recorded again when a buffer may have moved
+// (Memory::layout_version(): an evaluation or a sample in between allocated) or the batch's
+// shape changed. A micro-batch whose plans differ from the recorded ones (Gpt::plans_steady():
+// MOSS's re-sync every few hundred steps) runs eagerly, once. te-delayed plans each step from
+// amaxes read back on the host (PrecisionPolicy::plans_change_every_step()), so its steps
+// always run eagerly.
 #pragma once
 
 #include <functional>
@@ -48,8 +51,9 @@ class TrainStep {
     // Whether steps replay recorded graphs, and if not, why (for logs).
     bool graphs() const { return graphs_; }
     const std::string& why_eager() const { return why_eager_; }
-    // Times a part was recorded so far (tests).
+    // Times a part was recorded so far, and times a recorded part ran eagerly instead (tests).
     int64_t recordings() const { return recordings_; }
+    int64_t eager_runs() const { return eager_runs_; }
 
   private:
     struct Part {
@@ -60,7 +64,8 @@ class TrainStep {
         // before its first run.
         std::pair<int64_t, int64_t> shape{0, 0};
     };
-    void run_part(Part& part, std::pair<int64_t, int64_t> shape,
+    // `steady`: the part's plans are those a recording would replay.
+    void run_part(Part& part, std::pair<int64_t, int64_t> shape, bool steady,
                   const std::function<void()>& enqueue);
 
     Gpt<float>& model_;
@@ -69,7 +74,7 @@ class TrainStep {
     bool graphs_ = false;
     std::string why_eager_;
     Part micro_, update_;
-    int64_t recordings_ = 0;
+    int64_t recordings_ = 0, eager_runs_ = 0;
 };
 
 } // namespace octet

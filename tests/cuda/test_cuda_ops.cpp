@@ -807,6 +807,7 @@ TEST_F(CudaOpsTest, AdamWStep) {
                      float(1 - std::pow(0.9, t)),
                      float(1 - std::pow(0.95, t)),
                      float(1 - 1e-2 * 0.1),
+                     1.0,
                      1.0};
         double cpu_norm[2];
         cpu32.adamw_step(w.data(), gf.data(), m.data(), v.data(), spans, &h, 1.0, cpu_norm);

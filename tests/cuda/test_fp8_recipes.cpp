@@ -1,7 +1,8 @@
 // FP8 recipes on the GPU against the CPU oracle, on fresh random inputs (rows spread over 2^±8,
 // a NaN, an Inf and a zero row among them) and awkward shapes:
 // - quantize plans and the backward's transposes: codes and scales bit for bit, every recipe and
-//   role, and both orientations from one pass where the recipe's plans allow it;
+//   role, and both orientations from one pass where the recipe's plans allow it; MOSS's
+//   predicted weight bounds, read, re-synced and advanced on the device;
 // - ScaledGemm against cpu::scaled_gemm_nt on the same quantized operands, relative Frobenius
 //   error: the products are exact in both, but Hopper's FP8 tensor cores keep about 14 mantissa
 //   bits in their accumulator between promotions to FP32 (DeepSeek-V3 §3.3.2; measured ~1.3e-4
@@ -28,6 +29,8 @@
 #include "model/gpt.h"
 #include "ops/linear_precision.h"
 #include "optim/adamw.h"
+#include "recipe/block_quantize.h"
+#include "recipe/moss_weight_scaling.h"
 #include "recipe/recipe.h"
 #include "recipe/transpose.h"
 #include "tests/harness/both_backends.h"
@@ -139,6 +142,54 @@ TEST_F(Fp8RecipesTest, PlansAndTransposesMatchTheCpuBitForBit) {
                                       t.download(), what + " transposed");
                       }
                   });
+}
+
+// MOSS's predicted weight bound where a model keeps it, in the backend's memory: the GPU's plans
+// read it on the device, re-sync it to the weight's finite amax on schedule (every 2 steps here)
+// and the GPU's advance moves it as the CPU's does; codes, scales and bounds bit for bit, on
+// weights with a NaN and an Inf, and on an empty one.
+TEST_F(Fp8RecipesTest, PredictedWeightBoundsMatchTheCpuBitForBit) {
+    cuda::PlanRunner runner(ops_->memory());
+    CpuOps<float> cpu;
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{130, 200}, {1, 33}, {0, 64}}) {
+        const std::string shape = std::to_string(rows) + "x" + std::to_string(cols);
+        const auto recipe = make_recipe("moss:resync=2");
+        auto cpu_q = recipe->make_quantizer(TensorRole::weight),
+             gpu_q = recipe->make_quantizer(TensorRole::weight);
+        double cpu_bound = -1.0;
+        Buffer<double> gpu_bound(ops_->memory(), 1);
+        cpu_q->bind_bound(&cpu_bound, cpu.memory());
+        gpu_q->bind_bound(gpu_bound.data(), ops_->memory());
+        Buffer<AdamWHyper> gpu_hyper(ops_->memory());
+        for (int64_t step = 1; step <= 5; ++step) {
+            const std::string what = shape + " step " + std::to_string(step);
+            const std::vector<float> w = testing::awkward_matrix(rng_, rows, cols);
+            const Buffer<float> dw = device(w);
+            cuda::DeviceQuantized q(ops_->memory());
+            const QuantizedTensor expected = cpu_q->quantize({w.data(), rows, cols});
+            const QuantizePlan plan =
+                runner.quantize(*gpu_q, dw.data(), rows, cols, q, ops_->stream());
+            EXPECT_EQ(plan.sync_bound != nullptr, step % 2 == 1) << what;
+            expect_same(expected, q.download(), what);
+            ASSERT_EQ(gpu_bound.download()[0], cpu_bound) << what << ", quantized";
+            if (plan.sync_bound) {
+                EXPECT_EQ(cpu_bound, double(tensor_amax({w.data(), rows, cols}))) << what;
+            }
+
+            AdamWHyper h{};
+            h.lr = float(1e-3 * rng_.uniform());
+            h.decay = float(1.0 - double(h.lr) * 0.1);
+            h.max_update = adam_update_bound(0.9, 0.95, step);
+            gpu_hyper.upload(&h, 1);
+            cpu.advance_weight_bounds(&cpu_bound, 1, &h);
+            ops_->advance_weight_bounds(gpu_bound.data(), 1, gpu_hyper.data());
+            ASSERT_EQ(gpu_bound.download()[0], cpu_bound) << what << ", advanced";
+            const OptimizerStep taken{double(h.lr), 0.1, 0.9, 0.95, step};
+            cpu_q->on_optimizer_step(taken);
+            gpu_q->on_optimizer_step(taken);
+        }
+        EXPECT_EQ(cpu_q->state(), gpu_q->state()) << shape;
+    }
 }
 
 // The block-wise layers' x (and dy) with its transpose for the wgrad, from one read: the same

@@ -2,8 +2,9 @@
 // eagerly on a second backend: the same losses, gradient norms and weights, bit for bit, over
 // steps with a changing learning rate and two micro-batches of fresh tokens each, with an
 // evaluation and a sample's forward in between (which may move buffers: the step is recorded
-// again). And Ops::record itself: a replay runs the recorded ops again; what cannot be recorded is
-// refused, naming it, and leaves the stream usable.
+// again), and MOSS's weight bounds advanced on the device and re-synced in eager micro-batches. And
+// Ops::record itself: a replay runs the recorded ops again; what cannot be recorded is refused,
+// naming it, and leaves the stream usable.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -38,8 +39,8 @@ class TrainStepGraphsTest : public ::testing::Test {
 
 TEST_F(TrainStepGraphsTest, ReplayedStepsMatchEagerStepsBitForBit) {
     for (Flavor flavor : {Flavor::gpt2, Flavor::llama})
-        for (const char* name :
-             {"bf16", "te-current", "rowwise", "blockwise", "mxfp8", "fp8lm-o2"}) {
+        for (const char* name : {"bf16", "te-current", "rowwise", "blockwise", "mxfp8", "fp8lm-o2",
+                                 "moss", "moss:resync=2"}) {
             SCOPED_TRACE(std::string(flavor_name(flavor)) + " " + name + " " +
                          testing::seed_note(seed_));
             ModelConfig c = testing::tiny_config();
@@ -81,6 +82,11 @@ TEST_F(TrainStepGraphsTest, ReplayedStepsMatchEagerStepsBitForBit) {
             }
             // The micro-batch part from step 1's second micro-batch, the update from step 2.
             EXPECT_GE(graphed_step.recordings(), 2);
+            // moss:resync=2 re-syncs its weight bounds in step 3's first micro-batch, eagerly,
+            // replaying around it, then in the sample's forward after step 4; the bounds agree
+            // bit for bit.
+            EXPECT_EQ(graphed_step.eager_runs(), std::string(name) == "moss:resync=2" ? 1 : 0);
+            EXPECT_EQ(graphed.recipe_state(), eager.recipe_state());
             const std::vector<float> a = graphed.params().download_values(),
                                      b = eager.params().download_values();
             ASSERT_EQ(a.size(), b.size());
@@ -90,21 +96,19 @@ TEST_F(TrainStepGraphsTest, ReplayedStepsMatchEagerStepsBitForBit) {
         }
 }
 
-TEST_F(TrainStepGraphsTest, RecipesPlanningOnTheHostStepEagerly) {
-    for (const char* name : {"te-delayed", "moss"}) {
-        cuda::CudaOps ops;
-        const PrecisionPolicy policy = make_policy(name);
-        Gpt<float> model(testing::tiny_config(), ops, policy, seed_);
-        AdamW opt(ops, model.params().tensors(), model.params().values(), policy, {});
-        TrainStep step(model, opt, ops, policy, true);
-        EXPECT_FALSE(step.graphs()) << name;
-        EXPECT_NE(step.why_eager().find(name), std::string::npos) << step.why_eager();
-        const std::vector<int32_t> tokens = random_tokens(2 * 32 + 1, 64);
-        for (int s = 0; s < 3; ++s)
-            EXPECT_TRUE(
-                std::isfinite(step.run({{tokens.data(), tokens.data() + 1}}, 2, 32, 1e-3).loss));
-        EXPECT_EQ(step.recordings(), 0);
-    }
+TEST_F(TrainStepGraphsTest, TeDelayedPlansEveryStepOnTheHostAndStepsEagerly) {
+    cuda::CudaOps ops;
+    const PrecisionPolicy policy = make_policy("te-delayed");
+    Gpt<float> model(testing::tiny_config(), ops, policy, seed_);
+    AdamW opt(ops, model.params().tensors(), model.params().values(), policy, {});
+    TrainStep step(model, opt, ops, policy, true);
+    EXPECT_FALSE(step.graphs());
+    EXPECT_NE(step.why_eager().find("te-delayed"), std::string::npos) << step.why_eager();
+    const std::vector<int32_t> tokens = random_tokens(2 * 32 + 1, 64);
+    for (int s = 0; s < 3; ++s)
+        EXPECT_TRUE(
+            std::isfinite(step.run({{tokens.data(), tokens.data() + 1}}, 2, 32, 1e-3).loss));
+    EXPECT_EQ(step.recordings(), 0);
 }
 
 TEST_F(TrainStepGraphsTest, RecordRunsNothingAndEachReplayRunsTheOps) {

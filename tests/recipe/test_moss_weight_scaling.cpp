@@ -1,6 +1,7 @@
 // MOSS automatic weight scaling (recipe/moss_weight_scaling.h): the per-step Adam bound C_t is
-// right and tight, and over thousands of real AdamW steps with a changing learning rate the
-// predicted bound never falls below the true amax (no overflow). Reports the range it wastes.
+// right and tight, and over thousands of the optimizer's own AdamW steps with a changing learning
+// rate the predicted bound never falls below the true amax (no overflow). Reports the range it
+// wastes. The quantizer's plans read the bound from its slot and re-sync it on schedule.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,7 +9,9 @@
 #include <cstdio>
 
 #include "common/error.h"
+#include "cpu/cpu_ops.h"
 #include "numerics/fidelity.h"
+#include "optim/adamw.h"
 #include "recipe/block_quantize.h"
 #include "recipe/moss_weight_scaling.h"
 #include "tests/harness/fresh_seed.h"
@@ -20,13 +23,13 @@ using testing::fresh_seed;
 using testing::seed_note;
 
 TEST(MossWeightScaling, AdamUpdateBoundClosedForms) {
-    EXPECT_DOUBLE_EQ(MossWeightScalePredictor::adam_update_bound(0.9, 0.95, 1), 1.0);
+    EXPECT_DOUBLE_EQ(adam_update_bound(0.9, 0.95, 1), 1.0);
     // t → ∞: (1 − β1)/√(1 − β2) · 1/√(1 − β1²/β2).
     const double limit = 0.1 / std::sqrt(0.05) / std::sqrt(1 - 0.81 / 0.95);
-    EXPECT_NEAR(MossWeightScalePredictor::adam_update_bound(0.9, 0.95, 100000), limit, 1e-9);
+    EXPECT_NEAR(adam_update_bound(0.9, 0.95, 100000), limit, 1e-9);
     EXPECT_NEAR(limit, 1.1650, 1e-3);
-    EXPECT_THROW(MossWeightScalePredictor::adam_update_bound(0.9, 0.8, 3), Error); // β1² ≥ β2
-    EXPECT_THROW(MossWeightScalePredictor::adam_update_bound(0.9, 0.95, 0), Error);
+    EXPECT_THROW(adam_update_bound(0.9, 0.8, 3), Error); // β1² ≥ β2
+    EXPECT_THROW(adam_update_bound(0.9, 0.95, 0), Error);
 }
 
 // The Cauchy–Schwarz bound is attained: gradients g_i ∝ (β1/β2)^(t−i) make |m̂/√v̂| = C_t,
@@ -41,7 +44,7 @@ TEST(MossWeightScaling, TheBoundIsAttainedAndExceedsOne) {
         v = b2 * v + (1 - b2) * g * g;
     }
     const double u = (m / (1 - std::pow(b1, t))) / std::sqrt(v / (1 - std::pow(b2, t)));
-    EXPECT_NEAR(u, MossWeightScalePredictor::adam_update_bound(b1, b2, t), 1e-9);
+    EXPECT_NEAR(u, adam_update_bound(b1, b2, t), 1e-9);
     EXPECT_GT(u, 1.1);
 }
 
@@ -50,21 +53,33 @@ struct AdamwRun {
     const char* gradients; // "noise", "drift", "adversarial"
 };
 
-// Real AdamW in FP32 (PyTorch's update order), warm-up + cosine LR, on a random tensor; the
-// predictor follows through the moss weight Quantizer and re-syncs every 500 steps.
+// The optimizer's own FP32 AdamW (CPU backend), warm-up + cosine LR, on a random tensor; the bound
+// advances as training advances it (Ops::advance_weight_bounds after each update, from the
+// step's hyperparameters) and re-syncs every 500 steps.
 void run_adamw(const AdamwRun& run, uint64_t seed) {
     const int64_t n = 4096, steps = 3000, warmup = 200;
     Rng rng(seed);
-    std::vector<float> w(n), m(n, 0.0f), v(n, 0.0f), g(n);
+    std::vector<float> w(n), g(n);
     for (float& x : w) x = float(0.02 * rng.normal());
     std::vector<float> bias(n);
     for (float& b : bias) b = float(rng.normal());
+    CpuOps<float> ops;
+    AdamWConfig config;
+    config.beta1 = run.beta1;
+    config.beta2 = run.beta2;
+    config.weight_decay = run.weight_decay;
+    config.grad_clip = 0.0;
+    AdamW opt(ops, {{"w", {n}, 0, n, true}}, w.data(), make_policy("moss"), config);
 
-    MossWeightScalePredictor predictor(500);
+    WeightBoundSchedule schedule(500);
+    double bound = 0;
     double worst_waste = 0, waste_sum = 0;
     int64_t saturated_steps = 0;
     for (int64_t t = 1; t <= steps; ++t) {
-        if (predictor.needs_sync()) predictor.sync(tensor_amax({w.data(), 1, n}));
+        if (schedule.sync_due()) {
+            bound = tensor_amax({w.data(), 1, n});
+            schedule.synced();
+        }
         const double progress = double(t - warmup) / double(steps - warmup);
         const double lr = t <= warmup
                               ? run.peak_lr * double(t) / warmup
@@ -81,25 +96,18 @@ void run_adamw(const AdamwRun& run, uint64_t seed) {
                 g[i] = float((w[i] >= 0 ? -1.0 : 1.0) *
                              std::pow(run.beta2 / run.beta1, double(t % 40)));
         }
-        const float b1 = float(run.beta1), b2 = float(run.beta2);
-        const float bc1 = 1.0f - std::pow(b1, float(t)), bc2 = 1.0f - std::pow(b2, float(t));
-        for (int64_t i = 0; i < n; ++i) {
-            w[i] *= 1.0f - float(lr * run.weight_decay);
-            m[i] = b1 * m[i] + (1 - b1) * g[i];
-            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-            w[i] -= float(lr) * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + 1e-8f);
-        }
-        predictor.advance({lr, run.weight_decay, run.beta1, run.beta2, t});
+        opt.step(w.data(), g.data(), lr);
+        ops.advance_weight_bounds(&bound, 1, opt.hyper());
+        schedule.step(opt.last_step());
 
         const double amax = tensor_amax({w.data(), 1, n});
-        ASSERT_GE(predictor.bound(), amax) << run.gradients << " step " << t;
-        const double waste = std::log2(predictor.bound() / amax);
+        ASSERT_GE(bound, amax) << run.gradients << " step " << t;
+        const double waste = std::log2(bound / amax);
         worst_waste = std::max(worst_waste, waste);
         waste_sum += waste;
         // The FP8 weight cast with this bound never saturates.
-        const BlockScale s =
-            scale_from_amax(float(predictor.bound()) * (1 + 1e-7f), 448.0f, 0, false);
-        const QuantizedTensor q = quantize_per_tensor({w.data(), 1, n}, Format::e4m3, s);
+        const QuantizedTensor q =
+            quantize_per_tensor({w.data(), 1, n}, Format::e4m3, scale_from_bound(bound, 448.0f));
         if (measure_fidelity({w.data(), 1, n}, q).saturated_fraction > 0) ++saturated_steps;
     }
     EXPECT_EQ(saturated_steps, 0);
@@ -120,35 +128,80 @@ TEST(MossWeightScaling, PredictedBoundNeverFallsBelowTheTrueAmax) {
     for (const AdamwRun& run : runs) run_adamw(run, seed);
 }
 
-TEST(MossWeightScaling, ResyncsOnSchedule) {
-    MossWeightScalePredictor p(3);
-    EXPECT_TRUE(p.needs_sync());
-    p.sync(0.5f);
-    EXPECT_FALSE(p.needs_sync());
-    for (int t = 1; t <= 3; ++t) p.advance({1e-3, 0.0, 0.9, 0.95, t});
-    EXPECT_TRUE(p.needs_sync());
-    EXPECT_GT(p.bound(), 0.5 + 1e-3); // three steps of at least lr · C_1 = lr
-    p.sync(0.25f);
-    EXPECT_EQ(p.bound(), 0.25);
-    EXPECT_EQ(p.steps_since_sync(), 0);
-    EXPECT_THROW(p.advance({2.0, 1.0, 0.9, 0.95, 1}), Error); // lr·wd > 1
-    EXPECT_THROW(MossWeightScalePredictor(0), Error);
+// One step of the bound, against its formula in float64 terms, and the scale that covers it.
+TEST(MossWeightScaling, AdvanceAddsTheLargestUpdateAndRoundsTheScaleUp) {
+    const double decay = double(float(1 - 1e-3 * 0.1)), lr = double(float(1e-3));
+    const double b = advance_weight_bound(0.5, decay, lr, 1.0);
+    EXPECT_GT(b, decay * 0.5 + lr);
+    EXPECT_LT(b, (decay * 0.5 + lr) * (1 + 1e-5));
+    EXPECT_EQ(advance_weight_bound(0.0, 1.0, 0.0, 1.0), 0.0); // lr 0: nothing moves
+    // 1 + 2^-40 is no float: the bound rounds up to the next float above 1.
+    const BlockScale s = scale_from_bound(1.0 + 0x1.0p-40, 448.0f);
+    EXPECT_EQ(s.scale, 448.0f / std::nextafter(1.0f, 2.0f));
+    EXPECT_EQ(scale_from_bound(1.0, 448.0f).scale, 448.0f);
+    EXPECT_EQ(scale_from_bound(0.0, 448.0f).scale, 1.0f); // an all-zero weight: unit scale
 }
 
-TEST(MossWeightScaling, TheMossRecipeFeedsTheQuantizerFromOptimizerSteps) {
+TEST(MossWeightScaling, ResyncsOnSchedule) {
+    WeightBoundSchedule p(3);
+    EXPECT_TRUE(p.sync_due());
+    EXPECT_FALSE(p.resync_due()); // the first sync comes with the first quantization
+    p.synced();
+    EXPECT_FALSE(p.sync_due());
+    for (int t = 1; t <= 3; ++t) p.step({1e-3, 0.0, 0.9, 0.95, t});
+    EXPECT_TRUE(p.sync_due());
+    EXPECT_TRUE(p.resync_due());
+    p.synced();
+    EXPECT_EQ(p.steps_since_sync(), 0);
+    EXPECT_THROW(p.step({2.0, 1.0, 0.9, 0.95, 1}), Error);   // lr·wd > 1
+    EXPECT_THROW(p.step({1e-3, 0.0, 0.9, 0.8, 1}), Error);   // β1² ≥ β2: no bound
+    EXPECT_THROW(p.step({-1e-3, 0.0, 0.9, 0.95, 1}), Error); // lr < 0
+    EXPECT_THROW(WeightBoundSchedule(0), Error);
+}
+
+// The moss weight quantizer's plans: the first and every resync-th one set the bound to the
+// weight's amax, the others read the bound where it lives, as advanced since.
+TEST(MossWeightScaling, TheMossWeightQuantizerReadsItsBoundWhereItLives) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE(seed_note(seed));
     Rng rng(seed);
     std::vector<float> w(256);
     for (float& x : w) x = float(rng.normal());
-    auto q = make_recipe("moss:resync=100")->make_quantizer(TensorRole::weight);
+    auto q = make_recipe("moss:resync=2")->make_quantizer(TensorRole::weight);
+    ASSERT_TRUE(q->predicts_bound());
+    EXPECT_THROW(q->on_optimizer_step({0.01, 0.0, 0.9, 0.95, 1}), Error); // nothing advances it
+    double slot = -1.0;
+    q->bind_bound(&slot, host_memory());
     const float amax0 = tensor_amax({w.data(), 1, 256});
-    EXPECT_EQ(q->quantize({w.data(), 1, 256}).scales[0].scale_inv[0], 1.0f / (448.0f / amax0));
+    EXPECT_TRUE(q->plan_is_steady()); // the first plan syncs, but no recorded plan precedes it
+    const QuantizedTensor first = q->quantize({w.data(), 1, 256});
+    EXPECT_EQ(first.scales[0].scale_inv[0], 1.0f / (448.0f / amax0));
+    EXPECT_EQ(slot, double(amax0));
+    // Unbound, a quantizer keeps the bound itself and its plan carries the scale: the same codes.
+    auto unbound = make_recipe("moss")->make_quantizer(TensorRole::weight);
+    const QuantizedTensor same = unbound->quantize({w.data(), 1, 256});
+    EXPECT_EQ(same.codes, first.codes);
+    EXPECT_EQ(same.scales[0].scale_inv, first.scales[0].scale_inv);
+    EXPECT_EQ(unbound->state(), (std::vector<double>{double(amax0), 0.0, 1.0}));
+
+    // One step of lr 0.01: the weights stay, the scale covers amax0 + lr · C_1.
+    slot = advance_weight_bound(slot, 1.0, double(0.01f), 1.0);
     q->on_optimizer_step({0.01, 0.0, 0.9, 0.95, 1});
-    // Weights unchanged, but the scale now covers amax0 + lr · C_1 (and a hair of rounding).
     const float scale_inv = q->quantize({w.data(), 1, 256}).scales[0].scale_inv[0];
     EXPECT_GT(scale_inv * 448.0f, amax0 + 0.01f * 0.999f);
     EXPECT_LT(scale_inv * 448.0f, amax0 + 0.01f * 1.001f);
+    EXPECT_EQ(q->state(), (std::vector<double>{slot, 1.0, 1.0}));
+
+    q->on_optimizer_step({0.01, 0.0, 0.9, 0.95, 2});
+    EXPECT_FALSE(q->plan_is_steady()); // two steps since the sync: this plan re-syncs
+    const QuantizePlan resync = q->plan(0.0f);
+    EXPECT_EQ(resync.sync_bound, &slot);
+    EXPECT_TRUE(q->plan_is_steady());
+    EXPECT_EQ(q->plan(0.0f).sync_bound, nullptr);
+
+    q->set_state({0.75, 1.0, 1.0}); // a checkpoint's state lands in the slot
+    EXPECT_EQ(slot, 0.75);
+    EXPECT_THROW(q->set_state({0.75}), Error);
 }
 
 } // namespace

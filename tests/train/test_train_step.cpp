@@ -1,12 +1,14 @@
 // TrainStep on the CPU, which records nothing: a step over micro-batches is the plain sequence
 // (zero, forward and backward per micro-batch, the mean, AdamW), bit for bit; which recipes may
-// replay a recorded step; AdamW::step in parts. The GPU's recorded steps are checked against its
-// eager ones in tests/cuda/test_train_step_graphs.cpp.
+// replay a recorded step; MOSS's weight bounds advanced by the step; AdamW::step in parts. The
+// GPU's recorded steps are checked against its eager ones in tests/cuda/test_train_step_graphs.cpp.
 #include <gtest/gtest.h>
 
 #include "common/error.h"
 #include "common/rng.h"
 #include "cpu/cpu_ops.h"
+#include "recipe/block_quantize.h"
+#include "recipe/moss_weight_scaling.h"
 #include "tests/harness/fresh_seed.h"
 #include "tests/harness/tiny_training.h"
 #include "train/train_step.h"
@@ -59,11 +61,73 @@ TEST(TrainStep, IsTheEagerSequenceOverMicroBatches) {
     EXPECT_THROW(step.run({}, batch, c.seq_len, 1e-3), Error);
 }
 
-// Only recipes whose plans are the same every step may replay a recorded step.
-TEST(TrainStep, RecipesWithHostStateRunEagerly) {
-    for (const std::string& name : policy_names()) {
-        const bool keeps = name == "te-delayed" || name == "moss";
-        EXPECT_EQ(make_policy(name).quantizers_keep_state(), keeps) << name;
+// Only te-delayed plans every step from amaxes read back on the host, so only it never replays a
+// recorded step (moss's bounds live in the backend's memory).
+TEST(TrainStep, OnlyTeDelayedPlansEveryStepAnew) {
+    for (const std::string& name : policy_names())
+        EXPECT_EQ(make_policy(name).plans_change_every_step(), name == "te-delayed") << name;
+}
+
+// The moss weight quantizers' states in recipe_state() order ([bound, steps since sync, synced]
+// of each FP8 layer's weight quantizer: the second of its six quantizers).
+std::vector<std::vector<double>> moss_weight_states(const std::vector<double>& recipe_state) {
+    std::vector<std::vector<double>> out;
+    size_t at = 0;
+    for (int q = 0; at < recipe_state.size(); q = (q + 1) % 6) {
+        const size_t n = size_t(recipe_state[at++]);
+        if (q == 1 && n == 3)
+            out.emplace_back(recipe_state.begin() + long(at), recipe_state.begin() + long(at + n));
+        at += n;
+    }
+    return out;
+}
+
+// moss on a model: every linear weight's bound, advanced by each update, stays above the weight's
+// true amax, and is re-synced to it every `resync` steps, in the eager micro-batch that
+// plans_steady() announces.
+TEST(TrainStep, MossBoundsFollowTheUpdatesAndResyncOnSchedule) {
+    const uint64_t seed = testing::fresh_seed();
+    SCOPED_TRACE(testing::seed_note(seed));
+    Rng rng(seed);
+    const ModelConfig c = testing::tiny_config();
+    const PrecisionPolicy policy = make_policy("moss:resync=3");
+    CpuOps<float> ops;
+    Gpt<float> model(c, ops, policy, seed);
+    AdamW opt(ops, model.params().tensors(), model.params().values(), policy, {});
+    TrainStep step(model, opt, ops, policy, true);
+    // The linear weights, in the order of recipe_state(): per block qkv, proj, fc, fc2.
+    std::vector<const ParamTensor*> weights;
+    for (const ParamTensor& t : model.params().tensors())
+        if (t.shape.size() == 2 && t.name.starts_with("h.")) weights.push_back(&t);
+    ASSERT_EQ(weights.size(), size_t(4 * c.n_layer));
+    auto amax_of = [&](const ParamTensor& t) {
+        return double(tensor_amax({model.params().values() + t.offset, 1, t.numel}));
+    };
+
+    std::vector<int32_t> tokens(size_t(2 * c.seq_len + 1));
+    for (int s = 1; s <= 7; ++s) {
+        for (int32_t& t : tokens) t = int32_t(rng.next_u64() % uint64_t(c.vocab_size));
+        // Steps 4 and 7 follow three updates since the last sync.
+        EXPECT_EQ(model.plans_steady(), s != 4 && s != 7) << "step " << s;
+        std::vector<double> amax_before;
+        for (const ParamTensor* w : weights) amax_before.push_back(amax_of(*w));
+        step.run({{tokens.data(), tokens.data() + 1}}, 2, c.seq_len, 3e-2);
+        const std::vector<std::vector<double>> states = moss_weight_states(model.recipe_state());
+        ASSERT_EQ(states.size(), weights.size());
+        for (size_t i = 0; i < weights.size(); ++i) {
+            SCOPED_TRACE(weights[i]->name + " step " + std::to_string(s));
+            EXPECT_GE(states[i][0], amax_of(*weights[i]));
+            // Synced in this step's forward (the first, 4 and 7), then advanced by one update.
+            const bool synced_now = s == 1 || s == 4 || s == 7;
+            EXPECT_EQ(states[i][1], synced_now ? 1.0 : double((s - 1) % 3 + 1));
+            if (synced_now) {
+                EXPECT_EQ(states[i][0],
+                          advance_weight_bound(amax_before[i], opt.hyper()->decay, opt.hyper()->lr,
+                                               opt.hyper()->max_update));
+            }
+            // lr 3e-2 on weights of 0.02: the bound grows by about lr per step.
+            EXPECT_LT(states[i][0], amax_before[i] + 3 * 3e-2 * 1.2);
+        }
     }
 }
 
