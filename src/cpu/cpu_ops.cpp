@@ -96,7 +96,7 @@ void CpuOps<T>::scale(T* x, double s, int64_t n) {
     cpu::scale(x, s, n);
 }
 template <typename T>
-void CpuOps<T>::adamw_step(float* w, const float* g, float* m, float* v,
+void CpuOps<T>::adamw_step(float* w, const float* g, MomentStorage m, MomentStorage v,
                            const std::vector<TensorSpan>& spans, const AdamWHyper* h,
                            double max_norm, double* norm) {
     norm[0] = cpu::adamw_step(w, g, m, v, spans, *h, max_norm);

@@ -56,7 +56,7 @@ class CpuOps final : public Ops<T> {
     void softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* targets, T d_loss,
                       int64_t n, int64_t v, const LinearPrecision* head) override;
     void scale(T* x, double s, int64_t n) override;
-    void adamw_step(float* w, const float* g, float* m, float* v,
+    void adamw_step(float* w, const float* g, MomentStorage m, MomentStorage v,
                     const std::vector<TensorSpan>& spans, const AdamWHyper* h, double max_norm,
                     double* norm) override;
     void adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,

@@ -68,7 +68,7 @@ void softmax_xent(T* losses, T* d_logits, const T* logits, const int32_t* target
 template <typename T>
 void scale(T* x, double s, int64_t n);
 // Ops::adamw_step; the norm is summed in the buffer's order, so it is thread-count independent.
-double adamw_step(float* w, const float* g, float* m, float* v,
+double adamw_step(float* w, const float* g, MomentStorage m, MomentStorage v,
                   const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm);
 double adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,
                          const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm);

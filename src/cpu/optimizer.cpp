@@ -45,14 +45,22 @@ void load_span(float* x, const ScaledTensors& src, size_t j, const TensorSpan& t
 
 } // namespace
 
-double adamw_step(float* w, const float* g, float* m, float* v,
+double adamw_step(float* w, const float* g, MomentStorage m, MomentStorage v,
                   const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) {
+    if (!plain_moment_format(m.format) || !plain_moment_format(v.format))
+        throw Error("adamw_step: moments must be fp32 or bf16 (scaled formats take "
+                    "adamw_step_scaled)");
     const double norm = std::sqrt(squared_norm(g, spans));
     h.clip = clip_factor(norm, max_norm);
     for (const TensorSpan& t : spans) {
 #pragma omp parallel for schedule(static)
-        for (int64_t i = t.offset; i < t.offset + t.numel; ++i)
-            adamw_update(w[i], g[i], m[i], v[i], h, t.decay);
+        for (int64_t i = t.offset; i < t.offset + t.numel; ++i) {
+            float mi = load_element(m.format, m.codes, i, 1.0f);
+            float vi = load_element(v.format, v.codes, i, 1.0f);
+            adamw_update(w[i], g[i], mi, vi, h, t.decay);
+            store_element(m.format, m.codes, i, mi, 1.0f);
+            store_element(v.format, v.codes, i, vi, 1.0f);
+        }
     }
     return norm;
 }

@@ -630,7 +630,7 @@ const AdamWChunk* CudaOps::adamw_chunks(const std::vector<TensorSpan>& spans) {
     return chunks_.data();
 }
 
-void CudaOps::adamw_step(float* w, const float* g, float* m, float* v,
+void CudaOps::adamw_step(float* w, const float* g, MomentStorage m, MomentStorage v,
                          const std::vector<TensorSpan>& spans, const AdamWHyper* h, double max_norm,
                          double* norm) {
     const auto timed = profiler_.scope("adamw_step");

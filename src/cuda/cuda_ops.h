@@ -92,7 +92,7 @@ class CudaOps final : public Ops<float> {
     void softmax_xent(float* losses, float* d_logits, const float* logits, const int32_t* targets,
                       float d_loss, int64_t n, int64_t v, const LinearPrecision* head) override;
     void scale(float* x, double s, int64_t n) override;
-    void adamw_step(float* w, const float* g, float* m, float* v,
+    void adamw_step(float* w, const float* g, MomentStorage m, MomentStorage v,
                     const std::vector<TensorSpan>& spans, const AdamWHyper* h, double max_norm,
                     double* norm) override;
     void adamw_step_scaled(float* w, float* g, const ScaledAdamWState& s,

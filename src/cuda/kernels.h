@@ -122,9 +122,9 @@ struct AdamWChunk {
     int32_t decay;
 };
 constexpr int64_t adamw_chunk = 8192;
-void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* chunks,
-                int64_t num_chunks, int64_t total, const AdamWHyper* h, double max_norm,
-                double* norm_out, double* partials, cudaStream_t stream);
+void adamw_step(float* w, const float* g, MomentStorage m, MomentStorage v,
+                const AdamWChunk* chunks, int64_t num_chunks, int64_t total, const AdamWHyper* h,
+                double max_norm, double* norm_out, double* partials, cudaStream_t stream);
 constexpr int adamw_norm_blocks = 264; // partial sums of the gradient norm (fixed: deterministic)
 
 // Ops::advance_weight_bounds: `bounds` and `h` on the device.

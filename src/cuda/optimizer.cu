@@ -60,10 +60,36 @@ __device__ AdamWHyper step_hyper(const AdamWHyper* hyper, const double* norm) {
     return h;
 }
 
+// Four moments i..i+3 (i a multiple of 4, the array 16-byte aligned) in one load and one store:
+// 16 bytes of FP32, or 8 of BF16 codes, decoded and encoded as storage_format.h does.
+template <StorageFormat F>
+__device__ float4 load_moments4(const void* codes, int64_t i) {
+    if constexpr (F == StorageFormat::fp32) {
+        return *reinterpret_cast<const float4*>(static_cast<const float*>(codes) + i);
+    } else {
+        const uint2 c = *reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(codes) + i);
+        return {decode(c.x & 0xFFFFu, Format::bf16), decode(c.x >> 16, Format::bf16),
+                decode(c.y & 0xFFFFu, Format::bf16), decode(c.y >> 16, Format::bf16)};
+    }
+}
+
+template <StorageFormat F>
+__device__ void store_moments4(void* codes, int64_t i, float4 x) {
+    if constexpr (F == StorageFormat::fp32) {
+        *reinterpret_cast<float4*>(static_cast<float*>(codes) + i) = x;
+    } else {
+        const auto code = [](float v) { return encode_saturate(v, Format::bf16); };
+        *reinterpret_cast<uint2*>(static_cast<uint16_t*>(codes) + i) =
+            make_uint2(code(x.x) | code(x.y) << 16, code(x.z) | code(x.w) << 16);
+    }
+}
+
 // The chunk's elements from the first multiple of 4 to the last go four at a time through 16-byte
 // loads and stores (the arrays start 16-byte aligned: `vectors`), the few at either end one by
-// one. The arithmetic per element is adamw_update's either way.
-__global__ void adamw_kernel(float* w, const float* g, float* m, float* v, const AdamWChunk* chunks,
+// one. The arithmetic per element is adamw_update's either way, on the moments as M and V store
+// them (FP32 or BF16).
+template <StorageFormat M, StorageFormat V>
+__global__ void adamw_kernel(float* w, const float* g, void* m, void* v, const AdamWChunk* chunks,
                              const AdamWHyper* hyper, const double* norm, bool vectors) {
     const AdamWChunk chunk = chunks[blockIdx.x];
     const AdamWHyper h = step_hyper(hyper, norm);
@@ -71,22 +97,26 @@ __global__ void adamw_kernel(float* w, const float* g, float* m, float* v, const
     const int64_t body_begin = vectors ? min(chunk.end, (chunk.begin + 3) / 4 * 4) : chunk.end;
     const int64_t body_end = vectors ? max(body_begin, chunk.end / 4 * 4) : chunk.end;
     const auto one_by_one = [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
-            adamw_update(w[i], g[i], m[i], v[i], h, decay);
+        for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+            float mi = load_element(M, m, i, 1.0f), vi = load_element(V, v, i, 1.0f);
+            adamw_update(w[i], g[i], mi, vi, h, decay);
+            store_element(M, m, i, mi, 1.0f);
+            store_element(V, v, i, vi, 1.0f);
+        }
     };
     one_by_one(chunk.begin, body_begin);
     one_by_one(body_end, chunk.end);
     for (int64_t i = body_begin + 4 * int64_t(threadIdx.x); i < body_end; i += 4 * blockDim.x) {
-        float4 wi = *reinterpret_cast<const float4*>(w + i), mi = *reinterpret_cast<float4*>(m + i),
-               vi = *reinterpret_cast<float4*>(v + i);
+        float4 wi = *reinterpret_cast<const float4*>(w + i), mi = load_moments4<M>(m, i),
+               vi = load_moments4<V>(v, i);
         const float4 gi = *reinterpret_cast<const float4*>(g + i);
         adamw_update(wi.x, gi.x, mi.x, vi.x, h, decay);
         adamw_update(wi.y, gi.y, mi.y, vi.y, h, decay);
         adamw_update(wi.z, gi.z, mi.z, vi.z, h, decay);
         adamw_update(wi.w, gi.w, mi.w, vi.w, h, decay);
         *reinterpret_cast<float4*>(w + i) = wi;
-        *reinterpret_cast<float4*>(m + i) = mi;
-        *reinterpret_cast<float4*>(v + i) = vi;
+        store_moments4<M>(m, i, mi);
+        store_moments4<V>(v, i, vi);
     }
 }
 
@@ -192,19 +222,26 @@ void zero_amaxes(float* amax, int64_t count, cudaStream_t stream) {
 
 } // namespace
 
-void adamw_step(float* w, const float* g, float* m, float* v, const AdamWChunk* chunks,
-                int64_t num_chunks, int64_t total, const AdamWHyper* h, double max_norm,
-                double* norm_out, double* partials, cudaStream_t stream) {
+void adamw_step(float* w, const float* g, MomentStorage m, MomentStorage v,
+                const AdamWChunk* chunks, int64_t num_chunks, int64_t total, const AdamWHyper* h,
+                double max_norm, double* norm_out, double* partials, cudaStream_t stream) {
+    if (!plain_moment_format(m.format) || !plain_moment_format(v.format))
+        throw Error("adamw_step: moments must be fp32 or bf16 (scaled formats take "
+                    "adamw_step_scaled)");
     square_partials_kernel<<<adamw_norm_blocks, norm_threads, 0, stream>>>(partials, g, total,
                                                                            aligned_to(g, 16));
     OCTET_CUDA_LAUNCHED();
     norm_kernel<<<1, 1024, 0, stream>>>(norm_out, partials, adamw_norm_blocks, max_norm);
     OCTET_CUDA_LAUNCHED();
     if (num_chunks == 0) return;
-    const bool vectors =
-        aligned_to(w, 16) && aligned_to(g, 16) && aligned_to(m, 16) && aligned_to(v, 16);
-    adamw_kernel<<<unsigned(num_chunks), elementwise_threads, 0, stream>>>(w, g, m, v, chunks, h,
-                                                                           norm_out, vectors);
+    const bool vectors = aligned_to(w, 16) && aligned_to(g, 16) && aligned_to(m.codes, 16) &&
+                         aligned_to(v.codes, 16);
+    const bool m32 = m.format == StorageFormat::fp32, v32 = v.format == StorageFormat::fp32;
+    constexpr StorageFormat fp32 = StorageFormat::fp32, bf16 = StorageFormat::bf16;
+    const auto kernel = m32 ? (v32 ? adamw_kernel<fp32, fp32> : adamw_kernel<fp32, bf16>)
+                            : (v32 ? adamw_kernel<bf16, fp32> : adamw_kernel<bf16, bf16>);
+    kernel<<<unsigned(num_chunks), elementwise_threads, 0, stream>>>(w, g, m.codes, v.codes, chunks,
+                                                                     h, norm_out, vectors);
     OCTET_CUDA_LAUNCHED();
 }
 

@@ -1,6 +1,6 @@
-// How an optimizer-side tensor is stored (FP8-LM, arXiv 2310.18313 §3.3): FP32 as is, or
-// FP16/BF16/E4M3/E5M2 codes with one power-of-two scale per tensor, recomputed from the tensor's
-// amax at every store so that the values use the format's whole range:
+// How an optimizer-side tensor is stored (FP8-LM, arXiv 2310.18313 §3.3): FP32 or BF16 as is, or
+// FP16/E4M3/E5M2 codes with one power-of-two scale per tensor, recomputed from the tensor's amax
+// at every store so that the values use the format's whole range:
 //     scale = 2^k, the largest with amax · 2^k ≤ fmt_max; x ≈ decode(code) · 2^-k.
 // An amax of 0 or non-finite keeps scale 1 (numerics/scaling.h). Codes saturate: a moment that
 // outgrew its scale between two stores cannot become Inf. Host and device share these helpers, so
@@ -30,9 +30,11 @@ OCTET_HD Format storage_element_format(StorageFormat f) {
                                       : Format::e5m2;
 }
 
-// The scale of a tensor with this finite amax; FP32 storage is not scaled.
+// The scale of a tensor with this finite amax. FP32 and BF16 storage are not scaled: BF16 has
+// FP32's exponent range, so a scale would only move values within it (DeepSeek-V3 keeps AdamW's
+// moments in plain BF16).
 OCTET_HD BlockScale storage_scale(StorageFormat f, float amax) {
-    if (f == StorageFormat::fp32) return unit_scale();
+    if (f == StorageFormat::fp32 || f == StorageFormat::bf16) return unit_scale();
     return scale_from_amax(amax, format_max(storage_element_format(f)), 0, true);
 }
 

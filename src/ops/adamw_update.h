@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "common/hostdevice.h"
+#include "numerics/storage_format.h"
 
 namespace octet {
 
@@ -20,6 +21,18 @@ struct AdamWHyper {
     // recipe/moss_weight_scaling.h); +∞ where β1² ≥ β2.
     double max_update;
 };
+
+// A moment of the plain AdamW step (Ops::adamw_step), in the parameters' flat layout: FP32, or
+// BF16 codes (DeepSeek-V3's moments: FP32's exponent range, so no scale), rounded to nearest-even
+// when stored.
+struct MomentStorage {
+    StorageFormat format = StorageFormat::fp32;
+    void* codes = nullptr;
+};
+
+OCTET_HD bool plain_moment_format(StorageFormat f) {
+    return f == StorageFormat::fp32 || f == StorageFormat::bf16;
+}
 
 // A parameter tensor in the flat buffer and whether AdamW decays it.
 struct TensorSpan {

@@ -195,13 +195,14 @@ class Ops {
     // x ·= s (the mean over accumulated micro-batches).
     virtual void scale(T* x, double s, int64_t n) = 0;
 
-    // One AdamW step over FP32 parameters w, gradients g and moments m, v in the parameters'
-    // flat layout (spans name the tensors): the global L2 norm of g is taken in double, the
-    // clipping factor set to max_norm / norm when max_norm > 0 and the norm exceeds it, then
-    // every element updated by adamw_update(). `h` (its clip unused) and `norm` ([norm before
-    // clipping, clipping factor]) are in this backend's memory, so a recorded step reads each
-    // step's h and leaves its norm where the host finds it.
-    virtual void adamw_step(float* w, const float* g, float* m, float* v,
+    // One AdamW step over FP32 parameters w, gradients g and moments m, v (FP32 or BF16:
+    // MomentStorage) in the parameters' flat layout (spans name the tensors): the global L2 norm
+    // of g is taken in double, the clipping factor set to max_norm / norm when max_norm > 0 and
+    // the norm exceeds it, then every element updated by adamw_update() on its decoded moments.
+    // `h` (its clip unused) and `norm` ([norm before clipping, clipping factor]) are in this
+    // backend's memory, so a recorded step reads each step's h and leaves its norm where the host
+    // finds it.
+    virtual void adamw_step(float* w, const float* g, MomentStorage m, MomentStorage v,
                             const std::vector<TensorSpan>& spans, const AdamWHyper* h,
                             double max_norm, double* norm) = 0;
 

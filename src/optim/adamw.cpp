@@ -18,8 +18,11 @@ AdamW::Stored::Stored(Memory& memory, StorageFormat f, int64_t total, size_t ten
 
 AdamW::AdamW(Ops<float>& ops, const std::vector<ParamTensor>& tensors, float* params,
              const PrecisionPolicy& policy, AdamWConfig config)
-    : ops_(ops), fp32_storage_(policy.fp32_optimizer_storage()), policy_(policy), config_(config),
-      hyper_(ops.memory()), norm_(ops.memory(), 2) {
+    : ops_(ops),
+      plain_step_(policy.master == StorageFormat::fp32 &&
+                  policy.weight_grad == StorageFormat::fp32 &&
+                  plain_moment_format(policy.moment1) && plain_moment_format(policy.moment2)),
+      policy_(policy), config_(config), hyper_(ops.memory()), norm_(ops.memory(), 2) {
     if (!(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 > 0 && config.beta2 < 1))
         throw Error("optimizer: betas must lie in [0, 1) and (0, 1)");
     if (!(config.eps > 0) || !(config.weight_decay >= 0) || !(config.grad_clip >= 0))
@@ -68,10 +71,10 @@ void AdamW::prepare(double lr) {
 
 void AdamW::enqueue(float* params, float* grads) {
     if (hyper_.empty()) throw Error("optimizer: enqueue() needs a prepare() before it");
-    if (fp32_storage_)
-        ops_.adamw_step(params, grads, reinterpret_cast<float*>(m_->codes.data()),
-                        reinterpret_cast<float*>(v_->codes.data()), spans_, hyper_.data(),
-                        config_.grad_clip, norm_.data());
+    if (plain_step_)
+        ops_.adamw_step(params, grads, {m_->format, m_->codes.data()},
+                        {v_->format, v_->codes.data()}, spans_, hyper_.data(), config_.grad_clip,
+                        norm_.data());
     else
         ops_.adamw_step_scaled(params, grads, scaled_state(), spans_, hyper_.data(),
                                config_.grad_clip, norm_.data());

@@ -66,6 +66,9 @@ PrecisionPolicy make_policy(std::string_view spec) {
     } else {
         p.gemm = PrecisionPolicy::Gemm::fp8;
         p.gemm_recipe = p.name;
+        // DeepSeek-V3 (§3.3.3) keeps AdamW's moments in BF16, "without observable performance
+        // degradation"; master weights and gradients stay FP32.
+        if (p.name == "blockwise") p.moment1 = p.moment2 = StorageFormat::bf16;
     }
     p.master = parse_storage(options, "master", p.master);
     p.moment1 = parse_storage(options, "moment1", p.moment1);
@@ -97,11 +100,6 @@ std::string PrecisionPolicy::describe() const {
          storage_format_name(master) + ", Adam m " + storage_format_name(moment1) + ", v " +
          storage_format_name(moment2);
     return s;
-}
-
-bool PrecisionPolicy::fp32_optimizer_storage() const {
-    return master == StorageFormat::fp32 && moment1 == StorageFormat::fp32 &&
-           moment2 == StorageFormat::fp32 && weight_grad == StorageFormat::fp32;
 }
 
 bool PrecisionPolicy::plans_change_every_step() const {

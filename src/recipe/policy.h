@@ -6,8 +6,9 @@
 //   policy      linear GEMMs (x, W, dy)        weight grads   master   Adam m   Adam v
 //   fp32        FP32                           FP32           FP32     FP32     FP32
 //   bf16        BF16 inputs, FP32 accumulate   FP32           FP32     FP32     FP32
-//   te-current, te-delayed, rowwise, blockwise, mxfp8, moss:
+//   te-current, te-delayed, rowwise, mxfp8, moss:
 //               that FP8 recipe                FP32           FP32     FP32     FP32
+//   blockwise   1×128 · 128×128 (DeepSeek-V3)  FP32           FP32     BF16     BF16
 //   fp8lm-o1    FP8, per-tensor power-of-two   E4M3 scaled    FP16 sc. FP32     FP32
 //   fp8lm-o2    as O1                          E4M3 scaled    FP16 sc. E4M3 sc. FP16 sc.
 //
@@ -39,8 +40,6 @@ struct PrecisionPolicy {
     std::string describe() const;
     // Optimizer-side bytes per parameter: master + gradient + m + v.
     int bytes_per_parameter() const;
-    // Whether the optimizer keeps every state in FP32 (no FP8-LM scaled storage).
-    bool fp32_optimizer_storage() const;
     // Whether the FP8 recipe's quantizers plan every step anew (te-delayed: its scale from an
     // amax history read back on the host), so no step can be recorded as a graph.
     bool plans_change_every_step() const;

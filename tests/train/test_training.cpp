@@ -81,9 +81,10 @@ TEST(Optimizer, BytesPerParameterOfEachStorageMode) {
     auto bytes = [&](const char* policy) {
         return AdamW(ops, tensors, params.data(), make_policy(policy), {}).bytes_per_parameter();
     };
-    EXPECT_EQ(bytes("bf16"), 16.0);     // FP32 master, gradient, m, v
-    EXPECT_EQ(bytes("fp8lm-o1"), 11.0); // FP16 master, FP8 gradient, FP32 m and v
-    EXPECT_EQ(bytes("fp8lm-o2"), 6.0);  // FP16 master, FP8 gradient, FP8 m, FP16 v
+    EXPECT_EQ(bytes("bf16"), 16.0);      // FP32 master, gradient, m, v
+    EXPECT_EQ(bytes("fp8lm-o1"), 11.0);  // FP16 master, FP8 gradient, FP32 m and v
+    EXPECT_EQ(bytes("fp8lm-o2"), 6.0);   // FP16 master, FP8 gradient, FP8 m, FP16 v
+    EXPECT_EQ(bytes("blockwise"), 12.0); // FP32 master and gradient, BF16 m and v (DeepSeek-V3)
     EXPECT_EQ(make_policy("fp8lm-o2").bytes_per_parameter(), 6);
 }
 
@@ -124,8 +125,49 @@ TEST(Optimizer, Fp32AdamWMatchesAFloat64Reference) {
     EXPECT_THROW(AdamW(ops, tensors, w.data(), make_policy("bf16"), AdamWConfig{1.0, 0.95}), Error);
 }
 
+// DeepSeek-V3's storage (the blockwise policy): FP32 master, BF16 moments. Each step equals the
+// FP32 update on the decoded moments, with m and v then rounded to BF16 (nearest-even), element for
+// element; the moments are exported as BF16 values.
+TEST(Optimizer, Bf16MomentsRoundAfterEachFp32Update) {
+    const uint64_t seed = testing::fresh_seed();
+    SCOPED_TRACE(testing::seed_note(seed));
+    Rng rng(seed);
+    std::vector<ParamTensor> tensors = {{"w", {16, 8}, 0, 128, true},
+                                        {"norm", {16}, 128, 16, false}};
+    std::vector<float> w(144), g(144), ref_w, ref_m(144, 0.0f), ref_v(144, 0.0f);
+    for (float& x : w) x = float(rng.normal());
+    ref_w = w;
+    CpuOps<float> ops;
+    const PrecisionPolicy policy = make_policy("blockwise");
+    ASSERT_EQ(policy.moment1, StorageFormat::bf16);
+    ASSERT_EQ(policy.moment2, StorageFormat::bf16);
+    AdamWConfig cfg;
+    cfg.grad_clip = 0.0;
+    AdamW opt(ops, tensors, w.data(), policy, cfg);
+    const auto bf16 = [](float x) { return round_to_format(x, Format::bf16, Overflow::ieee); };
+    for (int t = 1; t <= 6; ++t) {
+        for (float& x : g) x = float(rng.normal() * 0.7);
+        opt.step(w.data(), g.data(), 1e-2);
+        const AdamWHyper h = *opt.hyper();
+        for (size_t i = 0; i < 144; ++i) {
+            adamw_update(ref_w[i], g[i], ref_m[i], ref_v[i], h, i < 128);
+            ref_m[i] = bf16(ref_m[i]);
+            ref_v[i] = bf16(ref_v[i]);
+        }
+    }
+    EXPECT_EQ(w, ref_w);
+    const AdamW::Moments moments = opt.export_state();
+    EXPECT_EQ(moments.m, ref_m);
+    EXPECT_EQ(moments.v, ref_v);
+    int64_t inexact = 0; // FP32 moments would not be BF16 values
+    for (size_t i = 0; i < 144; ++i) inexact += ref_m[i] != 0.0f;
+    EXPECT_GT(inexact, 100);
+    EXPECT_EQ(opt.bytes_per_parameter(), 12.0);
+}
+
 // Two tensors stored through the CPU backend's store_scaled: each gets its own power-of-two scale,
-// so values far below FP16's normal range survive, and zeros stay zeros.
+// so values far below FP16's normal range survive, and zeros stay zeros. BF16 has FP32's range:
+// it stores them unscaled.
 TEST(Optimizer, ScaledStorageUsesEachFormatsRange) {
     const uint64_t seed = testing::fresh_seed();
     SCOPED_TRACE(testing::seed_note(seed));
@@ -145,9 +187,12 @@ TEST(Optimizer, ScaledStorageUsesEachFormatsRange) {
         ops.store_scaled(stored, x.data(), spans);
         ops.load_scaled(back.data(), stored, spans);
         EXPECT_TRUE(is_power_of_two(scale_inv[0]));
-        EXPECT_GT(scale_inv[0], 0.0f);
-        EXPECT_LT(scale_inv[0], 1e-9f); // 1e-9-sized values scaled up into the format's range
-        EXPECT_EQ(scale_inv[1], 1.0f);  // the zero tensor keeps scale 1
+        if (format == StorageFormat::bf16) {
+            EXPECT_EQ(scale_inv[0], 1.0f);
+        } else {
+            EXPECT_LT(scale_inv[0], 1e-9f); // 1e-9-sized values scaled up into the format's range
+        }
+        EXPECT_EQ(scale_inv[1], 1.0f); // the zero tensor keeps scale 1
         const double amax = 4e-9 * 10;
         for (size_t i = 0; i < 264; ++i)
             ASSERT_NEAR(back[i], x[i], std::fabs(x[i]) * rel + amax * 1e-4) << i;
