@@ -142,10 +142,11 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
     std::vector<float> dyq;
     if (exact<T>(a.precision)) {
         if (!a.in) throw Error("linear backward: an exact layer needs its forward's input");
-        // dx = dy · W;  dW += dyᵀ · x
+        // dx = dy · W;  dW += dyᵀ · x (or =)
         if (a.d_in)
             gemm(false, false, a.n, a.k, a.m, a.d_out, a.m, a.weight, a.k, T(0), a.d_in, a.k);
-        gemm(true, false, a.m, a.k, a.n, a.d_out, a.m, a.in, a.k, T(1), a.d_weight, a.k);
+        gemm(true, false, a.m, a.k, a.n, a.d_out, a.m, a.in, a.k, T(a.add_to_d_weight), a.d_weight,
+             a.k);
     } else if constexpr (std::is_same_v<T, float>) {
         // The TN GEMMs of the GPU: dx = dy · (Wᵀ)ᵀ with Wᵀ [k, m]; dW += dyᵀ · (xᵀ)ᵀ.
         if (a.precision->kind() == LinearPrecision::Kind::fp8) {
@@ -156,7 +157,7 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
                 round_for_reader(a);
             }
             const auto wgrad = a.precision->wgrad_fp8();
-            scaled_gemm_nt(wgrad.a, wgrad.b, a.d_weight, true);
+            scaled_gemm_nt(wgrad.a, wgrad.b, a.d_weight, a.add_to_d_weight);
         } else {
             std::vector<float> wtq, dytq, xtq;
             a.precision->dgrad_operands(a.d_out, dyq, wtq);
@@ -167,8 +168,8 @@ void linear_backward(const LinearBackwardArgs<T>& a) {
                      a.k);
                 round_for_reader(a);
             }
-            gemm(false, true, a.m, a.k, a.n, dytq.data(), a.n, xtq.data(), a.n, 1.0f, a.d_weight,
-                 a.k);
+            gemm(false, true, a.m, a.k, a.n, dytq.data(), a.n, xtq.data(), a.n,
+                 float(a.add_to_d_weight), a.d_weight, a.k);
         }
     }
     if (a.d_bias) {

@@ -274,7 +274,7 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
                          {d_in_bf16 ? static_cast<void*>(d_in_bf16) : a.d_in, d_in_bf16 != nullptr},
                          false, stream());
     }
-    {                                            // d_W[m, k] += dyᵀ[m, n] · (xᵀ[k, n])ᵀ
+    { // d_W[m, k] += dyᵀ[m, n] · (xᵀ[k, n])ᵀ (or =: add_to_d_weight)
         const DeviceQuantized* x_t = &layer.x_t; // quantized from the source in the forward
         {
             const auto timed = profiler_.scope("linear.transpose");
@@ -285,7 +285,9 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
             }
         }
         const auto wgrad = profiler_.scope("linear.wgrad");
-        scaled_gemm_.run(dy_t_, *x_t, {a.d_weight, false, nullptr, a.d_weight}, false, stream());
+        scaled_gemm_.run(dy_t_, *x_t,
+                         {a.d_weight, false, nullptr, a.add_to_d_weight ? a.d_weight : nullptr},
+                         false, stream());
     }
     if (!dy_t_ready) bias_grad(a, a.d_out);
 }
@@ -422,9 +424,10 @@ void CudaOps::linear_backward_dense(const LinearBackwardArgs<float>& a) {
                    nullptr, 0.0f, a.n, a.k, a.m, 1, 0, 0, 0, nullptr, d_in_bf16 != nullptr},
                   stream());
     }
-    { // d_W[m, k] += d_out[n, m]ᵀ · in[n, k]
+    { // d_W[m, k] += d_out[n, m]ᵀ · in[n, k] (or =: add_to_d_weight)
         const auto wgrad = profiler_.scope("linear.wgrad");
-        gemm_.run({d_out, in, bf16, true, false, a.d_weight, nullptr, 1.0f, a.m, a.k, a.n},
+        gemm_.run({d_out, in, bf16, true, false, a.d_weight, nullptr,
+                   a.add_to_d_weight ? 1.0f : 0.0f, a.m, a.k, a.n},
                   stream());
     }
 }

@@ -62,7 +62,7 @@ class DenseFeedForward final : public FeedForward<T> {
                              d_model_, down, nullptr, residual});
     }
 
-    void backward(T* d_in, const T* d_out, const T* in, int64_t n) override {
+    void backward(T* d_in, const T* d_out, const T* in, int64_t n, bool add_to_weights) override {
         const int64_t up_rows = swiglu_ ? 2 * hidden_ : hidden_;
         LinearPrecision* up = up_precision_.get();
         LinearPrecision* down = down_precision_.get();
@@ -79,6 +79,7 @@ class DenseFeedForward final : public FeedForward<T> {
                                         d_model_,
                                         down};
         down_args.d_in_for_reader = true;
+        down_args.add_to_d_weight = add_to_weights;
         ops_.linear_backward(down_args);
         if (swiglu_)
             ops_.swiglu_backward(d_up_.data(), d_act_.data(), up_.data(), n, hidden_, up, down);
@@ -90,8 +91,11 @@ class DenseFeedForward final : public FeedForward<T> {
                                       n,           d_model_,
                                       up_rows,     up};
         up_args.d_in_for_reader = true;
+        up_args.add_to_d_weight = add_to_weights;
         ops_.linear_backward(up_args);
     }
+
+    std::vector<size_t> weights() const override { return {up_w_, down_w_}; }
 
     const LinearPrecision& input_consumer() const override { return *up_precision_; }
     const LinearPrecision& output_consumer() const override { return *down_precision_; }

@@ -22,9 +22,11 @@ class FeedForward {
     virtual void forward(T* out, const T* in, const T* residual, int64_t n) = 0;
     // Writes d_in [n, C] for the norm below, which reads it as written by input_consumer()
     // (LinearBackwardArgs::d_in_for_reader: sized by elementwise_buffer_size()), and accumulates
-    // the parameter gradients. `in` is the forward's, or nullptr where input_consumer() keeps its
-    // own copy of it.
-    virtual void backward(T* d_in, const T* d_out, const T* in, int64_t n) = 0;
+    // the parameter gradients, but for the weights() gradients where !add_to_weights: those it
+    // writes. `in` is the forward's, or nullptr where input_consumer() keeps its own copy of it.
+    virtual void backward(T* d_in, const T* d_out, const T* in, int64_t n, bool add_to_weights) = 0;
+    // The parameters (indices) its linear layers' weights are: what backward() may write.
+    virtual std::vector<size_t> weights() const = 0;
     // The linear layer that reads the input, and the one whose backward reads d_out.
     virtual const LinearPrecision& input_consumer() const = 0;
     virtual const LinearPrecision& output_consumer() const = 0;

@@ -241,9 +241,34 @@ std::vector<T> Gpt<T>::logits_row(int64_t row) const {
 }
 
 template <typename T>
-void Gpt<T>::backward() {
+void Gpt<T>::zero_added_grads() {
+    if (added_grads_.empty()) {
+        std::vector<bool> written(params_.tensors().size(), false);
+        written[lm_head_] = true;
+        for (const auto& L : layers_) {
+            written[L->qkv_w] = written[L->proj_w] = true;
+            for (size_t w : L->ffn->weights()) written[w] = true;
+        }
+        for (size_t i = 0; i < written.size(); ++i) {
+            if (written[i]) continue;
+            const ParamTensor& t = params_.tensors()[i];
+            if (!added_grads_.empty() &&
+                added_grads_.back().first + added_grads_.back().second == t.offset)
+                added_grads_.back().second += t.numel; // adjacent: one memset
+            else
+                added_grads_.emplace_back(t.offset, t.numel);
+        }
+    }
+    for (auto [offset, count] : added_grads_)
+        ops_.memory().zero(params_.grads() + offset, size_t(count) * sizeof(T));
+}
+
+template <typename T>
+void Gpt<T>::backward(Gradients gradients) {
     if (!has_targets_)
         throw Error("backward: needs a forward with targets before it (one backward per forward)");
+    const bool add_to_weights = gradients == Gradients::accumulate;
+    if (!add_to_weights) zero_added_grads();
     const ModelConfig& c = config_;
     const int64_t n = batch_ * seq_, C = c.d_model;
     const AttentionShape shape{batch_, seq_, c.n_head, c.head_size(), bf16_attention_};
@@ -268,6 +293,7 @@ void Gpt<T>::backward() {
                                c.vocab_size,
                                head_precision_.get()};
     head.d_in_for_reader = true;
+    head.add_to_d_weight = add_to_weights; // GPT-2's tied wte: the embedding adds to it later
     ops_.linear_backward(head);
     // d_x_: the gradient of the residual stream, to which the norms add as the backward passes
     // them (a layer's backward reads it as d_out before its norm adds to it).
@@ -295,7 +321,7 @@ void Gpt<T>::backward() {
         // the norm adds to d_x_ in place.
         const LinearPrecision& ffn_in = L.ffn->input_consumer();
         L.ffn->backward(norm_d_out(d_ln2_, ffn_in), d_x_.data(),
-                        ffn_in.backward_input(L.ln2_out.data()), n);
+                        ffn_in.backward_input(L.ln2_out.data()), n, add_to_weights);
         if (gpt2)
             ops_.layernorm_backward(d_x_.data(), grad(L.ln2_w), grad(L.ln2_b), d_ln2_.data(),
                                     L.after_attn.data(), value(L.ln2_w), L.ln2_mean.data(),
@@ -309,10 +335,19 @@ void Gpt<T>::backward() {
         // after_attn = x + proj(attn(norm1(x))): d_x_in = d_after + through the attention, again
         // added to d_x_ in place.
         const AttentionConsumer<T> attention{nullptr, shape}; // reads d_attn_ next
-        ops_.linear_backward({sized(d_attn_, n * C), grad(L.proj_w),
-                              L.proj_b == Layer::none ? nullptr : grad(L.proj_b), d_x_.data(),
-                              L.proj_precision->backward_input(L.attn_out.data()), value(L.proj_w),
-                              n, C, C, L.proj_precision.get(), &attention});
+        LinearBackwardArgs<T> proj{sized(d_attn_, n * C),
+                                   grad(L.proj_w),
+                                   L.proj_b == Layer::none ? nullptr : grad(L.proj_b),
+                                   d_x_.data(),
+                                   L.proj_precision->backward_input(L.attn_out.data()),
+                                   value(L.proj_w),
+                                   n,
+                                   C,
+                                   C,
+                                   L.proj_precision.get(),
+                                   &attention};
+        proj.add_to_d_weight = add_to_weights;
+        ops_.linear_backward(proj);
         sized(d_qkv_, n * 3 * C);
         const T* attn_in = attention_keeps ? nullptr : gpt2 ? L.qkv.data() : L.qkv_rope.data();
         if (!gpt2) {
@@ -335,6 +370,7 @@ void Gpt<T>::backward() {
                                   3 * C,
                                   L.qkv_precision.get()};
         qkv.d_in_for_reader = true;
+        qkv.add_to_d_weight = add_to_weights;
         ops_.linear_backward(qkv);
         if (gpt2)
             ops_.layernorm_backward(d_x_.data(), grad(L.ln1_w), grad(L.ln1_b), d_ln1_.data(), x,

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "model/config.h"
@@ -42,8 +43,12 @@ class Gpt {
     void forward_batch();
     // The mean loss of the last forward of a batch with targets.
     T batch_loss() const;
-    // Accumulates d(mean loss)/d(parameters) into params().grads(), for the last forward.
-    void backward();
+    // d(mean loss)/d(parameters) of the last forward: added to params().grads() (`accumulate`),
+    // or in their place (`overwrite`, a step's first micro-batch: no zero_grads() before it).
+    // Overwriting, the linear layers write their weights' gradients (their wgrad GEMMs read no
+    // old gradient), and only the other gradients, a few percent of them, are zeroed first.
+    enum class Gradients { accumulate, overwrite };
+    void backward(Gradients gradients = Gradients::accumulate);
     void zero_grads() { params_.zero_grads(); }
     // Row `row` of the last forward's [B·T, V] logits, copied to the host. That forward must
     // have had no targets (Error otherwise: the loss overwrote the logits with their gradient).
@@ -70,6 +75,9 @@ class Gpt {
     void for_each_precision(const std::function<void(LinearPrecision&)>& f) const;
     // Gives each weight quantizer that predicts a bound its slot in weight_bounds_.
     void bind_weight_bounds();
+    // Zeroes the gradients a backward adds to: all but the linear layers' weights, which an
+    // overwriting backward writes (GPT-2's tied wte too: the LM head writes it first).
+    void zero_added_grads();
     // Where a linear layer's input is written: `own`, kept for the backward, or linear_in_ when
     // the layer keeps its own copy (LinearPrecision::backward_input()).
     T* linear_input(Buffer<T>& own, const LinearPrecision& consumer, int64_t size);
@@ -85,6 +93,7 @@ class Gpt {
     std::vector<std::unique_ptr<Layer>> layers_;
     std::unique_ptr<LinearPrecision> head_precision_;
     Buffer<double> weight_bounds_; // MOSS's predicted weight bounds (Quantizer::bind_bound)
+    std::vector<std::pair<int64_t, int64_t>> added_grads_; // (offset, count): zero_added_grads()
 
     // The last forward's inputs and activations, in the backend's memory.
     int64_t batch_ = 0, seq_ = 0;

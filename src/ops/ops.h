@@ -6,9 +6,11 @@
 // Conventions:
 // - Backward functions WRITE the gradient of their activation input (d_in, d_x, d_qkv), so its
 //   buffer needs no zeroing and a GEMM producing it reads no old output, and ACCUMULATE (+=)
-//   into parameter gradients (tied weights, micro-batches: callers zero those). The norms are
-//   the exception: their d_x is the residual stream's gradient, which also flows past the
-//   block, so they add to it.
+//   into parameter gradients (tied weights, micro-batches: callers zero those), but for a linear
+//   layer's d_weight when its caller asks it written (LinearBackwardArgs::add_to_d_weight: the
+//   first micro-batch of a step, where the wgrad GEMM then reads no old gradient and nothing
+//   zeroes the big matrices). The norms' d_x is an exception too: it is the residual stream's
+//   gradient, which also flows past the block, so they add to it.
 // - `T` is the storage and arithmetic type: float for training, double for the float64
 //   finite-difference checks (CPU only).
 // - Softmax, normalization statistics and the loss are computed in at least float.
@@ -77,7 +79,7 @@ struct LinearForwardArgs {
 template <typename T>
 struct LinearBackwardArgs {
     T* d_in;         // [N, K], written; nullptr to skip dgrad
-    T* d_weight;     // [M, K], accumulated
+    T* d_weight;     // [M, K], accumulated (or written: add_to_d_weight)
     T* d_bias;       // [M] or nullptr, accumulated
     const T* d_out;  // [N, M]
     const T* in;     // [N, K] the forward's input, unchanged; may be nullptr (or overwritten)
@@ -90,6 +92,8 @@ struct LinearBackwardArgs {
     // (an activation's `consumer`, a norm's `reader`): a BF16 or FP8 layer rounds it to BF16
     // (autocast's dgrad), and may pack it (Ops::packs_bf16()).
     bool d_in_for_reader = false;
+    // false: d_weight is written, whatever it held (d_bias is still added to).
+    bool add_to_d_weight = true;
 };
 
 // Ops recorded once and replayed on the same buffers (a CUDA graph): Ops::record().

@@ -43,13 +43,15 @@ void TrainStep::run_part(Part& part, std::pair<int64_t, int64_t> shape, bool ste
 StepResult TrainStep::run(const std::vector<MicroBatch>& micro, int64_t batch, int64_t seq,
                           double lr) {
     if (micro.empty()) throw Error("train step: no micro-batch");
-    model_.zero_grads();
     double loss = 0;
-    for (const MicroBatch& mb : micro) {
-        model_.set_batch(mb.tokens, mb.targets, batch, seq);
-        run_part(micro_, {batch, seq}, model_.plans_steady(), [&] {
+    for (size_t i = 0; i < micro.size(); ++i) {
+        model_.set_batch(micro[i].tokens, micro[i].targets, batch, seq);
+        // The first micro-batch's gradients replace the last step's: no zeroing pass.
+        const auto gradients =
+            i == 0 ? Gpt<float>::Gradients::overwrite : Gpt<float>::Gradients::accumulate;
+        run_part(i == 0 ? first_micro_ : micro_, {batch, seq}, model_.plans_steady(), [&] {
             model_.forward_batch();
-            model_.backward();
+            model_.backward(gradients);
         });
         loss += double(model_.batch_loss());
     }

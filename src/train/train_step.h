@@ -1,14 +1,15 @@
-// One training step: zero the gradients, forward and backward over each micro-batch, their mean,
-// the AdamW update and the advance of MOSS's predicted weight bounds, then tell the weight
-// quantizers on the host that the weights moved.
+// One training step: forward and backward over each micro-batch (the first one's gradients
+// replace the last step's, so nothing zeroes them: Gpt::Gradients::overwrite), their mean, the
+// AdamW update and the advance of MOSS's predicted weight bounds, then tell the weight quantizers
+// on the host that the weights moved.
 //
-// On a backend that records graphs (the GPU: Ops::record()), each of the step's two parts, a
-// micro-batch's forward and backward and the update, runs eagerly the first time, so every buffer
-// it needs is allocated, then is recorded once and replayed: one launch for hundreds of kernels.
-// What varies between steps reaches the recorded ops through memory: the tokens
-// (Gpt::set_batch), the optimizer's hyperparameters (AdamW::prepare) and MOSS's weight bounds,
-// which the update advances on the device. A part is recorded again when a buffer may have moved
-// (Memory::layout_version(): an evaluation or a sample in between allocated) or the batch's
+// On a backend that records graphs (the GPU: Ops::record()), each of the step's parts, the first
+// micro-batch's forward and backward, a later one's, and the update, runs eagerly the first
+// time, so every buffer it needs is allocated, then is recorded once and replayed: one launch
+// for hundreds of kernels. What varies between steps reaches the recorded ops through memory: the
+// tokens (Gpt::set_batch), the optimizer's hyperparameters (AdamW::prepare) and MOSS's weight
+// bounds, which the update advances on the device. A part is recorded again when a buffer may have
+// moved (Memory::layout_version(): an evaluation or a sample in between allocated) or the batch's
 // shape changed. A micro-batch whose plans differ from the recorded ones (Gpt::plans_steady():
 // MOSS's re-sync every few hundred steps) runs eagerly, once. te-delayed plans each step from
 // amaxes read back on the host (PrecisionPolicy::plans_change_every_step()), so its steps
@@ -73,7 +74,7 @@ class TrainStep {
     Ops<float>& ops_;
     bool graphs_ = false;
     std::string why_eager_;
-    Part micro_, update_;
+    Part first_micro_, micro_, update_;
     int64_t recordings_ = 0, eager_runs_ = 0;
 };
 

@@ -8,6 +8,7 @@
 // without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -19,6 +20,7 @@
 
 #include "common/error.h"
 #include "cpu/cpu_ops.h"
+#include "cuda/check.h"
 #include "cuda/cuda_ops.h"
 #include "model/gpt.h"
 #include "numerics/formats.h"
@@ -935,7 +937,8 @@ TEST_F(CudaOpsTest, ScaledAdamWStepMatchesTheCpuBitForBit) {
 }
 
 // The whole model: the same initialisation and batch on both backends give the same loss and
-// gradients, and a few AdamW steps the same losses (GPT-2 and Llama flavours). Under `fp32` the
+// gradients, written over NaN (Gpt::Gradients::overwrite) or accumulated into zeros, and a few
+// AdamW steps the same losses (GPT-2 and Llama flavours). Under `fp32` the
 // backends differ only in summation order (1e-4); under `bf16` the GPU also runs attention in BF16
 // (flash attention) and an operand a few ulps apart can round to a neighbouring BF16 value, so
 // they agree to 1e-2.
@@ -947,16 +950,24 @@ TEST_F(CudaOpsTest, WholeModelMatchesTheCpu) {
             c.flavor = flavor;
             testing::ModelOnBothBackends m(c, make_policy(name), *gpu_, seed_, rng_);
             for (int step = 0; step < 4; ++step) {
-                m.cpu_model.zero_grads();
-                m.gpu_model.zero_grads();
-                const float cpu_loss =
-                    m.cpu_model.forward(m.inputs(), m.targets(), m.batch, c.seq_len);
-                const float gpu_loss =
-                    m.gpu_model.forward(m.inputs(), m.targets(), m.batch, c.seq_len);
-                EXPECT_NEAR(gpu_loss, cpu_loss, tol * cpu_loss) << "step " << step;
-                m.cpu_model.backward();
-                m.gpu_model.backward();
-                if (step == 0) {
+                // Two micro-batches of the same batch: the first writes over gradient buffers of
+                // NaN (Gpt::Gradients::overwrite), the second adds to them. The gradients are
+                // compared after each in the first step; later, under bf16, the weights have
+                // moved apart by a step (1.4–1.7e-2 in the second).
+                float* cpu_grads = m.cpu_model.params().grads();
+                std::fill(cpu_grads, cpu_grads + m.cpu_model.params().size(), std::nanf(""));
+                OCTET_CUDA_CHECK(cudaMemset(m.gpu_model.params().grads(), 0xFF,
+                                            size_t(m.gpu_model.params().size()) * sizeof(float)));
+                for (auto gradients :
+                     {Gpt<float>::Gradients::overwrite, Gpt<float>::Gradients::accumulate}) {
+                    const float cpu_loss =
+                        m.cpu_model.forward(m.inputs(), m.targets(), m.batch, c.seq_len);
+                    const float gpu_loss =
+                        m.gpu_model.forward(m.inputs(), m.targets(), m.batch, c.seq_len);
+                    EXPECT_NEAR(gpu_loss, cpu_loss, tol * cpu_loss) << "step " << step;
+                    m.cpu_model.backward(gradients);
+                    m.gpu_model.backward(gradients);
+                    if (step > 0) continue;
                     const std::vector<float> cg = m.cpu_model.params().download_grads(),
                                              gg = m.gpu_model.params().download_grads();
                     double err = 0, norm = 0;

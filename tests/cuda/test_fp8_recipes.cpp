@@ -343,9 +343,12 @@ TEST_F(Fp8RecipesTest, LinearLayersMatchTheCpuBackend) {
                                      bias = testing::random_matrix(rng_, 1, m, 0.0),
                                      dy = testing::random_matrix(rng_, n, m, 3.0),
                                      residual = testing::random_matrix(rng_, n, m, 1.0);
-            // dx is written (NaN on the GPU until then), dw and db added to.
+            // dx is written (NaN on the GPU until then), db added to, dw added to in the first
+            // step and written in the second (a step's first micro-batch: NaN before).
+            const bool write_dw = step == 1;
             std::vector<float> out(size_t(n * m)), dx(size_t(n * k)),
-                dw = testing::random_matrix(rng_, m, k, 1.0),
+                dw = write_dw ? std::vector<float>(size_t(m * k), std::nanf(""))
+                              : testing::random_matrix(rng_, m, k, 1.0),
                 db = testing::random_matrix(rng_, 1, m, 1.0);
             Buffer<float> g_x = device(x), g_w = device(w), g_bias = device(bias),
                           g_dy = device(dy), g_out = device(out),
@@ -355,13 +358,19 @@ TEST_F(Fp8RecipesTest, LinearLayersMatchTheCpuBackend) {
                                 nullptr, residual.data()});
             ops_->linear_forward({g_out.data(), g_x.data(), g_w.data(), g_bias.data(), n, k, m,
                                   gpu_p.get(), nullptr, g_residual.data()});
-            cpu.linear_backward({dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), n,
-                                 k, m, cpu_p.get()});
+            LinearBackwardArgs<float> cpu_args{dx.data(), dw.data(),  db.data(), dy.data(),
+                                               x.data(),  w.data(),   n,         k,
+                                               m,         cpu_p.get()};
+            cpu_args.add_to_d_weight = !write_dw;
+            cpu.linear_backward(cpu_args);
             // The GPU's backward reads only what its forward kept (x or xᵀ quantized).
             const std::vector<float> overwritten(x.size(), std::nanf(""));
             g_x.upload(overwritten.data(), int64_t(x.size()));
-            ops_->linear_backward({g_dx.data(), g_dw.data(), g_db.data(), g_dy.data(), nullptr,
-                                   g_w.data(), n, k, m, gpu_p.get()});
+            LinearBackwardArgs<float> gpu_args{g_dx.data(), g_dw.data(), g_db.data(), g_dy.data(),
+                                               nullptr,     g_w.data(),  n,           k,
+                                               m,           gpu_p.get()};
+            gpu_args.add_to_d_weight = !write_dw;
+            ops_->linear_backward(gpu_args);
             EXPECT_LE(relative_error(out, g_out.download()), 2e-3) << "forward, step " << step;
             EXPECT_LE(relative_error(dx, g_dx.download()), 6e-4) << "dgrad, step " << step;
             EXPECT_LE(relative_error(dw, g_dw.download()), 6e-4) << "wgrad, step " << step;

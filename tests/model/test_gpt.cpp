@@ -3,7 +3,9 @@
 // that bad input is refused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <unordered_map>
 
 #include "common/error.h"
@@ -70,6 +72,46 @@ void check_model_gradients(Flavor flavor) {
                 << flavor_name(flavor) << " " << t.name << "[" << i << "]";
         }
     }
+}
+
+// A step's first micro-batch overwrites the gradients (Gpt::Gradients::overwrite): from a gradient
+// buffer of NaN, the same gradients, bit for bit, as zeroing and accumulating; a second
+// micro-batch then adds to them in both. GPT-2's tied wte (written by the head, added to by the
+// embedding) and Llama's separate one; FP32, BF16 and FP8 linear layers.
+TEST(Gpt, OverwritingBackwardEqualsZeroingThenAccumulating) {
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed_note(seed));
+    Rng rng(seed);
+    for (Flavor flavor : {Flavor::gpt2, Flavor::llama})
+        for (const char* policy_name : {"fp32", "bf16", "blockwise", "moss"}) {
+            SCOPED_TRACE(std::string(flavor_name(flavor)) + " " + policy_name);
+            const PrecisionPolicy policy = make_policy(policy_name);
+            CpuOps<float> ops;
+            Gpt<float> written(tiny(flavor), ops, policy, seed),
+                added(tiny(flavor), ops, policy, seed);
+            const int64_t batch = 2, seq = 5, count = written.params().size();
+            std::fill(written.params().grads(), written.params().grads() + count, std::nanf(""));
+            added.zero_grads();
+            for (int micro = 0; micro < 2; ++micro) {
+                std::vector<int32_t> tokens(batch * seq), targets(batch * seq);
+                for (auto& t : tokens) t = int32_t(rng.next_u64() % 11);
+                for (auto& t : targets) t = int32_t(rng.next_u64() % 11);
+                written.forward(tokens.data(), targets.data(), batch, seq);
+                written.backward(micro == 0 ? Gpt<float>::Gradients::overwrite
+                                            : Gpt<float>::Gradients::accumulate);
+                added.forward(tokens.data(), targets.data(), batch, seq);
+                added.backward();
+                const std::vector<float> a = written.params().download_grads(),
+                                         b = added.params().download_grads();
+                int64_t differ = 0, nonzero = 0;
+                for (int64_t i = 0; i < count; ++i) {
+                    differ += std::memcmp(&a[size_t(i)], &b[size_t(i)], sizeof(float)) != 0;
+                    nonzero += b[size_t(i)] != 0.0f;
+                }
+                EXPECT_EQ(differ, 0) << "of " << count << " gradients, micro-batch " << micro;
+                EXPECT_GT(nonzero, count / 2);
+            }
+        }
 }
 
 TEST(Gpt, Gpt2GradientsMatchFiniteDifferences) {
