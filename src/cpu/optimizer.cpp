@@ -47,9 +47,7 @@ void load_span(float* x, const ScaledTensors& src, size_t j, const TensorSpan& t
 
 double adamw_step(float* w, const float* g, MomentStorage m, MomentStorage v,
                   const std::vector<TensorSpan>& spans, AdamWHyper h, double max_norm) {
-    if (!plain_moment_format(m.format) || !plain_moment_format(v.format))
-        throw Error("adamw_step: moments must be fp32 or bf16 (scaled formats take "
-                    "adamw_step_scaled)");
+    require_plain_moments(m, v);
     const double norm = std::sqrt(squared_norm(g, spans));
     h.clip = clip_factor(norm, max_norm);
     for (const TensorSpan& t : spans) {

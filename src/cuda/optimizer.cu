@@ -225,9 +225,7 @@ void zero_amaxes(float* amax, int64_t count, cudaStream_t stream) {
 void adamw_step(float* w, const float* g, MomentStorage m, MomentStorage v,
                 const AdamWChunk* chunks, int64_t num_chunks, int64_t total, const AdamWHyper* h,
                 double max_norm, double* norm_out, double* partials, cudaStream_t stream) {
-    if (!plain_moment_format(m.format) || !plain_moment_format(v.format))
-        throw Error("adamw_step: moments must be fp32 or bf16 (scaled formats take "
-                    "adamw_step_scaled)");
+    require_plain_moments(m, v);
     square_partials_kernel<<<adamw_norm_blocks, norm_threads, 0, stream>>>(partials, g, total,
                                                                            aligned_to(g, 16));
     OCTET_CUDA_LAUNCHED();

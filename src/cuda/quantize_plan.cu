@@ -59,11 +59,12 @@ __global__ void tensor_amax_kernel(const float* x, int64_t n, uint32_t* amax_bit
     if (threadIdx.x == 0) atomicMax(amax_bits, __float_as_uint(amax));
 }
 
-// amax[cell] for every block of block_rows × block_cols (amax zeroed here).
+// The float amax whose bits `amax` holds, as a double at `to` (a plan's sync_bound).
 __global__ void amax_bits_as_double(const uint32_t* amax, double* to) {
     *to = double(__uint_as_float(*amax));
 }
 
+// amax[cell] for every block of block_rows × block_cols (amax zeroed here).
 void block_amax(const float* x, int64_t rows, int64_t cols, int64_t block_rows, int64_t block_cols,
                 int64_t grid_cols, uint32_t* amax, int64_t cells, cudaStream_t stream) {
     OCTET_CUDA_CHECK(cudaMemsetAsync(amax, 0, size_t(cells) * sizeof(uint32_t), stream));

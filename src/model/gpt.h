@@ -3,10 +3,11 @@
 // FeedForward, so a MoE layer can replace it. The linear layers run under the precision
 // policy; embeddings, norms, attention and the loss stay in high precision.
 //
-// Usage per step: zero_grads(); loss = forward(tokens, targets, B, T); backward(); then the
-// optimizer updates params() and calls on_optimizer_step(). forward() is set_batch(), which
-// puts the batch in the backend's memory, forward_batch(), which only issues ops (so a backend
-// may record it: Ops::record()), and batch_loss(), which reads the loss back.
+// Usage per step (TrainStep, train/train_step.h, runs it): loss = forward(tokens, targets, B, T);
+// backward(Gradients::overwrite), then backward() for further micro-batches; the optimizer
+// updates params(), then advance_weight_bounds() and on_optimizer_step(). forward() is set_batch(),
+// which puts the batch in the backend's memory, forward_batch(), which only issues ops (so a
+// backend may record it: Ops::record()), and batch_loss(), which reads the loss back.
 #pragma once
 
 #include <functional>

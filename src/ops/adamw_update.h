@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/error.h"
 #include "common/hostdevice.h"
 #include "numerics/storage_format.h"
 
@@ -32,6 +33,13 @@ struct MomentStorage {
 
 OCTET_HD bool plain_moment_format(StorageFormat f) {
     return f == StorageFormat::fp32 || f == StorageFormat::bf16;
+}
+
+// What every backend's Ops::adamw_step checks first: scaled formats take adamw_step_scaled.
+inline void require_plain_moments(MomentStorage m, MomentStorage v) {
+    if (!plain_moment_format(m.format) || !plain_moment_format(v.format))
+        throw Error("adamw_step: moments must be fp32 or bf16 (scaled formats take "
+                    "adamw_step_scaled)");
 }
 
 // A parameter tensor in the flat buffer and whether AdamW decays it.
