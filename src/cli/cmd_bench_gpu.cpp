@@ -249,10 +249,10 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
         uint8_t* codes_t = static_cast<uint8_t*>(copy);
         const double ms = median_event_ms([&] {
             const ScaleRule rule = ScaleRule::from_amax(Format::e4m3, 0, false);
-            cuda::quantize_blockwise_both(
-                static_cast<const __nv_bfloat16*>(x),
-                {rows, cols, rule, Format::e4m3, codes, scales, rule, Format::e4m3, codes_t, work},
-                nullptr);
+            cuda::quantize_both_orientations(static_cast<const __nv_bfloat16*>(x),
+                                             {rows, cols, 128, rule, Format::e4m3, codes, scales,
+                                              rule, Format::e4m3, codes_t, work},
+                                             nullptr);
         });
         report("both orientations 1x128 (training)", ms, double(n) * 4 + double(n / 128) * 8);
     }
@@ -298,6 +298,14 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
             transposer.quantize_both(*quantizer, *quantizer, x32.data(), rows, cols, q, t, nullptr);
         });
         report("both orientations 1x128 from FP32", ms, double(n) * 6 + double(n / 128) * 8);
+        // MOSS's x and dy in training: the tensor's amax, then both orientations from one read
+        // (2 B read twice, 2 × 1 B written).
+        const auto moss = make_recipe("moss")->make_quantizer(TensorRole::activation);
+        ms = median_event_ms([&] {
+            transposer.quantize_both(*moss, *moss, static_cast<const __nv_bfloat16*>(x), rows, cols,
+                                     q, t, nullptr);
+        });
+        report("both orientations MOSS G=32", ms, double(n) * 6 + double(n / 32) * 8);
         // The weights' plan: 128 x 128 blocks.
         const QuantizePlan weight_plan =
             make_block_quantizer(Format::e4m3, {128, 128}, ScaleEncoding::fp32,

@@ -202,7 +202,8 @@ __nv_bfloat16* CudaOps::bf16_d_in(const LinearBackwardArgs<float>& a) {
 }
 
 // x quantized for the forward GEMM, and xᵀ quantized for the wgrad where the recipe takes it from
-// the source (else the backward transposes the kept x). Block-wise recipes get both in one pass.
+// the source (else the backward transposes the kept x). Recipes that quantize both orientations in
+// one pass (quantizes_both_in_one_pass) get both so.
 const DeviceQuantized& CudaOps::quantized_input(SavedLinear& layer, Quantizer& input,
                                                 Quantizer& input_t,
                                                 const LinearForwardArgs<float>& a) {
@@ -212,7 +213,7 @@ const DeviceQuantized& CudaOps::quantized_input(SavedLinear& layer, Quantizer& i
     const bool transient = layer.planned && layer.x_method == TransposeMethod::from_source;
     DeviceQuantized* x = transient ? &x_transient_ : &layer.x;
     {
-        // Block-wise layers quantize the BF16 x the op that wrote it staged for them, both
+        // Such layers quantize the BF16 x the op that wrote it staged for them, both
         // orientations in one pass.
         const __nv_bfloat16* x_bf16 =
             a.precision->fp8_bf16_sources() ? input_bf16(layer, a) : nullptr;
@@ -248,12 +249,12 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
     SavedLinear& layer = saved_linear(a.precision);
     if (!layer.planned) throw Error("linear backward: no forward kept this layer's FP8 operands");
     const LinearPrecision::Fp8Quantizers q = a.precision->fp8_quantizers();
-    // dy for the dgrad and dyᵀ for the wgrad: in one pass for block-wise recipes (dy_t_ ready),
+    // dy for the dgrad and dyᵀ for the wgrad: in one pass where the recipe allows it (dy_t_ ready),
     // which also sums dy's columns into the bias gradient.
     TransposeMethod dy_method = TransposeMethod::from_source;
     bool dy_t_ready;
     {
-        // Block-wise layers quantize the BF16 dy the op that wrote d_out staged for them.
+        // Such layers quantize the BF16 dy the op that wrote d_out staged for them.
         const __nv_bfloat16* dy = a.precision->fp8_bf16_sources() ? dy_bf16(a) : nullptr;
         const auto timed = profiler_.scope("linear.quantize");
         dy_t_ready = dy && transposer_.quantize_both(q.grad, q.grad_t, dy, a.n, a.m, dy_, dy_t_,

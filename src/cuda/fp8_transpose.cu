@@ -200,17 +200,43 @@ bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, con
                                   DeviceQuantized& out_t, cudaStream_t stream, float* column_sums) {
     if (rows <= 0 || cols <= 0 || !quantizes_both_in_one_pass(rowwise, columnwise)) return false;
     const QuantizePlan plan = rowwise.plan(0.0f), plan_t = columnwise.plan(0.0f);
-    out.shape_one_level(plan.format, rows, cols, 1, 128, plan.encoding, plan.power_of_two_scales());
-    out_t.shape_one_level(plan_t.format, cols, rows, 1, 128, plan_t.encoding,
-                          plan_t.power_of_two_scales());
     const int64_t row_tiles = (rows + 127) / 128;
     if (column_sums) tile_sums_.resize(row_tiles * cols);
-    quantize_blockwise_both(x,
-                            {rows, cols, plan.rule, plan.format, out.codes.data(),
-                             out.levels[0].scale_inv.data(), plan_t.rule, plan_t.format,
-                             out_t.codes.data(), out_t.levels[0].scale_inv.data(),
-                             column_sums ? tile_sums_.data() : nullptr},
-                            stream);
+    BothOrientationsArgs args{rows,          cols,    0,       plan.rule,
+                              plan.format,   nullptr, nullptr, plan_t.rule,
+                              plan_t.format, nullptr, nullptr};
+    args.column_sums = column_sums ? tile_sums_.data() : nullptr;
+    if (plan.kind == QuantizePlan::Kind::two_level) {
+        args.group = int(plan.two_level.group);
+        // Both copies share the global scale, one for the tensor; its grid then its locals'.
+        const auto shape_two_level = [&](DeviceQuantized& q, int64_t r, int64_t c) {
+            q.format = plan.two_level.format;
+            q.rows = r;
+            q.cols = c;
+            q.codes.resize(r * c);
+            q.levels[0].shape(r, c, 1, args.group, ScaleEncoding::e8m0, true);
+            q.levels[1].shape(r, c, r, c, ScaleEncoding::fp32, false);
+            q.level_count = 2;
+        };
+        shape_two_level(out, rows, cols);
+        shape_two_level(out_t, cols, rows);
+        tensor_amax_.resize(1);
+        tensor_finite_amax(x, rows * cols, tensor_amax_.data(), stream);
+        args.tensor_amax = tensor_amax_.data();
+        args.global_scale_inv = out.levels[1].scale_inv.data();
+        args.global_scale_inv_t = out_t.levels[1].scale_inv.data();
+    } else {
+        args.group = int(plan.block.cols);
+        out.shape_one_level(plan.format, rows, cols, 1, args.group, plan.encoding,
+                            plan.power_of_two_scales());
+        out_t.shape_one_level(plan_t.format, cols, rows, 1, args.group, plan_t.encoding,
+                              plan_t.power_of_two_scales());
+    }
+    args.codes = out.codes.data();
+    args.scale_inv = out.levels[0].scale_inv.data();
+    args.codes_t = out_t.codes.data();
+    args.scale_inv_t = out_t.levels[0].scale_inv.data();
+    quantize_both_orientations(x, args, stream);
     if (column_sums) column_finish(column_sums, tile_sums_.data(), row_tiles, cols, stream);
     return true;
 }

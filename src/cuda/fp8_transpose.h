@@ -6,8 +6,8 @@
 //   from_source    the FP32 source, transposed, quantized by the recipe's quantizer for the
 //                  transposed tensor: through shared-memory tiles for 1×128 plans (one pass) and
 //                  per-row plans (a column-amax pass, then the cast), else through a transposed
-//                  FP32 copy; for 1×128 plans in both orientations, in the same pass as the
-//                  row-wise copy (quantize_both)
+//                  FP32 copy; for plans of groups of 32 or 128 in both orientations, in the same
+//                  pass as the row-wise copy (quantize_both)
 #pragma once
 
 #include <cuda_runtime.h>
@@ -26,7 +26,7 @@ class Fp8Transposer {
   public:
     Fp8Transposer(Memory& memory, PlanRunner& runner)
         : runner_(runner), scratch_(memory), tiles_(memory), column_amax_(memory),
-          tile_sums_(memory) {}
+          tile_sums_(memory), tensor_amax_(memory) {}
 
     // out = in transposed ([cols, rows]), quantized along its new rows; `source` is the FP32
     // tensor in was quantized from (read by from_source only).
@@ -40,7 +40,7 @@ class Fp8Transposer {
 
     // x (FP32 or BF16) quantized by `rowwise` into `out` and, transposed, by `columnwise` into
     // `out_t` — what the plans and from_source() give — from one read of x, where
-    // quantizes_both_in_one_pass() (block-wise recipes); false, with nothing run, otherwise.
+    // quantizes_both_in_one_pass() (block-wise, MX, MOSS); false, with nothing run, otherwise.
     // With `column_sums`, also adds each column's sum over the rows to column_sums[col] (the
     // bias gradient of a layer whose dy this is), in a fixed order.
     template <typename T>
@@ -57,6 +57,7 @@ class Fp8Transposer {
     Buffer<uint32_t> tiles_;       // scaling-aware: the largest scale of each tile
     Buffer<uint32_t> column_amax_; // from_source, per-row plans: each column's amax (float bits)
     Buffer<float> tile_sums_;      // quantize_both: column sums per 128 rows
+    Buffer<uint32_t> tensor_amax_; // quantize_both, two-level plans: the tensor's amax (bits)
 };
 
 } // namespace octet::cuda

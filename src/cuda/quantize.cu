@@ -184,11 +184,33 @@ unsigned vec_blocks(int64_t groups, int64_t group) {
     return unsigned((threads + vec_threads_per_block - 1) / vec_threads_per_block);
 }
 
-// Block-wise 1×128 in both orientations (quantize.h): a block of 256 threads takes a 128 × 128
-// tile into shared memory, then thread t of the first 128 quantizes the tile's row t (a 1×128
-// group) while thread t of the others quantizes its column t (a group of the transposed copy),
-// each writing its codes into a shared tile of its orientation; then the block stores both tiles
-// row by row, 128 contiguous bytes per warp instruction. A thread owns a whole group, so the scale
+// The finite amax of x[0, n), merged into *amax_bits: 16-byte loads where x is aligned
+// (`vectors`), the last n % (16 / sizeof(T)) one by one; a grid-stride loop and one atomic per
+// block (per warp, tens of thousands would meet on one word).
+template <typename T>
+__global__ void tensor_amax_kernel(const T* x, int64_t n, bool vectors, uint32_t* amax_bits) {
+    constexpr int per_load = 16 / sizeof(T);
+    float amax = 0.0f;
+    const int64_t stride = int64_t(gridDim.x) * blockDim.x,
+                  first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int64_t loads = vectors ? n / per_load : 0;
+    for (int64_t i = first; i < loads; i += stride) {
+        const uint4 raw = reinterpret_cast<const uint4*>(x)[i];
+        const T* v = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+        for (int j = 0; j < per_load; ++j) amax = finite_amax(amax, load_as(v + j));
+    }
+    for (int64_t i = loads * per_load + first; i < n; i += stride)
+        amax = finite_amax(amax, load_as(x + i));
+    amax = block_max(amax);
+    if (threadIdx.x == 0) atomicMax(amax_bits, __float_as_uint(amax));
+}
+
+// Both orientations in groups of G (quantize.h): a block of 256 threads takes a 128 × 128 tile
+// into shared memory, then thread t of the first 128 quantizes the tile's row t (128 / G groups)
+// while thread t of the others quantizes its column t (groups of the transposed copy), each
+// writing its codes into a shared tile of its orientation; then the block stores both tiles
+// row by row, 128 contiguous bytes per warp instruction. A thread owns whole groups, so the scale
 // rule runs once per group rather than once per warp instruction, and the amax costs one
 // max and one multiply-add per value: the kernels that give a warp to a group are bound by
 // instruction issue. From BF16 (rows of whole quads), blocks are persistent (two per SM) and
@@ -246,45 +268,64 @@ __device__ typename TileQuad<quads, T>::Raw load_tile_quad(const T* p, int left)
     }
 }
 
-struct GroupResult {
-    BlockScale scale;
-    float sum; // Σ of the group's values in order (compiled away where unused)
+// A group's scale from its amax: by the plan's rule, or (two-level plans, `global` > 0) MOSS's
+// local scale under the tensor's global scale s, whose scale_inv is then the local level's E8M0
+// value (what its grid holds), not 1 / scale.
+struct GroupScaler {
+    ScaleRule rule;
+    Format format;
+    float global; // two-level: s; 0 for the rule
+    __device__ BlockScale operator()(float amax) const {
+        if (global > 0.0f) {
+            const TwoLevelScale ts = moss_group_scale(amax / format_max(format), global);
+            return {ts.scale, ts.local_scale_inv};
+        }
+        return rule(amax);
+    }
 };
 
-// One group of 128 values, values(q) giving values 4q … 4q + 3, quantized by `rule` into 32 words
-// of codes (words[q]), with their sum where `sums`. The amax is a max of |v| that propagates NaN:
-// finite exactly where every value is, else the group goes through finite_amax and the per-value
-// casts instead.
-template <bool sums, typename Values>
-__device__ GroupResult quantize_group_128(Values values, const ScaleRule& rule, Format format,
-                                          uint32_t* words) {
-    float amax = 0.0f, sum = 0.0f;
+// The 128 values of a tile's row (or column), values(q) giving values 4q … 4q + 3, quantized in
+// groups of G into 32 words of codes (words[q]), group j's scale_inv handed to store(j, ·); their
+// sum, in order, where `sums` (compiled away otherwise). A group's amax is a max of |v| that
+// propagates NaN: finite exactly where every value is, else the group goes through finite_amax
+// and the per-value casts instead.
+template <int G, bool sums, typename Values, typename Store>
+__device__ float quantize_run_128(Values values, const GroupScaler& scaler, uint32_t* words,
+                                  Store store) {
+    constexpr int words_per_group = G / 4;
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < both_words / words_per_group; ++j) {
+        const int q0 = j * words_per_group, q1 = q0 + words_per_group;
+        float amax = 0.0f;
 #pragma unroll 8
-    for (int q = 0; q < both_words; ++q) {
-        const float4 v = values(q);
-        amax = max_abs_nan4(amax, v);
-        if constexpr (sums) sum = sum + v.x + v.y + v.z + v.w;
-    }
-    const bool finite = amax <= 3.4028235e38f; // false for NaN and +Inf
-    if (!finite) {
-        amax = 0.0f;
-        for (int q = 0; q < both_words; ++q) amax = finite_amax4(amax, values(q));
-    }
-    const BlockScale s = rule(amax);
-    // A loop per path: choosing the cast inside one loop made the kernel 17% slower (H100).
-    if (finite) {
+        for (int q = q0; q < q1; ++q) {
+            const float4 v = values(q);
+            amax = max_abs_nan4(amax, v);
+            if constexpr (sums) sum = sum + v.x + v.y + v.z + v.w;
+        }
+        const bool finite = amax <= 3.4028235e38f; // false for NaN and +Inf
+        if (!finite) {
+            amax = 0.0f;
+            for (int q = q0; q < q1; ++q) amax = finite_amax4(amax, values(q));
+        }
+        const BlockScale s = scaler(amax);
+        // A loop per path: choosing the cast inside one loop made the kernel 17% slower (H100).
+        if (finite) {
 #pragma unroll 8
-        for (int q = 0; q < both_words; ++q) {
-            const float4 v = values(q);
-            words[q] = cast_finite_packed(v.x, v.y, v.z, v.w, s.scale, format);
+            for (int q = q0; q < q1; ++q) {
+                const float4 v = values(q);
+                words[q] = cast_finite_packed(v.x, v.y, v.z, v.w, s.scale, scaler.format);
+            }
+        } else {
+            for (int q = q0; q < q1; ++q) {
+                const float4 v = values(q);
+                words[q] = cast_scaled_packed(v.x, v.y, v.z, v.w, s.scale, scaler.format);
+            }
         }
-    } else {
-        for (int q = 0; q < both_words; ++q) {
-            const float4 v = values(q);
-            words[q] = cast_scaled_packed(v.x, v.y, v.z, v.w, s.scale, format);
-        }
+        store(j, s.scale_inv);
     }
-    return {s, sum};
+    return sum;
 }
 
 // A word of four codes at `out`, or those of its bytes inside the `n` that remain.
@@ -317,11 +358,23 @@ struct BothTile {
 // quad `lane` of rows warp, warp + 8, …), so each thread's addresses are one base and a
 // constant stride: the index arithmetic per load and store, 64-bit and per element before, was
 // most of the kernel's instructions.
-template <bool quads, bool sums, typename T>
+template <int G, bool quads, bool sums, typename T>
 __global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
-    quantize_both_1x128_kernel(const T* x, BothOrientationsArgs a, BothTileGrid grid) {
+    quantize_both_kernel(const T* x, BothOrientationsArgs a, BothTileGrid grid) {
     extern __shared__ float4 both_smem[];
     BothTiles& tile = *reinterpret_cast<BothTiles*>(both_smem);
+    // Two-level plans: s from the tensor's finite amax, as the maximum of every group's
+    // amax / fmt_max (division rounds monotonically, so the two agree).
+    const float global =
+        a.tensor_amax ? moss_global_scale(__uint_as_float(*a.tensor_amax) / format_max(a.format))
+                      : 0.0f;
+    if (a.tensor_amax && blockIdx.x == 0 && threadIdx.x == 0) {
+        *a.global_scale_inv = global;
+        *a.global_scale_inv_t = global;
+    }
+    const GroupScaler row_scaler{a.rule, a.format, global},
+        column_scaler{a.rule_t, a.format_t, global};
+    const int64_t grid_cols = (a.cols + G - 1) / G, grid_cols_t = (a.rows + G - 1) / G;
     using Quad = TileQuad<quads, T>;
     const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
     constexpr int loads = both_tile / both_warps; // rows a thread loads (and stores) per tile
@@ -349,20 +402,28 @@ __global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
         const int g = int(threadIdx.x) % both_tile;
         if (threadIdx.x < both_tile) { // warp-uniform: warps 0-3 take rows, 4-7 columns
             if (g < b.rows) {
-                const GroupResult q = quantize_group_128<false>(
+                float* scale_inv = a.scale_inv + (b.r0 + g) * grid_cols + b.c0 / G;
+                const int groups = (b.cols + G - 1) / G;
+                quantize_run_128<G, false>(
                     [&](int w) { return *reinterpret_cast<const float4*>(&tile.value[g][4 * w]); },
-                    a.rule, a.format, tile.codes[g]);
-                a.scale_inv[(b.r0 + g) * grid.tiles_x + b.x] = q.scale.scale_inv;
+                    row_scaler, tile.codes[g],
+                    [&](int j, float s) {
+                        if (j < groups) scale_inv[j] = s;
+                    });
             }
         } else if (g < b.cols) {
-            const GroupResult q = quantize_group_128<sums>(
+            float* scale_inv = a.scale_inv_t + (b.c0 + g) * grid_cols_t + b.r0 / G;
+            const int groups = (b.rows + G - 1) / G;
+            const float sum = quantize_run_128<G, sums>(
                 [&](int w) {
                     return make_float4(tile.value[4 * w][g], tile.value[4 * w + 1][g],
                                        tile.value[4 * w + 2][g], tile.value[4 * w + 3][g]);
                 },
-                a.rule_t, a.format_t, tile.codes_t[g]);
-            a.scale_inv_t[(b.c0 + g) * grid.tiles_y + b.y] = q.scale.scale_inv;
-            if constexpr (sums) a.column_sums[int64_t(b.y) * a.cols + b.c0 + g] = q.sum;
+                column_scaler, tile.codes_t[g],
+                [&](int j, float s) {
+                    if (j < groups) scale_inv[j] = s;
+                });
+            if constexpr (sums) a.column_sums[int64_t(b.y) * a.cols + b.c0 + g] = sum;
         }
         __syncthreads();
         // Warp w stores groups w, w + 8, … of each orientation, lane l word l. The next tile's
@@ -391,11 +452,11 @@ __global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
     }
 }
 
-template <bool quads, bool sums, typename T>
+template <int G, bool quads, bool sums, typename T>
 void launch_quantize_both_kernel(const T* x, const BothOrientationsArgs& a, cudaStream_t stream) {
     // Beyond the 48 KiB a block gets unasked: once per kernel.
     static const bool opted_in = [] {
-        OCTET_CUDA_CHECK(cudaFuncSetAttribute(quantize_both_1x128_kernel<quads, sums, T>,
+        OCTET_CUDA_CHECK(cudaFuncSetAttribute(quantize_both_kernel<G, quads, sums, T>,
                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               int(sizeof(BothTiles))));
         return true;
@@ -411,26 +472,39 @@ void launch_quantize_both_kernel(const T* x, const BothOrientationsArgs& a, cuda
         TileQuad<quads, T>::prefetch
             ? std::min<int64_t>(grid.tiles, int64_t(both_blocks_per_sm) * sm_count)
             : grid.tiles;
-    quantize_both_1x128_kernel<quads, sums>
+    quantize_both_kernel<G, quads, sums>
         <<<unsigned(blocks), both_threads, sizeof(BothTiles), stream>>>(x, a, grid);
     OCTET_CUDA_LAUNCHED();
 }
 
-template <bool quads, typename T>
-void launch_quantize_both_summing(const T* x, const BothOrientationsArgs& a, cudaStream_t stream) {
-    if (a.column_sums)
-        launch_quantize_both_kernel<quads, true>(x, a, stream);
-    else
-        launch_quantize_both_kernel<quads, false>(x, a, stream);
-}
-
+// The kernel's template arguments from the arguments: the group, whole quads, column sums.
 template <typename T>
 void launch_quantize_both(const T* x, const BothOrientationsArgs& a, cudaStream_t stream) {
+    if (a.group != 32 && a.group != 128)
+        throw Error("quantize_both: groups of " + std::to_string(a.group) +
+                    " (it takes 32 or 128)");
+    if ((a.tensor_amax != nullptr) != (a.global_scale_inv && a.global_scale_inv_t))
+        throw Error("quantize_both: a two-level tensor amax needs both global scales");
     if (a.rows <= 0 || a.cols <= 0) return;
-    if (a.cols % 4 == 0 && aligned_to(x, 4 * sizeof(T)))
-        launch_quantize_both_summing<true>(x, a, stream);
+    const bool quads = a.cols % 4 == 0 && aligned_to(x, 4 * sizeof(T));
+    const auto with_sums = [&](auto group, auto whole_quads) {
+        constexpr int G = decltype(group)::value;
+        constexpr bool Q = decltype(whole_quads)::value;
+        if (a.column_sums)
+            launch_quantize_both_kernel<G, Q, true>(x, a, stream);
+        else
+            launch_quantize_both_kernel<G, Q, false>(x, a, stream);
+    };
+    const auto with_quads = [&](auto group) {
+        if (quads)
+            with_sums(group, std::true_type{});
+        else
+            with_sums(group, std::false_type{});
+    };
+    if (a.group == 32)
+        with_quads(std::integral_constant<int, 32>{});
     else
-        launch_quantize_both_summing<false>(x, a, stream);
+        with_quads(std::integral_constant<int, 128>{});
 }
 
 __global__ void finish_global_kernel(float* global) {
@@ -481,12 +555,26 @@ void quantize_two_level(const TwoLevelQuantizeArgs& a, cudaStream_t stream) {
     OCTET_CUDA_CHECK(cudaGetLastError());
 }
 
-void quantize_blockwise_both(const float* x, const BothOrientationsArgs& a, cudaStream_t stream) {
+template <typename T>
+void tensor_finite_amax(const T* x, int64_t n, uint32_t* amax_bits, cudaStream_t stream) {
+    OCTET_CUDA_CHECK(cudaMemsetAsync(amax_bits, 0, sizeof(uint32_t), stream));
+    if (n <= 0) return;
+    const unsigned blocks = std::min(blocks_for(n, elementwise_threads), 4096u);
+    tensor_amax_kernel<<<blocks, elementwise_threads, 0, stream>>>(x, n, aligned_to(x, 16),
+                                                                   amax_bits);
+    OCTET_CUDA_LAUNCHED();
+}
+
+template void tensor_finite_amax(const float*, int64_t, uint32_t*, cudaStream_t);
+template void tensor_finite_amax(const __nv_bfloat16*, int64_t, uint32_t*, cudaStream_t);
+
+void quantize_both_orientations(const float* x, const BothOrientationsArgs& a,
+                                cudaStream_t stream) {
     launch_quantize_both(x, a, stream);
 }
 
-void quantize_blockwise_both(const __nv_bfloat16* x, const BothOrientationsArgs& a,
-                             cudaStream_t stream) {
+void quantize_both_orientations(const __nv_bfloat16* x, const BothOrientationsArgs& a,
+                                cudaStream_t stream) {
     launch_quantize_both(x, a, stream);
 }
 

@@ -5,8 +5,9 @@
 //                       per-group G=32): one pass, a warp per group
 //   quantize_two_level  MOSS two-level (recipe/moss.h) with one global scale for the tensor: a
 //                       pass for the group amaxes and their maximum, a pass for the codes
-//   quantize_blockwise_both  block-wise 1×128, row-wise and column-wise copies in one pass, from
-//                            BF16 or FP32 (the FP8 layers' input and gradient: fp8_transpose.h)
+//   quantize_both_orientations  row-wise and column-wise copies in groups of 32 or 128 from one
+//                       read of BF16 or FP32 (the FP8 layers' input and gradient:
+//                       fp8_transpose.h), MOSS's after a pass for the tensor's amax
 #pragma once
 
 #include <cstdint>
@@ -29,28 +30,42 @@ struct GroupQuantizeArgs {
 };
 void quantize_groups(const GroupQuantizeArgs& a, cudaStream_t stream);
 
-// Block-wise 1×128 in both orientations from one read of x [rows, cols], as the backward needs:
-// the row-wise copy (groups along cols) by `rule`, and the column-wise copy — x transposed,
-// [cols, rows], groups of 128 along the original rows — by `rule_t`, each with its scale_inv
-// grid, the same codes and scales as quantizing each orientation on its own. A 128 × 128 tile per
-// block in shared memory, a thread per group of either orientation.
+// The finite amax of x[0, n) as float bits at *amax_bits (zeroed first; 0 for an empty x).
+template <typename T>
+void tensor_finite_amax(const T* x, int64_t n, uint32_t* amax_bits, cudaStream_t stream);
+
+// Groups of G along each orientation from one read of x [rows, cols], as the backward needs: the
+// row-wise copy (1×G groups along cols) and the column-wise copy — x transposed, [cols, rows],
+// groups of G along the original rows — each with its scale_inv grid, the same codes and scales
+// as quantizing each orientation on its own. A 128 × 128 tile per block in shared memory, a
+// thread per row or column of it. Two kinds of plans:
+// - blocks (block-wise 1×128, MX 1×32): each group's scale by `rule` (`rule_t`);
+// - MOSS two-level with one global scale for the tensor (`tensor_amax` given): the global s from
+//   the tensor's finite amax (tensor_finite_amax, run first), each group's E8M0 local scale under
+//   it (recipe/moss.h) in the scale_inv grids, s itself at global_scale_inv and
+//   global_scale_inv_t; `format` and `format_t` equal, the rules unused.
 struct BothOrientationsArgs {
     int64_t rows, cols;
+    int group; // G: 32 or 128
     ScaleRule rule;
     Format format;
     uint8_t* codes;   // [rows, cols]
-    float* scale_inv; // [rows, ceil(cols / 128)]
+    float* scale_inv; // [rows, ceil(cols / G)]
     ScaleRule rule_t;
     Format format_t;
     uint8_t* codes_t;   // [cols, rows]
-    float* scale_inv_t; // [cols, ceil(rows / 128)]
+    float* scale_inv_t; // [cols, ceil(rows / G)]
+    // Two-level plans (nullptr: blocks): the tensor's finite amax as float bits, and where s goes.
+    const uint32_t* tensor_amax = nullptr;
+    float* global_scale_inv = nullptr;
+    float* global_scale_inv_t = nullptr;
     // Optional (nullptr: none): each column's sum over each 128 rows, [ceil(rows / 128), cols]
     // (a layer's bias gradient from its dy, with column_finish).
     float* column_sums = nullptr;
 };
-void quantize_blockwise_both(const float* x, const BothOrientationsArgs& a, cudaStream_t stream);
-void quantize_blockwise_both(const __nv_bfloat16* x, const BothOrientationsArgs& a,
-                             cudaStream_t stream);
+void quantize_both_orientations(const float* x, const BothOrientationsArgs& a, cudaStream_t stream);
+void quantize_both_orientations(const __nv_bfloat16* x, const BothOrientationsArgs& a,
+                                cudaStream_t stream);
 
 struct TwoLevelQuantizeArgs {
     const __nv_bfloat16* x; // [rows, cols]

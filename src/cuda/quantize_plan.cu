@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "cuda/launch.cuh"
+#include "cuda/quantize.h"
 #include "cuda/quantize_quad.cuh"
 #include "cuda/reduce.cuh"
 
@@ -48,17 +49,6 @@ __global__ void block_amax_kernel(const float* x, int64_t rows, int64_t cols, in
     }
 }
 
-// The finite amax of x[0, n): a grid-stride loop and one atomic per block (per warp, a
-// whole-tensor block of block_amax_kernel would put tens of thousands on one word).
-__global__ void tensor_amax_kernel(const float* x, int64_t n, uint32_t* amax_bits) {
-    float amax = 0.0f;
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-         i += int64_t(gridDim.x) * blockDim.x)
-        amax = finite_amax(amax, x[i]);
-    amax = block_max(amax);
-    if (threadIdx.x == 0) atomicMax(amax_bits, __float_as_uint(amax));
-}
-
 // The float amax whose bits `amax` holds, as a double at `to` (a plan's sync_bound).
 __global__ void amax_bits_as_double(const uint32_t* amax, double* to) {
     *to = double(__uint_as_float(*amax));
@@ -67,16 +57,13 @@ __global__ void amax_bits_as_double(const uint32_t* amax, double* to) {
 // amax[cell] for every block of block_rows × block_cols (amax zeroed here).
 void block_amax(const float* x, int64_t rows, int64_t cols, int64_t block_rows, int64_t block_cols,
                 int64_t grid_cols, uint32_t* amax, int64_t cells, cudaStream_t stream) {
+    if (cells == 1) {
+        tensor_finite_amax(x, rows * cols, amax, stream);
+        return;
+    }
     OCTET_CUDA_CHECK(cudaMemsetAsync(amax, 0, size_t(cells) * sizeof(uint32_t), stream));
     const int64_t threads = rows * ((cols + amax_chunk - 1) / amax_chunk);
     if (threads == 0) return;
-    if (cells == 1) {
-        const int64_t n = rows * cols;
-        tensor_amax_kernel<<<std::min(blocks_for(n, elementwise_threads), 4096u),
-                             elementwise_threads, 0, stream>>>(x, n, amax);
-        OCTET_CUDA_LAUNCHED();
-        return;
-    }
     block_amax_kernel<<<blocks_for(threads, elementwise_threads), elementwise_threads, 0, stream>>>(
         x, rows, cols, block_rows, block_cols, grid_cols, amax);
     OCTET_CUDA_LAUNCHED();

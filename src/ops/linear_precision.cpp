@@ -89,6 +89,8 @@ LinearPrecision::Fp8Operands LinearPrecision::forward_fp8(const float* x, int64_
     }
     x_q_ = quantize(*input_, {x, n, k}, x_method_);
     w_q_ = quantize(*weight_, {w, m, k}, w_method_);
+    // Both orientations from the source, as one pass gives them on the GPU.
+    if (bf16_sources_) x_method_ = TransposeMethod::from_source;
     if (x_method_ == TransposeMethod::from_source)
         x_t_ = transpose_for_gemm(x_q_, x_method_, *input_t_, x);
     return {x_q_, w_q_};
@@ -102,6 +104,7 @@ LinearPrecision::Fp8Operands LinearPrecision::dgrad_fp8(const float* dy, const f
         dy_source_ = dy_bf16_.data();
     }
     dy_q_ = quantize(*grad_, {dy_source_, n_, m_}, dy_method_);
+    if (bf16_sources_) dy_method_ = TransposeMethod::from_source;
     w_t_ = transpose_for_gemm(w_q_, w_method_, *weight_t_, w);
     return {dy_q_, w_t_};
 }

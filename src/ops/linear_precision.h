@@ -72,10 +72,12 @@ class LinearPrecision {
     // The high-precision dy and W are the sources of transposes (x's was the forward's).
     Fp8Operands dgrad_fp8(const float* dy, const float* w); // a = dy [n, m], b = Wᵀ [k, m]
     Fp8Operands wgrad_fp8();                                // a = dyᵀ [m, n], b = xᵀ [k, n]
-    // FP8 layers whose recipe quantizes both orientations in one pass (block-wise:
+    // FP8 layers whose recipe quantizes both orientations in one pass (block-wise, MX, MOSS:
     // recipe/transpose.h's quantizes_both_in_one_pass) take x and dy rounded to BF16, as the GPU's
     // ops hand them over (norms, activations and attention write BF16 for such a layer, as for a
-    // BF16 one): forward_fp8 and dgrad_fp8 round what they are given.
+    // BF16 one): forward_fp8 and dgrad_fp8 round what they are given, and xᵀ and dyᵀ are
+    // quantized from those sources, as the GPU's one pass does (never transposed from the codes,
+    // even where the plan's power-of-two scales would allow it: MX's saturated codes would differ).
     bool fp8_bf16_sources() const { return bf16_sources_; }
     // The dy the last dgrad_fp8 quantized: rounded, or as given (the bias gradient's source).
     const float* fp8_dy() const { return dy_source_; }

@@ -45,12 +45,21 @@ static QuantizedTensor transpose_exact(const QuantizedTensor& q) {
 
 bool quantizes_both_in_one_pass(Quantizer& rowwise, Quantizer& columnwise) {
     // Such quantizers plan without side effects (they keep no history).
-    const auto groups_1x128_alone = [](Quantizer& q) {
+    const auto planned_alone = [](Quantizer& q, QuantizePlan& plan) {
         if (q.needs_tensor_amax() || q.amax_may_follow()) return false;
-        const QuantizePlan p = q.plan(0.0f);
-        return p.kind == QuantizePlan::Kind::blocks && p.block.rows == 1 && p.block.cols == 128;
+        plan = q.plan(0.0f);
+        return plan.sync_bound == nullptr;
     };
-    return groups_1x128_alone(rowwise) && groups_1x128_alone(columnwise);
+    QuantizePlan p, t;
+    if (!planned_alone(rowwise, p) || !planned_alone(columnwise, t) || p.kind != t.kind)
+        return false;
+    const auto one_pass_group = [](int64_t g) { return g == 32 || g == 128; };
+    if (p.kind == QuantizePlan::Kind::two_level)
+        return p.two_level.global_rows == 0 && t.two_level.global_rows == 0 &&
+               p.two_level.group == t.two_level.group && one_pass_group(p.two_level.group) &&
+               p.two_level.format == t.two_level.format;
+    return p.block.rows == 1 && t.block.rows == 1 && p.block.cols == t.block.cols &&
+           one_pass_group(p.block.cols);
 }
 
 TransposeMethod transpose_method(const QuantizePlan& plan, int64_t rows, int64_t cols) {

@@ -42,10 +42,12 @@ TransposeMethod transpose_method(const QuantizePlan& plan, int64_t rows, int64_t
 QuantizedTensor transpose_for_gemm(const QuantizedTensor& q, TransposeMethod method,
                                    Quantizer& requantizer, const float* source);
 
-// Whether a tensor and its transpose both quantize in 1×128 groups, each group on its own (no
-// amax of the tensor, none of earlier steps): block-wise recipes. One read of the tensor then
-// gives both copies (the GPU's quantize_blockwise_both), and an FP8 layer takes its x and dy in
-// BF16 from the ops that write them (LinearPrecision::fp8_bf16_sources()).
+// Whether a tensor and its transpose both quantize in groups of G = 32 or 128 along their rows,
+// each group on its own (block-wise 1×128, MX 1×32: no amax of the tensor, none of earlier
+// steps) or under one global scale from the tensor's amax (MOSS two-level, global per tensor,
+// which the transpose shares). One read of the tensor then gives both copies (the GPU's
+// quantize_both_orientations, after an amax pass for MOSS), and an FP8 layer takes its x and dy
+// in BF16 from the ops that write them (LinearPrecision::fp8_bf16_sources()).
 bool quantizes_both_in_one_pass(Quantizer& rowwise, Quantizer& columnwise);
 
 } // namespace octet

@@ -39,8 +39,9 @@ namespace {
 using Host = std::vector<double>;
 
 // The layers that take BF16 operands from the ops that write their x and dy: a BF16 layer, and
-// an FP8 one whose recipe quantizes BF16 sources (block-wise: LinearPrecision::fp8_bf16_sources()).
-const char* const bf16_consumers[] = {"bf16", "blockwise"};
+// FP8 ones whose recipe quantizes BF16 sources (block-wise, MX, MOSS:
+// LinearPrecision::fp8_bf16_sources()).
+const char* const bf16_consumers[] = {"bf16", "blockwise", "mxfp8", "moss"};
 
 std::unique_ptr<LinearPrecision> consumer_layer(const std::string& spec) {
     return spec == "bf16" ? LinearPrecision::bf16() : LinearPrecision::fp8(*make_recipe(spec));

@@ -192,57 +192,87 @@ TEST_F(Fp8RecipesTest, PredictedWeightBoundsMatchTheCpuBitForBit) {
     }
 }
 
-// The block-wise layers' x (and dy) with its transpose for the wgrad, from one read: the same
-// codes and scales as each orientation quantized on its own by the CPU, and dy's column sums
-// (the bias gradient) added to a buffer. Other recipes' plans are refused, with nothing written.
+// An FP8 layer's x (and dy) with its transpose for the wgrad, from one read of FP32 or of BF16
+// (what the layers take): the same codes and scales as each orientation quantized on its own by
+// the CPU, and dy's column sums (the bias gradient) added to a buffer. Block-wise, MX and MOSS
+// with one global scale per tensor take this path; other recipes' plans are refused, with
+// nothing written.
 TEST_F(Fp8RecipesTest, BothOrientationsInOnePassMatchTheCpuBitForBit) {
     cuda::PlanRunner runner(ops_->memory());
     cuda::Fp8Transposer transposer(ops_->memory(), runner);
+    const auto one_pass = [](const std::string& spec) {
+        return spec.rfind("blockwise", 0) == 0 || spec == "mxfp8" || spec == "moss" ||
+               spec == "moss:group=128";
+    };
     for_each_case(
         {TensorRole::activation, TensorRole::gradient},
-        // 2200 x 2100: more tiles than the one-pass kernel runs blocks at once.
-        {{300, 260}, {128, 128}, {1, 36}, {257, 515}, {130, 200}, {64, 1}, {2200, 2100}},
+        // 2200 x 2100 and 4000 x 1030: more tiles than the one-pass kernel runs blocks at once,
+        // in rows of whole quads and not.
+        {{300, 260},
+         {128, 128},
+         {1, 36},
+         {257, 515},
+         {130, 200},
+         {64, 1},
+         {2200, 2100},
+         {4000, 1030}},
         [&](const std::string& spec, Quantizers& qz, int64_t rows, int64_t cols,
-            const std::string& what, const std::vector<float>& x) {
-            std::vector<float> xt(x.size());
-            for (int64_t r = 0; r < rows; ++r)
-                for (int64_t c = 0; c < cols; ++c)
-                    xt[size_t(c * rows + r)] = x[size_t(r * cols + c)];
-            const Buffer<float> dx = device(x);
-            cuda::DeviceQuantized q(ops_->memory()), t(ops_->memory());
-            // The column sums are added to what is there: start from fresh random values.
-            std::vector<float> sums0(static_cast<size_t>(cols));
-            for (float& v : sums0) v = float(rng_.normal());
-            Buffer<float> sums = device(sums0);
-            const bool fused = transposer.quantize_both(*qz.gpu, *qz.gpu_t, dx.data(), rows, cols,
-                                                        q, t, ops_->stream(), sums.data());
-            ASSERT_EQ(fused, spec.rfind("blockwise", 0) == 0) << what;
-            if (!fused) {
-                EXPECT_EQ(q.numel() + t.numel(), 0) << what << ": refused, yet written";
-                return;
-            }
-            expect_same(qz.cpu->quantize({x.data(), rows, cols}), q.download(), what);
-            expect_same(qz.cpu_t->quantize({xt.data(), cols, rows}), t.download(),
-                        what + " transposed");
-            // Σ over the rows, in float64: NaN or ±Inf where the column holds them, else
-            // within (128 + tiles) · 2^-24 of Σ|x|: FP32 sums over each tile's 128 rows,
-            // then over the tiles.
-            const std::vector<float> got = sums.download();
-            for (int64_t c = 0; c < cols; ++c) {
-                double sum = sums0[size_t(c)], magnitude = std::fabs(sums0[size_t(c)]);
-                for (int64_t r = 0; r < rows; ++r) {
-                    sum += x[size_t(r * cols + c)];
-                    magnitude += std::fabs(x[size_t(r * cols + c)]);
+            const std::string& case_name, const std::vector<float>& x_fp32) {
+            for (bool from_bf16 : {false, true}) {
+                const std::string what = case_name + (from_bf16 ? " from BF16" : " from FP32");
+                std::vector<float> x = x_fp32;
+                std::vector<__nv_bfloat16> x_bf16(x.size());
+                if (from_bf16) {
+                    for (size_t i = 0; i < x.size(); ++i) {
+                        x_bf16[i] = __float2bfloat16(x[i]);
+                        x[i] = __bfloat162float(x_bf16[i]);
+                    }
                 }
-                const float g = got[size_t(c)];
-                if (std::isnan(sum)) {
-                    EXPECT_TRUE(std::isnan(g)) << what << " column " << c;
-                } else if (std::isinf(sum)) {
-                    EXPECT_EQ(double(g), sum) << what << " column " << c;
-                } else {
-                    EXPECT_LE(std::fabs(double(g) - sum),
-                              std::ldexp(double(128 + (rows + 127) / 128), -24) * magnitude)
-                        << what << " column " << c;
+                std::vector<float> xt(x.size());
+                for (int64_t r = 0; r < rows; ++r)
+                    for (int64_t c = 0; c < cols; ++c)
+                        xt[size_t(c * rows + r)] = x[size_t(r * cols + c)];
+                const Buffer<float> dx = device(x);
+                Buffer<__nv_bfloat16> dx_bf16(ops_->memory());
+                dx_bf16.upload(x_bf16.data(), int64_t(x_bf16.size()));
+                cuda::DeviceQuantized q(ops_->memory()), t(ops_->memory());
+                // The column sums are added to what is there: start from fresh random values.
+                std::vector<float> sums0(static_cast<size_t>(cols));
+                for (float& v : sums0) v = float(rng_.normal());
+                Buffer<float> sums = device(sums0);
+                const bool fused =
+                    from_bf16 ? transposer.quantize_both(*qz.gpu, *qz.gpu_t, dx_bf16.data(), rows,
+                                                         cols, q, t, ops_->stream(), sums.data())
+                              : transposer.quantize_both(*qz.gpu, *qz.gpu_t, dx.data(), rows, cols,
+                                                         q, t, ops_->stream(), sums.data());
+                ASSERT_EQ(fused, one_pass(spec)) << what;
+                if (!fused) {
+                    EXPECT_EQ(q.numel() + t.numel(), 0) << what << ": refused, yet written";
+                    return;
+                }
+                expect_same(qz.cpu->quantize({x.data(), rows, cols}), q.download(), what);
+                expect_same(qz.cpu_t->quantize({xt.data(), cols, rows}), t.download(),
+                            what + " transposed");
+                // Σ over the rows, in float64: NaN or ±Inf where the column holds them, else
+                // within (128 + tiles) · 2^-24 of Σ|x|: FP32 sums over each tile's 128 rows,
+                // then over the tiles.
+                const std::vector<float> got = sums.download();
+                for (int64_t c = 0; c < cols; ++c) {
+                    double sum = sums0[size_t(c)], magnitude = std::fabs(sums0[size_t(c)]);
+                    for (int64_t r = 0; r < rows; ++r) {
+                        sum += x[size_t(r * cols + c)];
+                        magnitude += std::fabs(x[size_t(r * cols + c)]);
+                    }
+                    const float g = got[size_t(c)];
+                    if (std::isnan(sum)) {
+                        EXPECT_TRUE(std::isnan(g)) << what << " column " << c;
+                    } else if (std::isinf(sum)) {
+                        EXPECT_EQ(double(g), sum) << what << " column " << c;
+                    } else {
+                        EXPECT_LE(std::fabs(double(g) - sum),
+                                  std::ldexp(double(128 + (rows + 127) / 128), -24) * magnitude)
+                            << what << " column " << c;
+                    }
                 }
             }
         });

@@ -122,7 +122,9 @@ std::vector<float> bf16_rounded(const std::vector<float>& x) {
     return out;
 }
 
-TEST(Fp8Linear, BlockwiseLayersQuantizeBf16Sources) {
+// Layers whose recipe quantizes both orientations in one pass (block-wise, MX, MOSS) take x and dy
+// rounded to BF16, as the GPU's ops write them; the others quantize what they are given.
+TEST(Fp8Linear, OnePassLayersQuantizeBf16Sources) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE(seed_note(seed));
     Rng rng(seed);
@@ -133,18 +135,26 @@ TEST(Fp8Linear, BlockwiseLayersQuantizeBf16Sources) {
     const std::vector<float> x16 = bf16_rounded(x), dy16 = bf16_rounded(dy);
     for (const std::string& spec : recipe_names()) {
         SCOPED_TRACE(spec);
-        const bool blockwise = spec.rfind("blockwise", 0) == 0;
+        const bool one_pass = spec == "blockwise" || spec == "mxfp8" || spec == "moss";
         auto given = LinearPrecision::fp8(*make_recipe(spec)),
              rounded = LinearPrecision::fp8(*make_recipe(spec));
-        EXPECT_EQ(given->fp8_bf16_sources(), blockwise);
+        EXPECT_EQ(given->fp8_bf16_sources(), one_pass);
         const auto fwd = given->forward_fp8(x.data(), n, k, w.data(), m);
-        if (blockwise) {
+        if (one_pass) {
             EXPECT_TRUE(
                 same_quantized(fwd.a, rounded->forward_fp8(x16.data(), n, k, w.data(), m).a));
             const auto dg = given->dgrad_fp8(dy.data(), w.data());
             EXPECT_TRUE(same_quantized(dg.a, rounded->dgrad_fp8(dy16.data(), w.data()).a));
-            EXPECT_TRUE(same_quantized(given->wgrad_fp8().a, rounded->wgrad_fp8().a));
+            const auto wg = given->wgrad_fp8();
+            EXPECT_TRUE(same_quantized(wg.a, rounded->wgrad_fp8().a));
             EXPECT_EQ(std::vector<float>(given->fp8_dy(), given->fp8_dy() + n * m), dy16);
+            // The transposes come from the rounded sources, whatever the plans' scales allow.
+            const auto recipe = make_recipe(spec);
+            EXPECT_TRUE(
+                same_quantized(wg.a, recipe->make_quantizer(TensorRole::gradient)
+                                         ->quantize({transposed(dy16, n, m).data(), m, n})));
+            EXPECT_TRUE(same_quantized(wg.b, recipe->make_quantizer(TensorRole::activation)
+                                                 ->quantize({transposed(x16, n, k).data(), k, n})));
         } else {
             // As given: what the recipe's quantizer makes of x itself; dy read in place.
             auto quantizer = make_recipe(spec)->make_quantizer(TensorRole::activation);
