@@ -306,6 +306,12 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
                                      q, t, nullptr);
         });
         report("both orientations MOSS G=32", ms, double(n) * 6 + double(n / 32) * 8);
+        const auto mx = make_recipe("mxfp8")->make_quantizer(TensorRole::activation);
+        ms = median_event_ms([&] {
+            transposer.quantize_both(*mx, *mx, static_cast<const __nv_bfloat16*>(x), rows, cols, q,
+                                     t, nullptr);
+        });
+        report("both orientations MX 1x32", ms, double(n) * 4 + double(n / 32) * 8);
         // The weights' plan: 128 x 128 blocks.
         const QuantizePlan weight_plan =
             make_block_quantizer(Format::e4m3, {128, 128}, ScaleEncoding::fp32,

@@ -294,7 +294,9 @@ __device__ float quantize_run_128(Values values, const GroupScaler& scaler, uint
                                   Store store) {
     constexpr int words_per_group = G / 4;
     float sum = 0.0f;
-#pragma unroll
+    // Group by group, not unrolled: four unrolled copies of a group's body (G = 32) ran at 45% of
+    // copy bandwidth, one at 70% (H100; unrolling all groups' amaxes, then all casts, 37%).
+#pragma unroll 1
     for (int j = 0; j < both_words / words_per_group; ++j) {
         const int q0 = j * words_per_group, q1 = q0 + words_per_group;
         float amax = 0.0f;
