@@ -22,7 +22,8 @@ AdamW::AdamW(Ops<float>& ops, const std::vector<ParamTensor>& tensors, float* pa
       plain_step_(policy.master == StorageFormat::fp32 &&
                   policy.weight_grad == StorageFormat::fp32 &&
                   plain_moment_format(policy.moment1) && plain_moment_format(policy.moment2)),
-      policy_(policy), config_(config), hyper_(ops.memory()), norm_(ops.memory(), 2) {
+      moments_{moment_roundoff(policy.moment1), moment_roundoff(policy.moment2)}, policy_(policy),
+      config_(config), hyper_(ops.memory()), norm_(ops.memory(), 2) {
     if (!(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 > 0 && config.beta2 < 1))
         throw Error("optimizer: betas must lie in [0, 1) and (0, 1)");
     if (!(config.eps > 0) || !(config.weight_decay >= 0) || !(config.grad_clip >= 0))
@@ -61,12 +62,13 @@ void AdamW::prepare(double lr) {
     h.bias2 = float(1.0 - std::pow(config_.beta2, double(t_)));
     h.decay = float(1.0 - lr * config_.weight_decay);
     h.clip = 1.0;
-    // β1² ≥ β2 leaves |m̂/√v̂| unbounded; MOSS then refuses the step (WeightBoundSchedule).
-    h.max_update = config_.beta1 * config_.beta1 < config_.beta2
-                       ? adam_update_bound(config_.beta1, config_.beta2, t_)
+    // β1² ≥ β2 (or scaled moments) leaves |m̂/√v̂| unbounded; MOSS then refuses the step
+    // (WeightBoundSchedule).
+    h.max_update = adam_update_bounded(config_.beta1, config_.beta2, moments_)
+                       ? adam_update_bound(config_.beta1, config_.beta2, t_, moments_)
                        : HUGE_VAL;
     hyper_.upload(&h, 1);
-    last_ = {lr, config_.weight_decay, config_.beta1, config_.beta2, t_};
+    last_ = {lr, config_.weight_decay, config_.beta1, config_.beta2, t_, moments_};
 }
 
 void AdamW::enqueue(float* params, float* grads) {

@@ -55,7 +55,8 @@ class AdamW {
     // update (Ops::advance_weight_bounds); nullptr before the first prepare().
     const AdamWHyper* hyper() const { return hyper_.empty() ? nullptr : hyper_.data(); }
     int64_t steps() const { return t_; }
-    // What the last step tells weight quantizers (MOSS): lr, betas, weight decay, index.
+    // What the last step tells weight quantizers (MOSS): lr, betas, weight decay, index, how
+    // the moments are stored.
     OptimizerStep last_step() const { return last_; }
     // Bytes the optimizer side holds per parameter: master + gradient + m + v.
     double bytes_per_parameter() const;
@@ -84,6 +85,7 @@ class AdamW {
     Ops<float>& ops_;
     // FP32 master and gradients, FP32 or BF16 moments: Ops::adamw_step; else adamw_step_scaled.
     bool plain_step_;
+    MomentRounding moments_; // how m and v are stored, for MOSS's bound
     std::vector<TensorSpan> spans_;
     int64_t total_ = 0;
     // FP32 storage: m and v as floats. Scaled storage (FP8-LM): master_ (unused with an FP32

@@ -6,6 +6,10 @@
 // and Cauchy–Schwarz on Adam's moment sums gives, for β1² < β2 and every element,
 //     |u_t| ≤ C_t = (1−β1)/(1−β1^t) · √((1−β2^t)/(1−β2)) · √((1−γ^t)/(1−γ)),  γ = β1²/β2.
 // (C_1 = 1; C_∞ = 1.165 for β = (0.9, 0.95); the paper's "|u| ≤ 1" is not a bound in general.)
+// Moments stored in BF16 (each rounded by at most u = 2^-8 before the next step reads it) weight
+// the gradient k steps back by at most (1 + u)^k in m and at least (1 − u)^k in v, which the same
+// argument carries as γ·ρ in place of γ, ρ = (1 + u_m)² / (1 − u_v) (MomentRounding), and needs
+// γ·ρ < 1. BF16 keeps FP32's exponent range, so its roundings are relative wherever FP32's are.
 // Hence max|W_t| ≤ B_t with
 //     B_t = (d_t · B_{t−1} + lr_t · C_t · (1 + 2^-16)) · (1 + 2^-22),   B_0 = the true amax at
 //     sync,
@@ -23,13 +27,20 @@
 #include <cstdint>
 
 #include "common/hostdevice.h"
+#include "numerics/storage_format.h"
 #include "recipe/recipe.h"
 
 namespace octet {
 
-// C_t above: the largest |m̂_t / √v̂_t| any gradient sequence can produce at AdamW step t (1-based).
-// Throws Error unless 0 ≤ β1 < 1, 0 < β2 < 1 and β1² < β2.
-double adam_update_bound(double beta1, double beta2, int64_t step);
+// The unit roundoff of a moment's storage (MomentRounding, recipe.h).
+double moment_roundoff(StorageFormat f);
+
+// Whether C_t below exists: 0 ≤ β1 < 1, 0 < β2 < 1, finite roundoffs and β1²·ρ < β2.
+bool adam_update_bounded(double beta1, double beta2, MomentRounding moments);
+
+// C_t above: the largest |m̂_t / √v̂_t| any gradient sequence can produce at AdamW step t (1-based)
+// with moments stored as `moments` says. Throws Error unless adam_update_bounded().
+double adam_update_bound(double beta1, double beta2, int64_t step, MomentRounding moments = {});
 
 // B_t from B_{t−1} (above), given d_t, lr_t and C_t.
 OCTET_HD double advance_weight_bound(double bound, double decay, double lr, double max_update) {
@@ -51,7 +62,7 @@ class WeightBoundSchedule {
         synced_ = true;
     }
     // Counts an optimizer step, checking that the bound holds for it: throws Error unless
-    // β1² < β2 (adam_update_bound), lr ≥ 0 and 0 ≤ lr·wd ≤ 1.
+    // β1²·ρ < β2 (adam_update_bound), lr ≥ 0 and 0 ≤ lr·wd ≤ 1.
     void step(const OptimizerStep& step);
     int64_t steps_since_sync() const { return steps_since_sync_; }
     // [steps since sync, synced] for checkpoints; set_state() takes them back.

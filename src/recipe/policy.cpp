@@ -67,19 +67,23 @@ PrecisionPolicy make_policy(std::string_view spec) {
         p.gemm = PrecisionPolicy::Gemm::fp8;
         p.gemm_recipe = p.name;
         // DeepSeek-V3 (§3.3.3) keeps AdamW's moments in BF16, "without observable performance
-        // degradation"; master weights and gradients stay FP32.
-        if (p.name == "blockwise") p.moment1 = p.moment2 = StorageFormat::bf16;
+        // degradation"; master weights and gradients stay FP32. So does moss, whose weight-scale
+        // bound covers BF16 moments (recipe/moss_weight_scaling.h).
+        if (p.name == "blockwise" || p.name == "moss") p.moment1 = p.moment2 = StorageFormat::bf16;
     }
     p.master = parse_storage(options, "master", p.master);
     p.moment1 = parse_storage(options, "moment1", p.moment1);
     p.moment2 = parse_storage(options, "moment2", p.moment2);
     p.weight_grad = parse_storage(options, "weight_grad", p.weight_grad);
-    // MOSS's weight-scale bound (recipe/moss_weight_scaling.h) holds for AdamW in FP32: FP16
-    // masters round by 2^-11 and scaled moments break the bound on m̂/√v̂.
-    if (p.name == "moss" && (p.master != StorageFormat::fp32 || p.moment1 != StorageFormat::fp32 ||
-                             p.moment2 != StorageFormat::fp32))
-        throw Error("recipe 'moss' predicts weight scales from an FP32 AdamW: its master and "
-                    "moments must stay fp32");
+    // MOSS's weight-scale bound (recipe/moss_weight_scaling.h) holds for an FP32 master with FP32
+    // or BF16 moments: FP16 masters round by 2^-11, and scaled moments underflow.
+    const auto bf16_or_fp32 = [](StorageFormat f) {
+        return f == StorageFormat::fp32 || f == StorageFormat::bf16;
+    };
+    if (p.name == "moss" &&
+        (p.master != StorageFormat::fp32 || !bf16_or_fp32(p.moment1) || !bf16_or_fp32(p.moment2)))
+        throw Error("recipe 'moss' predicts weight scales from AdamW with an fp32 master and fp32 "
+                    "or bf16 moments");
     // The remaining options belong to the FP8 recipe; make_recipe rejects unknown ones.
     if (p.gemm == PrecisionPolicy::Gemm::fp8) {
         const std::string rest = options.unused();

@@ -32,6 +32,13 @@ enum class TensorRole { activation, weight, gradient };
 const char* role_name(TensorRole role);
 TensorRole parse_role(std::string_view name); // throws Error naming the bad value
 
+// How coarsely AdamW stores its moments between steps, as unit roundoffs: 0 for FP32 (whose
+// arithmetic MOSS's bound has a margin for), 2^-8 for BF16, +∞ for scaled FP16 or FP8 moments,
+// which underflow (moment_roundoff in moss_weight_scaling.h).
+struct MomentRounding {
+    double m = 0.0, v = 0.0;
+};
+
 // What an optimizer step tells the quantizer of the weight it updated. MOSS predicts the weight's
 // amax from these instead of measuring it.
 struct OptimizerStep {
@@ -40,6 +47,7 @@ struct OptimizerStep {
     double beta1 = 0.9;
     double beta2 = 0.95;
     int64_t step = 0; // 1-based index of the AdamW step just taken
+    MomentRounding moments;
 };
 
 class Memory;

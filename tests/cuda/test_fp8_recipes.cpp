@@ -184,7 +184,7 @@ TEST_F(Fp8RecipesTest, PredictedWeightBoundsMatchTheCpuBitForBit) {
             cpu.advance_weight_bounds(&cpu_bound, 1, &h);
             ops_->advance_weight_bounds(gpu_bound.data(), 1, gpu_hyper.data());
             ASSERT_EQ(gpu_bound.download()[0], cpu_bound) << what << ", advanced";
-            const OptimizerStep taken{double(h.lr), 0.1, 0.9, 0.95, step};
+            const OptimizerStep taken{double(h.lr), 0.1, 0.9, 0.95, step, {}};
             cpu_q->on_optimizer_step(taken);
             gpu_q->on_optimizer_step(taken);
         }

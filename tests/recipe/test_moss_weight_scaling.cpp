@@ -48,9 +48,48 @@ TEST(MossWeightScaling, TheBoundIsAttainedAndExceedsOne) {
     EXPECT_GT(u, 1.1);
 }
 
+// BF16 moments: the bound with γ·ρ in place of γ is attained where every stored moment rounds the
+// worst way (m up by 1 + 2^-8, v down by 1 − 2^-8) and g_i ∝ (β1 (1 + u) / (β2 (1 − u)))^(t−i),
+// and it exceeds the FP32 bound there, so the widening is needed. Scaled (FP16, FP8) moments
+// and β1²·ρ ≥ β2 have no bound.
+TEST(MossWeightScaling, Bf16MomentsWidenTheBoundByTheirRounding) {
+    const double b1 = 0.9, b2 = 0.95, u = 0x1.0p-8;
+    const MomentRounding bf16{moment_roundoff(StorageFormat::bf16),
+                              moment_roundoff(StorageFormat::bf16)};
+    EXPECT_EQ(bf16.m, u);
+    EXPECT_EQ(moment_roundoff(StorageFormat::fp32), 0.0);
+    const int t = 60;
+    double m = 0, v = 0, m_used = 0, v_used = 0;
+    for (int i = 1; i <= t; ++i) {
+        const double g = std::pow(b1 * (1 + u) / (b2 * (1 - u)), t - i);
+        m_used = b1 * m + (1 - b1) * g;
+        v_used = b2 * v + (1 - b2) * g * g;
+        m = m_used * (1 + u);
+        v = v_used * (1 - u);
+    }
+    const double ratio =
+        (m_used / (1 - std::pow(b1, t))) / std::sqrt(v_used / (1 - std::pow(b2, t)));
+    EXPECT_NEAR(ratio, adam_update_bound(b1, b2, t, bf16), 1e-9);
+    EXPECT_GT(ratio, adam_update_bound(b1, b2, t) * 1.01);
+    // t → ∞ with β = (0.9, 0.95): 1.165 in FP32, 1.207 with BF16 moments.
+    EXPECT_NEAR(adam_update_bound(b1, b2, 100000, bf16), 1.207, 1e-3);
+    for (StorageFormat scaled : {StorageFormat::fp16, StorageFormat::e4m3}) {
+        const MomentRounding r{moment_roundoff(scaled), 0.0};
+        EXPECT_FALSE(adam_update_bounded(b1, b2, r));
+        EXPECT_THROW(adam_update_bound(b1, b2, 3, r), Error);
+    }
+    // β1² < β2 but β1²·ρ ≥ β2: FP32 moments have a bound, BF16 ones none.
+    const double b2_tight = 0.81 * 1.005;
+    EXPECT_TRUE(adam_update_bounded(b1, b2_tight, {}));
+    EXPECT_FALSE(adam_update_bounded(b1, b2_tight, bf16));
+    WeightBoundSchedule schedule;
+    EXPECT_THROW(schedule.step({1e-3, 0.0, b1, b2_tight, 1, bf16}), Error);
+}
+
 struct AdamwRun {
     double beta1, beta2, weight_decay, peak_lr;
     const char* gradients; // "noise", "drift", "adversarial"
+    const char* policy;    // moss's default (BF16 moments), or with FP32 ones
 };
 
 // The optimizer's own FP32 AdamW (CPU backend), warm-up + cosine LR, on a random tensor; the bound
@@ -69,7 +108,7 @@ void run_adamw(const AdamwRun& run, uint64_t seed) {
     config.beta2 = run.beta2;
     config.weight_decay = run.weight_decay;
     config.grad_clip = 0.0;
-    AdamW opt(ops, {{"w", {n}, 0, n, true}}, w.data(), make_policy("moss"), config);
+    AdamW opt(ops, {{"w", {n}, 0, n, true}}, w.data(), make_policy(run.policy), config);
 
     WeightBoundSchedule schedule(500);
     double bound = 0;
@@ -111,21 +150,25 @@ void run_adamw(const AdamwRun& run, uint64_t seed) {
         if (measure_fidelity({w.data(), 1, n}, q).saturated_fraction > 0) ++saturated_steps;
     }
     EXPECT_EQ(saturated_steps, 0);
-    std::printf(
-        "%-11s beta=(%.2f, %.3f) wd=%.2f lr=%.0e: range wasted mean %.3f bits, worst %.3f bits\n",
-        run.gradients, run.beta1, run.beta2, run.weight_decay, run.peak_lr,
-        waste_sum / double(steps), worst_waste);
+    std::printf("%-11s %-30s beta=(%.2f, %.3f) wd=%.2f lr=%.0e: range wasted mean %.3f bits, "
+                "worst %.3f bits\n",
+                run.gradients, run.policy, run.beta1, run.beta2, run.weight_decay, run.peak_lr,
+                waste_sum / double(steps), worst_waste);
 }
 
 TEST(MossWeightScaling, PredictedBoundNeverFallsBelowTheTrueAmax) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE(seed_note(seed));
-    const AdamwRun runs[] = {
-        {0.9, 0.95, 0.1, 1e-3, "noise"},        {0.9, 0.95, 0.1, 1e-3, "drift"},
-        {0.9, 0.95, 0.1, 1e-3, "adversarial"},  {0.9, 0.999, 0.0, 6e-4, "noise"},
-        {0.9, 0.999, 0.0, 6e-4, "adversarial"},
-    };
-    for (const AdamwRun& run : runs) run_adamw(run, seed);
+    for (const char* policy : {"moss", "moss:moment1=fp32,moment2=fp32"}) {
+        const AdamwRun runs[] = {
+            {0.9, 0.95, 0.1, 1e-3, "noise", policy},
+            {0.9, 0.95, 0.1, 1e-3, "drift", policy},
+            {0.9, 0.95, 0.1, 1e-3, "adversarial", policy},
+            {0.9, 0.999, 0.0, 6e-4, "noise", policy},
+            {0.9, 0.999, 0.0, 6e-4, "adversarial", policy},
+        };
+        for (const AdamwRun& run : runs) run_adamw(run, seed);
+    }
 }
 
 // One step of the bound, against its formula in float64 terms, and the scale that covers it.
@@ -148,14 +191,14 @@ TEST(MossWeightScaling, ResyncsOnSchedule) {
     EXPECT_FALSE(p.resync_due()); // the first sync comes with the first quantization
     p.synced();
     EXPECT_FALSE(p.sync_due());
-    for (int t = 1; t <= 3; ++t) p.step({1e-3, 0.0, 0.9, 0.95, t});
+    for (int t = 1; t <= 3; ++t) p.step({1e-3, 0.0, 0.9, 0.95, t, {}});
     EXPECT_TRUE(p.sync_due());
     EXPECT_TRUE(p.resync_due());
     p.synced();
     EXPECT_EQ(p.steps_since_sync(), 0);
-    EXPECT_THROW(p.step({2.0, 1.0, 0.9, 0.95, 1}), Error);   // lr·wd > 1
-    EXPECT_THROW(p.step({1e-3, 0.0, 0.9, 0.8, 1}), Error);   // β1² ≥ β2: no bound
-    EXPECT_THROW(p.step({-1e-3, 0.0, 0.9, 0.95, 1}), Error); // lr < 0
+    EXPECT_THROW(p.step({2.0, 1.0, 0.9, 0.95, 1, {}}), Error);   // lr·wd > 1
+    EXPECT_THROW(p.step({1e-3, 0.0, 0.9, 0.8, 1, {}}), Error);   // β1² ≥ β2: no bound
+    EXPECT_THROW(p.step({-1e-3, 0.0, 0.9, 0.95, 1, {}}), Error); // lr < 0
     EXPECT_THROW(WeightBoundSchedule(0), Error);
 }
 
@@ -169,7 +212,7 @@ TEST(MossWeightScaling, TheMossWeightQuantizerReadsItsBoundWhereItLives) {
     for (float& x : w) x = float(rng.normal());
     auto q = make_recipe("moss:resync=2")->make_quantizer(TensorRole::weight);
     ASSERT_TRUE(q->predicts_bound());
-    EXPECT_THROW(q->on_optimizer_step({0.01, 0.0, 0.9, 0.95, 1}), Error); // nothing advances it
+    EXPECT_THROW(q->on_optimizer_step({0.01, 0.0, 0.9, 0.95, 1, {}}), Error); // nothing advances it
     double slot = -1.0;
     q->bind_bound(&slot, host_memory());
     const float amax0 = tensor_amax({w.data(), 1, 256});
@@ -186,13 +229,13 @@ TEST(MossWeightScaling, TheMossWeightQuantizerReadsItsBoundWhereItLives) {
 
     // One step of lr 0.01: the weights stay, the scale covers amax0 + lr · C_1.
     slot = advance_weight_bound(slot, 1.0, double(0.01f), 1.0);
-    q->on_optimizer_step({0.01, 0.0, 0.9, 0.95, 1});
+    q->on_optimizer_step({0.01, 0.0, 0.9, 0.95, 1, {}});
     const float scale_inv = q->quantize({w.data(), 1, 256}).scales[0].scale_inv[0];
     EXPECT_GT(scale_inv * 448.0f, amax0 + 0.01f * 0.999f);
     EXPECT_LT(scale_inv * 448.0f, amax0 + 0.01f * 1.001f);
     EXPECT_EQ(q->state(), (std::vector<double>{slot, 1.0, 1.0}));
 
-    q->on_optimizer_step({0.01, 0.0, 0.9, 0.95, 2});
+    q->on_optimizer_step({0.01, 0.0, 0.9, 0.95, 2, {}});
     EXPECT_FALSE(q->plan_is_steady()); // two steps since the sync: this plan re-syncs
     const QuantizePlan resync = q->plan(0.0f);
     EXPECT_EQ(resync.sync_bound, &slot);

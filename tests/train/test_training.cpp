@@ -85,6 +85,8 @@ TEST(Optimizer, BytesPerParameterOfEachStorageMode) {
     EXPECT_EQ(bytes("fp8lm-o1"), 11.0);  // FP16 master, FP8 gradient, FP32 m and v
     EXPECT_EQ(bytes("fp8lm-o2"), 6.0);   // FP16 master, FP8 gradient, FP8 m, FP16 v
     EXPECT_EQ(bytes("blockwise"), 12.0); // FP32 master and gradient, BF16 m and v (DeepSeek-V3)
+    EXPECT_EQ(bytes("moss"), 12.0);      // the same: its weight-scale bound covers BF16 moments
+    EXPECT_EQ(bytes("moss:moment1=fp32,moment2=fp32"), 16.0);
     EXPECT_EQ(make_policy("fp8lm-o2").bytes_per_parameter(), 6);
 }
 
@@ -209,6 +211,11 @@ TEST(Policy, NamesOverridesAndErrors) {
     EXPECT_THROW(make_policy("bf16:group=3"), Error); // bf16 has no recipe options
     EXPECT_THROW(make_policy("moss:grup=3"), Error);  // unknown recipe option
     EXPECT_THROW(make_policy("fp8lm-o2:moment2=fp64"), Error);
+    // MOSS's weight-scale bound holds for an FP32 master with FP32 or BF16 moments only.
+    EXPECT_NO_THROW(make_policy("moss:moment1=fp32"));
+    EXPECT_THROW(make_policy("moss:master=fp16"), Error);
+    EXPECT_THROW(make_policy("moss:moment1=e4m3"), Error);
+    EXPECT_THROW(make_policy("moss:moment2=fp16"), Error);
     for (const std::string& name : policy_names()) EXPECT_NO_THROW(make_policy(name).describe());
 }
 
