@@ -135,7 +135,11 @@ void linear_forward(const LinearForwardArgs<T>& a) {
 
 template <typename T>
 void linear_backward(const LinearBackwardArgs<T>& a) {
-    if (a.n == 0 || a.m == 0) return;
+    if (a.n == 0 || a.m == 0) {
+        // No rows: dW = Σ over none is zero, written where asked (d_in and d_bias are untouched).
+        if (!a.add_to_d_weight) std::fill(a.d_weight, a.d_weight + a.m * a.k, T(0));
+        return;
+    }
     // The bias gradient comes from dy as the GEMMs read it where that is BF16 (autocast computes
     // it from the BF16 gradient), else from the high-precision dy, as in TransformerEngine.
     const T* bias_dy = a.d_out;

@@ -161,6 +161,24 @@ TEST_F(CpuOpsTest, Linear) {
         rng, "linear");
 }
 
+// An empty batch contributes nothing: a written dW is zero, an accumulated one and the bias
+// gradient keep what they held.
+TEST_F(CpuOpsTest, LinearBackwardOfAnEmptyBatch) {
+    SCOPED_TRACE(seed_note(seed));
+    const int64_t k = 5, m = 3;
+    const Vec w = random_vec(rng, m * k), held = random_vec(rng, m * k),
+              bias_held = random_vec(rng, m);
+    for (bool add : {false, true}) {
+        Vec dw = held, db = bias_held;
+        LinearBackwardArgs<double> args{nullptr,  dw.data(), db.data(), nullptr, nullptr,
+                                        w.data(), 0,         k,         m,       nullptr};
+        args.add_to_d_weight = add;
+        ops.linear_backward(args);
+        EXPECT_EQ(dw, add ? held : Vec(size_t(m * k), 0.0)) << "add_to_d_weight " << add;
+        EXPECT_EQ(db, bias_held);
+    }
+}
+
 TEST_F(CpuOpsTest, CausalAttention) {
     SCOPED_TRACE(seed_note(seed));
     const AttentionShape s{2, 4, 2, 3};
