@@ -23,7 +23,6 @@
 #include "cuda/fp8_transpose.h"
 #include "cuda/gemm.h"
 #include "cuda/microscaled_gemm.h"
-#include "cuda/quantize.h"
 #include "cuda/quantize_plan.h"
 #include "cuda/random_fill.h"
 #include "cuda/transpose.h"
@@ -196,18 +195,13 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
         "octet bench quant needs a build with CUDA (nvcc was not found when this was built)");
 #else
     const int64_t rows = 16384, cols = 4096, n = rows * cols;
-    void *x = nullptr, *copy = nullptr;
-    uint8_t* codes = nullptr;
-    float *scales = nullptr, *work = nullptr, *global = nullptr;
-    OCTET_CUDA_CHECK(cudaMalloc(&x, size_t(n) * 2));
-    OCTET_CUDA_CHECK(cudaMalloc(&copy, size_t(n) * 2));
-    OCTET_CUDA_CHECK(cudaMalloc(&codes, size_t(n)));
-    OCTET_CUDA_CHECK(cudaMalloc(&scales, size_t(n / 32) * 4));
-    OCTET_CUDA_CHECK(cudaMalloc(&work, size_t(n / 32) * 4));
-    OCTET_CUDA_CHECK(cudaMalloc(&global, 4));
-    cuda::fill_random(x, n, Format::bf16, 8.0f, 3, nullptr);
+    cuda::DeviceMemory memory(nullptr);
+    Buffer<uint16_t> x(memory, n), copy(memory, n);
+    cuda::fill_random(x.data(), n, Format::bf16, 8.0f, 3, nullptr);
+    const auto* x_bf16 = reinterpret_cast<const __nv_bfloat16*>(x.data());
     const double copy_ms = median_event_ms([&] {
-        OCTET_CUDA_CHECK(cudaMemcpyAsync(copy, x, size_t(n) * 2, cudaMemcpyDeviceToDevice));
+        OCTET_CUDA_CHECK(
+            cudaMemcpyAsync(copy.data(), x.data(), size_t(n) * 2, cudaMemcpyDeviceToDevice));
     });
     const double copy_gbs = 2.0 * double(n) * 2 / (copy_ms * 1e-3) / 1e9;
     char line[160];
@@ -223,104 +217,66 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
                       100 * gbs / copy_gbs);
         out << line << std::flush;
     };
-    for (auto [name, group, pow2] : {std::tuple{"block-wise 1x128 (FP32 scales)", 128, false},
-                                     {"block-wise 1x128 (pow2 scales)", 128, true},
-                                     {"per-group 1x32", 32, false}}) {
+    cuda::PlanRunner runner(memory);
+    cuda::Fp8Transposer transposer(memory, runner);
+    cuda::DeviceQuantized q(memory), t(memory);
+    // The FP8 layers' x and dy in training: both orientations from one read of BF16 (2 B read,
+    // 2 × 1 B written), MOSS's after a pass for the tensor's amax (2 B more).
+    for (auto [name, spec, bytes] :
+         {std::tuple{"both orientations 1x128 (block-wise)", "blockwise", 4.0},
+          {"both orientations MX 1x32", "mxfp8", 4.0},
+          {"both orientations MOSS G=32", "moss", 6.0}}) {
+        const auto quantizer = make_recipe(spec)->make_quantizer(TensorRole::activation);
         const double ms = median_event_ms([&] {
-            cuda::quantize_groups({static_cast<const __nv_bfloat16*>(x), rows, cols, group,
-                                   Format::e4m3, pow2, codes, scales},
-                                  nullptr);
+            transposer.quantize_both(*quantizer, *quantizer, x_bf16, rows, cols, q, t, nullptr);
         });
-        report(name, ms, double(n) * 3 + double(n / group) * 4);
+        const int64_t group = std::string(spec) == "blockwise" ? 128 : 32;
+        report(name, ms, double(n) * bytes + double(n / group) * 8);
     }
-    for (int64_t group : {32, 128}) {
-        const double ms = median_event_ms([&] {
-            cuda::quantize_two_level({static_cast<const __nv_bfloat16*>(x), rows, cols, group,
-                                      codes, scales, global, work},
-                                     nullptr);
-        });
-        // Two passes: BF16 read twice, codes written once, group scales written and read.
-        report(group == 32 ? "MOSS two-level G=32 (2 passes)" : "MOSS two-level G=128 (2 passes)",
-               ms, double(n) * 5 + double(n / group) * 12);
-    }
+    // From FP32: the block-wise plan, the backward's column-wise copy quantized from the same
+    // tensor (1x128 along the other axis), and both in one pass.
+    Buffer<float> x32(memory, n);
+    cuda::cast_from_format(x.data(), x32.data(), n, Format::bf16, nullptr);
+    const auto blockwise = make_block_quantizer(Format::e4m3, {1, 128}, ScaleEncoding::fp32,
+                                                ScaleRule::from_amax(Format::e4m3, 0, false));
+    const QuantizePlan plan = blockwise->plan(0.0f);
+    double ms = median_event_ms([&] { runner.run(x32.data(), rows, cols, plan, q, nullptr); });
+    report("plan 1x128 from FP32", ms, double(n) * 5 + double(n / 128) * 4);
+    ms = median_event_ms([&] {
+        transposer.run(q, TransposeMethod::from_source, *blockwise, x32.data(), t, nullptr);
+    });
+    report("transposed 1x128 from FP32", ms, double(n) * 5 + double(n / 128) * 4);
+    // Both in one pass: 4 B read, 2 × 1 B written.
+    ms = median_event_ms([&] {
+        transposer.quantize_both(*blockwise, *blockwise, x32.data(), rows, cols, q, t, nullptr);
+    });
+    report("both orientations 1x128 from FP32", ms, double(n) * 6 + double(n / 128) * 8);
+    // Power-of-two 1x128 codes for the scaling-aware transpose below.
+    runner.run(x32.data(), rows, cols,
+               QuantizePlan::blocks_plan(Format::e4m3, {1, 128}, ScaleEncoding::fp32,
+                                         ScaleRule::from_amax(Format::e4m3, 0, true)),
+               q, nullptr);
     {
-        // Row-wise and column-wise copies in one pass, as block-wise layers quantize their BF16
-        // x and dy in training: 2 B read, 2 × 1 B written per element.
-        uint8_t* codes_t = static_cast<uint8_t*>(copy);
-        const double ms = median_event_ms([&] {
-            const ScaleRule rule = ScaleRule::from_amax(Format::e4m3, 0, false);
-            cuda::quantize_both_orientations(static_cast<const __nv_bfloat16*>(x),
-                                             {rows, cols, 128, rule, Format::e4m3, codes, scales,
-                                              rule, Format::e4m3, codes_t, work},
-                                             nullptr);
-        });
-        report("both orientations 1x128 (training)", ms, double(n) * 4 + double(n / 128) * 8);
-    }
-    {
-        // The scaling-aware transpose of the block-wise (power-of-two) tensor just quantized.
-        cuda::quantize_groups({static_cast<const __nv_bfloat16*>(x), rows, cols, 128, Format::e4m3,
-                               true, codes, scales},
-                              nullptr);
-        uint8_t* t_codes = static_cast<uint8_t*>(copy); // the copy buffer is large enough
-        float* t_scales = work;
-        const double ms = median_event_ms([&] {
-            cuda::transpose_scaling_aware(
-                {codes, scales, rows, cols, Format::e4m3, t_codes, t_scales}, nullptr);
+        // The scaling-aware transpose of the power-of-two block-wise codes just made, and the
+        // exact transpose of per-tensor scaled codes (TE's recipes, FP8-LM): bytes only.
+        Buffer<uint8_t> t_codes(memory, n);
+        Buffer<float> t_scales(memory, n / 128);
+        ms = median_event_ms([&] {
+            cuda::transpose_scaling_aware({q.codes.data(), q.levels[0].scale_inv.data(), rows, cols,
+                                           Format::e4m3, t_codes.data(), t_scales.data()},
+                                          nullptr);
         });
         report("scaling-aware transpose (FP8->FP8)", ms, double(n) * 2 + double(n / 128) * 8);
-        // The exact transpose of per-tensor scaled codes (TE's recipes, FP8-LM): bytes only.
-        const double exact_ms =
-            median_event_ms([&] { cuda::transpose_codes(codes, rows, cols, t_codes, nullptr); });
-        report("exact transpose (FP8 codes)", exact_ms, double(n) * 2);
+        ms = median_event_ms(
+            [&] { cuda::transpose_codes(q.codes.data(), rows, cols, t_codes.data(), nullptr); });
+        report("exact transpose (FP8 codes)", ms, double(n) * 2);
     }
-    {
-        // From FP32: the block-wise plan, the backward's column-wise copy quantized from the
-        // same tensor (1x128 along the other axis), and both in one pass (what block-wise layers
-        // ran before they took BF16 sources).
-        cuda::DeviceMemory memory(nullptr);
-        Buffer<float> x32(memory, n);
-        cuda::cast_from_format(static_cast<const uint16_t*>(x), x32.data(), n, Format::bf16,
-                               nullptr);
-        cuda::PlanRunner runner(memory);
-        cuda::Fp8Transposer transposer(memory, runner);
-        cuda::DeviceQuantized q(memory), t(memory);
-        const auto quantizer = make_block_quantizer(Format::e4m3, {1, 128}, ScaleEncoding::fp32,
-                                                    ScaleRule::from_amax(Format::e4m3, 0, false));
-        const QuantizePlan plan = quantizer->plan(0.0f);
-        double ms = median_event_ms([&] { runner.run(x32.data(), rows, cols, plan, q, nullptr); });
-        report("plan 1x128 from FP32", ms, double(n) * 5 + double(n / 128) * 4);
-        ms = median_event_ms([&] {
-            transposer.run(q, TransposeMethod::from_source, *quantizer, x32.data(), t, nullptr);
-        });
-        report("transposed 1x128 from FP32", ms, double(n) * 5 + double(n / 128) * 4);
-        // Both in one pass: 4 B read, 2 × 1 B written.
-        ms = median_event_ms([&] {
-            transposer.quantize_both(*quantizer, *quantizer, x32.data(), rows, cols, q, t, nullptr);
-        });
-        report("both orientations 1x128 from FP32", ms, double(n) * 6 + double(n / 128) * 8);
-        // MOSS's x and dy in training: the tensor's amax, then both orientations from one read
-        // (2 B read twice, 2 × 1 B written).
-        const auto moss = make_recipe("moss")->make_quantizer(TensorRole::activation);
-        ms = median_event_ms([&] {
-            transposer.quantize_both(*moss, *moss, static_cast<const __nv_bfloat16*>(x), rows, cols,
-                                     q, t, nullptr);
-        });
-        report("both orientations MOSS G=32", ms, double(n) * 6 + double(n / 32) * 8);
-        const auto mx = make_recipe("mxfp8")->make_quantizer(TensorRole::activation);
-        ms = median_event_ms([&] {
-            transposer.quantize_both(*mx, *mx, static_cast<const __nv_bfloat16*>(x), rows, cols, q,
-                                     t, nullptr);
-        });
-        report("both orientations MX 1x32", ms, double(n) * 4 + double(n / 32) * 8);
-        // The weights' plan: 128 x 128 blocks.
-        const QuantizePlan weight_plan =
-            make_block_quantizer(Format::e4m3, {128, 128}, ScaleEncoding::fp32,
-                                 ScaleRule::from_amax(Format::e4m3, 0, false))
-                ->plan(0.0f);
-        ms = median_event_ms([&] { runner.run(x32.data(), rows, cols, weight_plan, q, nullptr); });
-        report("plan 128x128 from FP32 (weights)", ms, double(n) * 5);
-    }
-    for (void* p : {x, copy, (void*)codes, (void*)scales, (void*)work, (void*)global}) cudaFree(p);
+    // The weights' plan: 128 x 128 blocks.
+    const QuantizePlan weight_plan =
+        QuantizePlan::blocks_plan(Format::e4m3, {128, 128}, ScaleEncoding::fp32,
+                                  ScaleRule::from_amax(Format::e4m3, 0, false));
+    ms = median_event_ms([&] { runner.run(x32.data(), rows, cols, weight_plan, q, nullptr); });
+    report("plan 128x128 from FP32 (weights)", ms, double(n) * 5);
     return 0;
 #endif
 }

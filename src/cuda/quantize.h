@@ -1,13 +1,7 @@
-// Quantization kernels: BF16 in (or FP32, for both orientations), FP8 codes and scales out, by the
-// same rules as the CPU recipes (numerics/scaling.h is shared), so codes and scales agree bit for
-// bit.
-//   quantize_groups     one FP32 scale_inv per 1×G group along the rows (block-wise 1×128,
-//                       per-group G=32): one pass, a warp per group
-//   quantize_two_level  MOSS two-level (recipe/moss.h) with one global scale for the tensor: a
-//                       pass for the group amaxes and their maximum, a pass for the codes
-//   quantize_both_orientations  row-wise and column-wise copies in groups of 32 or 128 from one
-//                       read of BF16 or FP32 (the FP8 layers' input and gradient:
-//                       fp8_transpose.h), MOSS's after a pass for the tensor's amax
+// The quantization of an FP8 layer's x and dy (fp8_transpose.h's quantize_both): both
+// orientations in groups of 32 or 128 from one read of BF16 or FP32, MOSS's after a pass for the
+// tensor's amax, by the same rules as the CPU recipes (numerics/scaling.h is shared), so codes and
+// scales agree bit for bit. Other plans run in quantize_plan.h.
 #pragma once
 
 #include <cstdint>
@@ -18,17 +12,6 @@
 #include "recipe/quantize_plan.h"
 
 namespace octet::cuda {
-
-struct GroupQuantizeArgs {
-    const __nv_bfloat16* x; // [rows, cols]
-    int64_t rows, cols;
-    int64_t group;    // 32 or 128
-    Format format;    // e4m3 or e5m2
-    bool pow2;        // power-of-two scales (TE, FP8-Flow-MoE) or FP32 (DeepSeek-V3)
-    uint8_t* codes;   // [rows, cols]
-    float* scale_inv; // [rows, ceil(cols / group)]
-};
-void quantize_groups(const GroupQuantizeArgs& a, cudaStream_t stream);
 
 // The finite amax of x[0, n) as float bits at *amax_bits (zeroed first; 0 for an empty x).
 template <typename T>
@@ -66,16 +49,5 @@ struct BothOrientationsArgs {
 void quantize_both_orientations(const float* x, const BothOrientationsArgs& a, cudaStream_t stream);
 void quantize_both_orientations(const __nv_bfloat16* x, const BothOrientationsArgs& a,
                                 cudaStream_t stream);
-
-struct TwoLevelQuantizeArgs {
-    const __nv_bfloat16* x; // [rows, cols]
-    int64_t rows, cols;
-    int64_t group;           // 32 or 128
-    uint8_t* codes;          // [rows, cols], E4M3
-    float* local_scale_inv;  // [rows, ceil(cols / group)]: the E8M0 values 2^k, k ≤ 0
-    float* global_scale_inv; // 1 value: s
-    float* group_s;          // workspace [rows, ceil(cols / group)]
-};
-void quantize_two_level(const TwoLevelQuantizeArgs& a, cudaStream_t stream);
 
 } // namespace octet::cuda
