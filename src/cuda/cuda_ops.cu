@@ -383,6 +383,13 @@ void CudaOps::linear_forward(const LinearForwardArgs<float>& a) {
 
 void CudaOps::linear_backward(const LinearBackwardArgs<float>& a) {
     const auto timed = profiler_.scope("linear_backward");
+    if (a.n == 0 || a.m == 0) {
+        // No rows: dW = Σ over none is zero, written where asked (as the CPU backend does).
+        if (!a.add_to_d_weight && a.m * a.k > 0)
+            OCTET_CUDA_CHECK(
+                cudaMemsetAsync(a.d_weight, 0, size_t(a.m * a.k) * sizeof(float), stream()));
+        return;
+    }
     if (fp8_operands(a.precision)) {
         linear_backward_fp8(a);
     } else {

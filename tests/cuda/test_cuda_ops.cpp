@@ -260,6 +260,27 @@ TEST_F(CudaOpsTest, Bf16Linear) {
     }
 }
 
+// An empty batch contributes nothing, under every precision, as on the CPU: a written dW is zero,
+// an accumulated one and the bias gradient keep what they held.
+TEST_F(CudaOpsTest, LinearBackwardOfAnEmptyBatch) {
+    const int64_t K = 96, M = 80;
+    const Host held = as_float(random(M * K)), bias_held = as_float(random(M));
+    for (const std::string spec : {"exact", "bf16", "blockwise", "moss"}) {
+        for (bool add : {false, true}) {
+            SCOPED_TRACE(spec + (add ? ", accumulated" : ", written"));
+            const auto precision = spec == "exact" ? nullptr : consumer_layer(spec);
+            Buffer<float> gdw = device(held), gdb = device(bias_held), gw = device(random(M * K));
+            LinearBackwardArgs<float> args{nullptr, gdw.data(),     gdb.data(), nullptr,
+                                           nullptr, gw.data(),      0,          K,
+                                           M,       precision.get()};
+            args.add_to_d_weight = add;
+            gpu_->linear_backward(args);
+            EXPECT_EQ(host(gdw), add ? held : Host(size_t(M * K), 0.0));
+            EXPECT_EQ(host(gdb), bias_held);
+        }
+    }
+}
+
 // Attention forward and backward on both backends; with the exact kernel the state is the
 // probabilities, compared too.
 void CudaOpsTest::check_attention(const AttentionShape& a, double tol) {
