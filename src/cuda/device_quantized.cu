@@ -1,6 +1,8 @@
 // Device quantized tensors (see device_quantized.h).
 #include "cuda/device_quantized.h"
 
+#include <algorithm>
+
 #include "cuda/launch.cuh"
 
 namespace octet::cuda {
@@ -26,6 +28,19 @@ DeviceScaleGrid& DeviceQuantized::shape_one_level(Format format_, int64_t rows_,
     level_count = 1;
     levels[0].shape(rows, cols, block_rows, block_cols, encoding, pow2);
     return levels[0];
+}
+
+void DeviceQuantized::shape_two_level(int64_t rows_, int64_t cols_,
+                                      const TwoLevelOptions& options) {
+    format = options.format;
+    rows = rows_;
+    cols = cols_;
+    codes.resize(rows * cols);
+    const int64_t coarse =
+        options.global_rows > 0 ? options.global_rows : std::max<int64_t>(rows, 1);
+    levels[0].shape(rows, cols, 1, options.group, ScaleEncoding::e8m0, true);
+    levels[1].shape(rows, cols, coarse, std::max<int64_t>(cols, 1), ScaleEncoding::fp32, false);
+    level_count = 2;
 }
 
 LevelViews DeviceQuantized::views(Levels which) const {

@@ -10,6 +10,7 @@
 
 #include "numerics/quantized_tensor.h"
 #include "ops/memory.h"
+#include "recipe/moss.h"
 
 namespace octet::cuda {
 
@@ -64,6 +65,9 @@ struct DeviceQuantized {
     DeviceScaleGrid& shape_one_level(Format format_, int64_t rows_, int64_t cols_,
                                      int64_t block_rows, int64_t block_cols, ScaleEncoding encoding,
                                      bool pow2);
+    // Shape it as a rows × cols tensor under MOSS's two levels (recipe/moss.h): E8M0 local
+    // scales per 1 × group, then FP32 global ones per global_rows rows (0: the whole tensor).
+    void shape_two_level(int64_t rows_, int64_t cols_, const TwoLevelOptions& options);
     // Levels for kernels: all of them, those that vary over the tensor, or those with one scale
     // for the whole tensor.
     enum class Levels { all, varying, whole };

@@ -208,18 +208,9 @@ bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, con
     args.column_sums = column_sums ? tile_sums_.data() : nullptr;
     if (plan.kind == QuantizePlan::Kind::two_level) {
         args.group = int(plan.two_level.group);
-        // Both copies share the global scale, one for the tensor; its grid then its locals'.
-        const auto shape_two_level = [&](DeviceQuantized& q, int64_t r, int64_t c) {
-            q.format = plan.two_level.format;
-            q.rows = r;
-            q.cols = c;
-            q.codes.resize(r * c);
-            q.levels[0].shape(r, c, 1, args.group, ScaleEncoding::e8m0, true);
-            q.levels[1].shape(r, c, r, c, ScaleEncoding::fp32, false);
-            q.level_count = 2;
-        };
-        shape_two_level(out, rows, cols);
-        shape_two_level(out_t, cols, rows);
+        // Both copies share the global scale, one for the tensor (global_rows = 0).
+        out.shape_two_level(rows, cols, plan.two_level);
+        out_t.shape_two_level(cols, rows, plan_t.two_level);
         tensor_amax_.resize(1);
         tensor_finite_amax(x, rows * cols, tensor_amax_.data(), stream);
         args.tensor_amax = tensor_amax_.data();

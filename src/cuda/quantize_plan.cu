@@ -412,15 +412,11 @@ void PlanRunner::run(const float* x, int64_t rows, int64_t cols, const QuantizeP
     }
 
     // MOSS two-level.
-    const int64_t group = plan.two_level.group;
-    const int64_t coarse =
-        plan.two_level.global_rows > 0 ? plan.two_level.global_rows : std::max<int64_t>(rows, 1);
-    DeviceScaleGrid& local = out.levels[0];
-    DeviceScaleGrid& global = out.levels[1];
-    local.shape(rows, cols, 1, group, ScaleEncoding::e8m0, true);
-    global.shape(rows, cols, coarse, std::max<int64_t>(cols, 1), ScaleEncoding::fp32, false);
-    out.level_count = 2;
+    out.shape_two_level(rows, cols, plan.two_level);
     if (n == 0) return;
+    const int64_t group = plan.two_level.group;
+    DeviceScaleGrid &local = out.levels[0], &global = out.levels[1];
+    const int64_t coarse = global.block_rows;
     const int64_t gc = local.grid_cols, cells = rows * gc, coarse_blocks = global.grid_rows;
     amax_bits_.resize(cells + coarse_blocks);
     multipliers_.resize(cells);
