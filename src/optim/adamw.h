@@ -1,7 +1,7 @@
 // AdamW with decoupled weight decay and global-norm gradient clipping, in the storage the
 // precision policy names (numerics/storage_format.h):
 //   FP32 master, m, v (16 bytes per parameter with the FP32 gradient), or
-//   FP32 master, BF16 m and v (DeepSeek-V3's, the blockwise policy: 12 bytes), or
+//   FP32 master, BF16 m and v (DeepSeek-V3's; the blockwise and moss policies: 12 bytes), or
 //   FP8-LM's precision-decoupled storage: FP16 scaled master, E4M3 scaled m, FP16 scaled v and
 //   E4M3 weight gradients (6 bytes per parameter; O1 keeps m and v in FP32: 11 bytes).
 // The update runs in FP32 on the decoded values (ops/adamw_update.h, PyTorch's order):

@@ -1,8 +1,11 @@
 // The precision policies (table in policy.h).
 #include "recipe/policy.h"
 
+#include <cmath>
+
 #include "common/error.h"
 #include "common/strings.h"
+#include "recipe/moss_weight_scaling.h"
 #include "recipe/recipe.h"
 #include "recipe/recipe_options.h"
 
@@ -75,13 +78,12 @@ PrecisionPolicy make_policy(std::string_view spec) {
     p.moment1 = parse_storage(options, "moment1", p.moment1);
     p.moment2 = parse_storage(options, "moment2", p.moment2);
     p.weight_grad = parse_storage(options, "weight_grad", p.weight_grad);
-    // MOSS's weight-scale bound (recipe/moss_weight_scaling.h) holds for an FP32 master with FP32
-    // or BF16 moments: FP16 masters round by 2^-11, and scaled moments underflow.
-    const auto bf16_or_fp32 = [](StorageFormat f) {
-        return f == StorageFormat::fp32 || f == StorageFormat::bf16;
-    };
+    // MOSS's weight-scale bound (recipe/moss_weight_scaling.h) holds for an FP32 master with the
+    // moments whose roundoff it covers (FP32, BF16): FP16 masters round by 2^-11, and scaled
+    // moments underflow.
     if (p.name == "moss" &&
-        (p.master != StorageFormat::fp32 || !bf16_or_fp32(p.moment1) || !bf16_or_fp32(p.moment2)))
+        (p.master != StorageFormat::fp32 || !std::isfinite(moment_roundoff(p.moment1)) ||
+         !std::isfinite(moment_roundoff(p.moment2))))
         throw Error("recipe 'moss' predicts weight scales from AdamW with an fp32 master and fp32 "
                     "or bf16 moments");
     // The remaining options belong to the FP8 recipe; make_recipe rejects unknown ones.

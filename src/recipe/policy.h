@@ -6,9 +6,10 @@
 //   policy      linear GEMMs (x, W, dy)        weight grads   master   Adam m   Adam v
 //   fp32        FP32                           FP32           FP32     FP32     FP32
 //   bf16        BF16 inputs, FP32 accumulate   FP32           FP32     FP32     FP32
-//   te-current, te-delayed, rowwise, mxfp8, moss:
+//   te-current, te-delayed, rowwise, mxfp8:
 //               that FP8 recipe                FP32           FP32     FP32     FP32
 //   blockwise   1×128 · 128×128 (DeepSeek-V3)  FP32           FP32     BF16     BF16
+//   moss        two-level, predicted W scales  FP32           FP32     BF16     BF16
 //   fp8lm-o1    FP8, per-tensor power-of-two   E4M3 scaled    FP16 sc. FP32     FP32
 //   fp8lm-o2    as O1                          E4M3 scaled    FP16 sc. E4M3 sc. FP16 sc.
 //

@@ -90,13 +90,17 @@ TEST(Optimizer, BytesPerParameterOfEachStorageMode) {
     EXPECT_EQ(make_policy("fp8lm-o2").bytes_per_parameter(), 6);
 }
 
+// A decayed 16 × 8 matrix and an undecayed norm, in one flat buffer of 144.
+std::vector<ParamTensor> matrix_and_norm() {
+    return {{"w", {16, 8}, 0, 128, true}, {"norm", {16}, 128, 16, false}};
+}
+
 // AdamW in FP32 storage against a float64 implementation of the same update.
 TEST(Optimizer, Fp32AdamWMatchesAFloat64Reference) {
     const uint64_t seed = testing::fresh_seed();
     SCOPED_TRACE(testing::seed_note(seed));
     Rng rng(seed);
-    std::vector<ParamTensor> tensors = {{"w", {16, 8}, 0, 128, true},
-                                        {"norm", {16}, 128, 16, false}};
+    const std::vector<ParamTensor> tensors = matrix_and_norm();
     std::vector<float> w(144), g(144);
     for (float& x : w) x = float(rng.normal());
     std::vector<double> ref(w.begin(), w.end()), m(144, 0), v(144, 0);
@@ -134,8 +138,7 @@ TEST(Optimizer, Bf16MomentsRoundAfterEachFp32Update) {
     const uint64_t seed = testing::fresh_seed();
     SCOPED_TRACE(testing::seed_note(seed));
     Rng rng(seed);
-    std::vector<ParamTensor> tensors = {{"w", {16, 8}, 0, 128, true},
-                                        {"norm", {16}, 128, 16, false}};
+    const std::vector<ParamTensor> tensors = matrix_and_norm();
     std::vector<float> w(144), g(144), ref_w, ref_m(144, 0.0f), ref_v(144, 0.0f);
     for (float& x : w) x = float(rng.normal());
     ref_w = w;
