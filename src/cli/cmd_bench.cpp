@@ -25,7 +25,9 @@ static const char* bench_help =
 Training throughput (tokens/s) of a model preset under each precision policy: a few warm-up
 steps, then the median of N timed steps, on random tokens. On the GPU it also prints the model
 FLOPs utilisation (6·params + attention FLOPs per token, against 989 TFLOPS: the dense BF16 peak
-of an H100/H200 SXM) and the peak GPU memory Octet allocated. Steps replay a CUDA graph where
+of an H100/H200 SXM), the peak GPU memory Octet allocated, and of it what parameters, gradients
+and optimizer states hold before the first step (column "state GiB": the rest is activations,
+FP8 operands and scratch). Steps replay a CUDA graph where
 the recipe allows, as `octet train` does (column "graph").
 
   --model NAME    tiny (default), tiny-llama, gpt2-124m, gpt2-350m, gpt2-1.3b
@@ -102,9 +104,10 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
                   config.describe().c_str(), static_cast<long long>(config.parameter_count()),
                   static_cast<long long>(batch), static_cast<long long>(seq));
     out << line;
-    std::snprintf(line, sizeof line, "%-14s %6s %6s %10s %12s %7s %10s %10s\n", "recipe", "device",
-                  "graph", "step ms", "tokens/s", "MFU %", "peak GiB", "opt B/par");
-    out << line << std::string(82, '-') << "\n";
+    std::snprintf(line, sizeof line, "%-14s %6s %6s %10s %12s %7s %10s %10s %10s\n", "recipe",
+                  "device", "graph", "step ms", "tokens/s", "MFU %", "peak GiB", "state GiB",
+                  "opt B/par");
+    out << line << std::string(93, '-') << "\n";
     // Training FLOPs per token: 6 per parameter (forward 2, backward 4) plus the attention
     // scores and weighted sums, 12 · L · C · T (llm.c's and PaLM's accounting).
     const double flops_per_token = 6.0 * double(config.parameter_count()) +
@@ -118,6 +121,7 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
                         AdamWConfig{});
         const bool profile = args.has("profile");
         TrainStep train_step(model, optimizer, ops, policy, !args.has("eager") && !profile);
+        const size_t state_bytes = ops.memory().held_bytes();
         std::vector<double> times;
         const bool gpu = backend.device == "cuda";
         for (int64_t s = 0; s < steps + 2; ++s) {
@@ -131,15 +135,17 @@ int cmd_bench(const std::vector<std::string>& argv, std::ostream& out) {
         std::sort(times.begin(), times.end());
         const double median = times[times.size() / 2];
         const double tokens_per_s = double(n) / median;
-        char mfu[16] = "-", peak[16] = "-";
+        char mfu[16] = "-", peak[16] = "-", state[16] = "-";
         if (gpu) {
+            constexpr double gib = double(1ull << 30);
             std::snprintf(mfu, sizeof mfu, "%.1f", 100 * tokens_per_s * flops_per_token / 989e12);
-            std::snprintf(peak, sizeof peak, "%.2f",
-                          double(ops.memory().peak_bytes()) / double(1ull << 30));
+            std::snprintf(peak, sizeof peak, "%.2f", double(ops.memory().peak_bytes()) / gib);
+            std::snprintf(state, sizeof state, "%.2f", double(state_bytes) / gib);
         }
-        std::snprintf(line, sizeof line, "%-14s %6s %6s %10.1f %12.0f %7s %10s %10.1f\n",
+        std::snprintf(line, sizeof line, "%-14s %6s %6s %10.1f %12.0f %7s %10s %10s %10.1f\n",
                       name.c_str(), backend.device.c_str(), train_step.graphs() ? "yes" : "-",
-                      median * 1e3, tokens_per_s, mfu, peak, optimizer.bytes_per_parameter());
+                      median * 1e3, tokens_per_s, mfu, peak, state,
+                      optimizer.bytes_per_parameter());
         out << line << std::flush;
         if (gpu && profile) print_profile(ops, steps, median, out);
     }

@@ -24,6 +24,7 @@ class HostMemory final : public Memory {
     }
     void to_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
     void from_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
+    size_t held_bytes() const override { return 0; }
     size_t peak_bytes() const override { return 0; }
 };
 

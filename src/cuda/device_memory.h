@@ -20,6 +20,7 @@ class DeviceMemory final : public Memory {
     void copy(void* dst, const void* src, size_t bytes) override;
     void to_host(void* host_dst, const void* src, size_t bytes) override;
     void from_host(void* dst, const void* host_src, size_t bytes) override;
+    size_t held_bytes() const override { return allocated_; }
     size_t peak_bytes() const override { return peak_; }
     uint64_t layout_version() const override { return version_; }
 

@@ -21,7 +21,8 @@ class Memory {
     virtual void copy(void* dst, const void* src, size_t bytes) = 0; // both in this memory
     virtual void to_host(void* host_dst, const void* src, size_t bytes) = 0;
     virtual void from_host(void* dst, const void* host_src, size_t bytes) = 0;
-    // The most bytes held at once so far (0 where untracked: the host's).
+    // The bytes held now, and the most held at once so far (0 where untracked: the host's).
+    virtual size_t held_bytes() const = 0;
     virtual size_t peak_bytes() const = 0;
     // Changes with every allocation and release: a recorded graph (Ops::record()) whose buffers
     // may have moved since is recorded again. Constant where nothing records (the host).

@@ -166,8 +166,8 @@ class CountingMemory final : public Memory {
     }
     void to_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
     void from_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
+    size_t held_bytes() const override { return held_; }
     size_t peak_bytes() const override { return 0; }
-    size_t held() const { return held_; }
 
   private:
     std::unordered_map<void*, size_t> sizes_;
@@ -194,7 +194,7 @@ TEST(Gpt, EachLayerHoldsOnlyWhatItsBackwardReads) {
                 model.zero_grads();
                 model.forward(tokens.data(), tokens.data(), batch, seq);
                 model.backward();
-                held[layers - 1] = int64_t(memory.held());
+                held[layers - 1] = int64_t(memory.held_bytes());
                 params[layers - 1] = model.params().size();
             }
             const int64_t C = c.d_model, hidden = c.ffn_size();
