@@ -33,6 +33,14 @@ __device__ __forceinline__ uint32_t cast_each_packed(float a, float b, float c, 
            uint32_t(cast_scaled(d, scale, format)) << 24;
 }
 
+// cast_each_packed out of line: the general codec inlined at each of a kernel's unrolled casts
+// fills the instruction cache with code that FP8 formats never run.
+inline __device__ __noinline__ uint32_t cast_each_packed_outlined(float a, float b, float c,
+                                                                  float d, float scale,
+                                                                  Format format) {
+    return cast_each_packed(a, b, c, d, scale, format);
+}
+
 // The same for four finite values: for FP8, two hardware conversions of a pair each
 // (cvt.rn.satfinite, as encode_saturate does one by one) and no per-value branches. The
 // quantization kernels are bound by instruction issue, not memory, without it.
@@ -51,7 +59,7 @@ __device__ __forceinline__ uint32_t cast_finite_packed(float a, float b, float c
         return uint32_t(lo) | uint32_t(hi) << 16;
     }
 #endif
-    return cast_each_packed(a, b, c, d, scale, format);
+    return cast_each_packed_outlined(a, b, c, d, scale, format);
 }
 
 // Any four values: the finite path where all four are finite.
