@@ -51,7 +51,11 @@ __global__ void tensor_amax_kernel(const T* x, int64_t n, bool vectors, uint32_t
 // block, each waited for its load, then left memory idle while it computed, which held the
 // kernel to 39% of copy bandwidth (70% now, H100). Two tiles in flight a block were slower
 // (67%), so the loads' latency is not what bounds it. From FP32 a block takes one tile (83%;
-// persistent with the next tile in flight, 79%).
+// persistent with the next tile in flight, 79%). Also tried, slower (1x128 from BF16, H100): each
+// thread keeping 16 rows × 4 columns in registers, row groups reduced across lanes by shuffles
+// and column groups through shared memory, 59% (a tile a block, three blocks an SM) and 65%
+// (persistent, the next tile in registers); it issued as many instructions as this kernel, with
+// fewer warps an SM to hide their latency.
 constexpr int both_tile = 128, both_threads = 256, both_warps = both_threads / 32;
 constexpr int both_words = both_tile / 4; // codes of a group, four to a word
 constexpr int both_blocks_per_sm = 2;
