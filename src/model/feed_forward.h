@@ -36,11 +36,13 @@ class FeedForward {
 
 // What the feed-forwards of all layers share: the hidden activations where the down projection
 // keeps its own copy of them (LinearPrecision::keeps_input()), and the backward's gradients of
-// the hidden layer, which live only while one layer's backward runs.
+// the hidden layer, which live only while one layer's backward runs. The up projection's output
+// gradient takes the shared activations' memory: no backward reads those.
 template <typename T>
 struct FeedForwardScratch {
-    explicit FeedForwardScratch(Memory& memory) : act(memory), d_act(memory), d_up(memory) {}
-    Buffer<T> act, d_act, d_up;
+    explicit FeedForwardScratch(Memory& memory) : act(memory), d_act(memory) {}
+    Buffer<T> act, d_act;
+    Buffer<T>& d_up = act;
 };
 
 // The dense feed-forward of layer `layer`, its parameters registered in `params`.

@@ -42,7 +42,7 @@ Gpt<T>::Gpt(const ModelConfig& config, Ops<T>& ops, const PrecisionPolicy& polic
       lnf_rstd_(ops.memory()), logits_(ops.memory()), losses_(ops.memory()),
       linear_in_(ops.memory()), qkv_scratch_(ops.memory()), rope_scratch_(ops.memory()),
       ffn_scratch_(ops.memory()), d_lnf_(ops.memory()), d_x_(ops.memory()), d_ln2_(ops.memory()),
-      d_attn_(ops.memory()), d_qkv_(ops.memory()), d_rope_(ops.memory()), d_ln1_(ops.memory()) {
+      d_ln1_(ops.memory()) {
     config_.validate();
     const ModelConfig& c = config_;
     const bool gpt2 = c.flavor == Flavor::gpt2;

@@ -114,7 +114,13 @@ class Gpt {
     Buffer<T> qkv_scratch_, rope_scratch_;
     FeedForwardScratch<T> ffn_scratch_;
     // Scratch of the backward, kept to avoid allocations every step.
-    Buffer<T> d_lnf_, d_x_, d_ln2_, d_attn_, d_qkv_, d_rope_, d_ln1_;
+    Buffer<T> d_lnf_, d_x_, d_ln2_, d_ln1_;
+    // The backward's gradients of the attention's output, qkv and rotated qkv, in the memory of
+    // the forward's scratch of the same sizes: no backward reads that scratch (its readers keep
+    // what they need), so the two never live at once.
+    Buffer<T>& d_attn_ = linear_in_;
+    Buffer<T>& d_qkv_ = qkv_scratch_;
+    Buffer<T>& d_rope_ = rope_scratch_;
 };
 
 extern template class Gpt<float>;

@@ -212,6 +212,43 @@ TEST(Gpt, EachLayerHoldsOnlyWhatItsBackwardReads) {
         }
 }
 
+// What a backward adds to the memory its forward held: its scratch, shared by all layers. The
+// gradients of the attention's output, of qkv (Llama's unrotated) and of the up projection's
+// output take the memory of forward scratch of their sizes that no backward reads (the inputs of
+// layers that keep their own copies, qkv where the attention does not read it back), so they add
+// nothing where the forward used that scratch.
+TEST(Gpt, BackwardScratchTakesTheForwardScratchNoBackwardReads) {
+    const int64_t batch = 2, seq = 6, n = batch * seq;
+    for (Flavor flavor : {Flavor::gpt2, Flavor::llama})
+        for (const std::string policy : {"fp32", "bf16", "blockwise"}) {
+            const bool llama = flavor == Flavor::llama, keeps = policy != "fp32";
+            SCOPED_TRACE((llama ? "llama " : "gpt2 ") + policy);
+            const ModelConfig c = tiny(flavor);
+            CountingMemory memory;
+            CpuOps<float> ops(memory);
+            Gpt<float> model(c, ops, make_policy(policy), 1);
+            std::vector<int32_t> tokens(static_cast<size_t>(n));
+            for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(i % 11);
+            model.zero_grads();
+            model.forward(tokens.data(), tokens.data(), batch, seq);
+            const int64_t forward = int64_t(memory.held_bytes());
+            model.backward();
+            const int64_t C = c.d_model, hidden = c.ffn_size();
+            // The residual stream's gradient, the d_out of the three norms, the activation's.
+            int64_t floats = n * (4 * C + hidden);
+            // The up projection's d_out: where the down projection keeps its input, in the
+            // shared activations (Llama's, twice as wide, grows them); else its own.
+            floats += keeps ? (llama ? n * hidden : 0) : n * (llama ? 2 * hidden : hidden);
+            // The attention's d_out: in the shared inputs of layers that keep theirs.
+            if (!keeps) floats += n * C;
+            // GPT-2's d_qkv, Llama's d_rotated: qkv and the rotated qkv live per layer on the CPU,
+            // whose attention reads them back, so their scratch was not used forward. Llama's
+            // d_qkv takes its unrotated qkv's scratch.
+            floats += 3 * n * C;
+            EXPECT_EQ(int64_t(memory.held_bytes()) - forward, floats * int64_t(sizeof(float)));
+        }
+}
+
 TEST(Gpt, BadConfigAndInputAreRefused) {
     CpuOps<float> ops;
     ModelConfig c = tiny(Flavor::gpt2);
