@@ -174,6 +174,26 @@ class CountingMemory final : public Memory {
     size_t held_ = 0;
 };
 
+// The bytes a model holds on counting host memory after a training step's forward and after its
+// backward, and its parameter count.
+struct StepMemory {
+    int64_t after_forward, after_backward, params;
+};
+
+StepMemory step_memory(const ModelConfig& c, const std::string& policy, int64_t batch,
+                       int64_t seq) {
+    CountingMemory memory;
+    CpuOps<float> ops(memory);
+    Gpt<float> model(c, ops, make_policy(policy), 1);
+    std::vector<int32_t> tokens(static_cast<size_t>(batch * seq));
+    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(i % 11);
+    model.zero_grads();
+    model.forward(tokens.data(), tokens.data(), batch, seq);
+    const int64_t after_forward = int64_t(memory.held_bytes());
+    model.backward();
+    return {after_forward, int64_t(memory.held_bytes()), model.params().size()};
+}
+
 // What one more layer costs after a training step: its parameters and gradients, and the FP32
 // activations its backward reads. A linear layer that keeps its own BF16/FP8 copy of its input
 // (every policy but fp32) costs no FP32 copy of it, and backward scratch is shared by all layers.
@@ -186,16 +206,9 @@ TEST(Gpt, EachLayerHoldsOnlyWhatItsBackwardReads) {
             ModelConfig c = tiny(flavor);
             for (int64_t layers : {1, 2}) {
                 c.n_layer = layers;
-                CountingMemory memory;
-                CpuOps<float> ops(memory);
-                Gpt<float> model(c, ops, make_policy(policy), 1);
-                std::vector<int32_t> tokens(static_cast<size_t>(n));
-                for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(i % 11);
-                model.zero_grads();
-                model.forward(tokens.data(), tokens.data(), batch, seq);
-                model.backward();
-                held[layers - 1] = int64_t(memory.held_bytes());
-                params[layers - 1] = model.params().size();
+                const StepMemory step = step_memory(c, policy, batch, seq);
+                held[layers - 1] = step.after_backward;
+                params[layers - 1] = step.params;
             }
             const int64_t C = c.d_model, hidden = c.ffn_size();
             const bool llama = flavor == Flavor::llama;
@@ -224,15 +237,7 @@ TEST(Gpt, BackwardScratchTakesTheForwardScratchNoBackwardReads) {
             const bool llama = flavor == Flavor::llama, keeps = policy != "fp32";
             SCOPED_TRACE((llama ? "llama " : "gpt2 ") + policy);
             const ModelConfig c = tiny(flavor);
-            CountingMemory memory;
-            CpuOps<float> ops(memory);
-            Gpt<float> model(c, ops, make_policy(policy), 1);
-            std::vector<int32_t> tokens(static_cast<size_t>(n));
-            for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(i % 11);
-            model.zero_grads();
-            model.forward(tokens.data(), tokens.data(), batch, seq);
-            const int64_t forward = int64_t(memory.held_bytes());
-            model.backward();
+            const StepMemory step = step_memory(c, policy, batch, seq);
             const int64_t C = c.d_model, hidden = c.ffn_size();
             // The residual stream's gradient, the d_out of the three norms, the activation's.
             int64_t floats = n * (4 * C + hidden);
@@ -245,7 +250,7 @@ TEST(Gpt, BackwardScratchTakesTheForwardScratchNoBackwardReads) {
             // whose attention reads them back, so their scratch was not used forward. Llama's
             // d_qkv takes its unrotated qkv's scratch.
             floats += 3 * n * C;
-            EXPECT_EQ(int64_t(memory.held_bytes()) - forward, floats * int64_t(sizeof(float)));
+            EXPECT_EQ(step.after_backward - step.after_forward, floats * int64_t(sizeof(float)));
         }
 }
 
