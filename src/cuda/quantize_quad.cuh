@@ -26,19 +26,13 @@ __device__ __forceinline__ float max_abs_nan4(float m, const float4& v) {
 }
 
 // The codes of four values under one scale, byte j the code of value j: cast_scaled four times.
-__device__ __forceinline__ uint32_t cast_each_packed(float a, float b, float c, float d,
-                                                     float scale, Format format) {
+// Out of line: the paths below take it only for formats other than FP8 or for NaN and ±Inf, and
+// the general codec inlined at each of a kernel's unrolled casts fills the instruction cache.
+inline __device__ __noinline__ uint32_t cast_each_packed(float a, float b, float c, float d,
+                                                         float scale, Format format) {
     return uint32_t(cast_scaled(a, scale, format)) | uint32_t(cast_scaled(b, scale, format)) << 8 |
            uint32_t(cast_scaled(c, scale, format)) << 16 |
            uint32_t(cast_scaled(d, scale, format)) << 24;
-}
-
-// cast_each_packed out of line: the general codec inlined at each of a kernel's unrolled casts
-// fills the instruction cache with code that FP8 formats never run.
-inline __device__ __noinline__ uint32_t cast_each_packed_outlined(float a, float b, float c,
-                                                                  float d, float scale,
-                                                                  Format format) {
-    return cast_each_packed(a, b, c, d, scale, format);
 }
 
 // The same for four finite values: for FP8, two hardware conversions of a pair each
@@ -59,7 +53,7 @@ __device__ __forceinline__ uint32_t cast_finite_packed(float a, float b, float c
         return uint32_t(lo) | uint32_t(hi) << 16;
     }
 #endif
-    return cast_each_packed_outlined(a, b, c, d, scale, format);
+    return cast_each_packed(a, b, c, d, scale, format);
 }
 
 // Any four values: the finite path where all four are finite.
