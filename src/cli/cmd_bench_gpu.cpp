@@ -19,6 +19,7 @@
 
 #include "cuda/cast.h"
 #include "cuda/check.h"
+#include "cuda/cuda_ops.h"
 #include "cuda/device_memory.h"
 #include "cuda/fp8_transpose.h"
 #include "cuda/gemm.h"
@@ -83,9 +84,7 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
     throw Error(
         "octet bench gemm needs a build with CUDA (nvcc was not found when this was built)");
 #else
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0)
-        throw Error("octet bench gemm: no GPU");
+    if (!cuda::device_available()) throw Error("octet bench gemm: no GPU");
     cudaDeviceProp prop{};
     OCTET_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     struct Shape {
@@ -194,6 +193,7 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
     throw Error(
         "octet bench quant needs a build with CUDA (nvcc was not found when this was built)");
 #else
+    if (!cuda::device_available()) throw Error("octet bench quant: no GPU");
     const int64_t rows = 16384, cols = 4096, n = rows * cols;
     cuda::DeviceMemory memory(nullptr);
     Buffer<uint16_t> x(memory, n), copy(memory, n);
@@ -222,15 +222,14 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
     cuda::DeviceQuantized q(memory), t(memory);
     // The FP8 layers' x and dy in training: both orientations from one read of BF16 (2 B read,
     // 2 × 1 B written), MOSS's after a pass for the tensor's amax (2 B more).
-    for (auto [name, spec, bytes] :
-         {std::tuple{"both orientations 1x128 (block-wise)", "blockwise", 4.0},
-          {"both orientations MX 1x32", "mxfp8", 4.0},
-          {"both orientations MOSS G=32", "moss", 6.0}}) {
+    for (auto [name, spec, bytes, group] :
+         {std::tuple{"both orientations 1x128 (block-wise)", "blockwise", 4.0, int64_t(128)},
+          {"both orientations MX 1x32", "mxfp8", 4.0, int64_t(32)},
+          {"both orientations MOSS G=32", "moss", 6.0, int64_t(32)}}) {
         const auto quantizer = make_recipe(spec)->make_quantizer(TensorRole::activation);
         const double ms = median_event_ms([&] {
             transposer.quantize_both(*quantizer, *quantizer, x_bf16, rows, cols, q, t, nullptr);
         });
-        const int64_t group = std::string(spec) == "blockwise" ? 128 : 32;
         report(name, ms, double(n) * bytes + double(n / group) * 8);
     }
     // From FP32: the block-wise plan, the backward's column-wise copy quantized from the same

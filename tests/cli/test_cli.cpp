@@ -118,6 +118,9 @@ TEST_F(CliTest, BadInputExitsWithStatusTwoAndNamesTheProblem) {
         {{"bench", "train", "--device", "cuda", "--recipes", "moss"}, "device cuda: "},
         {{"bench", "train", "--device", "tpu"}, "device must be auto, cpu or cuda"},
         {{"bench", "infer"}, "octet bench train"},
+        // No GPU here (or no CUDA in the build): refused by name, nothing allocated first.
+        {{"bench", "gemm"}, "octet bench gemm"},
+        {{"bench", "quant"}, "octet bench quant"},
     };
     for (const Case& c : cases) {
         const CliRun r = run(c.args);
