@@ -1,19 +1,12 @@
 // Elementwise ops on the GPU: GELU (tanh approximation), SwiGLU, scaling and the BF16 rounding
 // of GEMM operands. FP32 arithmetic on FP32 or BF16 values in memory.
+#include "cuda/activation.cuh"
 #include "cuda/bf16.cuh"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 
 namespace octet::cuda {
 namespace {
-
-constexpr float gelu_k = 0.7978845608028654f; // sqrt(2/π)
-
-struct Gelu {
-    __device__ float operator()(float v) const {
-        return 0.5f * v * (1.0f + tanhf(gelu_k * (v + 0.044715f * v * v * v)));
-    }
-};
 
 struct Identity {
     __device__ float operator()(float v) const { return v; }
@@ -47,15 +40,6 @@ void map_element_pairs(Out* out, const A* a, const B* b, int64_t n, cudaStream_t
         [=] __device__(int64_t i) { store_as(out + i, f(load_as(a + i), load_as(b + i))); });
 }
 
-// d gelu(v) / dv · d
-struct GeluGrad {
-    __device__ float operator()(float v, float d) const {
-        const float th = tanhf(gelu_k * (v + 0.044715f * v * v * v));
-        const float du = gelu_k * (1.0f + 3.0f * 0.044715f * v * v);
-        return (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du) * d;
-    }
-};
-
 } // namespace
 
 template <typename Out, typename In>
@@ -73,7 +57,7 @@ void swiglu_forward(Out* out, const In* x, int64_t n, int64_t h, cudaStream_t st
     for_each(n * h, stream, [=] __device__(int64_t i) {
         const int64_t row = i / h, j = i % h;
         const float g = load_as(x + row * 2 * h + j), u = load_as(x + row * 2 * h + h + j);
-        store_as(out + i, g / (1.0f + expf(-g)) * u);
+        store_as(out + i, swiglu(g, u));
     });
 }
 
@@ -83,9 +67,9 @@ void swiglu_backward(DX* d_x, const DOut* d_out, const X* x, int64_t n, int64_t 
     for_each(n * h, stream, [=] __device__(int64_t i) {
         const int64_t row = i / h, j = i % h;
         const float g = load_as(x + row * 2 * h + j), u = load_as(x + row * 2 * h + h + j);
-        const float sig = 1.0f / (1.0f + expf(-g)), d = load_as(d_out + i);
-        store_as(d_x + row * 2 * h + j, d * u * sig * (1.0f + g * (1.0f - sig)));
-        store_as(d_x + row * 2 * h + h + j, d * g * sig);
+        const float d = load_as(d_out + i);
+        store_as(d_x + row * 2 * h + j, swiglu_grad_gate(g, u, d));
+        store_as(d_x + row * 2 * h + h + j, swiglu_grad_up(g, d));
     });
 }
 

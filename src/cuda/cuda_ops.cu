@@ -136,6 +136,11 @@ bool take_staged(const float*& staged, const float* expected, bool fits, const c
     return true;
 }
 
+// A buffer of packed BF16 values (Ops::packs_bf16()) as what it holds.
+const __nv_bfloat16* bf16_bits(const float* packed) {
+    return reinterpret_cast<const __nv_bfloat16*>(packed);
+}
+
 // Flash attention's state, in floats, each part 16-byte aligned (cuDNN requires it of its
 // tensors; B · NH · T is odd for odd head counts and sequence lengths): the log-sum-exp rows
 // [B, NH, T] in FP32, then its BF16 output [B, T, C] and BF16 qkv [B, T, 3C] (what the backward
@@ -215,11 +220,16 @@ const DeviceQuantized& CudaOps::quantized_input(SavedLinear& layer, Quantizer& i
     {
         // Such layers quantize the BF16 x the op that wrote it staged for them, both
         // orientations in one pass.
-        const __nv_bfloat16* x_bf16 =
-            a.precision->fp8_bf16_sources() ? input_bf16(layer, a) : nullptr;
+        // An activation may have left its output to be computed here.
         const auto timed = profiler_.scope("linear.quantize");
-        if (x_bf16 && transposer_.quantize_both(input, input_t, x_bf16, a.n, a.k, x_transient_,
-                                                layer.x_t, stream())) {
+        const std::optional<ElementwiseSource> computed =
+            a.precision->fp8_bf16_sources() ? computed_input(layer, a) : std::nullopt;
+        const __nv_bfloat16* x_bf16 =
+            a.precision->fp8_bf16_sources() && !computed ? input_bf16(layer, a) : nullptr;
+        if (computed ? transposer_.quantize_both(input, input_t, *computed, a.n, a.k, x_transient_,
+                                                 layer.x_t, stream())
+                     : x_bf16 && transposer_.quantize_both(input, input_t, x_bf16, a.n, a.k,
+                                                           x_transient_, layer.x_t, stream())) {
             layer.x_method = TransposeMethod::from_source;
             layer.planned = true;
             if (layer.x.codes.size()) layer.x = DeviceQuantized(memory_);
@@ -254,11 +264,17 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
     TransposeMethod dy_method = TransposeMethod::from_source;
     bool dy_t_ready;
     {
-        // Such layers quantize the BF16 dy the op that wrote d_out staged for them.
-        const __nv_bfloat16* dy = a.precision->fp8_bf16_sources() ? dy_bf16(a) : nullptr;
+        // Such layers quantize the BF16 dy the op that wrote d_out staged for them, or the
+        // activation gradient it left to be computed here.
         const auto timed = profiler_.scope("linear.quantize");
-        dy_t_ready = dy && transposer_.quantize_both(q.grad, q.grad_t, dy, a.n, a.m, dy_, dy_t_,
-                                                     stream(), a.d_bias);
+        const std::optional<ElementwiseSource> computed =
+            a.precision->fp8_bf16_sources() ? computed_dy(a) : std::nullopt;
+        const __nv_bfloat16* dy =
+            a.precision->fp8_bf16_sources() && !computed ? dy_bf16(a) : nullptr;
+        dy_t_ready = computed ? transposer_.quantize_both(q.grad, q.grad_t, *computed, a.n, a.m,
+                                                          dy_, dy_t_, stream(), a.d_bias)
+                              : dy && transposer_.quantize_both(q.grad, q.grad_t, dy, a.n, a.m, dy_,
+                                                                dy_t_, stream(), a.d_bias);
         if (!dy_t_ready) {
             const QuantizePlan dy_plan = plans_.quantize(q.grad, a.d_out, a.n, a.m, dy_, stream());
             dy_method = transpose_method(dy_plan, a.n, a.m);
@@ -320,6 +336,7 @@ bool CudaOps::stage_kept_bf16(const LinearPrecision* consumer, const float* out,
                               const __nv_bfloat16* kept, int64_t count) {
     if (!takes_bf16(consumer)) return false;
     SavedLinear& layer = saved_linear(consumer);
+    layer.x_computed.reset();
     layer.x_kept = kept;
     layer.x_kept_count = count;
     layer.staged_for = out;
@@ -333,7 +350,7 @@ __nv_bfloat16* CudaOps::staged_dy_bf16(const LinearPrecision* consumer, const fl
         dy_bf16_.resize(count);
         at = dy_bf16_.data();
     }
-    dy_staged_ = {grad, consumer, at, count};
+    dy_staged_ = {grad, consumer, at, count, std::nullopt};
     return at;
 }
 
@@ -344,6 +361,78 @@ const __nv_bfloat16* CudaOps::dy_bf16(const LinearBackwardArgs<float>& a) {
                     "linear backward: its dy"))
         return staged;
     return rounded_bf16(a.d_out, a.n * a.m, dy_bf16_);
+}
+
+bool CudaOps::computed_by_consumer(const LinearPrecision* consumer, const float* out, int64_t count,
+                                   bool packed, const ElementwiseSource& source) {
+    if (!packed || !fp8_operands(consumer) || !consumer->fp8_bf16_sources()) return false;
+    SavedLinear& layer = saved_linear(consumer);
+    layer.x_computed = source;
+    layer.x_kept = nullptr;
+    layer.x_kept_count = count;
+    layer.staged_for = out;
+    return true;
+}
+
+bool CudaOps::dy_computed_by(const LinearPrecision* layer, const float* grad, int64_t count,
+                             bool packed, const ElementwiseSource& source) {
+    if (!packed || !fp8_operands(layer) || !layer->fp8_bf16_sources()) return false;
+    dy_staged_ = {grad, layer, nullptr, count, source};
+    return true;
+}
+
+std::optional<ElementwiseSource> CudaOps::computed_input(SavedLinear& layer,
+                                                         const LinearForwardArgs<float>& a) {
+    return take_computed(layer.x_computed,
+                         layer.staged_for == a.in && layer.x_kept_count == a.n * a.k,
+                         "linear forward: its input was left to it for another buffer or shape",
+                         a.n, a.k, layer.staged_for, layer.x_kept, input_bf16_slot(a.precision));
+}
+
+std::optional<ElementwiseSource> CudaOps::computed_dy(const LinearBackwardArgs<float>& a) {
+    return take_computed(
+        dy_staged_.computed,
+        dy_staged_.for_grad == a.d_out && dy_staged_.layer == a.precision &&
+            dy_staged_.count == a.n * a.m,
+        "linear backward: its dy was left to it for another layer, buffer or shape", a.n, a.m,
+        dy_staged_.for_grad, dy_staged_.at, dy_bf16_);
+}
+
+std::optional<ElementwiseSource>
+CudaOps::take_computed(std::optional<ElementwiseSource>& computed, bool matches,
+                       const char* refusal, int64_t rows, int64_t cols, const float*& staged_for,
+                       const __nv_bfloat16*& staged_at, Buffer<__nv_bfloat16>& slot) {
+    if (!computed) return std::nullopt;
+    if (!matches) throw Error(refusal);
+    const ElementwiseSource source = *computed;
+    computed.reset();
+    if (quantizes_as_computed(source, rows, cols)) {
+        staged_for = nullptr;
+        return source;
+    }
+    staged_at = materialized(source, rows, cols, slot);
+    return std::nullopt;
+}
+
+const __nv_bfloat16* CudaOps::materialized(const ElementwiseSource& s, int64_t rows, int64_t cols,
+                                           Buffer<__nv_bfloat16>& slot) {
+    slot.resize(rows * cols);
+    __nv_bfloat16* out = slot.data();
+    using Op = ElementwiseSource::Op;
+    switch (s.op) {
+    case Op::gelu:
+        cuda::gelu_forward(out, s.x, rows * cols, stream());
+        break;
+    case Op::gelu_backward:
+        cuda::gelu_backward(out, s.d_out, s.x, rows * cols, stream());
+        break;
+    case Op::swiglu:
+        cuda::swiglu_forward(out, s.x, rows, cols, stream());
+        break;
+    case Op::swiglu_backward:
+        cuda::swiglu_backward(out, s.d_out, s.x, rows, cols / 2, stream());
+    }
+    return out;
 }
 
 bool CudaOps::packs_bf16(const LinearPrecision* layer) {
@@ -558,6 +647,9 @@ void CudaOps::rope_backward(float* d_qkv, const float* d_out, const AttentionSha
 void CudaOps::gelu_forward(float* out, const float* x, int64_t n, const LinearPrecision* producer,
                            const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("gelu_forward");
+    if (computed_by_consumer(consumer, out, n, packs_bf16(producer),
+                             {ElementwiseSource::Op::gelu, bf16_bits(x), nullptr}))
+        return;
     __nv_bfloat16* operand = staged_bf16(consumer, out, n);
     read_as_stored(x, packs_bf16(producer), [&](const auto* in) {
         write_to(operand, out, [&](auto* dst) { cuda::gelu_forward(dst, in, n, stream()); });
@@ -567,6 +659,9 @@ void CudaOps::gelu_forward(float* out, const float* x, int64_t n, const LinearPr
 void CudaOps::gelu_backward(float* d_x, const float* d_out, const float* x, int64_t n,
                             const LinearPrecision* producer, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("gelu_backward");
+    if (dy_computed_by(producer, d_x, n, packs_bf16(producer) && packs_bf16(consumer),
+                       {ElementwiseSource::Op::gelu_backward, bf16_bits(x), bf16_bits(d_out)}))
+        return;
     __nv_bfloat16* dy = staged_dy_bf16(producer, d_x, n);
     read_as_stored(x, packs_bf16(producer), [&](const auto* xs) {
         read_as_stored(d_out, packs_bf16(consumer), [&](const auto* ds) {
@@ -578,6 +673,9 @@ void CudaOps::gelu_backward(float* d_x, const float* d_out, const float* x, int6
 void CudaOps::swiglu_forward(float* out, const float* x, int64_t n, int64_t h,
                              const LinearPrecision* producer, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("swiglu_forward");
+    if (computed_by_consumer(consumer, out, n * h, packs_bf16(producer),
+                             {ElementwiseSource::Op::swiglu, bf16_bits(x), nullptr}))
+        return;
     __nv_bfloat16* operand = staged_bf16(consumer, out, n * h);
     read_as_stored(x, packs_bf16(producer), [&](const auto* in) {
         write_to(operand, out, [&](auto* dst) { cuda::swiglu_forward(dst, in, n, h, stream()); });
@@ -587,6 +685,9 @@ void CudaOps::swiglu_forward(float* out, const float* x, int64_t n, int64_t h,
 void CudaOps::swiglu_backward(float* d_x, const float* d_out, const float* x, int64_t n, int64_t h,
                               const LinearPrecision* producer, const LinearPrecision* consumer) {
     const auto timed = profiler_.scope("swiglu_backward");
+    if (dy_computed_by(producer, d_x, n * 2 * h, packs_bf16(producer) && packs_bf16(consumer),
+                       {ElementwiseSource::Op::swiglu_backward, bf16_bits(x), bf16_bits(d_out)}))
+        return;
     __nv_bfloat16* dy = staged_dy_bf16(producer, d_x, n * 2 * h);
     read_as_stored(x, packs_bf16(producer), [&](const auto* xs) {
         read_as_stored(d_out, packs_bf16(consumer), [&](const auto* ds) {

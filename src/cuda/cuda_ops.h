@@ -13,6 +13,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "cuda/gemm.h"
 #include "cuda/kernels.h"
 #include "cuda/op_profiler.h"
+#include "cuda/quantize.h"
 #include "cuda/quantize_plan.h"
 #include "cuda/scaled_gemm.h"
 #include "ops/ops.h"
@@ -125,6 +127,9 @@ class CudaOps final : public Ops<float> {
         const __nv_bfloat16* x_kept = nullptr;
         int64_t x_kept_count = 0;
         const float* staged_for = nullptr; // x_kept was written for the input at this address
+        // Or x is an activation's output, left for the forward to compute as it quantizes it
+        // (an FP8 layer with BF16 sources: quantize.h's ElementwiseSource), for staged_for.
+        std::optional<ElementwiseSource> x_computed;
     };
     SavedLinear& saved_linear(const LinearPrecision* p);
     void linear_forward_fp8(const LinearForwardArgs<float>& a);
@@ -163,6 +168,31 @@ class CudaOps final : public Ops<float> {
     // A BF16 layer's dy (or an FP8 layer's with BF16 sources): the one staged for it, else
     // d_out rounded.
     const __nv_bfloat16* dy_bf16(const LinearBackwardArgs<float>& a);
+    // An activation between two FP8 layers with BF16 sources writes nothing: the layer reading
+    // its output (`out` for `consumer`'s forward; `grad`, the dy of `layer`'s backward) quantizes
+    // `source`, computing the output as it loads it. Whether the op leaves it so: only where its
+    // inputs are BF16 (`packed`).
+    bool computed_by_consumer(const LinearPrecision* consumer, const float* out, int64_t count,
+                              bool packed, const ElementwiseSource& source);
+    bool dy_computed_by(const LinearPrecision* layer, const float* grad, int64_t count, bool packed,
+                        const ElementwiseSource& source);
+    // The source left for this forward's x (backward's dy), if one was; where the kernel cannot
+    // compute it for this shape (quantizes_as_computed()), the activation's output is written in
+    // BF16 then and staged as the op would have, and nullopt returned.
+    std::optional<ElementwiseSource> computed_input(SavedLinear& layer,
+                                                    const LinearForwardArgs<float>& a);
+    std::optional<ElementwiseSource> computed_dy(const LinearBackwardArgs<float>& a);
+    // Both from the one left in `computed`, refused unless it `matches` the layer's operand
+    // (rows × cols), and either taken (the staging cleared: `staged_for`) or written in BF16 into
+    // `slot` and staged there (`staged_at`).
+    std::optional<ElementwiseSource> take_computed(std::optional<ElementwiseSource>& computed,
+                                                   bool matches, const char* refusal, int64_t rows,
+                                                   int64_t cols, const float*& staged_for,
+                                                   const __nv_bfloat16*& staged_at,
+                                                   Buffer<__nv_bfloat16>& slot);
+    // The activation's output, rows × cols in BF16, written into `slot`.
+    const __nv_bfloat16* materialized(const ElementwiseSource& source, int64_t rows, int64_t cols,
+                                      Buffer<__nv_bfloat16>& slot);
     // write(operand) where the op writes a staged operand, else write(out).
     template <typename Write>
     static void write_to(__nv_bfloat16* operand, float* out, Write write) {
@@ -201,6 +231,7 @@ class CudaOps final : public Ops<float> {
         const LinearPrecision* layer = nullptr;
         const __nv_bfloat16* at = nullptr;
         int64_t count = 0;
+        std::optional<ElementwiseSource> computed; // instead of `at` (dy_computed_by)
     } dy_staged_;
     // The output for which a GEMM wrote the BF16 qkv of the attention state qkv_staged_in_, and
     // the d_out for which a dgrad wrote d_out_bf16_.

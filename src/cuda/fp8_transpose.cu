@@ -194,10 +194,27 @@ void Fp8Transposer::from_source(const float* source, int64_t rows, int64_t cols,
     OCTET_CUDA_LAUNCHED();
 }
 
+namespace {
+
+// The finite amax of a tensor, or of an activation's output (quantize.h).
 template <typename T>
-bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, const T* x,
-                                  int64_t rows, int64_t cols, DeviceQuantized& out,
-                                  DeviceQuantized& out_t, cudaStream_t stream, float* column_sums) {
+void source_finite_amax(const T* x, int64_t rows, int64_t cols, uint32_t* amax_bits,
+                        cudaStream_t stream) {
+    tensor_finite_amax(x, rows * cols, amax_bits, stream);
+}
+
+void source_finite_amax(const ElementwiseSource& x, int64_t rows, int64_t cols, uint32_t* amax_bits,
+                        cudaStream_t stream) {
+    tensor_finite_amax(x, rows, cols, amax_bits, stream);
+}
+
+} // namespace
+
+template <typename Source>
+bool Fp8Transposer::quantize_both_from(Quantizer& rowwise, Quantizer& columnwise, const Source& x,
+                                       int64_t rows, int64_t cols, DeviceQuantized& out,
+                                       DeviceQuantized& out_t, cudaStream_t stream,
+                                       float* column_sums) {
     if (rows <= 0 || cols <= 0 || !quantizes_both_in_one_pass(rowwise, columnwise)) return false;
     const QuantizePlan plan = rowwise.plan(0.0f), plan_t = columnwise.plan(0.0f);
     const int64_t row_tiles = (rows + 127) / 128;
@@ -212,7 +229,7 @@ bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, con
         out.shape_two_level(rows, cols, plan.two_level);
         out_t.shape_two_level(cols, rows, plan_t.two_level);
         tensor_amax_.resize(1);
-        tensor_finite_amax(x, rows * cols, tensor_amax_.data(), stream);
+        source_finite_amax(x, rows, cols, tensor_amax_.data(), stream);
         args.tensor_amax = tensor_amax_.data();
         args.global_scale_inv = out.levels[1].scale_inv.data();
         args.global_scale_inv_t = out_t.levels[1].scale_inv.data();
@@ -232,12 +249,15 @@ bool Fp8Transposer::quantize_both(Quantizer& rowwise, Quantizer& columnwise, con
     return true;
 }
 
-template bool Fp8Transposer::quantize_both(Quantizer&, Quantizer&, const float*, int64_t, int64_t,
-                                           DeviceQuantized&, DeviceQuantized&, cudaStream_t,
-                                           float*);
-template bool Fp8Transposer::quantize_both(Quantizer&, Quantizer&, const __nv_bfloat16*, int64_t,
-                                           int64_t, DeviceQuantized&, DeviceQuantized&,
-                                           cudaStream_t, float*);
+template bool Fp8Transposer::quantize_both_from(Quantizer&, Quantizer&, const float* const&,
+                                                int64_t, int64_t, DeviceQuantized&,
+                                                DeviceQuantized&, cudaStream_t, float*);
+template bool Fp8Transposer::quantize_both_from(Quantizer&, Quantizer&, const __nv_bfloat16* const&,
+                                                int64_t, int64_t, DeviceQuantized&,
+                                                DeviceQuantized&, cudaStream_t, float*);
+template bool Fp8Transposer::quantize_both_from(Quantizer&, Quantizer&, const ElementwiseSource&,
+                                                int64_t, int64_t, DeviceQuantized&,
+                                                DeviceQuantized&, cudaStream_t, float*);
 
 void Fp8Transposer::exact(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream) {
     out.format = in.format;

@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda/device_quantized.h"
+#include "cuda/quantize.h"
 #include "cuda/quantize_plan.h"
 #include "recipe/transpose.h"
 
@@ -38,17 +39,36 @@ class Fp8Transposer {
     void from_source(const float* source, int64_t rows, int64_t cols, Quantizer& requantizer,
                      DeviceQuantized& out, cudaStream_t stream);
 
-    // x (FP32 or BF16) quantized by `rowwise` into `out` and, transposed, by `columnwise` into
-    // `out_t` — what the plans and from_source() give — from one read of x, where
-    // quantizes_both_in_one_pass() (block-wise, MX, MOSS); false, with nothing run, otherwise.
-    // With `column_sums`, also adds each column's sum over the rows to column_sums[col] (the
-    // bias gradient of a layer whose dy this is), in a fixed order.
-    template <typename T>
-    bool quantize_both(Quantizer& rowwise, Quantizer& columnwise, const T* x, int64_t rows,
+    // x (FP32 or BF16 pointer, or an activation's output: quantize.h's ElementwiseSource, which
+    // must fit quantizes_as_computed()) quantized by `rowwise` into `out` and, transposed, by
+    // `columnwise` into `out_t` — what the plans and from_source() give — from one read of x,
+    // where quantizes_both_in_one_pass() (block-wise, MX, MOSS); false, with nothing run,
+    // otherwise. With `column_sums`, also adds each column's sum over the rows to
+    // column_sums[col] (the bias gradient of a layer whose dy this is), in a fixed order.
+    bool quantize_both(Quantizer& rowwise, Quantizer& columnwise, const float* x, int64_t rows,
                        int64_t cols, DeviceQuantized& out, DeviceQuantized& out_t,
-                       cudaStream_t stream, float* column_sums = nullptr);
+                       cudaStream_t stream, float* column_sums = nullptr) {
+        return quantize_both_from(rowwise, columnwise, x, rows, cols, out, out_t, stream,
+                                  column_sums);
+    }
+    bool quantize_both(Quantizer& rowwise, Quantizer& columnwise, const __nv_bfloat16* x,
+                       int64_t rows, int64_t cols, DeviceQuantized& out, DeviceQuantized& out_t,
+                       cudaStream_t stream, float* column_sums = nullptr) {
+        return quantize_both_from(rowwise, columnwise, x, rows, cols, out, out_t, stream,
+                                  column_sums);
+    }
+    bool quantize_both(Quantizer& rowwise, Quantizer& columnwise, const ElementwiseSource& x,
+                       int64_t rows, int64_t cols, DeviceQuantized& out, DeviceQuantized& out_t,
+                       cudaStream_t stream, float* column_sums = nullptr) {
+        return quantize_both_from(rowwise, columnwise, x, rows, cols, out, out_t, stream,
+                                  column_sums);
+    }
 
   private:
+    template <typename Source>
+    bool quantize_both_from(Quantizer& rowwise, Quantizer& columnwise, const Source& x,
+                            int64_t rows, int64_t cols, DeviceQuantized& out,
+                            DeviceQuantized& out_t, cudaStream_t stream, float* column_sums);
     void exact(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream);
     void scaling_aware(const DeviceQuantized& in, DeviceQuantized& out, cudaStream_t stream);
 

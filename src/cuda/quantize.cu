@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "common/error.h"
+#include "cuda/activation.cuh"
 #include "cuda/bf16.cuh"
 #include "cuda/check.h"
 #include "cuda/launch.cuh"
@@ -39,6 +40,18 @@ __global__ void tensor_amax_kernel(const T* x, int64_t n, bool vectors, uint32_t
     if (threadIdx.x == 0) atomicMax(amax_bits, __float_as_uint(amax));
 }
 
+// The same for a source (see TensorSource below) of rows whose length is a multiple of 4, a block
+// per row (grid-stride), a thread per quad of it.
+template <typename Source>
+__global__ void source_amax_kernel(Source src, int64_t rows, int64_t cols, uint32_t* amax_bits) {
+    float amax = 0.0f;
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x)
+        for (int64_t c = 4 * int64_t(threadIdx.x); c < cols; c += 4 * int64_t(blockDim.x))
+            amax = finite_amax4(amax, src.widen(src.load(r, c, 4), c));
+    amax = block_max(amax);
+    if (threadIdx.x == 0) atomicMax(amax_bits, __float_as_uint(amax));
+}
+
 // Both orientations in groups of G (quantize.h): a block of 256 threads takes a 128 × 128 tile
 // into shared memory, then thread t of the first 128 quantizes the tile's row t (128 / G groups)
 // while thread t of the others quantizes its column t (groups of the transposed copy), each
@@ -50,12 +63,15 @@ __global__ void tensor_amax_kernel(const T* x, int64_t n, bool vectors, uint32_t
 // load their next tile into registers while they quantize and store the current one: one tile a
 // block, each waited for its load, then left memory idle while it computed, which held the
 // kernel to 39% of copy bandwidth (70% now, H100). Two tiles in flight a block were slower
-// (67%), so the loads' latency is not what bounds it. From FP32 a block takes one tile (83%;
-// persistent with the next tile in flight, 79%). Also tried, slower (1x128 from BF16, H100): each
-// thread keeping 16 rows × 4 columns in registers, row groups reduced across lanes by shuffles
-// and column groups through shared memory, 59% (a tile a block, three blocks an SM) and 65%
-// (persistent, the next tile in registers); it issued as many instructions as this kernel, with
-// fewer warps an SM to hide their latency.
+// (67%), so the loads' latency is not what bounds it. From FP32 a block takes one tile (77-79%;
+// persistent with the next tile in flight, slower). The same kernel quantizes an activation's
+// output as it computes it from the activation's BF16 inputs (GeluSource and the others below),
+// so that output is never written: at 1.3B (blockwise, H100) GELU's two kernels took 5.7 ms a
+// step, the fused loads and arithmetic add 3.4 ms to the quantization. Also tried, slower (1x128
+// from BF16, H100): each thread keeping 16 rows × 4 columns in registers, row groups reduced across
+// lanes by shuffles and column groups through shared memory, 59% (a tile a block, three blocks an
+// SM) and 65% (persistent, the next tile in registers); it issued as many instructions as this
+// kernel, with fewer warps an SM to hide their latency.
 constexpr int both_tile = 128, both_threads = 256, both_warps = both_threads / 32;
 constexpr int both_words = both_tile / 4; // codes of a group, four to a word
 constexpr int both_blocks_per_sm = 2;
@@ -70,40 +86,121 @@ struct BothTiles {
     uint32_t codes_t[both_tile][both_words + 1];
 };
 
-// Values c … c + 3 of row r (zeros outside the tensor) as loaded: a float4 from FP32, or BF16
-// rows of whole quads kept as their 8 bytes until they are widened into the shared tile (half
-// the registers for the next tile in flight); one load where rows are whole quads (`quads`),
-// else value by value.
+// What the one-pass kernel reads, a quad of values at a time, as a source type with:
+// - Raw, a quad as loaded, and `prefetch`: whether blocks load their next tile into registers
+//   while they quantize the current one (rows of whole BF16 quads: Raw is then their 8 bytes,
+//   widened only into the shared tile, half the registers of a float4);
+// - load(row, col, left): the values col … col + 3 of row, `left` = cols − col > 0 of them in
+//   the tensor (zeros past it);
+// - widen(raw, col): their FP32 values.
+// TensorSource reads x itself: one load where rows are whole quads (`quads`), else value by value.
 template <bool quads, typename T>
-struct TileQuad {
+struct TensorSource {
+    const T* x;
+    int64_t cols;
     using Raw = float4;
-    static constexpr bool prefetch = false; // whether blocks load their next tile early
-    __device__ static float4 widen(float4 v) { return v; }
+    static constexpr bool prefetch = false;
+    __device__ float4 load(int64_t row, int64_t col, int left) const {
+        const T* p = x + row * cols + col;
+        if constexpr (quads) {
+            return load_quad(p, 0);
+        } else {
+            float4 v = make_float4(load_as(p), 0.0f, 0.0f, 0.0f);
+            if (left > 1) v.y = load_as(p + 1);
+            if (left > 2) v.z = load_as(p + 2);
+            if (left > 3) v.w = load_as(p + 3);
+            return v;
+        }
+    }
+    __device__ float4 widen(float4 v, int64_t) const { return v; }
 };
 
 template <>
-struct TileQuad<true, __nv_bfloat16> {
+struct TensorSource<true, __nv_bfloat16> {
+    const __nv_bfloat16* x;
+    int64_t cols;
     using Raw = uint2;
     static constexpr bool prefetch = true;
-    __device__ static float4 widen(uint2 bits) { return float_quad(bits); }
+    __device__ uint2 load(int64_t row, int64_t col, int) const {
+        return *reinterpret_cast<const uint2*>(x + row * cols + col);
+    }
+    __device__ float4 widen(uint2 bits, int64_t) const { return float_quad(bits); }
 };
 
-// Values c … c + 3 of a row at p = &row[c], `left` = cols − c > 0 of them in the tensor (zeros
-// past it).
-template <bool quads, typename T>
-__device__ typename TileQuad<quads, T>::Raw load_tile_quad(const T* p, int left) {
-    if constexpr (quads && std::is_same_v<T, __nv_bfloat16>) {
-        return *reinterpret_cast<const uint2*>(p);
-    } else if constexpr (quads) {
-        return load_quad(p, 0);
-    } else {
-        float4 v = make_float4(load_as(p), 0.0f, 0.0f, 0.0f);
-        if (left > 1) v.y = load_as(p + 1);
-        if (left > 2) v.z = load_as(p + 2);
-        if (left > 3) v.w = load_as(p + 3);
-        return v;
-    }
+// The sources of quantizes_as_computed(): an activation's output from its BF16 inputs, rounded
+// to BF16 as the activation stores it. Rows of whole quads.
+__device__ __forceinline__ float4 rounded_bf16(float4 v) {
+    return float_quad(bf16_quad(v));
 }
+
+__device__ __forceinline__ uint2 bf16_bits(const __nv_bfloat16* p) {
+    return *reinterpret_cast<const uint2*>(p);
+}
+
+struct GeluSource {
+    const __nv_bfloat16* x;
+    int64_t cols;
+    using Raw = uint2;
+    static constexpr bool prefetch = true;
+    __device__ uint2 load(int64_t row, int64_t col, int) const {
+        return bf16_bits(x + row * cols + col);
+    }
+    __device__ float4 widen(uint2 bits, int64_t) const {
+        const float4 v = float_quad(bits);
+        return rounded_bf16(make_float4(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w)));
+    }
+};
+
+// f(a, b) of two inputs' values at one offset: row · pitch + col of a and of b. Raw: a's quad,
+// then b's.
+template <typename F>
+struct PairSource {
+    const __nv_bfloat16 *a, *b;
+    int64_t pitch;
+    using Raw = uint4;
+    static constexpr bool prefetch = true;
+    __device__ uint4 load(int64_t row, int64_t col, int) const {
+        const int64_t at = row * pitch + col;
+        const uint2 u = bf16_bits(a + at), v = bf16_bits(b + at);
+        return make_uint4(u.x, u.y, v.x, v.y);
+    }
+    __device__ float4 widen(uint4 bits, int64_t) const {
+        const float4 u = float_quad(make_uint2(bits.x, bits.y)),
+                     v = float_quad(make_uint2(bits.z, bits.w));
+        const F f;
+        return rounded_bf16(make_float4(f(u.x, v.x), f(u.y, v.y), f(u.z, v.z), f(u.w, v.w)));
+    }
+};
+
+// GELU's gradient from x and d_out; SwiGLU from the gate and up halves of x's rows.
+using GeluBackwardSource = PairSource<GeluGrad>;
+using SwigluSource = PairSource<Swiglu>;
+
+// The gradient's columns [0, h) are the gate's, [h, 2h) up's (h = cols / 2, whole quads), both
+// from the gate, up and d_out values of column col mod h. Three quads a load: not prefetched,
+// which would hold 96 registers.
+struct SwigluBackwardSource {
+    const __nv_bfloat16 *x, *d_out;
+    int64_t h;
+    struct Raw {
+        uint2 g, u, d;
+    };
+    static constexpr bool prefetch = false;
+    __device__ Raw load(int64_t row, int64_t col, int) const {
+        const int64_t j = col < h ? col : col - h;
+        const __nv_bfloat16* gate = x + row * 2 * h + j;
+        return {bf16_bits(gate), bf16_bits(gate + h), bf16_bits(d_out + row * h + j)};
+    }
+    __device__ float4 widen(const Raw& bits, int64_t col) const {
+        const float4 g = float_quad(bits.g), u = float_quad(bits.u), d = float_quad(bits.d);
+        if (col < h)
+            return rounded_bf16(
+                make_float4(swiglu_grad_gate(g.x, u.x, d.x), swiglu_grad_gate(g.y, u.y, d.y),
+                            swiglu_grad_gate(g.z, u.z, d.z), swiglu_grad_gate(g.w, u.w, d.w)));
+        return rounded_bf16(make_float4(swiglu_grad_up(g.x, d.x), swiglu_grad_up(g.y, d.y),
+                                        swiglu_grad_up(g.z, d.z), swiglu_grad_up(g.w, d.w)));
+    }
+};
 
 // A group's scale from its amax: by the plan's rule, or (two-level plans, `global` > 0) MOSS's
 // local scale under the tensor's global scale s, whose scale_inv is then the local level's E8M0
@@ -197,9 +294,9 @@ struct BothTile {
 // quad `lane` of rows warp, warp + 8, …), so each thread's addresses are one base and a
 // constant stride: the index arithmetic per load and store, 64-bit and per element before, was
 // most of the kernel's instructions.
-template <int G, bool quads, bool sums, typename T>
+template <int G, bool sums, typename Source>
 __global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
-    quantize_both_kernel(const T* x, BothOrientationsArgs a, BothTileGrid grid) {
+    quantize_both_kernel(Source src, BothOrientationsArgs a, BothTileGrid grid) {
     extern __shared__ float4 both_smem[];
     BothTiles& tile = *reinterpret_cast<BothTiles*>(both_smem);
     // Two-level plans: s from the tensor's finite amax, as the maximum of every group's
@@ -214,19 +311,17 @@ __global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
     const GroupScaler row_scaler{a.rule, a.format, global},
         column_scaler{a.rule_t, a.format_t, global};
     const int64_t grid_cols = (a.cols + G - 1) / G, grid_cols_t = (a.rows + G - 1) / G;
-    using Quad = TileQuad<quads, T>;
     const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
     constexpr int loads = both_tile / both_warps; // rows a thread loads (and stores) per tile
-    using Raw = typename Quad::Raw;
+    using Raw = typename Source::Raw;
     const auto load_tile = [&](Raw(&v)[loads], unsigned t) {
         const BothTile b(t, grid, a);
         const int left = b.cols - 4 * lane;
-        const T* p = x + (b.r0 + warp) * a.cols + b.c0 + 4 * lane;
-        const int64_t stride = both_warps * a.cols;
+        const int64_t col = b.c0 + 4 * lane;
 #pragma unroll
         for (int k = 0; k < loads; ++k)
             v[k] = left > 0 && warp + both_warps * k < b.rows
-                       ? load_tile_quad<quads>(p + k * stride, left)
+                       ? src.load(b.r0 + warp + both_warps * k, col, left)
                        : Raw{};
     };
     // Quantizes tile t, loaded into v; once v is in shared memory, loads tile `refill` into it.
@@ -235,7 +330,7 @@ __global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
 #pragma unroll
         for (int k = 0; k < loads; ++k)
             *reinterpret_cast<float4*>(&tile.value[warp + both_warps * k][4 * lane]) =
-                Quad::widen(v[k]);
+                src.widen(v[k], b.c0 + 4 * lane);
         __syncthreads();
         if (refill < grid.tiles) load_tile(v, refill);
         const int g = int(threadIdx.x) % both_tile;
@@ -284,18 +379,19 @@ __global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
     };
     Raw v[loads]; // the next tile, all in flight at once
     const unsigned step = gridDim.x;
-    if (Quad::prefetch && blockIdx.x < grid.tiles) load_tile(v, blockIdx.x);
+    if (Source::prefetch && blockIdx.x < grid.tiles) load_tile(v, blockIdx.x);
     for (unsigned t = blockIdx.x; t < grid.tiles; t += step) {
-        if constexpr (!Quad::prefetch) load_tile(v, t);
-        quantize_tile(v, t, Quad::prefetch ? t + step : grid.tiles);
+        if constexpr (!Source::prefetch) load_tile(v, t);
+        quantize_tile(v, t, Source::prefetch ? t + step : grid.tiles);
     }
 }
 
-template <int G, bool quads, bool sums, typename T>
-void launch_quantize_both_kernel(const T* x, const BothOrientationsArgs& a, cudaStream_t stream) {
+template <int G, bool sums, typename Source>
+void launch_quantize_both_kernel(const Source& src, const BothOrientationsArgs& a,
+                                 cudaStream_t stream) {
     // Beyond the 48 KiB a block gets unasked: once per kernel.
     static const bool opted_in = [] {
-        OCTET_CUDA_CHECK(cudaFuncSetAttribute(quantize_both_kernel<G, quads, sums, T>,
+        OCTET_CUDA_CHECK(cudaFuncSetAttribute(quantize_both_kernel<G, sums, Source>,
                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               int(sizeof(BothTiles))));
         return true;
@@ -308,45 +404,104 @@ void launch_quantize_both_kernel(const T* x, const BothOrientationsArgs& a, cuda
                     " has more 128 x 128 tiles than one launch indexes");
     const BothTileGrid grid{unsigned(tiles_x), unsigned(tiles_y), unsigned(tiles_x * tiles_y)};
     const int64_t blocks =
-        TileQuad<quads, T>::prefetch
-            ? std::min<int64_t>(grid.tiles, int64_t(both_blocks_per_sm) * sm_count)
-            : grid.tiles;
-    quantize_both_kernel<G, quads, sums>
-        <<<unsigned(blocks), both_threads, sizeof(BothTiles), stream>>>(x, a, grid);
+        Source::prefetch ? std::min<int64_t>(grid.tiles, int64_t(both_blocks_per_sm) * sm_count)
+                         : grid.tiles;
+    quantize_both_kernel<G, sums>
+        <<<unsigned(blocks), both_threads, sizeof(BothTiles), stream>>>(src, a, grid);
     OCTET_CUDA_LAUNCHED();
 }
 
-// The kernel's template arguments from the arguments: the group, whole quads, column sums.
-template <typename T>
-void launch_quantize_both(const T* x, const BothOrientationsArgs& a, cudaStream_t stream) {
+// The kernel's template arguments from the arguments: the group and column sums; `with_source`
+// gives the source to the launch it is handed.
+template <typename WithSource>
+void launch_quantize_both(const BothOrientationsArgs& a, cudaStream_t stream,
+                          WithSource with_source) {
     if (a.group != 32 && a.group != 128)
         throw Error("quantize_both: groups of " + std::to_string(a.group) +
                     " (it takes 32 or 128)");
     if ((a.tensor_amax != nullptr) != (a.global_scale_inv && a.global_scale_inv_t))
         throw Error("quantize_both: a two-level tensor amax needs both global scales");
     if (a.rows <= 0 || a.cols <= 0) return;
-    const bool quads = a.cols % 4 == 0 && aligned_to(x, 4 * sizeof(T));
-    const auto with_sums = [&](auto group, auto whole_quads) {
+    const auto with_sums = [&](auto group) {
         constexpr int G = decltype(group)::value;
-        constexpr bool Q = decltype(whole_quads)::value;
         if (a.column_sums)
-            launch_quantize_both_kernel<G, Q, true>(x, a, stream);
+            with_source(
+                [&](const auto& src) { launch_quantize_both_kernel<G, true>(src, a, stream); });
         else
-            launch_quantize_both_kernel<G, Q, false>(x, a, stream);
-    };
-    const auto with_quads = [&](auto group) {
-        if (quads)
-            with_sums(group, std::true_type{});
-        else
-            with_sums(group, std::false_type{});
+            with_source(
+                [&](const auto& src) { launch_quantize_both_kernel<G, false>(src, a, stream); });
     };
     if (a.group == 32)
-        with_quads(std::integral_constant<int, 32>{});
+        with_sums(std::integral_constant<int, 32>{});
     else
-        with_quads(std::integral_constant<int, 128>{});
+        with_sums(std::integral_constant<int, 128>{});
+}
+
+// x itself: read in quads where its rows are whole quads at aligned addresses.
+template <typename T>
+void quantize_tensor_both(const T* x, const BothOrientationsArgs& a, cudaStream_t stream) {
+    const bool quads = a.cols % 4 == 0 && aligned_to(x, 4 * sizeof(T));
+    launch_quantize_both(a, stream, [&](auto launch) {
+        if (quads)
+            launch(TensorSource<true, T>{x, a.cols});
+        else
+            launch(TensorSource<false, T>{x, a.cols});
+    });
+}
+
+// f(the source type of s's op) for an output with `cols` columns.
+template <typename F>
+void with_elementwise_source(const ElementwiseSource& s, int64_t cols, F f) {
+    using Op = ElementwiseSource::Op;
+    switch (s.op) {
+    case Op::gelu:
+        return f(GeluSource{s.x, cols});
+    case Op::gelu_backward:
+        return f(GeluBackwardSource{s.x, s.d_out, cols});
+    case Op::swiglu:
+        return f(SwigluSource{s.x, s.x + cols, 2 * cols});
+    case Op::swiglu_backward:
+        return f(SwigluBackwardSource{s.x, s.d_out, cols / 2});
+    }
+    throw Error("quantize_both: an unknown elementwise source");
+}
+
+void require_quantizes_as_computed(const ElementwiseSource& s, int64_t rows, int64_t cols) {
+    if (!quantizes_as_computed(s, rows, cols))
+        throw Error("quantize_both: an activation's output of " + std::to_string(rows) + " x " +
+                    std::to_string(cols) +
+                    " needs rows of whole quads (of each half, for SwiGLU's gradient) at 8-byte "
+                    "aligned inputs");
 }
 
 } // namespace
+
+bool quantizes_as_computed(const ElementwiseSource& s, int64_t rows, int64_t cols) {
+    using Op = ElementwiseSource::Op;
+    const bool backward = s.op == Op::gelu_backward || s.op == Op::swiglu_backward;
+    return rows >= 0 && cols >= 0 && s.x && aligned_to(s.x, 8) &&
+           (!backward || (s.d_out && aligned_to(s.d_out, 8))) &&
+           cols % (s.op == Op::swiglu_backward ? 8 : 4) == 0;
+}
+
+void tensor_finite_amax(const ElementwiseSource& source, int64_t rows, int64_t cols,
+                        uint32_t* amax_bits, cudaStream_t stream) {
+    require_quantizes_as_computed(source, rows, cols);
+    OCTET_CUDA_CHECK(cudaMemsetAsync(amax_bits, 0, sizeof(uint32_t), stream));
+    if (rows <= 0 || cols <= 0) return;
+    const unsigned blocks = unsigned(std::min<int64_t>(rows, 4096));
+    with_elementwise_source(source, cols, [&](const auto& src) {
+        source_amax_kernel<<<blocks, elementwise_threads, 0, stream>>>(src, rows, cols, amax_bits);
+        OCTET_CUDA_LAUNCHED();
+    });
+}
+
+void quantize_both_orientations(const ElementwiseSource& source, const BothOrientationsArgs& a,
+                                cudaStream_t stream) {
+    require_quantizes_as_computed(source, a.rows, a.cols);
+    launch_quantize_both(a, stream,
+                         [&](auto launch) { with_elementwise_source(source, a.cols, launch); });
+}
 
 template <typename T>
 void tensor_finite_amax(const T* x, int64_t n, uint32_t* amax_bits, cudaStream_t stream) {
@@ -363,12 +518,12 @@ template void tensor_finite_amax(const __nv_bfloat16*, int64_t, uint32_t*, cudaS
 
 void quantize_both_orientations(const float* x, const BothOrientationsArgs& a,
                                 cudaStream_t stream) {
-    launch_quantize_both(x, a, stream);
+    quantize_tensor_both(x, a, stream);
 }
 
 void quantize_both_orientations(const __nv_bfloat16* x, const BothOrientationsArgs& a,
                                 cudaStream_t stream) {
-    launch_quantize_both(x, a, stream);
+    quantize_tensor_both(x, a, stream);
 }
 
 } // namespace octet::cuda

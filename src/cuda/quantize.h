@@ -50,4 +50,28 @@ void quantize_both_orientations(const float* x, const BothOrientationsArgs& a, c
 void quantize_both_orientations(const __nv_bfloat16* x, const BothOrientationsArgs& a,
                                 cudaStream_t stream);
 
+// The output of an activation between two FP8 layers, [rows, cols], quantized as it is computed
+// from the activation's BF16 inputs: the activation writes nothing, and the one-pass kernel
+// reads its inputs instead of its output, each value rounded to BF16 as the activation stores it
+// for such a layer, so the codes, scales and sums are those of that output, bit for bit.
+struct ElementwiseSource {
+    enum class Op {
+        gelu,            // gelu(x), x [rows, cols]
+        gelu_backward,   // gelu'(x) · d_out, both [rows, cols]
+        swiglu,          // silu(gate) · up, x = gate | up [rows, 2 cols]
+        swiglu_backward, // d gate | d up [rows, cols] from x [rows, cols] and d_out [rows, cols /
+                         // 2]
+    };
+    Op op;
+    const __nv_bfloat16* x;
+    const __nv_bfloat16* d_out; // the backwards' (nullptr for the forwards)
+};
+// Whether the kernel takes `source` as an output of rows × cols: rows of whole quads (of each
+// half, for SwiGLU's gradient) at 8-byte aligned addresses.
+bool quantizes_as_computed(const ElementwiseSource& source, int64_t rows, int64_t cols);
+void tensor_finite_amax(const ElementwiseSource& source, int64_t rows, int64_t cols,
+                        uint32_t* amax_bits, cudaStream_t stream);
+void quantize_both_orientations(const ElementwiseSource& source, const BothOrientationsArgs& a,
+                                cudaStream_t stream);
+
 } // namespace octet::cuda

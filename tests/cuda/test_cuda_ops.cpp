@@ -383,7 +383,10 @@ TEST_F(CudaOpsTest, ActivationsAndScale) {
 // Norms, activations and attention feeding a BF16 linear layer, or a block-wise FP8 one (ops.h's
 // `consumer`), write its BF16 operand instead of their FP32 output: the layer's forward and weight
 // gradient are bit for bit those of the unfused ops, and the FP32 output stays as it was (NaN
-// here). A layer given another input than the one its operand was written for refuses it.
+// here). An activation of BF16 inputs (its `producer` packs them) between FP8 layers writes
+// nothing: the consumer computes its output as it quantizes it, or, where rows are not whole
+// quads (the "odd" widths), writes it in BF16 first. A layer given another input than the one its
+// operand was written (or left) for refuses it.
 TEST_F(CudaOpsTest, ProducersWriteTheBf16OperandOfTheirConsumer) {
     const int64_t n = 2 * 67, c = 64, h = 96, m = 40; // attention: batch 2, 67 tokens, one head
     const AttentionShape attention{2, 67, 1, 64, true};
@@ -391,7 +394,15 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16OperandOfTheirConsumer) {
                weight = random(m * h);
     Buffer<float> gx = device(x), gw = device(w), gb = device(b), gweight = device(weight),
                   stats = poisoned(2 * size_t(n)),
-                  state = poisoned(size_t(gpu_->attention_state_size(attention)));
+                  state = poisoned(size_t(gpu_->attention_state_size(attention))),
+                  gx_rounded = device(rounded_bf16(x)), gx_packed = packed_bf16(x);
+    // The activations' BF16 x: packed as an FP8 layer (`packer`) wrote it where the consumer
+    // is given, else its values in FP32.
+    const auto packer = consumer_layer("blockwise");
+    auto bf16_x = [&](const LinearPrecision* p) {
+        return p ? gx_packed.data() : gx_rounded.data();
+    };
+    auto x_producer = [&](const LinearPrecision* p) { return p ? packer.get() : nullptr; };
     struct Producer {
         const char* name;
         int64_t k; // the consumer's input width
@@ -414,6 +425,22 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16OperandOfTheirConsumer) {
         {"swiglu", h,
          [&](float* out, const LinearPrecision* p) {
              gpu_->swiglu_forward(out, gx.data(), n, h, nullptr, p);
+         }},
+        {"gelu of BF16", h,
+         [&](float* out, const LinearPrecision* p) {
+             gpu_->gelu_forward(out, bf16_x(p), n * h, x_producer(p), p);
+         }},
+        {"gelu of BF16, odd width", h - 1,
+         [&](float* out, const LinearPrecision* p) {
+             gpu_->gelu_forward(out, bf16_x(p), n * (h - 1), x_producer(p), p);
+         }},
+        {"swiglu of BF16", h,
+         [&](float* out, const LinearPrecision* p) {
+             gpu_->swiglu_forward(out, bf16_x(p), n, h, x_producer(p), p);
+         }},
+        {"swiglu of BF16, odd width", h - 3,
+         [&](float* out, const LinearPrecision* p) {
+             gpu_->swiglu_forward(out, bf16_x(p), n, h - 3, x_producer(p), p);
          }},
         {"attention", c,
          [&](float* out, const LinearPrecision* p) {
@@ -467,11 +494,17 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16GradientOfTheirConsumer) {
     Buffer<float> gx = device(x), gd_out = device(d_out), gw = device(w), gb = device(b),
                   stats = poisoned(2 * size_t(n)), scratch = poisoned(size_t(n * 3 * c)),
                   state = poisoned(size_t(gpu_->attention_state_size(attention))),
-                  gx_rounded = device(rounded_bf16(x)), gx_packed = packed_bf16(x);
+                  gx_rounded = device(rounded_bf16(x)), gx_packed = packed_bf16(x),
+                  gd_out_packed = packed_bf16(d_out);
     // The activations' x as a BF16 layer wrote it for them, or its values in FP32.
     auto activation_x = [&](const LinearPrecision* p) {
         return p ? gx_packed.data() : gx_rounded.data();
     };
+    // The activations' d_out as their FP8 consumer's dgrad writes it for them, packed in BF16:
+    // between two FP8 layers, their d_x is left to the producer to compute as it quantizes its
+    // dy, or, where rows are not whole quads (of each half, for SwiGLU: the "odd" widths), to
+    // write in BF16 first.
+    const auto packer = consumer_layer("blockwise");
     // The forwards whose saved statistics and state the backwards read.
     gpu_->layernorm_forward(scratch.data(), stats.data(), stats.data() + n, gx.data(), gw.data(),
                             gb.data(), n, c, 1e-5, nullptr);
@@ -505,6 +538,24 @@ TEST_F(CudaOpsTest, ProducersWriteTheBf16GradientOfTheirConsumer) {
         {"swiglu", 2 * h, false,
          [&](float* g, const LinearPrecision* p) {
              gpu_->swiglu_backward(g, gd_out.data(), activation_x(p), n, h, p, nullptr);
+         }},
+        {"gelu of a BF16 d_out", h, false,
+         [&](float* g, const LinearPrecision* p) {
+             gpu_->gelu_backward(g, gd_out_packed.data(), activation_x(p), n * h, p, packer.get());
+         }},
+        {"gelu of a BF16 d_out, odd width", h - 1, false,
+         [&](float* g, const LinearPrecision* p) {
+             gpu_->gelu_backward(g, gd_out_packed.data(), activation_x(p), n * (h - 1), p,
+                                 packer.get());
+         }},
+        {"swiglu of a BF16 d_out", 2 * h, false,
+         [&](float* g, const LinearPrecision* p) {
+             gpu_->swiglu_backward(g, gd_out_packed.data(), activation_x(p), n, h, p, packer.get());
+         }},
+        {"swiglu of a BF16 d_out, odd width", 2 * (h - 2), false,
+         [&](float* g, const LinearPrecision* p) {
+             gpu_->swiglu_backward(g, gd_out_packed.data(), activation_x(p), n, h - 2, p,
+                                   packer.get());
          }},
         {"attention", 3 * c, false,
          [&](float* g, const LinearPrecision* p) {

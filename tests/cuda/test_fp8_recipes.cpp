@@ -360,6 +360,91 @@ TEST_F(Fp8RecipesTest, ScaledGemmsMatchTheCpuOracle) {
     }
 }
 
+// Activations between two FP8 layers are quantized as they are computed (quantize.h's
+// ElementwiseSource): codes, scales and column sums are those of their BF16 outputs, written by
+// their own kernels and quantized in one pass, bit for bit, with NaN and ±Inf among the inputs and
+// more tiles than the kernel runs blocks at once. Rows of other widths, or unaligned inputs, are
+// refused by name.
+TEST_F(Fp8RecipesTest, ActivationsQuantizedAsComputedMatchTheirBf16Outputs) {
+    cuda::PlanRunner runner(ops_->memory());
+    cuda::Fp8Transposer transposer(ops_->memory(), runner);
+    using Op = cuda::ElementwiseSource::Op;
+    const auto bf16_device = [&](const std::vector<float>& x) {
+        std::vector<__nv_bfloat16> bits(x.size());
+        for (size_t i = 0; i < x.size(); ++i) bits[i] = __float2bfloat16(x[i]);
+        Buffer<__nv_bfloat16> b(ops_->memory());
+        b.upload(bits.data(), int64_t(bits.size()));
+        return b;
+    };
+    cudaStream_t stream = ops_->stream();
+    for (const char* spec : {"blockwise", "mxfp8", "moss"}) {
+        const auto recipe = make_recipe(spec);
+        for (Op op : {Op::gelu, Op::gelu_backward, Op::swiglu, Op::swiglu_backward}) {
+            const bool backward = op == Op::gelu_backward || op == Op::swiglu_backward;
+            const TensorRole role = backward ? TensorRole::gradient : TensorRole::activation;
+            const auto rowwise = recipe->make_quantizer(role),
+                       columnwise = recipe->make_quantizer(role);
+            for (auto [rows, cols] :
+                 {std::pair<int64_t, int64_t>{300, 264}, {2200, 2048}, {1, 8}}) {
+                const std::string what = std::string(spec) + " op " + std::to_string(int(op)) +
+                                         " " + std::to_string(rows) + "x" + std::to_string(cols) +
+                                         " " + testing::seed_note(seed_);
+                // x [rows, cols] (SwiGLU's gate | up: 2 cols); d_out [rows, cols] (SwiGLU's
+                // gradient: cols / 2, the width of its forward's output).
+                const int64_t h = op == Op::swiglu ? cols : cols / 2;
+                const Buffer<__nv_bfloat16> x = bf16_device(testing::awkward_matrix(
+                                                rng_, rows, op == Op::swiglu ? 2 * cols : cols)),
+                                            d_out = bf16_device(testing::awkward_matrix(
+                                                rng_, rows, op == Op::swiglu_backward ? h : cols));
+                Buffer<__nv_bfloat16> out(ops_->memory(), rows * cols);
+                switch (op) {
+                case Op::gelu:
+                    cuda::gelu_forward(out.data(), x.data(), rows * cols, stream);
+                    break;
+                case Op::gelu_backward:
+                    cuda::gelu_backward(out.data(), d_out.data(), x.data(), rows * cols, stream);
+                    break;
+                case Op::swiglu:
+                    cuda::swiglu_forward(out.data(), x.data(), rows, h, stream);
+                    break;
+                case Op::swiglu_backward:
+                    cuda::swiglu_backward(out.data(), d_out.data(), x.data(), rows, h, stream);
+                }
+                const cuda::ElementwiseSource source{op, x.data(),
+                                                     backward ? d_out.data() : nullptr};
+                ASSERT_TRUE(cuda::quantizes_as_computed(source, rows, cols)) << what;
+                std::vector<float> sums0(static_cast<size_t>(cols));
+                for (float& v : sums0) v = float(rng_.normal());
+                Buffer<float> sums = device(sums0), sums_computed = device(sums0);
+                cuda::DeviceQuantized q(ops_->memory()), t(ops_->memory()),
+                    q_computed(ops_->memory()), t_computed(ops_->memory());
+                ASSERT_TRUE(transposer.quantize_both(*rowwise, *columnwise, out.data(), rows, cols,
+                                                     q, t, stream, sums.data()));
+                ASSERT_TRUE(transposer.quantize_both(*rowwise, *columnwise, source, rows, cols,
+                                                     q_computed, t_computed, stream,
+                                                     sums_computed.data()));
+                expect_same(q.download(), q_computed.download(), what);
+                expect_same(t.download(), t_computed.download(), what + " transposed");
+                const std::vector<float> expected = sums.download(), got = sums_computed.download();
+                EXPECT_EQ(0, std::memcmp(expected.data(), got.data(), got.size() * sizeof(float)))
+                    << what << ": column sums";
+            }
+        }
+    }
+    Buffer<__nv_bfloat16> x(ops_->memory(), 64);
+    const auto quantizer = make_recipe("blockwise")->make_quantizer(TensorRole::activation);
+    cuda::DeviceQuantized q(ops_->memory()), t(ops_->memory());
+    EXPECT_FALSE(cuda::quantizes_as_computed({Op::gelu, x.data(), nullptr}, 4, 6));
+    EXPECT_FALSE(cuda::quantizes_as_computed({Op::gelu, x.data() + 1, nullptr}, 4, 8));
+    EXPECT_FALSE(cuda::quantizes_as_computed({Op::gelu_backward, x.data(), nullptr}, 4, 8));
+    EXPECT_FALSE(cuda::quantizes_as_computed({Op::swiglu_backward, x.data(), x.data()}, 4, 12));
+    EXPECT_TRUE(cuda::quantizes_as_computed({Op::swiglu_backward, x.data(), x.data()}, 4, 16));
+    EXPECT_THROW(transposer.quantize_both(*quantizer, *quantizer,
+                                          cuda::ElementwiseSource{Op::gelu, x.data(), nullptr}, 4,
+                                          6, q, t, stream),
+                 Error);
+}
+
 TEST_F(Fp8RecipesTest, LinearLayersMatchTheCpuBackend) {
     const int64_t n = 128, k = 192, m = 96;
     for (const char* spec : testing::all_recipe_specs) {
