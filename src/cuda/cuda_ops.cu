@@ -218,18 +218,19 @@ const DeviceQuantized& CudaOps::quantized_input(SavedLinear& layer, Quantizer& i
     const bool transient = layer.planned && layer.x_method == TransposeMethod::from_source;
     DeviceQuantized* x = transient ? &x_transient_ : &layer.x;
     {
-        // Such layers quantize the BF16 x the op that wrote it staged for them, both
-        // orientations in one pass.
-        // An activation may have left its output to be computed here.
+        // Such layers quantize, both orientations in one pass, the BF16 x the op that wrote it
+        // staged for them, or the activation output it left to be computed here.
         const auto timed = profiler_.scope("linear.quantize");
-        const std::optional<ElementwiseSource> computed =
-            a.precision->fp8_bf16_sources() ? computed_input(layer, a) : std::nullopt;
-        const __nv_bfloat16* x_bf16 =
-            a.precision->fp8_bf16_sources() && !computed ? input_bf16(layer, a) : nullptr;
-        if (computed ? transposer_.quantize_both(input, input_t, *computed, a.n, a.k, x_transient_,
-                                                 layer.x_t, stream())
-                     : x_bf16 && transposer_.quantize_both(input, input_t, x_bf16, a.n, a.k,
-                                                           x_transient_, layer.x_t, stream())) {
+        bool one_pass = false;
+        if (a.precision->fp8_bf16_sources()) {
+            if (const std::optional<ElementwiseSource> computed = computed_input(layer, a))
+                one_pass = transposer_.quantize_both(input, input_t, *computed, a.n, a.k,
+                                                     x_transient_, layer.x_t, stream());
+            else
+                one_pass = transposer_.quantize_both(input, input_t, input_bf16(layer, a), a.n, a.k,
+                                                     x_transient_, layer.x_t, stream());
+        }
+        if (one_pass) {
             layer.x_method = TransposeMethod::from_source;
             layer.planned = true;
             if (layer.x.codes.size()) layer.x = DeviceQuantized(memory_);
@@ -267,14 +268,15 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
         // Such layers quantize the BF16 dy the op that wrote d_out staged for them, or the
         // activation gradient it left to be computed here.
         const auto timed = profiler_.scope("linear.quantize");
-        const std::optional<ElementwiseSource> computed =
-            a.precision->fp8_bf16_sources() ? computed_dy(a) : std::nullopt;
-        const __nv_bfloat16* dy =
-            a.precision->fp8_bf16_sources() && !computed ? dy_bf16(a) : nullptr;
-        dy_t_ready = computed ? transposer_.quantize_both(q.grad, q.grad_t, *computed, a.n, a.m,
-                                                          dy_, dy_t_, stream(), a.d_bias)
-                              : dy && transposer_.quantize_both(q.grad, q.grad_t, dy, a.n, a.m, dy_,
-                                                                dy_t_, stream(), a.d_bias);
+        dy_t_ready = false;
+        if (a.precision->fp8_bf16_sources()) {
+            if (const std::optional<ElementwiseSource> computed = computed_dy(a))
+                dy_t_ready = transposer_.quantize_both(q.grad, q.grad_t, *computed, a.n, a.m, dy_,
+                                                       dy_t_, stream(), a.d_bias);
+            else
+                dy_t_ready = transposer_.quantize_both(q.grad, q.grad_t, dy_bf16(a), a.n, a.m, dy_,
+                                                       dy_t_, stream(), a.d_bias);
+        }
         if (!dy_t_ready) {
             const QuantizePlan dy_plan = plans_.quantize(q.grad, a.d_out, a.n, a.m, dy_, stream());
             dy_method = transpose_method(dy_plan, a.n, a.m);
@@ -365,12 +367,10 @@ const __nv_bfloat16* CudaOps::dy_bf16(const LinearBackwardArgs<float>& a) {
 
 bool CudaOps::computed_by_consumer(const LinearPrecision* consumer, const float* out, int64_t count,
                                    bool packed, const ElementwiseSource& source) {
-    if (!packed || !fp8_operands(consumer) || !consumer->fp8_bf16_sources()) return false;
-    SavedLinear& layer = saved_linear(consumer);
-    layer.x_computed = source;
-    layer.x_kept = nullptr;
-    layer.x_kept_count = count;
-    layer.staged_for = out;
+    // An FP8 layer takes BF16 exactly where its sources are BF16 (stage_kept_bf16 checks it).
+    if (!packed || !fp8_operands(consumer) || !stage_kept_bf16(consumer, out, nullptr, count))
+        return false;
+    saved_linear(consumer).x_computed = source;
     return true;
 }
 

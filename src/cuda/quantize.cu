@@ -86,6 +86,11 @@ struct BothTiles {
     uint32_t codes_t[both_tile][both_words + 1];
 };
 
+// The 8 bytes of four BF16 values.
+__device__ __forceinline__ uint2 bf16_bits(const __nv_bfloat16* p) {
+    return *reinterpret_cast<const uint2*>(p);
+}
+
 // What the one-pass kernel reads, a quad of values at a time, as a source type with:
 // - Raw, a quad as loaded, and `prefetch`: whether blocks load their next tile into registers
 //   while they quantize the current one (rows of whole BF16 quads: Raw is then their 8 bytes,
@@ -122,7 +127,7 @@ struct TensorSource<true, __nv_bfloat16> {
     using Raw = uint2;
     static constexpr bool prefetch = true;
     __device__ uint2 load(int64_t row, int64_t col, int) const {
-        return *reinterpret_cast<const uint2*>(x + row * cols + col);
+        return bf16_bits(x + row * cols + col);
     }
     __device__ float4 widen(uint2 bits, int64_t) const { return float_quad(bits); }
 };
@@ -131,10 +136,6 @@ struct TensorSource<true, __nv_bfloat16> {
 // to BF16 as the activation stores it. Rows of whole quads.
 __device__ __forceinline__ float4 rounded_bf16(float4 v) {
     return float_quad(bf16_quad(v));
-}
-
-__device__ __forceinline__ uint2 bf16_bits(const __nv_bfloat16* p) {
-    return *reinterpret_cast<const uint2*>(p);
 }
 
 struct GeluSource {
@@ -177,8 +178,8 @@ using GeluBackwardSource = PairSource<GeluGrad>;
 using SwigluSource = PairSource<Swiglu>;
 
 // The gradient's columns [0, h) are the gate's, [h, 2h) up's (h = cols / 2, whole quads), both
-// from the gate, up and d_out values of column col mod h. Three quads a load: not prefetched,
-// which would hold 96 registers.
+// from the gate and d_out values of column col mod h, the gate's also from up's (not loaded for
+// up's columns). Three quads a load: not prefetched, which would hold 96 registers.
 struct SwigluBackwardSource {
     const __nv_bfloat16 *x, *d_out;
     int64_t h;
@@ -189,7 +190,8 @@ struct SwigluBackwardSource {
     __device__ Raw load(int64_t row, int64_t col, int) const {
         const int64_t j = col < h ? col : col - h;
         const __nv_bfloat16* gate = x + row * 2 * h + j;
-        return {bf16_bits(gate), bf16_bits(gate + h), bf16_bits(d_out + row * h + j)};
+        return {bf16_bits(gate), col < h ? bf16_bits(gate + h) : uint2{},
+                bf16_bits(d_out + row * h + j)};
     }
     __device__ float4 widen(const Raw& bits, int64_t col) const {
         const float4 g = float_quad(bits.g), u = float_quad(bits.u), d = float_quad(bits.d);

@@ -56,11 +56,11 @@ void quantize_both_orientations(const __nv_bfloat16* x, const BothOrientationsAr
 // for such a layer, so the codes, scales and sums are those of that output, bit for bit.
 struct ElementwiseSource {
     enum class Op {
-        gelu,            // gelu(x), x [rows, cols]
-        gelu_backward,   // gelu'(x) · d_out, both [rows, cols]
-        swiglu,          // silu(gate) · up, x = gate | up [rows, 2 cols]
-        swiglu_backward, // d gate | d up [rows, cols] from x [rows, cols] and d_out [rows, cols /
-                         // 2]
+        gelu,          // gelu(x), x [rows, cols]
+        gelu_backward, // gelu'(x) · d_out, both [rows, cols]
+        swiglu,        // silu(gate) · up, x = gate | up [rows, 2 cols]
+        // d gate | d up [rows, cols] from x [rows, cols] and d_out [rows, cols / 2]
+        swiglu_backward,
     };
     Op op;
     const __nv_bfloat16* x;

@@ -339,14 +339,10 @@ void AmaxReadback::commit(const Ticket& ticket, const uint32_t* amax, cudaStream
 
 void PlanRunner::measure_amax(const float* x, int64_t n, cudaStream_t stream) {
     amax_.resize(1);
-    block_amax(x, 1, n, 1, n, 1, amax_.data(), 1, stream);
+    tensor_finite_amax(x, n, amax_.data(), stream);
 }
 
 void PlanRunner::store_amax(const float* x, int64_t n, double* to, cudaStream_t stream) {
-    if (n == 0) {
-        OCTET_CUDA_CHECK(cudaMemsetAsync(to, 0, sizeof(double), stream)); // +0.0
-        return;
-    }
     measure_amax(x, n, stream);
     amax_bits_as_double<<<1, 1, 0, stream>>>(amax_.data(), to);
     OCTET_CUDA_LAUNCHED();
