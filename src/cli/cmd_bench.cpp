@@ -27,8 +27,8 @@ steps, then the median of N timed steps, on random tokens. On the GPU it also pr
 FLOPs utilisation (6·params + attention FLOPs per token, against 989 TFLOPS: the dense BF16 peak
 of an H100/H200 SXM), the peak GPU memory Octet allocated, and of it what parameters, gradients
 and optimizer states hold before the first step (column "state GiB": the rest is activations,
-FP8 operands and scratch). Steps replay a CUDA graph where
-the recipe allows, as `octet train` does (column "graph").
+FP8 operands and scratch). Steps replay a CUDA graph where the recipe allows, as `octet train`
+does (column "graph").
 
   --model NAME    tiny (default), tiny-llama, gpt2-124m, gpt2-350m, gpt2-1.3b
   --recipes LIST  precision policies (default: bf16,te-delayed,blockwise,mxfp8,moss,fp8lm-o2)

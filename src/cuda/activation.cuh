@@ -34,15 +34,19 @@ __device__ __forceinline__ float swiglu(float g, float u) {
     return g / (1.0f + expf(-g)) * u;
 }
 
-// Its gradients from d = d_out: with respect to the gate, and to the up value.
+// Its gradients from d = d_out: with respect to the gate, and to the up value. Both take the
+// gate's sigmoid.
+__device__ __forceinline__ float swiglu_sigmoid(float g) {
+    return 1.0f / (1.0f + expf(-g));
+}
+
 __device__ __forceinline__ float swiglu_grad_gate(float g, float u, float d) {
-    const float sig = 1.0f / (1.0f + expf(-g));
+    const float sig = swiglu_sigmoid(g);
     return d * u * sig * (1.0f + g * (1.0f - sig));
 }
 
 __device__ __forceinline__ float swiglu_grad_up(float g, float d) {
-    const float sig = 1.0f / (1.0f + expf(-g));
-    return d * g * sig;
+    return d * g * swiglu_sigmoid(g);
 }
 
 // The same as function objects, for kernels that take their function as a type.

@@ -221,14 +221,16 @@ const DeviceQuantized& CudaOps::quantized_input(SavedLinear& layer, Quantizer& i
         // Such layers quantize, both orientations in one pass, the BF16 x the op that wrote it
         // staged for them, or the activation output it left to be computed here.
         const auto timed = profiler_.scope("linear.quantize");
+        const auto both = [&](const auto& source) {
+            return transposer_.quantize_both(input, input_t, source, a.n, a.k, x_transient_,
+                                             layer.x_t, stream());
+        };
         bool one_pass = false;
         if (a.precision->fp8_bf16_sources()) {
-            if (const std::optional<ElementwiseSource> computed = computed_input(layer, a))
-                one_pass = transposer_.quantize_both(input, input_t, *computed, a.n, a.k,
-                                                     x_transient_, layer.x_t, stream());
-            else
-                one_pass = transposer_.quantize_both(input, input_t, input_bf16(layer, a), a.n, a.k,
-                                                     x_transient_, layer.x_t, stream());
+            // Taking the computed source first: where it cannot be taken, it is written in BF16
+            // and staged, which input_bf16 then reads.
+            const std::optional<ElementwiseSource> computed = computed_input(layer, a);
+            one_pass = computed ? both(*computed) : both(input_bf16(layer, a));
         }
         if (one_pass) {
             layer.x_method = TransposeMethod::from_source;
@@ -268,14 +270,14 @@ void CudaOps::linear_backward_fp8(const LinearBackwardArgs<float>& a) {
         // Such layers quantize the BF16 dy the op that wrote d_out staged for them, or the
         // activation gradient it left to be computed here.
         const auto timed = profiler_.scope("linear.quantize");
+        const auto both = [&](const auto& source) {
+            return transposer_.quantize_both(q.grad, q.grad_t, source, a.n, a.m, dy_, dy_t_,
+                                             stream(), a.d_bias);
+        };
         dy_t_ready = false;
         if (a.precision->fp8_bf16_sources()) {
-            if (const std::optional<ElementwiseSource> computed = computed_dy(a))
-                dy_t_ready = transposer_.quantize_both(q.grad, q.grad_t, *computed, a.n, a.m, dy_,
-                                                       dy_t_, stream(), a.d_bias);
-            else
-                dy_t_ready = transposer_.quantize_both(q.grad, q.grad_t, dy_bf16(a), a.n, a.m, dy_,
-                                                       dy_t_, stream(), a.d_bias);
+            const std::optional<ElementwiseSource> computed = computed_dy(a); // before dy_bf16
+            dy_t_ready = computed ? both(*computed) : both(dy_bf16(a));
         }
         if (!dy_t_ready) {
             const QuantizePlan dy_plan = plans_.quantize(q.grad, a.d_out, a.n, a.m, dy_, stream());

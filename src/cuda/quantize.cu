@@ -138,14 +138,8 @@ __device__ __forceinline__ float4 rounded_bf16(float4 v) {
     return float_quad(bf16_quad(v));
 }
 
-struct GeluSource {
-    const __nv_bfloat16* x;
-    int64_t cols;
-    using Raw = uint2;
-    static constexpr bool prefetch = true;
-    __device__ uint2 load(int64_t row, int64_t col, int) const {
-        return bf16_bits(x + row * cols + col);
-    }
+// GELU's input is loaded as a BF16 tensor is; only its widening differs.
+struct GeluSource : TensorSource<true, __nv_bfloat16> {
     __device__ float4 widen(uint2 bits, int64_t) const {
         const float4 v = float_quad(bits);
         return rounded_bf16(make_float4(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w)));
@@ -457,7 +451,7 @@ void with_elementwise_source(const ElementwiseSource& s, int64_t cols, F f) {
     using Op = ElementwiseSource::Op;
     switch (s.op) {
     case Op::gelu:
-        return f(GeluSource{s.x, cols});
+        return f(GeluSource{{s.x, cols}});
     case Op::gelu_backward:
         return f(GeluBackwardSource{s.x, s.d_out, cols});
     case Op::swiglu:
