@@ -47,7 +47,7 @@ __global__ void source_amax_kernel(Source src, int64_t rows, int64_t cols, uint3
     float amax = 0.0f;
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x)
         for (int64_t c = 4 * int64_t(threadIdx.x); c < cols; c += 4 * int64_t(blockDim.x))
-            amax = finite_amax4(amax, src.widen(src.load(r, c, 4), c));
+            amax = finite_amax4(amax, float_quad(src.bits(src.load(r, c, 4), c)));
     amax = block_max(amax);
     if (threadIdx.x == 0) atomicMax(amax_bits, __float_as_uint(amax));
 }
@@ -91,13 +91,14 @@ __device__ __forceinline__ uint2 bf16_bits(const __nv_bfloat16* p) {
     return *reinterpret_cast<const uint2*>(p);
 }
 
-// What the one-pass kernel reads, a quad of values at a time, as a source type with:
+// What the one-pass kernels read, a quad of values at a time, as a source type with:
 // - Raw, a quad as loaded, and `prefetch`: whether blocks load their next tile into registers
 //   while they quantize the current one (rows of whole BF16 quads: Raw is then their 8 bytes,
-//   widened only into the shared tile, half the registers of a float4);
+//   half the registers of a float4);
 // - load(row, col, left): the values col … col + 3 of row, `left` = cols − col > 0 of them in
 //   the tensor (zeros past it);
-// - widen(raw, col): their FP32 values.
+// - bits(raw, col): their BF16 bits (sources of BF16 values), or widen(raw): their FP32 values
+//   (FP32 tensors).
 // TensorSource reads x itself: one load where rows are whole quads (`quads`), else value by value.
 template <bool quads, typename T>
 struct TensorSource {
@@ -117,7 +118,9 @@ struct TensorSource {
             return v;
         }
     }
-    __device__ float4 widen(float4 v, int64_t) const { return v; }
+    __device__ float4 widen(float4 v) const { return v; }
+    // Exact for T = BF16, the only T whose bits are asked for.
+    __device__ uint2 bits(float4 v, int64_t) const { return bf16_quad(v); }
 };
 
 template <>
@@ -129,20 +132,22 @@ struct TensorSource<true, __nv_bfloat16> {
     __device__ uint2 load(int64_t row, int64_t col, int) const {
         return bf16_bits(x + row * cols + col);
     }
-    __device__ float4 widen(uint2 bits, int64_t) const { return float_quad(bits); }
+    __device__ uint2 bits(uint2 raw, int64_t) const { return raw; }
 };
 
-// The sources of quantizes_as_computed(): an activation's output from its BF16 inputs, rounded
-// to BF16 as the activation stores it. Rows of whole quads.
-__device__ __forceinline__ float4 rounded_bf16(float4 v) {
-    return float_quad(bf16_quad(v));
-}
+// FP32 values go through the FP32 kernel below, BF16 ones through the BF16 kernel.
+template <typename Source>
+constexpr bool fp32_source = std::is_same_v<Source, TensorSource<true, float>> ||
+                             std::is_same_v<Source, TensorSource<false, float>>;
 
-// GELU's input is loaded as a BF16 tensor is; only its widening differs.
+// The sources of quantizes_as_computed(): an activation's output from its BF16 inputs, as the
+// activation stores it (rounded to BF16). Rows of whole quads.
+
+// GELU's input is loaded as a BF16 tensor is; only its bits differ.
 struct GeluSource : TensorSource<true, __nv_bfloat16> {
-    __device__ float4 widen(uint2 bits, int64_t) const {
-        const float4 v = float_quad(bits);
-        return rounded_bf16(make_float4(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w)));
+    __device__ uint2 bits(uint2 raw, int64_t) const {
+        const float4 v = float_quad(raw);
+        return bf16_quad(make_float4(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w)));
     }
 };
 
@@ -159,11 +164,11 @@ struct PairSource {
         const uint2 u = bf16_bits(a + at), v = bf16_bits(b + at);
         return make_uint4(u.x, u.y, v.x, v.y);
     }
-    __device__ float4 widen(uint4 bits, int64_t) const {
-        const float4 u = float_quad(make_uint2(bits.x, bits.y)),
-                     v = float_quad(make_uint2(bits.z, bits.w));
+    __device__ uint2 bits(uint4 raw, int64_t) const {
+        const float4 u = float_quad(make_uint2(raw.x, raw.y)),
+                     v = float_quad(make_uint2(raw.z, raw.w));
         const F f;
-        return rounded_bf16(make_float4(f(u.x, v.x), f(u.y, v.y), f(u.z, v.z), f(u.w, v.w)));
+        return bf16_quad(make_float4(f(u.x, v.x), f(u.y, v.y), f(u.z, v.z), f(u.w, v.w)));
     }
 };
 
@@ -187,14 +192,14 @@ struct SwigluBackwardSource {
         return {bf16_bits(gate), col < h ? bf16_bits(gate + h) : uint2{},
                 bf16_bits(d_out + row * h + j)};
     }
-    __device__ float4 widen(const Raw& bits, int64_t col) const {
-        const float4 g = float_quad(bits.g), u = float_quad(bits.u), d = float_quad(bits.d);
+    __device__ uint2 bits(const Raw& raw, int64_t col) const {
+        const float4 g = float_quad(raw.g), u = float_quad(raw.u), d = float_quad(raw.d);
         if (col < h)
-            return rounded_bf16(
+            return bf16_quad(
                 make_float4(swiglu_grad_gate(g.x, u.x, d.x), swiglu_grad_gate(g.y, u.y, d.y),
                             swiglu_grad_gate(g.z, u.z, d.z), swiglu_grad_gate(g.w, u.w, d.w)));
-        return rounded_bf16(make_float4(swiglu_grad_up(g.x, d.x), swiglu_grad_up(g.y, d.y),
-                                        swiglu_grad_up(g.z, d.z), swiglu_grad_up(g.w, d.w)));
+        return bf16_quad(make_float4(swiglu_grad_up(g.x, d.x), swiglu_grad_up(g.y, d.y),
+                                     swiglu_grad_up(g.z, d.z), swiglu_grad_up(g.w, d.w)));
     }
 };
 
@@ -286,110 +291,412 @@ struct BothTile {
           cols(int(min(a.cols - c0, int64_t(both_tile)))) {}
 };
 
-// A warp reads whole rows of a tile and writes whole rows of codes (thread (warp, lane) handles
-// quad `lane` of rows warp, warp + 8, …), so each thread's addresses are one base and a
-// constant stride: the index arithmetic per load and store, 64-bit and per element before, was
-// most of the kernel's instructions.
-template <int G, bool sums, typename Source>
-__global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
-    quantize_both_kernel(Source src, BothOrientationsArgs a, BothTileGrid grid) {
-    extern __shared__ float4 both_smem[];
-    BothTiles& tile = *reinterpret_cast<BothTiles*>(both_smem);
-    // Two-level plans: s from the tensor's finite amax, as the maximum of every group's
-    // amax / fmt_max (division rounds monotonically, so the two agree).
-    const float global =
-        a.tensor_amax ? moss_global_scale(__uint_as_float(*a.tensor_amax) / format_max(a.format))
-                      : 0.0f;
-    if (a.tensor_amax && blockIdx.x == 0 && threadIdx.x == 0) {
+// Two-level plans: s from the tensor's finite amax, as the maximum of every group's
+// amax / fmt_max (division rounds monotonically, so the two agree); block 0 stores it. 0 for
+// one-level plans.
+__device__ float two_level_global(const BothOrientationsArgs& a) {
+    if (!a.tensor_amax) return 0.0f;
+    const float global = moss_global_scale(__uint_as_float(*a.tensor_amax) / format_max(a.format));
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
         *a.global_scale_inv = global;
         *a.global_scale_inv_t = global;
     }
+    return global;
+}
+
+// Thread (warp, lane) loads quad `lane` of the tile's rows warp, warp + 8, …: a warp reads
+// whole rows.
+constexpr int both_loads = both_tile / both_warps;
+
+template <typename Source>
+__device__ void load_both_tile(const Source& src, typename Source::Raw (&v)[both_loads],
+                               const BothTile& b) {
+    const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
+    const int left = b.cols - 4 * lane;
+#pragma unroll
+    for (int k = 0; k < both_loads; ++k)
+        v[k] = left > 0 && warp + both_warps * k < b.rows
+                   ? src.load(b.r0 + warp + both_warps * k, b.c0 + 4 * lane, left)
+                   : typename Source::Raw{};
+}
+
+// FP32 values: a block takes one tile and stages it in shared memory as floats, thread t of the
+// first 128 quantizes the tile's row t (128 / G groups) while thread t of the others quantizes
+// its column t, each writing its codes into a shared tile of its orientation; then the block
+// stores both tiles row by row, 128 contiguous bytes per warp instruction (77-79% of copy
+// bandwidth at 16384 × 4096, H100; persistent blocks with the next tile in flight were slower).
+// Each thread's addresses are one base and a constant stride: the index arithmetic per load and
+// store, 64-bit and per element before, was most of the kernel's instructions.
+template <int G, bool sums, typename Source>
+__global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
+    quantize_both_fp32_kernel(Source src, BothOrientationsArgs a, BothTileGrid grid) {
+    extern __shared__ float4 both_smem[];
+    BothTiles& tile = *reinterpret_cast<BothTiles*>(both_smem);
+    const float global = two_level_global(a);
     const GroupScaler row_scaler{a.rule, a.format, global},
         column_scaler{a.rule_t, a.format_t, global};
     const int64_t grid_cols = (a.cols + G - 1) / G, grid_cols_t = (a.rows + G - 1) / G;
     const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
-    constexpr int loads = both_tile / both_warps; // rows a thread loads (and stores) per tile
-    using Raw = typename Source::Raw;
-    const auto load_tile = [&](Raw(&v)[loads], unsigned t) {
-        const BothTile b(t, grid, a);
-        const int left = b.cols - 4 * lane;
-        const int64_t col = b.c0 + 4 * lane;
+    const BothTile b(blockIdx.x, grid, a);
+    {
+        typename Source::Raw v[both_loads];
+        load_both_tile(src, v, b);
 #pragma unroll
-        for (int k = 0; k < loads; ++k)
-            v[k] = left > 0 && warp + both_warps * k < b.rows
-                       ? src.load(b.r0 + warp + both_warps * k, col, left)
-                       : Raw{};
-    };
-    // Quantizes tile t, loaded into v; once v is in shared memory, loads tile `refill` into it.
-    const auto quantize_tile = [&](Raw(&v)[loads], unsigned t, unsigned refill) {
-        const BothTile b(t, grid, a);
-#pragma unroll
-        for (int k = 0; k < loads; ++k)
+        for (int k = 0; k < both_loads; ++k)
             *reinterpret_cast<float4*>(&tile.value[warp + both_warps * k][4 * lane]) =
-                src.widen(v[k], b.c0 + 4 * lane);
-        __syncthreads();
-        if (refill < grid.tiles) load_tile(v, refill);
-        const int g = int(threadIdx.x) % both_tile;
-        if (threadIdx.x < both_tile) { // warp-uniform: warps 0-3 take rows, 4-7 columns
-            if (g < b.rows) {
-                float* scale_inv = a.scale_inv + (b.r0 + g) * grid_cols + b.c0 / G;
-                const int groups = (b.cols + G - 1) / G;
-                quantize_run_128<G, false>(
-                    [&](int w) { return *reinterpret_cast<const float4*>(&tile.value[g][4 * w]); },
-                    row_scaler, tile.codes[g],
-                    [&](int j, float s) {
-                        if (j < groups) scale_inv[j] = s;
-                    });
-            }
-        } else if (g < b.cols) {
-            float* scale_inv = a.scale_inv_t + (b.c0 + g) * grid_cols_t + b.r0 / G;
-            const int groups = (b.rows + G - 1) / G;
-            const float sum = quantize_run_128<G, sums>(
-                [&](int w) {
-                    return make_float4(tile.value[4 * w][g], tile.value[4 * w + 1][g],
-                                       tile.value[4 * w + 2][g], tile.value[4 * w + 3][g]);
-                },
-                column_scaler, tile.codes_t[g],
+                src.widen(v[k]);
+    }
+    __syncthreads();
+    const int g = int(threadIdx.x) % both_tile;
+    if (threadIdx.x < both_tile) { // warp-uniform: warps 0-3 take rows, 4-7 columns
+        if (g < b.rows) {
+            float* scale_inv = a.scale_inv + (b.r0 + g) * grid_cols + b.c0 / G;
+            const int groups = (b.cols + G - 1) / G;
+            quantize_run_128<G, false>(
+                [&](int w) { return *reinterpret_cast<const float4*>(&tile.value[g][4 * w]); },
+                row_scaler, tile.codes[g],
                 [&](int j, float s) {
                     if (j < groups) scale_inv[j] = s;
                 });
-            if constexpr (sums) a.column_sums[int64_t(b.y) * a.cols + b.c0 + g] = sum;
         }
-        __syncthreads();
-        // Warp w stores groups w, w + 8, … of each orientation, lane l word l. The next tile's
-        // first writes to the shared tiles wait at its first barrier for these reads.
-        const int row_left = b.cols - 4 * lane, col_left = b.rows - 4 * lane;
-        uint8_t* codes = a.codes + (b.r0 + warp) * a.cols + b.c0 + 4 * lane;
-        uint8_t* codes_t = a.codes_t + (b.c0 + warp) * a.rows + b.r0 + 4 * lane;
-        const int64_t stride = both_warps * a.cols, stride_t = both_warps * a.rows;
-        const bool whole_rows = a.cols % 4 == 0, whole_cols = a.rows % 4 == 0;
+    } else if (g < b.cols) {
+        float* scale_inv = a.scale_inv_t + (b.c0 + g) * grid_cols_t + b.r0 / G;
+        const int groups = (b.rows + G - 1) / G;
+        const float sum = quantize_run_128<G, sums>(
+            [&](int w) {
+                return make_float4(tile.value[4 * w][g], tile.value[4 * w + 1][g],
+                                   tile.value[4 * w + 2][g], tile.value[4 * w + 3][g]);
+            },
+            column_scaler, tile.codes_t[g],
+            [&](int j, float s) {
+                if (j < groups) scale_inv[j] = s;
+            });
+        if constexpr (sums) a.column_sums[int64_t(b.y) * a.cols + b.c0 + g] = sum;
+    }
+    __syncthreads();
+    // Warp w stores groups w, w + 8, … of each orientation, lane l word l.
+    const int row_left = b.cols - 4 * lane, col_left = b.rows - 4 * lane;
+    uint8_t* codes = a.codes + (b.r0 + warp) * a.cols + b.c0 + 4 * lane;
+    uint8_t* codes_t = a.codes_t + (b.c0 + warp) * a.rows + b.r0 + 4 * lane;
+    const int64_t stride = both_warps * a.cols, stride_t = both_warps * a.rows;
+    const bool whole_rows = a.cols % 4 == 0, whole_cols = a.rows % 4 == 0;
 #pragma unroll 4
-        for (int k = 0; k < loads; ++k) {
-            const int group = warp + both_warps * k;
-            if (group < b.rows && row_left > 0)
-                store_codes(codes + k * stride, tile.codes[group][lane], row_left, whole_rows);
-            if (group < b.cols && col_left > 0)
-                store_codes(codes_t + k * stride_t, tile.codes_t[group][lane], col_left,
-                            whole_cols);
+    for (int k = 0; k < both_loads; ++k) {
+        const int group = warp + both_warps * k;
+        if (group < b.rows && row_left > 0)
+            store_codes(codes + k * stride, tile.codes[group][lane], row_left, whole_rows);
+        if (group < b.cols && col_left > 0)
+            store_codes(codes_t + k * stride_t, tile.codes_t[group][lane], col_left, whole_cols);
+    }
+}
+
+// BF16 values (a BF16 tensor, or an activation's output computed from its BF16 inputs): blocks
+// are persistent (two an SM) and stage each tile in shared memory as its BF16 bits, 32 KiB, in
+// one of two buffers, so that one barrier a tile suffices; the next tile's loads are in flight
+// while the block quantizes the current one. Every thread takes part in both orientations, from
+// shared memory:
+// - rows: 16 threads a row, each with a chunk of 8 values (one 16-byte read), the group's amax
+//   over 4 or 16 lanes by shuffles, 8 codes in one 8-byte store;
+// - columns: 4 threads a pair of columns, each with 32 rows of both (32 word reads), G = 128's
+//   amax over the 4 lanes by shuffles, 32 codes of each column in two 16-byte stores;
+// amaxes as BF16 pairs (max.NaN.bf16x2 of |word|: exact, two values an instruction).
+// The kernel before this one staged FP32 values and gave each of 128 threads a whole row and
+// each of the others a whole column (a chain of 128 values a thread), 63-70% of copy bandwidth.
+constexpr int bf16_chunks = both_tile / 8; // 16-byte chunks of 8 values in a tile's row
+
+struct Bf16BothTiles {
+    uint4 chunk[2][both_tile][bf16_chunks];
+};
+
+// Where chunk c of row r of a tile lies in its row: swizzled so that a quarter warp's 16-byte
+// reads of 8 chunks of one row, and a warp's word reads of 8 columns' words in rows r, r + 32,
+// r + 64 and r + 96, each fall on distinct banks.
+__device__ __forceinline__ int swizzled_chunk(int r, int c) {
+    return c ^ ((r ^ (r >> 4)) & 15);
+}
+
+// |each half| of a BF16 pair, and the pairs' max.NaN (NaN wherever either half is NaN).
+__device__ __forceinline__ uint32_t abs_bf16x2(uint32_t w) {
+    return w & 0x7FFF7FFFu;
+}
+
+__device__ __forceinline__ uint32_t max_nan_bf16x2(uint32_t a, uint32_t b) {
+    uint32_t r;
+    asm("max.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+__device__ __forceinline__ float low_half(uint32_t w) {
+    return __uint_as_float(w << 16);
+}
+
+__device__ __forceinline__ float high_half(uint32_t w) {
+    return __uint_as_float(w & 0xFFFF0000u);
+}
+
+__device__ __forceinline__ float max_of_halves(uint32_t w) {
+    return max_nan(low_half(w), high_half(w));
+}
+
+// The max (NaN-propagating) over `lanes` adjacent lanes (a power of two), in every one of them.
+template <int lanes>
+__device__ __forceinline__ float lanes_max(float v) {
+#pragma unroll
+    for (int o = 1; o < lanes; o *= 2) v = max_nan(v, __shfl_xor_sync(~0u, v, o));
+    return v;
+}
+
+// A group's amax from its NaN-propagating max over `lanes` lanes: that max where it is finite,
+// else the finite amax of each lane's values (`finite_part()`) over the same lanes. Warps with
+// no such group skip the second reduction, which all lanes of a warp must join.
+__device__ __forceinline__ bool finite_max(float group_max) {
+    return group_max <= 3.4028235e38f; // false for NaN and +Inf
+}
+
+template <int lanes, typename FinitePart>
+__device__ __forceinline__ float group_amax(float group_max, FinitePart finite_part) {
+    if (__any_sync(~0u, !finite_max(group_max))) {
+        const float f = lanes_max<lanes>(finite_part());
+        if (!finite_max(group_max)) return f;
+    }
+    return group_max;
+}
+
+// Four values' codes: the finite path where the group is finite, else the codec value by value
+// (out of line: the kernel inlines this dozens of times).
+__device__ __forceinline__ uint32_t cast_group_packed(float a, float b, float c, float d,
+                                                      float scale, Format format, bool finite) {
+    return finite ? cast_finite_packed(a, b, c, d, scale, format)
+                  : cast_each_packed(a, b, c, d, scale, format);
+}
+
+// The scales of each lane's n groups, whose amaxes every one of the `lanes` adjacent lanes that
+// share those groups holds: the lanes split the n rules among them (the FP32 rule's two
+// divisions, run by every lane, were most of the kernel's instructions at G = 128), then
+// scale(k) hands group k's to all of them.
+template <int n, int lanes>
+struct SharedScales {
+    static constexpr int spread = lanes < n ? lanes : n; // lanes that split one set of rules
+    static constexpr int runs = n / spread;              // rules a lane runs
+    BlockScale s[runs];
+    __device__ SharedScales(const float (&amax)[n], const GroupScaler& scaler) {
+        const int part = int(threadIdx.x % spread);
+#pragma unroll
+        for (int e = 0; e < runs; ++e) s[e] = scaler(pick(amax, part + spread * e));
+    }
+    // v[i] by a tree of selects on i's bits: indexed directly, v would live in local memory.
+    static __device__ float pick(const float (&v)[n], int i) {
+        float t[n];
+#pragma unroll
+        for (int k = 0; k < n; ++k) t[k] = v[k];
+#pragma unroll
+        for (int half = n / 2; half > 0; half /= 2)
+#pragma unroll
+            for (int k = 0; k < half; ++k) t[k] = i & half ? t[k + half] : t[k];
+        return t[0];
+    }
+    // Every lane of the warp calls it with the same k.
+    __device__ BlockScale operator()(int k) const {
+        if constexpr (spread == 1) return s[k];
+        const int from = int(threadIdx.x % 32) / lanes * lanes + k % spread;
+        return {__shfl_sync(~0u, s[k / spread].scale, from),
+                __shfl_sync(~0u, s[k / spread].scale_inv, from)};
+    }
+};
+
+// The first n > 0 of the 32 codes lo, hi (word j: codes 4j … 4j + 3) at out, word by word
+// (`whole`: out aligned and n a multiple of 4) or byte by byte. Out of line: only tensors whose
+// rows are not whole 16-byte runs of codes take it.
+__device__ __noinline__ void store_code_words(uint8_t* out, uint4 lo, uint4 hi, int n, bool whole) {
+    const uint32_t words[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+    for (int j = 0; j < 8 && 4 * j < n; ++j) store_codes(out + 4 * j, words[j], n - 4 * j, whole);
+}
+
+// A row pass's 8 codes (n > 0 of them in the tensor): one 8-byte store where `vectors` (out
+// aligned, n ≥ 8).
+__device__ __forceinline__ void store_codes_8(uint8_t* out, uint2 codes, int n, bool vectors,
+                                              bool whole) {
+    if (vectors) {
+        *reinterpret_cast<uint2*>(out) = codes;
+        return;
+    }
+    store_codes(out, codes.x, n, whole);
+    if (n > 4) store_codes(out + 4, codes.y, n - 4, whole);
+}
+
+// A column pass's 32 codes: 16-byte stores where `vectors` (out aligned, n a multiple of 16).
+__device__ __forceinline__ void store_codes_32(uint8_t* out, uint4 lo, uint4 hi, int n,
+                                               bool vectors, bool whole) {
+    if (!vectors) return store_code_words(out, lo, hi, min(n, 32), whole);
+    *reinterpret_cast<uint4*>(out) = lo;
+    if (n > 16) *reinterpret_cast<uint4*>(out + 16) = hi;
+}
+
+using Bf16Tile = uint4[both_tile][bf16_chunks];
+
+// The row-wise copy of the staged tile: thread (warp, lane) quantizes chunk lane % 16 of rows
+// 16 warp + 2k + lane / 16, k < 8: the groups' amaxes, their scales, then the codes.
+template <int G>
+__device__ void quantize_bf16_rows(const Bf16Tile& tile, const BothTile& b,
+                                   const BothOrientationsArgs& a, const GroupScaler& scaler) {
+    constexpr int lanes = G / 8;
+    const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32), c = lane % 16;
+    const auto row = [&](int k) { return 16 * warp + 2 * k + lane / 16; };
+    const auto chunk = [&](int k) { return tile[row(k)][swizzled_chunk(row(k), c)]; };
+    float amax[8];
+    unsigned finite = 0; // bit k: group k has no NaN or Inf
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+        const uint4 w = chunk(k);
+        const float group_max = lanes_max<lanes>(
+            max_of_halves(max_nan_bf16x2(max_nan_bf16x2(abs_bf16x2(w.x), abs_bf16x2(w.y)),
+                                         max_nan_bf16x2(abs_bf16x2(w.z), abs_bf16x2(w.w)))));
+        if (finite_max(group_max)) finite |= 1u << k;
+        amax[k] = group_amax<lanes>(group_max, [&] {
+            return finite_amax4(finite_amax4(0.0f, float_quad(make_uint2(w.x, w.y))),
+                                float_quad(make_uint2(w.z, w.w)));
+        });
+    }
+    const SharedScales<8, lanes> scales(amax, scaler);
+    const int left = b.cols - 8 * c; // values of the chunk inside the tensor
+    const int64_t grid_cols = (a.cols + G - 1) / G;
+    const bool vectors = a.cols % 8 == 0, whole = a.cols % 4 == 0;
+    // Not unrolled: eight copies of the casts overflowed the instruction cache.
+#pragma unroll 1
+    for (int k = 0; k < 8; ++k) {
+        const BlockScale s = scales(k);
+        const uint4 w = chunk(k);
+        const float4 lo = float_quad(make_uint2(w.x, w.y)), hi = float_quad(make_uint2(w.z, w.w));
+        const bool group_finite = finite >> k & 1;
+        const uint2 codes = make_uint2(
+            cast_group_packed(lo.x, lo.y, lo.z, lo.w, s.scale, scaler.format, group_finite),
+            cast_group_packed(hi.x, hi.y, hi.z, hi.w, s.scale, scaler.format, group_finite));
+        const int r = row(k);
+        if (r < b.rows && left > 0) {
+            store_codes_8(a.codes + (b.r0 + r) * a.cols + b.c0 + 8 * c, codes, left, vectors,
+                          whole);
+            if (c % lanes == 0)
+                a.scale_inv[(b.r0 + r) * grid_cols + (b.c0 + 8 * c) / G] = s.scale_inv;
         }
-    };
-    Raw v[loads]; // the next tile, all in flight at once
+    }
+}
+
+// The column-wise copy: thread (warp, lane) quantizes columns 2p and 2p + 1 (p = 8 warp +
+// lane / 4) in rows 32q … 32q + 31 (q = lane % 4), one group of 32 or a quarter of one of 128;
+// with `sums`, the columns' sums over the tile's rows, each thread's 32 in order, then the
+// quarters' pairwise.
+template <int G, bool sums>
+__device__ void quantize_bf16_columns(const Bf16Tile& tile, const BothTile& b,
+                                      const BothOrientationsArgs& a, const GroupScaler& scaler) {
+    constexpr int lanes = G / 32;
+    const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
+    const int p = 8 * warp + lane / 4, q = lane % 4;
+    uint32_t w[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+        const int r = 32 * q + i;
+        w[i] = reinterpret_cast<const uint32_t*>(&tile[r][swizzled_chunk(r, p / 4)])[p % 4];
+    }
+    uint32_t m[4]; // four chains of the columns' magnitudes, then their max in m[0]
+#pragma unroll
+    for (int i = 0; i < 4; ++i) m[i] = abs_bf16x2(w[i]);
+#pragma unroll
+    for (int i = 4; i < 32; ++i) m[i % 4] = max_nan_bf16x2(m[i % 4], abs_bf16x2(w[i]));
+    m[0] = max_nan_bf16x2(max_nan_bf16x2(m[0], m[1]), max_nan_bf16x2(m[2], m[3]));
+    // Column 2p + h is the low (h = 0) or high half of each word.
+    const auto value = [&](int h, int i) { return h ? high_half(w[i]) : low_half(w[i]); };
+    float amax[2];
+    bool finite[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const float group_max = lanes_max<lanes>(h ? high_half(m[0]) : low_half(m[0]));
+        finite[h] = finite_max(group_max);
+        amax[h] = group_amax<lanes>(group_max, [&] {
+            float f = 0.0f;
+            for (int i = 0; i < 32; ++i) f = finite_amax(f, value(h, i));
+            return f;
+        });
+    }
+    const SharedScales<2, lanes> scales(amax, scaler);
+    const int64_t grid_cols_t = (a.rows + G - 1) / G;
+    const int left = b.rows - 32 * q; // rows of the run inside the tensor
+    const bool vectors = a.rows % 16 == 0, whole = a.rows % 4 == 0;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const BlockScale s = scales(h);
+        uint32_t codes[8];
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float v0 = value(h, 4 * j), v1 = value(h, 4 * j + 1), v2 = value(h, 4 * j + 2),
+                        v3 = value(h, 4 * j + 3);
+            codes[j] = cast_group_packed(v0, v1, v2, v3, s.scale, scaler.format, finite[h]);
+            if constexpr (sums) sum = sum + v0 + v1 + v2 + v3;
+        }
+        const int col = 2 * p + h;
+        if constexpr (sums) {
+            sum += __shfl_xor_sync(~0u, sum, 1);
+            sum += __shfl_xor_sync(~0u, sum, 2);
+            if (q == 0 && col < b.cols) a.column_sums[int64_t(b.y) * a.cols + b.c0 + col] = sum;
+        }
+        if (col < b.cols && left > 0) {
+            store_codes_32(a.codes_t + (b.c0 + col) * a.rows + b.r0 + 32 * q,
+                           make_uint4(codes[0], codes[1], codes[2], codes[3]),
+                           make_uint4(codes[4], codes[5], codes[6], codes[7]), left, vectors,
+                           whole);
+            if (q % lanes == 0)
+                a.scale_inv_t[(b.c0 + col) * grid_cols_t + (b.r0 + 32 * q) / G] = s.scale_inv;
+        }
+    }
+}
+
+template <int G, bool sums, typename Source>
+__global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
+    quantize_both_bf16_kernel(Source src, BothOrientationsArgs a, BothTileGrid grid) {
+    extern __shared__ uint4 bf16_smem[];
+    Bf16BothTiles& tiles = *reinterpret_cast<Bf16BothTiles*>(bf16_smem);
+    const float global = two_level_global(a);
+    const GroupScaler row_scaler{a.rule, a.format, global},
+        column_scaler{a.rule_t, a.format_t, global};
+    const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
+    typename Source::Raw v[both_loads]; // the next tile, all in flight at once
     const unsigned step = gridDim.x;
-    if (Source::prefetch && blockIdx.x < grid.tiles) load_tile(v, blockIdx.x);
-    for (unsigned t = blockIdx.x; t < grid.tiles; t += step) {
-        if constexpr (!Source::prefetch) load_tile(v, t);
-        quantize_tile(v, t, Source::prefetch ? t + step : grid.tiles);
+    if (Source::prefetch) load_both_tile(src, v, BothTile(blockIdx.x, grid, a));
+    int buffer = 0;
+    for (unsigned t = blockIdx.x; t < grid.tiles; t += step, buffer ^= 1) {
+        const BothTile b(t, grid, a);
+        if constexpr (!Source::prefetch) load_both_tile(src, v, b);
+        Bf16Tile& tile = tiles.chunk[buffer];
+#pragma unroll
+        for (int k = 0; k < both_loads; ++k) {
+            const int r = warp + both_warps * k;
+            reinterpret_cast<uint2*>(&tile[r][swizzled_chunk(r, lane / 2)])[lane % 2] =
+                src.bits(v[k], b.c0 + 4 * lane);
+        }
+        // The other buffer's readers passed this barrier after their last reads of it.
+        __syncthreads();
+        if (Source::prefetch && t + step < grid.tiles)
+            load_both_tile(src, v, BothTile(t + step, grid, a));
+        quantize_bf16_rows<G>(tile, b, a, row_scaler);
+        quantize_bf16_columns<G, sums>(tile, b, a, column_scaler);
     }
 }
 
 template <int G, bool sums, typename Source>
 void launch_quantize_both_kernel(const Source& src, const BothOrientationsArgs& a,
                                  cudaStream_t stream) {
+    constexpr bool fp32 = fp32_source<Source>;
+    const auto kernel = [] {
+        if constexpr (fp32)
+            return quantize_both_fp32_kernel<G, sums, Source>;
+        else
+            return quantize_both_bf16_kernel<G, sums, Source>;
+    }();
+    constexpr int smem = fp32 ? int(sizeof(BothTiles)) : int(sizeof(Bf16BothTiles));
     // Beyond the 48 KiB a block gets unasked: once per kernel.
-    static const bool opted_in = [] {
-        OCTET_CUDA_CHECK(cudaFuncSetAttribute(quantize_both_kernel<G, sums, Source>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              int(sizeof(BothTiles))));
+    static const bool opted_in = [&] {
+        OCTET_CUDA_CHECK(
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
         return true;
     }();
     (void)opted_in;
@@ -399,11 +706,12 @@ void launch_quantize_both_kernel(const Source& src, const BothOrientationsArgs& 
         throw Error("quantize_both: " + std::to_string(a.rows) + " x " + std::to_string(a.cols) +
                     " has more 128 x 128 tiles than one launch indexes");
     const BothTileGrid grid{unsigned(tiles_x), unsigned(tiles_y), unsigned(tiles_x * tiles_y)};
+    // Persistent blocks where they prefetch; else a block a tile, whose loads the blocks
+    // resident beside it overlap.
     const int64_t blocks =
         Source::prefetch ? std::min<int64_t>(grid.tiles, int64_t(both_blocks_per_sm) * sm_count)
                          : grid.tiles;
-    quantize_both_kernel<G, sums>
-        <<<unsigned(blocks), both_threads, sizeof(BothTiles), stream>>>(src, a, grid);
+    kernel<<<unsigned(blocks), both_threads, smem, stream>>>(src, a, grid);
     OCTET_CUDA_LAUNCHED();
 }
 
