@@ -52,26 +52,20 @@ __global__ void source_amax_kernel(Source src, int64_t rows, int64_t cols, uint3
     if (threadIdx.x == 0) atomicMax(amax_bits, __float_as_uint(amax));
 }
 
-// Both orientations in groups of G (quantize.h): a block of 256 threads takes a 128 × 128 tile
-// into shared memory, then thread t of the first 128 quantizes the tile's row t (128 / G groups)
-// while thread t of the others quantizes its column t (groups of the transposed copy), each
-// writing its codes into a shared tile of its orientation; then the block stores both tiles
-// row by row, 128 contiguous bytes per warp instruction. A thread owns whole groups, so the scale
-// rule runs once per group rather than once per warp instruction, and the amax costs one
-// max and one multiply-add per value: the kernels that give a warp to a group are bound by
-// instruction issue. From BF16 (rows of whole quads), blocks are persistent (two per SM) and
-// load their next tile into registers while they quantize and store the current one: one tile a
-// block, each waited for its load, then left memory idle while it computed, which held the
-// kernel to 39% of copy bandwidth (70% now, H100). Two tiles in flight a block were slower
-// (67%), so the loads' latency is not what bounds it. From FP32 a block takes one tile (77-79%;
-// persistent with the next tile in flight, slower). The same kernel quantizes an activation's
-// output as it computes it from the activation's BF16 inputs (GeluSource and the others below),
-// so that output is never written: at 1.3B (blockwise, H100) GELU's two kernels took 5.7 ms a
-// step, the fused loads and arithmetic add 3.4 ms to the quantization. Also tried, slower (1x128
-// from BF16, H100): each thread keeping 16 rows × 4 columns in registers, row groups reduced across
-// lanes by shuffles and column groups through shared memory, 59% (a tile a block, three blocks an
-// SM) and 65% (persistent, the next tile in registers); it issued as many instructions as this
-// kernel, with fewer warps an SM to hide their latency.
+// Both orientations in groups of G (quantize.h), a 128 × 128 tile at a time through shared
+// memory, by two kernels: one for FP32 values, one for BF16 values (a BF16 tensor, or an
+// activation's output computed from its BF16 inputs, GeluSource and the others below, so that
+// output is never written: at 1.3B (blockwise, H100) GELU's two kernels took 5.7 ms a step, the
+// fused loads and arithmetic add 3.4 ms to the quantization). Each is described where it is
+// defined. Measured on an H100 at 16384 × 4096 (`octet bench quant`): 76-80% of copy bandwidth
+// from BF16, 77-79% from FP32. Tried for BF16 values and slower or no faster:
+// - a thread per row (128 of them) and one per column (the others) of a tile staged as floats,
+//   blocks persistent with the next tile in registers: 63-70%, bound by the long chain of 128
+//   values a thread and the scale rule's divisions;
+// - each thread keeping 16 rows × 4 columns in registers, row groups reduced across lanes by
+//   shuffles and column groups through shared memory: 59-65%;
+// - the tile copied into shared memory by cp.async (no registers held in flight, three blocks an
+//   SM): 76-80%, no faster than the loads into registers.
 constexpr int both_tile = 128, both_threads = 256, both_warps = both_threads / 32;
 constexpr int both_words = both_tile / 4; // codes of a group, four to a word
 constexpr int both_blocks_per_sm = 2;
@@ -390,18 +384,17 @@ __global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
     }
 }
 
-// BF16 values (a BF16 tensor, or an activation's output computed from its BF16 inputs): blocks
-// are persistent (two an SM) and stage each tile in shared memory as its BF16 bits, 32 KiB, in
-// one of two buffers, so that one barrier a tile suffices; the next tile's loads are in flight
-// while the block quantizes the current one. Every thread takes part in both orientations, from
-// shared memory:
+// BF16 values: blocks are persistent (two an SM) and stage each tile in shared memory as its
+// BF16 bits, 32 KiB, in one of two buffers, so that one barrier a tile suffices; the next tile's
+// loads are in flight while the block quantizes the current one. Every thread takes part in both
+// orientations, from shared memory:
 // - rows: 16 threads a row, each with a chunk of 8 values (one 16-byte read), the group's amax
 //   over 4 or 16 lanes by shuffles, 8 codes in one 8-byte store;
 // - columns: 4 threads a pair of columns, each with 32 rows of both (32 word reads), G = 128's
 //   amax over the 4 lanes by shuffles, 32 codes of each column in two 16-byte stores;
-// amaxes as BF16 pairs (max.NaN.bf16x2 of |word|: exact, two values an instruction).
-// The kernel before this one staged FP32 values and gave each of 128 threads a whole row and
-// each of the others a whole column (a chain of 128 values a thread), 63-70% of copy bandwidth.
+// amaxes as BF16 pairs (max.NaN.bf16x2 of |word|: exact, two values an instruction). ncu (H100):
+// about 65 M warp instructions at 16384 × 4096, issued at 0.57 a cycle per scheduler with four
+// warps each (126 registers); fixed-latency dependencies are the largest stall.
 constexpr int bf16_chunks = both_tile / 8; // 16-byte chunks of 8 values in a tile's row
 
 struct Bf16BothTiles {
