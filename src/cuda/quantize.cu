@@ -298,6 +298,23 @@ __device__ float two_level_global(const BothOrientationsArgs& a) {
     return global;
 }
 
+// The block's dynamic shared memory (the launch's size, at least sizeof(T)) as a T.
+template <typename T>
+__device__ T& dynamic_shared() {
+    extern __shared__ uint4 dynamic_shared_memory[];
+    return *reinterpret_cast<T*>(dynamic_shared_memory);
+}
+
+// The row-wise and the column-wise copies' group scalers.
+struct OrientationScalers {
+    GroupScaler rows, columns;
+};
+
+__device__ OrientationScalers orientation_scalers(const BothOrientationsArgs& a) {
+    const float global = two_level_global(a);
+    return {{a.rule, a.format, global}, {a.rule_t, a.format_t, global}};
+}
+
 // Thread (warp, lane) loads quad `lane` of the tile's rows warp, warp + 8, …: a warp reads
 // whole rows.
 constexpr int both_loads = both_tile / both_warps;
@@ -324,11 +341,8 @@ __device__ void load_both_tile(const Source& src, typename Source::Raw (&v)[both
 template <int G, bool sums, typename Source>
 __global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
     quantize_both_fp32_kernel(Source src, BothOrientationsArgs a, BothTileGrid grid) {
-    extern __shared__ float4 both_smem[];
-    BothTiles& tile = *reinterpret_cast<BothTiles*>(both_smem);
-    const float global = two_level_global(a);
-    const GroupScaler row_scaler{a.rule, a.format, global},
-        column_scaler{a.rule_t, a.format_t, global};
+    BothTiles& tile = dynamic_shared<BothTiles>();
+    const auto [row_scaler, column_scaler] = orientation_scalers(a);
     const int64_t grid_cols = (a.cols + G - 1) / G, grid_cols_t = (a.rows + G - 1) / G;
     const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
     const BothTile b(blockIdx.x, grid, a);
@@ -646,11 +660,8 @@ __device__ void quantize_bf16_columns(const Bf16Tile& tile, const BothTile& b,
 template <int G, bool sums, typename Source>
 __global__ void __launch_bounds__(both_threads, both_blocks_per_sm)
     quantize_both_bf16_kernel(Source src, BothOrientationsArgs a, BothTileGrid grid) {
-    extern __shared__ uint4 bf16_smem[];
-    Bf16BothTiles& tiles = *reinterpret_cast<Bf16BothTiles*>(bf16_smem);
-    const float global = two_level_global(a);
-    const GroupScaler row_scaler{a.rule, a.format, global},
-        column_scaler{a.rule_t, a.format_t, global};
+    Bf16BothTiles& tiles = dynamic_shared<Bf16BothTiles>();
+    const auto [row_scaler, column_scaler] = orientation_scalers(a);
     const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
     typename Source::Raw v[both_loads]; // the next tile, all in flight at once
     const unsigned step = gridDim.x;
