@@ -453,13 +453,14 @@ __device__ __forceinline__ float lanes_max(float v) {
     return v;
 }
 
+// Whether a group's NaN-propagating max is finite: false for NaN and +Inf.
+__device__ __forceinline__ bool finite_max(float group_max) {
+    return group_max <= 3.4028235e38f;
+}
+
 // A group's amax from its NaN-propagating max over `lanes` lanes: that max where it is finite,
 // else the finite amax of each lane's values (`finite_part()`) over the same lanes. Warps with
 // no such group skip the second reduction, which all lanes of a warp must join.
-__device__ __forceinline__ bool finite_max(float group_max) {
-    return group_max <= 3.4028235e38f; // false for NaN and +Inf
-}
-
 template <int lanes, typename FinitePart>
 __device__ __forceinline__ float group_amax(float group_max, FinitePart finite_part) {
     if (__any_sync(~0u, !finite_max(group_max))) {
@@ -542,7 +543,8 @@ __device__ __forceinline__ void store_codes_32(uint8_t* out, uint4 lo, uint4 hi,
 using Bf16Tile = uint4[both_tile][bf16_chunks];
 
 // The row-wise copy of the staged tile: thread (warp, lane) quantizes chunk lane % 16 of rows
-// 16 warp + 2k + lane / 16, k < 8: the groups' amaxes, their scales, then the codes.
+// 16 warp + 2k + lane / 16, k < 8: the groups' amaxes, their scales, then the codes, reading
+// each chunk from shared memory again (holding all eight would take 32 more registers).
 template <int G>
 __device__ void quantize_bf16_rows(const Bf16Tile& tile, const BothTile& b,
                                    const BothOrientationsArgs& a, const GroupScaler& scaler) {
