@@ -232,6 +232,21 @@ int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
         });
         report(name, ms, double(n) * bytes + double(n / group) * 8);
     }
+    {
+        // Activations between FP8 layers, quantized (block-wise) as they are computed from their
+        // BF16 inputs: GELU from x (2 B read), its gradient from x and d_out (4 B read).
+        const auto* d_out = reinterpret_cast<const __nv_bfloat16*>(copy.data());
+        const auto quantizer = make_recipe("blockwise")->make_quantizer(TensorRole::activation);
+        using Op = cuda::ElementwiseSource::Op;
+        for (auto [name, op, bytes] : {std::tuple{"both 1x128, GELU as computed", Op::gelu, 4.0},
+                                       {"both 1x128, GELU' as computed", Op::gelu_backward, 6.0}}) {
+            const cuda::ElementwiseSource source{op, x_bf16, op == Op::gelu ? nullptr : d_out};
+            const double ms = median_event_ms([&] {
+                transposer.quantize_both(*quantizer, *quantizer, source, rows, cols, q, t, nullptr);
+            });
+            report(name, ms, double(n) * bytes + double(n / 128) * 8);
+        }
+    }
     // From FP32: the block-wise plan, the backward's column-wise copy quantized from the same
     // tensor (1x128 along the other axis), and both in one pass.
     Buffer<float> x32(memory, n);
