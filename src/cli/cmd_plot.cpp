@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <ostream>
 #include <sstream>
@@ -57,6 +58,38 @@ std::string quoted(const std::string& s) {
     return out + "'";
 }
 
+// One color per run, distinct for up to 12 runs (gnuplot's own line types repeat after 8).
+std::string run_color(size_t i) {
+    static const char* const colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                         "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                                         "#bcbd22", "#17becf", "#000000", "#aec7e8"};
+    return std::string("rgb '") + colors[i % std::size(colors)] + "'";
+}
+
+// The relative gap, in %, of each step's loss in `run` to the same step's in `ref`.
+void write_gaps(std::ostream& out, const std::map<int64_t, double>& run,
+                const std::map<int64_t, double>& ref) {
+    for (const auto& [s, l] : run) {
+        auto r = ref.find(s);
+        if (r != ref.end() && r->second != 0)
+            out << s << " " << 100 * (l - r->second) / r->second << "\n";
+    }
+}
+
+// One panel: every run's line, then the runs' points (where a file is named) over all lines.
+void plot_panel(std::ostream& script, const std::vector<Run>& runs,
+                const std::vector<std::string>& lines, const std::vector<std::string>& points) {
+    script << "plot ";
+    for (size_t i = 0; i < runs.size(); ++i)
+        script << (i ? ", " : "") << quoted(lines[i]) << " using 1:2 with lines lw 1.3 lc "
+               << run_color(i) << " title " << quoted(runs[i].name);
+    for (size_t i = 0; i < runs.size(); ++i)
+        if (!points[i].empty())
+            script << ", " << quoted(points[i]) << " using 1:2 with points pt 7 ps 0.9 lc "
+                   << run_color(i) << " notitle";
+    script << "\n";
+}
+
 } // namespace
 
 int cmd_plot(const std::vector<std::string>& argv, std::ostream& out) {
@@ -89,34 +122,31 @@ int cmd_plot(const std::vector<std::string>& argv, std::ostream& out) {
            << "\n"
            << "set multiplot layout 2,1\nset grid\nset key top right\nset xlabel 'step'\nset "
               "ylabel 'loss'\n"
-           << "set title 'Loss (lines: training, points: validation)'\nplot ";
+           << "set title 'Loss (lines: training, points: validation)'\n";
+    const auto file = [&](const char* what, size_t i) {
+        return (tmp / (what + std::to_string(i) + ".dat")).string();
+    };
+    std::vector<std::string> lines(runs.size()), points(runs.size());
     for (size_t i = 0; i < runs.size(); ++i) {
-        const std::string data = (tmp / ("run" + std::to_string(i) + ".dat")).string();
-        const std::string eval = (tmp / ("eval" + std::to_string(i) + ".dat")).string();
-        std::ofstream d(data), e(eval);
+        std::ofstream d(lines[i] = file("run", i));
         for (const auto& [s, l] : runs[i].loss) d << s << " " << l << "\n";
+        if (runs[i].eval.empty()) continue;
+        std::ofstream e(points[i] = file("eval", i));
         for (const auto& [s, l] : runs[i].eval) e << s << " " << l << "\n";
-        script << (i ? ", " : "") << quoted(data) << " using 1:2 with lines lw 1.5 lc " << i + 1
-               << " title " << quoted(runs[i].name);
-        if (!runs[i].eval.empty())
-            script << ", " << quoted(eval) << " using 1:2 with points pt 7 ps 0.8 lc " << i + 1
-                   << " notitle";
     }
-    script << "\nset ylabel 'gap to " << runs[0].name
-           << " (%)'\nset title 'Relative gap of the training loss to " << runs[0].name
-           << "'\nplot ";
+    plot_panel(script, runs, lines, points);
+    script << "set ylabel 'gap to " << runs[0].name << " (%)'\nset title 'Relative gap to "
+           << runs[0].name << " (lines: training loss, points: validation loss)'\n";
     for (size_t i = 0; i < runs.size(); ++i) {
-        const std::string gap = (tmp / ("gap" + std::to_string(i) + ".dat")).string();
-        std::ofstream g(gap);
-        for (const auto& [s, l] : runs[i].loss) {
-            auto ref = runs[0].loss.find(s);
-            if (ref != runs[0].loss.end() && ref->second != 0)
-                g << s << " " << 100 * (l - ref->second) / ref->second << "\n";
-        }
-        script << (i ? ", " : "") << quoted(gap) << " using 1:2 with lines lw 1.2 lc " << i + 1
-               << " title " << quoted(runs[i].name);
+        std::ofstream g(lines[i] = file("gap", i));
+        write_gaps(g, runs[i].loss, runs[0].loss);
+        points[i].clear();
+        if (runs[i].eval.empty() || runs[0].eval.empty()) continue;
+        std::ofstream e(points[i] = file("eval_gap", i));
+        write_gaps(e, runs[i].eval, runs[0].eval);
     }
-    script << "\nunset multiplot\n";
+    plot_panel(script, runs, lines, points);
+    script << "unset multiplot\n";
     const std::string script_path = (tmp / "plot.gp").string();
     { std::ofstream(script_path) << script.str(); }
     const std::string log_path = (tmp / "gnuplot.log").string();
