@@ -2,12 +2,13 @@
 // = 16384 tokens by the GPT-2 124M, 1.3B and 7B projections, and 8192³): cuBLASLt BF16, FP8
 // per-tensor (fast accumulation) and FP8 block-wise (1×128 · 128×128), and Octet's microscaled
 // GEMM (cuda/microscaled_gemm.h) on the block-wise operands and on MOSS's (1×128 and 1×32 local
-// scales, a per-tensor weight scale). Median of 20 timed runs
-// after 5 warm-ups, CUDA events, uniformly random operands (cuda/random_fill.h); needs a build with
-// CUDA and a GPU.
+// scales, a per-tensor weight scale); `--shapes` picks rows, so that a profiler sees only their
+// kernels. Median of 20 timed runs after 5 warm-ups, CUDA events, uniformly random operands
+// (cuda/random_fill.h); needs a build with CUDA and a GPU.
 #include <algorithm>
 #include <cstdio>
 #include <ostream>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -71,27 +72,17 @@ double median_event_ms(const F& f) {
 } // namespace
 #endif
 
-int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
-    if (printed_help("gemm",
-                     "usage: octet bench gemm\n\nTFLOPS of cuBLASLt BF16, FP8 per-tensor and FP8 "
-                     "block-wise GEMMs, and of\nOctet's microscaled GEMM (1x128 . 128x128; 1x128 "
-                     "and 1x32 . per-tensor), "
-                     "at M = 16384 and the GPT-2\n124M, 1.3B and 7B projection shapes, plus "
-                     "8192^3.\n",
-                     argv, out))
-        return 0;
-#if !defined(OCTET_WITH_CUDA)
-    throw Error(
-        "octet bench gemm needs a build with CUDA (nvcc was not found when this was built)");
-#else
-    if (!cuda::device_available()) throw Error("octet bench gemm: no GPU");
-    cudaDeviceProp prop{};
-    OCTET_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    struct Shape {
-        const char* name;
-        int64_t m, n, k;
-    };
-    const Shape shapes[] = {
+namespace {
+
+struct GemmShape {
+    std::string name;
+    int64_t m, n, k;
+};
+
+// The shapes of `octet bench gemm`, or those named in --shapes (comma-separated, as the table
+// names them: "1.3B fc2,8192^3").
+std::vector<GemmShape> bench_gemm_shapes(const std::vector<std::string>& argv) {
+    const std::vector<GemmShape> all = {
         {"124M qkv", 16384, 2304, 768},   {"124M fc", 16384, 3072, 768},
         {"124M fc2", 16384, 768, 3072},   {"1.3B qkv", 16384, 6144, 2048},
         {"1.3B proj", 16384, 2048, 2048}, {"1.3B fc", 16384, 8192, 2048},
@@ -99,6 +90,52 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
         {"7B proj", 16384, 4096, 4096},   {"7B fc", 16384, 11008, 4096},
         {"7B fc2", 16384, 4096, 11008},   {"8192^3", 8192, 8192, 8192},
     };
+    if (argv.empty()) return all;
+    if (argv[0] != "--shapes")
+        throw Error("octet bench gemm takes --help or --shapes NAMES (got '" + argv[0] + "')");
+    if (argv.size() != 2)
+        throw Error(argv.size() == 1
+                        ? "octet bench gemm: --shapes needs a value"
+                        : "octet bench gemm: one --shapes, then nothing (got '" + argv[2] + "')");
+    std::vector<GemmShape> chosen;
+    size_t begin = 0;
+    while (begin <= argv[1].size()) {
+        const size_t end = std::min(argv[1].find(',', begin), argv[1].size());
+        const std::string name = argv[1].substr(begin, end - begin);
+        const auto found = std::find_if(all.begin(), all.end(),
+                                        [&](const GemmShape& s) { return s.name == name; });
+        if (found == all.end()) {
+            std::string names;
+            for (const GemmShape& s : all) names += (names.empty() ? "'" : ", '") + s.name + "'";
+            throw Error("octet bench gemm: unknown shape '" + name + "' in --shapes (" + names +
+                        ")");
+        }
+        chosen.push_back(*found);
+        begin = end + 1;
+    }
+    return chosen;
+}
+
+} // namespace
+
+int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
+    if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
+        out << "usage: octet bench gemm [--shapes NAMES]\n\nTFLOPS of cuBLASLt BF16, FP8 "
+               "per-tensor and FP8 block-wise GEMMs, and of\nOctet's microscaled GEMM (1x128 . "
+               "128x128; 1x128 and 1x32 . per-tensor), at M = 16384 and the GPT-2\n124M, 1.3B "
+               "and 7B projection shapes, plus 8192^3.\n\n  --shapes NAMES  only these rows, "
+               "comma-separated as the table names them\n                  (\"1.3B fc2,8192^3\")\n";
+        return 0;
+    }
+    const std::vector<GemmShape> shapes = bench_gemm_shapes(argv);
+#if !defined(OCTET_WITH_CUDA)
+    throw Error(
+        "octet bench gemm needs a build with CUDA (nvcc was not found when this was built)");
+#else
+    if (!cuda::device_available()) throw Error("octet bench gemm: no GPU");
+    cudaDeviceProp prop{};
+    OCTET_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    using Shape = GemmShape;
     int64_t max_elems = 0;
     for (const Shape& s : shapes)
         max_elems = std::max({max_elems, s.m * s.k, s.n * s.k, s.m * s.n});
@@ -171,7 +208,7 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
         std::snprintf(line, sizeof line,
                       "%-10s %6lld %6lld %6lld %6.0f %7.0f %6.0f %6.0f %7.2f %7.2f %7.0f %8.2f "
                       "%7.0f\n",
-                      s.name, static_cast<long long>(s.m), static_cast<long long>(s.n),
+                      s.name.c_str(), static_cast<long long>(s.m), static_cast<long long>(s.n),
                       static_cast<long long>(s.k), bf, pt, bw, oc, oc / bw, oc / pt, o128,
                       o128 / pt, o32);
         out << line << std::flush;

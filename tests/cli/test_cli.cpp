@@ -120,6 +120,11 @@ TEST_F(CliTest, BadInputExitsWithStatusTwoAndNamesTheProblem) {
         {{"bench", "infer"}, "octet bench train"},
         // No GPU here (or no CUDA in the build): refused by name, nothing allocated first.
         {{"bench", "gemm"}, "octet bench gemm"},
+        {{"bench", "gemm", "--shapes", "1.3B fc2,1.3B fc3"}, "unknown shape '1.3B fc3'"},
+        {{"bench", "gemm", "--shapes", ""}, "unknown shape ''"},
+        {{"bench", "gemm", "--shape", "1.3B fc2"}, "--shapes NAMES (got '--shape')"},
+        {{"bench", "gemm", "--shapes"}, "--shapes needs a value"},
+        {{"bench", "gemm", "--shapes", "7B fc", "7B fc2"}, "then nothing (got '7B fc2')"},
         {{"bench", "quant"}, "octet bench quant"},
     };
     for (const Case& c : cases) {
