@@ -33,15 +33,12 @@
 
 namespace octet {
 
-// A GPU benchmark takes no arguments but --help: true when `help` was printed.
-static bool printed_help(const char* name, const char* help, const std::vector<std::string>& argv,
+// Prints `help` when the first argument asks for it: true when it did.
+static bool printed_help(const char* help, const std::vector<std::string>& argv,
                          std::ostream& out) {
-    if (argv.empty()) return false;
-    if (argv[0] == "--help" || argv[0] == "-h") {
-        out << help;
-        return true;
-    }
-    throw Error(std::string("octet bench ") + name + " takes no arguments (got '" + argv[0] + "')");
+    if (argv.empty() || (argv[0] != "--help" && argv[0] != "-h")) return false;
+    out << help;
+    return true;
 }
 
 #if defined(OCTET_WITH_CUDA)
@@ -119,14 +116,14 @@ std::vector<GemmShape> bench_gemm_shapes(const std::vector<std::string>& argv) {
 } // namespace
 
 int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
-    if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
-        out << "usage: octet bench gemm [--shapes NAMES]\n\nTFLOPS of cuBLASLt BF16, FP8 "
-               "per-tensor and FP8 block-wise GEMMs, and of\nOctet's microscaled GEMM (1x128 . "
-               "128x128; 1x128 and 1x32 . per-tensor), at M = 16384 and the GPT-2\n124M, 1.3B "
-               "and 7B projection shapes, plus 8192^3.\n\n  --shapes NAMES  only these rows, "
-               "comma-separated as the table names them\n                  (\"1.3B fc2,8192^3\")\n";
+    if (printed_help("usage: octet bench gemm [--shapes NAMES]\n\nTFLOPS of cuBLASLt BF16, FP8 "
+                     "per-tensor and FP8 block-wise GEMMs, and of\nOctet's microscaled GEMM "
+                     "(1x128 . 128x128; 1x128 and 1x32 . per-tensor), at M = 16384 and the "
+                     "GPT-2\n124M, 1.3B and 7B projection shapes, plus 8192^3.\n\n  --shapes "
+                     "NAMES  only these rows, comma-separated as the table names them\n"
+                     "                  (\"1.3B fc2,8192^3\")\n",
+                     argv, out))
         return 0;
-    }
     const std::vector<GemmShape> shapes = bench_gemm_shapes(argv);
 #if !defined(OCTET_WITH_CUDA)
     throw Error(
@@ -135,9 +132,8 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
     if (!cuda::device_available()) throw Error("octet bench gemm: no GPU");
     cudaDeviceProp prop{};
     OCTET_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    using Shape = GemmShape;
     int64_t max_elems = 0;
-    for (const Shape& s : shapes)
+    for (const GemmShape& s : shapes)
         max_elems = std::max({max_elems, s.m * s.k, s.n * s.k, s.m * s.n});
     void *a = nullptr, *b = nullptr, *out_buf = nullptr;
     float *sa = nullptr, *sb = nullptr;
@@ -153,14 +149,14 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
     cuda::DeviceMemory memory(nullptr);
     cuda::MicroscaledGemm microscaled(memory);
     // Fresh random operands of the GEMM's format: constant data would flatter the clocks.
-    auto fill = [&](const Shape& s, Format f) {
+    auto fill = [&](const GemmShape& s, Format f) {
         cuda::fill_random(a, s.m * s.k, f, f == Format::bf16 ? 1.0f : 448.0f, 1, nullptr);
         cuda::fill_random(b, s.n * s.k, f, f == Format::bf16 ? 1.0f : 448.0f, 2, nullptr);
     };
-    auto tflops_of = [](const Shape& s, double ms) {
+    auto tflops_of = [](const GemmShape& s, double ms) {
         return 2.0 * double(s.m) * double(s.n) * double(s.k) / (ms * 1e-3) / 1e12;
     };
-    auto tflops = [&](const Shape& s, cuda::GemmScaling scaling) {
+    auto tflops = [&](const GemmShape& s, cuda::GemmScaling scaling) {
         const Format f = scaling == cuda::GemmScaling::bf16 ? Format::bf16 : Format::e4m3;
         fill(s, f);
         const cuda::GemmArgs args{a,   b,   f,       f,
@@ -170,7 +166,7 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
     };
     // Octet's GEMM: a with 1×G scales; b with 128×128 block scales (DeepSeek) or one scale in
     // alpha (MOSS's predicted weight scale).
-    auto octet_tflops = [&](const Shape& s, int group, cuda::MicroscaledB b_scaling) {
+    auto octet_tflops = [&](const GemmShape& s, int group, cuda::MicroscaledB b_scaling) {
         fill(s, Format::e4m3);
         const cuda::MicroscaledGemmArgs args{static_cast<const uint8_t*>(a),
                                              static_cast<const uint8_t*>(b),
@@ -198,7 +194,7 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
                   "G128pt", "/tensor", "G32pt");
     out << line << std::string(104, '-') << "\n";
     using B = cuda::MicroscaledB;
-    for (const Shape& s : shapes) {
+    for (const GemmShape& s : shapes) {
         const double bf = tflops(s, cuda::GemmScaling::bf16),
                      pt = tflops(s, cuda::GemmScaling::per_tensor),
                      bw = tflops(s, cuda::GemmScaling::blockwise),
@@ -221,11 +217,11 @@ int cmd_bench_gemm(const std::vector<std::string>& argv, std::ostream& out) {
 // `octet bench quant`: bandwidth of the quantization kernels at 16384 × 4096 BF16, against a
 // device-to-device copy of the same tensor (the bandwidth a one-pass kernel can hope for).
 int cmd_bench_quant(const std::vector<std::string>& argv, std::ostream& out) {
-    if (printed_help("quant",
-                     "usage: octet bench quant\n\nGB/s of the quantization and transpose kernels "
+    if (printed_help("usage: octet bench quant\n\nGB/s of the quantization and transpose kernels "
                      "at 16384 x 4096 BF16,\nagainst a device-to-device copy of the same tensor.\n",
                      argv, out))
         return 0;
+    if (!argv.empty()) throw Error("octet bench quant takes no arguments (got '" + argv[0] + "')");
 #if !defined(OCTET_WITH_CUDA)
     throw Error(
         "octet bench quant needs a build with CUDA (nvcc was not found when this was built)");
